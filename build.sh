@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Build ToastyFS. Installs missing build dependencies (as root) and compiles.
+#   ./build.sh             release build in build/
+#   ./build.sh --sanitize  ASan+UBSan build in build-asan/
+set -euo pipefail
+cd "$(dirname "$0")"
+
+builddir=build
+setup_opts=(--buildtype=release)
+case "${1:-}" in
+  "") ;;
+  --sanitize)
+    builddir=build-asan
+    setup_opts=(--buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false) ;;
+  *) echo "usage: $0 [--sanitize]" >&2; exit 2 ;;
+esac
+
+# --- dependencies: commands (command -> Debian package) and -dev packages ---
+missing=()
+declare -A cmd_pkg=([meson]=meson [ninja]=ninja-build [g++]=g++ [pkg-config]=pkg-config)
+for cmd in meson ninja g++ pkg-config; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${cmd_pkg[$cmd]}")
+done
+for pkg in libssl-dev libboost-test-dev libbenchmark-dev; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  else
+    echo "missing dependencies; install them with:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# --- configure (first time only) and build ---
+[ -f "$builddir/build.ninja" ] || meson setup "$builddir" "${setup_opts[@]}"
+meson compile -C "$builddir"
+echo "built in $builddir/"

@@ -1,0 +1,280 @@
+// basic_client: submits operations to a VSR cluster.
+//
+// A client owns a fixed number of sessions. Each session has its own random client id, registers
+// once (the cluster assigns it a session number), and has at most one request outstanding, so
+// the replicated client table can deduplicate by request number. Several sessions give several
+// outstanding requests; further submissions wait in a bounded queue.
+//
+// Leader discovery: the first send goes to the primary of the latest view seen in a reply; a
+// retry (after a timeout with exponential backoff and jitter) goes to every replica, and only the
+// primary answers. Retries reuse the request number, so a retried request executes at most once.
+#pragma once
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "vsr/message_bus.hpp"
+#include "vsr/random.hpp"
+#include "vsr/wire.hpp"
+
+namespace vsr {
+
+struct client_options {
+    std::uint32_t cluster = 0;
+    std::uint8_t replica_count = 3;
+    std::size_t message_size_max = 1 << 20;
+    /// Concurrent outstanding requests (one session each).
+    std::uint32_t sessions = 1;
+    /// Submissions waiting for a free session. submit() refuses beyond this.
+    std::uint32_t queue_max = 4096;
+    std::uint32_t tick_ms = 10;
+    std::uint32_t retry_initial_ms = 200;
+    std::uint32_t retry_max_ms = 1600;
+    /// Give up on a request after this long and report result_status::timeout (its outcome is
+    /// then unknown). 0 = never give up.
+    std::uint32_t deadline_ms = 0;
+};
+
+enum class result_status : std::uint8_t {
+    ok,
+    timeout,          // deadline passed: the operation may or may not have executed
+    session_evicted,  // the session was evicted before the operation executed
+    log_full,         // the cluster refused it (log length limit); not executed
+};
+
+inline const char* to_string(result_status s) noexcept {
+    switch (s) {
+        case result_status::ok: return "ok";
+        case result_status::timeout: return "timeout";
+        case result_status::session_evicted: return "session_evicted";
+        case result_status::log_full: return "log_full";
+    }
+    return "unknown";
+}
+
+/// Completion of one submitted operation. `body` is valid only during the callback.
+struct client_result {
+    result_status status = result_status::ok;
+    std::uint64_t op = 0;       // log position where it executed (ok only)
+    std::uint32_t index = 0;    // index inside that entry's batch (ok only)
+    std::span<const std::uint8_t> body;
+};
+
+enum class submit_error : std::uint8_t { none, queue_full, too_large };
+
+template <message_bus MessageBus, random_source Random>
+class basic_client {
+public:
+    using callback = std::function<void(const client_result&)>;
+
+    struct counters_type {
+        std::uint64_t retries = 0;
+        std::uint64_t dropped_messages = 0;  // undecodable or not matching an outstanding request
+        std::uint64_t registrations = 0;
+        std::uint64_t evictions = 0;
+        std::uint64_t timeouts = 0;
+    };
+
+    basic_client(const client_options& options, MessageBus& bus, Random& random)
+        : options_(options), bus_(bus), random_(random), sessions_(options.sessions) {
+        assert(options.sessions >= 1 && options.replica_count >= 1 && options.tick_ms > 0);
+        for (std::size_t i = 0; i < sessions_.size(); ++i) {
+            std::uint64_t id = 0;
+            while (id == 0 || by_client_id_.contains(id)) id = random_.next_u64();
+            sessions_[i].client_id = id;
+            by_client_id_.emplace(id, i);
+        }
+    }
+
+    /// The client ids this client receives replies for (one per session).
+    std::vector<std::uint64_t> client_ids() const {
+        std::vector<std::uint64_t> ids;
+        for (const auto& s : sessions_) ids.push_back(s.client_id);
+        return ids;
+    }
+    bool owns(std::uint64_t client_id) const noexcept { return by_client_id_.contains(client_id); }
+    std::uint64_t view() const noexcept { return view_; }
+    std::size_t outstanding() const noexcept { return queue_.size() + busy_sessions(); }
+    const counters_type& counters() const noexcept { return counters_; }
+
+    /// Queues `operation`; `done` runs later, from tick() or on_message(), never from here.
+    submit_error submit(std::span<const std::uint8_t> operation, callback done) {
+        if (header_size + operation.size() > options_.message_size_max) return submit_error::too_large;
+        if (queue_.size() >= options_.queue_max) return submit_error::queue_full;
+        queue_.push_back(pending{std::vector<std::uint8_t>(operation.begin(), operation.end()), std::move(done)});
+        dispatch();
+        return submit_error::none;
+    }
+
+    void tick() {
+        ++now_ticks_;
+        for (std::size_t i = 0; i < sessions_.size(); ++i) {
+            session_slot& s = sessions_[i];
+            if (s.state != slot_state::registering && s.state != slot_state::busy) continue;
+            if (s.state == slot_state::busy && options_.deadline_ms != 0 &&
+                now_ticks_ - s.started_tick >= ticks(options_.deadline_ms)) {
+                ++counters_.timeouts;
+                complete(i, client_result{result_status::timeout, 0, 0, {}});
+                continue;
+            }
+            if (now_ticks_ >= s.retry_at_tick) {
+                ++counters_.retries;
+                broadcast(s);
+                s.retry_ticks = std::min(s.retry_ticks * 2, ticks(options_.retry_max_ms));
+                s.retry_at_tick = now_ticks_ + s.retry_ticks + uniform_below(random_, s.retry_ticks / 2 + 1);
+            }
+        }
+        dispatch();
+    }
+
+    void on_message(std::span<const std::uint8_t> bytes) {
+        header h;
+        if (decode_message(bytes, options_.cluster, options_.message_size_max, h) != decode_error::none ||
+            h.target != address_client || h.sender >= options_.replica_count ||
+            (h.cmd != command::reply && h.cmd != command::eviction)) {
+            ++counters_.dropped_messages;
+            return;
+        }
+        const auto it = by_client_id_.find(h.client_id);
+        if (it == by_client_id_.end()) {
+            ++counters_.dropped_messages;
+            return;
+        }
+        view_ = std::max(view_, h.view);
+        const std::size_t index = it->second;
+        session_slot& s = sessions_[index];
+        const auto status = static_cast<reply_status>(h.status);
+        if (h.cmd == command::eviction || status == reply_status::session_evicted) {
+            on_evicted(index, h.session);
+        } else if (s.state == slot_state::registering && h.request_number == 0 && status == reply_status::ok) {
+            s.session = h.session;
+            s.state = slot_state::idle;
+            ++counters_.registrations;
+        } else if (s.state == slot_state::busy && h.session == s.session && h.request_number == s.request_number) {
+            const result_status result = status == reply_status::ok ? result_status::ok : result_status::log_full;
+            complete(index, client_result{result, h.op, static_cast<std::uint32_t>(h.extra), message_body(bytes)});
+        } else {
+            ++counters_.dropped_messages;
+        }
+        dispatch();
+    }
+
+private:
+    enum class slot_state : std::uint8_t { unregistered, registering, idle, busy };
+
+    struct pending {
+        std::vector<std::uint8_t> operation;
+        callback done;
+    };
+
+    struct session_slot {
+        std::uint64_t client_id = 0;
+        std::uint64_t session = 0;
+        std::uint64_t request_number = 0;
+        slot_state state = slot_state::unregistered;
+        std::vector<std::uint8_t> message;  // the encoded request, target patched per send
+        callback done;
+        std::uint64_t started_tick = 0;
+        std::uint64_t retry_at_tick = 0;
+        std::uint64_t retry_ticks = 0;
+    };
+
+    std::uint64_t ticks(std::uint32_t ms) const noexcept { return ms / options_.tick_ms + 1; }
+
+    std::size_t busy_sessions() const noexcept {
+        return static_cast<std::size_t>(std::count_if(sessions_.begin(), sessions_.end(), [](const auto& s) {
+            return s.state == slot_state::busy;
+        }));
+    }
+
+    std::uint8_t primary() const noexcept { return static_cast<std::uint8_t>(view_ % options_.replica_count); }
+
+    /// Hands queued operations to idle sessions, registering sessions as needed.
+    void dispatch() {
+        for (std::size_t i = 0; i < sessions_.size() && !queue_.empty(); ++i) {
+            session_slot& s = sessions_[i];
+            if (s.state == slot_state::idle) {
+                pending next = std::move(queue_.front());
+                queue_.pop_front();
+                s.done = std::move(next.done);
+                send_new(s, request_kind::operation, next.operation, s.request_number + 1);
+            } else if (s.state == slot_state::unregistered) {
+                s.session = 0;
+                send_new(s, request_kind::register_session, {}, 0);
+            }
+        }
+    }
+
+    void send_new(session_slot& s, request_kind kind, std::span<const std::uint8_t> operation,
+                  std::uint64_t request_number) {
+        header h;
+        h.cmd = command::request;
+        h.sender = address_client;
+        h.cluster = options_.cluster;
+        h.view = view_;
+        h.client_id = s.client_id;
+        h.session = s.session;
+        h.request_number = request_number;
+        h.extra = static_cast<std::uint64_t>(kind);
+        h.target = primary();
+        s.request_number = request_number;
+        s.state = kind == request_kind::register_session ? slot_state::registering : slot_state::busy;
+        s.started_tick = now_ticks_;
+        s.retry_ticks = ticks(options_.retry_initial_ms);
+        s.retry_at_tick = now_ticks_ + s.retry_ticks + uniform_below(random_, s.retry_ticks / 2 + 1);
+        encode_message(h, operation, s.message);
+        bus_.send_to_replica(h.target, s.message);
+    }
+
+    /// Retries go to every replica: whoever is primary now answers.
+    void broadcast(session_slot& s) {
+        for (std::uint8_t r = 0; r < options_.replica_count; ++r) {
+            s.message[12] = r;
+            seal(s.message, options_.cluster);
+            bus_.send_to_replica(r, s.message);
+        }
+    }
+
+    void on_evicted(std::size_t index, std::uint64_t session) {
+        session_slot& s = sessions_[index];
+        if (session != s.session || s.state == slot_state::unregistered || s.state == slot_state::registering) {
+            ++counters_.dropped_messages;
+            return;
+        }
+        ++counters_.evictions;
+        const bool was_busy = s.state == slot_state::busy;
+        callback done = std::move(s.done);
+        s.done = nullptr;
+        s.state = slot_state::unregistered;  // before the callback, which may submit again
+        s.session = 0;
+        s.request_number = 0;
+        if (was_busy && done) done(client_result{result_status::session_evicted, 0, 0, {}});
+    }
+
+    /// Frees the session, then runs the callback (which may submit again).
+    void complete(std::size_t index, const client_result& result) {
+        session_slot& s = sessions_[index];
+        callback done = std::move(s.done);
+        s.done = nullptr;
+        s.state = slot_state::idle;
+        if (done) done(result);
+    }
+
+    client_options options_;
+    MessageBus& bus_;
+    Random& random_;
+    std::vector<session_slot> sessions_;
+    std::unordered_map<std::uint64_t, std::size_t> by_client_id_;
+    std::deque<pending> queue_;
+    std::uint64_t view_ = 0;
+    std::uint64_t now_ticks_ = 0;
+    counters_type counters_;
+};
+
+}  // namespace vsr

@@ -1,0 +1,76 @@
+// Configuration: cluster shape, limits and timeouts. Every limit is named here, next to a note
+// on what happens when it is reached; the replica and client enforce them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "vsr/wire.hpp"
+
+namespace vsr {
+
+/// Test-only switches that plant real protocol bugs, so tests can prove the simulator's
+/// checkers catch them. Always `none` outside tests.
+enum class planted_bug : std::uint8_t {
+    none = 0,
+    commit_without_quorum,      // the primary commits as soon as it has prepared
+    skip_client_deduplication,  // the primary re-executes retried and duplicated requests
+    view_change_picks_wrong_log,// the new primary takes the DoViewChange with the lowest op
+    accept_prepare_out_of_order,// a backup appends a prepare even with a gap before it
+    recovering_replica_answers, // a restarted replica skips recovery and votes with an empty log
+};
+
+struct config {
+    std::uint32_t cluster = 0;
+    std::uint8_t replica_count = 3;
+
+    // ---- limits ----
+    /// Largest message on the wire. Larger messages are dropped and counted as too_long.
+    std::size_t message_size_max = 1 << 20;
+    /// Prepares in flight beyond the commit number. When full, requests wait in the queue and
+    /// are batched into the next prepare.
+    std::uint32_t pipeline_max = 8;
+    /// Client requests waiting at the primary. When full, new requests are dropped (counted);
+    /// clients retry.
+    std::uint32_t request_queue_max = 8192;
+    /// Requests in one prepare (batch).
+    std::uint32_t batch_requests_max = 4096;
+    /// Client sessions in the replicated client table. Registering one more evicts the session
+    /// that was least recently active, and that client gets an eviction reply.
+    std::uint32_t clients_max = 1024;
+    /// Log length. Until log compaction exists, a full log makes the primary refuse new
+    /// requests with reply_status::log_full (counted); committed data is unaffected.
+    std::uint64_t log_entries_max = 1 << 22;
+
+    // ---- timeouts (milliseconds; converted to ticks) ----
+    std::uint32_t tick_ms = 10;
+    std::uint32_t heartbeat_ms = 100;          // primary sends commit when otherwise idle
+    std::uint32_t prepare_resend_ms = 50;      // primary resends unacknowledged prepares
+    std::uint32_t view_change_timeout_ms = 500;// backup starts a view change after this silence
+    std::uint32_t view_change_jitter_ms = 250; // plus uniform [0, jitter) from the PRNG
+    std::uint32_t retry_ms = 100;              // resend SVC/DVC/recovery/get_state/request_start_view
+
+    planted_bug bug = planted_bug::none;
+
+    /// Largest encoded log entry. Chosen so that pipeline_max entries always fit in one
+    /// do_view_change or start_view (their suffix never exceeds pipeline_max entries).
+    std::size_t entry_size_max() const noexcept {
+        const std::size_t suffix_overhead = header_size + 32;
+        return (message_size_max - suffix_overhead) / (pipeline_max + 1);
+    }
+    /// Largest client operation (and reply) body.
+    std::size_t operation_size_max() const noexcept { return entry_size_max() - 128; }
+
+    std::uint8_t quorum() const noexcept { return static_cast<std::uint8_t>(replica_count / 2 + 1); }
+    std::uint32_t ticks(std::uint32_t ms) const noexcept { return ms / tick_ms + (ms % tick_ms != 0); }
+
+    /// Rejects configurations the protocol cannot run with.
+    bool valid() const noexcept {
+        return replica_count >= 1 && replica_count <= replicas_max && tick_ms > 0 &&
+               pipeline_max >= 1 && message_size_max >= 64 * 1024 && message_size_max <= (1u << 30) &&
+               batch_requests_max >= 1 && clients_max >= 1 && request_queue_max >= 1 &&
+               log_entries_max >= 1 && heartbeat_ms < view_change_timeout_ms;
+    }
+};
+
+}  // namespace vsr

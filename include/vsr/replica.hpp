@@ -1,0 +1,1052 @@
+// basic_replica: one Viewstamped Replication replica ("Viewstamped Replication Revisited",
+// Liskov & Cowling 2012), diskless variant, generic over its policies.
+//
+// The replica is a pure state machine: the driver calls tick() every config::tick_ms and
+// on_message() for each received message; the replica answers by sending through the bus. It
+// has no threads, reads time only through the Time policy and randomness only through Random.
+//
+// Departures from the paper, each for a bound or a simplification that keeps it correct:
+// - Log entries are tagged with the view that created them. Messages that carry log suffixes
+//   (do_view_change, start_view, new_state, recovery_response) carry only the entries after a
+//   prev_op plus the tag at prev_op; the receiver attaches them only where its log matches.
+// - The uncommitted part of any log is at most pipeline_max entries, so do_view_change and
+//   start_view carry exactly that part and always fit in one message.
+// - State transfer (get_state/new_state) moves committed entries only, in bounded chunks, from
+//   any replica. Uncommitted entries travel only in prepare, do_view_change and start_view.
+// - Recovery asks the primary for its uncommitted suffix and then fetches the committed prefix
+//   by state transfer, instead of receiving the whole log in one message.
+// - A replica joins a view it missed only through start_view (request_start_view).
+// - A new primary accepts client requests only after the entries it inherited are executed,
+//   so the (replicated) client table is complete before it deduplicates anything.
+#pragma once
+
+#include <array>
+#include <bitset>
+#include <cassert>
+#include <cstdint>
+#include <deque>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "vsr/client_table.hpp"
+#include "vsr/config.hpp"
+#include "vsr/log.hpp"
+#include "vsr/log_entry.hpp"
+#include "vsr/message_bus.hpp"
+#include "vsr/random.hpp"
+#include "vsr/state_machine.hpp"
+#include "vsr/time.hpp"
+#include "vsr/wire.hpp"
+
+namespace vsr {
+
+enum class replica_status : std::uint8_t { normal, view_change, recovering };
+
+inline const char* to_string(replica_status s) noexcept {
+    switch (s) {
+        case replica_status::normal: return "normal";
+        case replica_status::view_change: return "view_change";
+        case replica_status::recovering: return "recovering";
+    }
+    return "unknown";
+}
+
+/// Counters for everything the replica drops or refuses. Nothing is dropped silently.
+struct replica_counters {
+    std::array<std::uint64_t, decode_error_count> decode_errors{};
+    std::uint64_t dropped_misaddressed = 0;   // wrong target, bad sender, client command
+    std::uint64_t dropped_malformed_body = 0; // valid header, invalid body
+    std::uint64_t dropped_stale_view = 0;
+    std::uint64_t dropped_not_primary = 0;    // requests at a backup or a non-normal replica
+    std::uint64_t dropped_primary_catching_up = 0;
+    std::uint64_t dropped_request_queue_full = 0;
+    std::uint64_t dropped_duplicate_request = 0;
+    std::uint64_t dropped_inconsistent = 0;   // contradicts executed entries; must stay 0
+    std::uint64_t requests_refused_log_full = 0;
+    std::uint64_t replies_resent = 0;
+    std::uint64_t sessions_evicted = 0;
+    std::uint64_t view_changes_started = 0;
+    std::uint64_t views_started_as_primary = 0;
+    std::uint64_t state_transfer_requests = 0;
+    std::uint64_t entries_transferred = 0;
+    std::uint64_t prepares_resent = 0;
+    std::uint64_t recoveries_completed = 0;
+    std::uint64_t ops_executed = 0;
+};
+
+/// A timeout counted in ticks.
+struct tick_timeout {
+    std::uint32_t after = 0;
+    std::uint32_t remaining = 0;
+    bool running = false;
+
+    void start(std::uint32_t ticks) noexcept {
+        after = ticks == 0 ? 1 : ticks;
+        remaining = after;
+        running = true;
+    }
+    void reset() noexcept { remaining = after; }
+    void stop() noexcept { running = false; }
+    /// Advances one tick; true when it fires (it then restarts).
+    bool tick() noexcept {
+        if (!running) return false;
+        if (--remaining > 0) return false;
+        remaining = after;
+        return true;
+    }
+};
+
+template <state_machine StateMachine, message_bus MessageBus, time_source Time, random_source Random>
+class basic_replica {
+public:
+    /// `recovering`: the replica restarts after a crash with empty memory and must run the
+    /// recovery protocol before it takes part in anything. A fresh cluster starts with false.
+    basic_replica(const config& cfg, std::uint8_t index, MessageBus& bus, Time& time, Random& random,
+                  bool recovering)
+        : config_(cfg), index_(index), bus_(bus), time_(time), random_(random),
+          clients_(cfg.clients_max) {
+        assert(cfg.valid());
+        assert(index < cfg.replica_count);
+        heartbeat_timeout_.start(config_.ticks(config_.heartbeat_ms));
+        prepare_resend_timeout_.start(config_.ticks(config_.prepare_resend_ms));
+        retry_timeout_.start(config_.ticks(config_.retry_ms));
+        if (recovering && config_.bug != planted_bug::recovering_replica_answers) {
+            status_ = replica_status::recovering;
+            recovery_nonce_ = random_.next_u64() | 1;
+            send_recovery();
+        } else {
+            start_normal_timeout();
+        }
+    }
+
+    // ---- introspection (tests, simulator, status reports) ----
+    std::uint8_t index() const noexcept { return index_; }
+    replica_status status() const noexcept { return status_; }
+    std::uint64_t view() const noexcept { return view_; }
+    std::uint64_t last_normal_view() const noexcept { return last_normal_view_; }
+    std::uint64_t op() const noexcept { return log_.op(); }
+    std::uint64_t commit() const noexcept { return commit_max_; }
+    std::uint64_t commit_executed() const noexcept { return commit_executed_; }
+    bool is_primary() const noexcept { return primary_index(view_) == index_; }
+    bool syncing() const noexcept { return sync_.active; }
+    const operation_log& log() const noexcept { return log_; }
+    const client_table& clients() const noexcept { return clients_; }
+    const StateMachine& state_machine() const noexcept { return machine_; }
+    const replica_counters& counters() const noexcept { return counters_; }
+    const config& configuration() const noexcept { return config_; }
+
+    void tick() {
+        switch (status_) {
+            case replica_status::normal: tick_normal(); break;
+            case replica_status::view_change: tick_view_change(); break;
+            case replica_status::recovering: tick_recovering(); break;
+        }
+    }
+
+    void on_message(std::span<const std::uint8_t> bytes) {
+        header h;
+        const decode_error error = decode_message(bytes, config_.cluster, config_.message_size_max, h);
+        if (error != decode_error::none) {
+            ++counters_.decode_errors[static_cast<std::size_t>(error)];
+            return;
+        }
+        if (!addressed_correctly(h)) {
+            ++counters_.dropped_misaddressed;
+            return;
+        }
+        const auto body = message_body(bytes);
+        switch (h.cmd) {
+            case command::request: on_request(h, body); break;
+            case command::prepare: on_prepare(h, body); break;
+            case command::prepare_ok: on_prepare_ok(h); break;
+            case command::commit: on_commit(h); break;
+            case command::start_view_change: on_start_view_change(h); break;
+            case command::do_view_change: on_do_view_change(h, body); break;
+            case command::start_view: on_start_view(h, body); break;
+            case command::request_start_view: on_request_start_view(h); break;
+            case command::recovery: on_recovery(h); break;
+            case command::recovery_response: on_recovery_response(h, body); break;
+            case command::get_state: on_get_state(h); break;
+            case command::new_state: on_new_state(h, body); break;
+            default: ++counters_.dropped_misaddressed; break;
+        }
+    }
+
+private:
+    enum class sync_purpose : std::uint8_t { start_view, view_change_primary, recovery };
+
+    /// Fetching committed entries up to prev_op, after which `suffix_body` attaches.
+    struct sync_target {
+        bool active = false;
+        sync_purpose purpose = sync_purpose::start_view;
+        std::uint64_t prev_op = 0;
+        std::uint64_t op = 0;
+        std::uint64_t commit = 0;
+        std::uint8_t source = 0;
+        std::vector<std::uint8_t> suffix_body;
+    };
+
+    struct do_view_change_record {
+        bool present = false;
+        std::uint64_t last_normal_view = 0;
+        std::uint64_t op = 0;
+        std::uint64_t commit = 0;
+        std::vector<std::uint8_t> suffix_body;  // empty for our own record
+    };
+
+    struct recovery_record {
+        bool present = false;
+        std::uint64_t view = 0;
+        std::uint64_t op = 0;
+        std::uint64_t commit = 0;
+        std::vector<std::uint8_t> suffix_body;  // only the primary's response carries one
+    };
+
+    struct queued_request {
+        std::uint64_t client_id;
+        std::uint64_t session;
+        std::uint64_t request_number;
+        request_kind kind;
+        std::vector<std::uint8_t> operation;
+    };
+
+    // ---- helpers ----
+
+    std::uint8_t primary_index(std::uint64_t view) const noexcept {
+        return static_cast<std::uint8_t>(view % config_.replica_count);
+    }
+    std::uint8_t faults_tolerated() const noexcept {
+        return static_cast<std::uint8_t>(config_.replica_count - config_.quorum());
+    }
+    /// Entries up to here are committed and, by log matching, identical on every replica.
+    std::uint64_t committed_in_log() const noexcept { return std::min(commit_max_, log_.op()); }
+
+    bool addressed_correctly(const header& h) const noexcept {
+        if (h.target != index_) return false;
+        if (h.cmd == command::request) return h.sender == address_client;
+        if (h.cmd == command::reply || h.cmd == command::eviction) return false;
+        return h.sender < config_.replica_count && h.sender != index_;
+    }
+
+    header make_header(command cmd, std::uint8_t target) const noexcept {
+        header h;
+        h.cmd = cmd;
+        h.sender = index_;
+        h.target = target;
+        h.cluster = config_.cluster;
+        h.view = view_;
+        h.op = log_.op();
+        h.commit = commit_max_;
+        return h;
+    }
+
+    void send_to_replica(header h, std::span<const std::uint8_t> body) {
+        encode_message(h, body, send_buffer_);
+        bus_.send_to_replica(h.target, send_buffer_);
+    }
+
+    void send_to_other_replicas(header h, std::span<const std::uint8_t> body) {
+        for (std::uint8_t r = 0; r < config_.replica_count; ++r) {
+            if (r == index_) continue;
+            h.target = r;
+            send_to_replica(h, body);
+        }
+    }
+
+    std::size_t suffix_body_max() const noexcept { return config_.message_size_max - header_size; }
+
+    std::uint32_t view_change_ticks() {
+        const std::uint32_t base = config_.ticks(config_.view_change_timeout_ms);
+        const std::uint32_t jitter = config_.ticks(config_.view_change_jitter_ms);
+        return base + static_cast<std::uint32_t>(uniform_below(random_, jitter + 1));
+    }
+
+    void start_normal_timeout() { normal_timeout_.start(view_change_ticks()); }
+
+    // ---- ticks ----
+
+    void tick_normal() {
+        if (is_primary()) {
+            if (heartbeat_timeout_.tick()) send_commit_heartbeat();
+            if (prepare_resend_timeout_.tick()) resend_prepares();
+            return;
+        }
+        if (normal_timeout_.tick()) {
+            start_view_change(view_ + 1);
+            return;
+        }
+        if (retry_timeout_.tick() && (sync_.active || commit_max_ > log_.op())) {
+            rotate_state_source();
+            state_request_inflight_ = false;
+            request_state();
+        }
+    }
+
+    void tick_view_change() {
+        if (view_change_timeout_.tick()) {
+            start_view_change(view_ + 1);
+            return;
+        }
+        if (!retry_timeout_.tick()) return;
+        if (awaiting_start_view_) {
+            send_to_replica(make_header(command::request_start_view, primary_index(view_)), {});
+        } else if (sync_.active) {
+            rotate_state_source();
+            state_request_inflight_ = false;
+            request_state();
+        } else {
+            send_to_other_replicas(make_header(command::start_view_change, 0), {});
+            if (do_view_change_sent_ && !is_primary()) send_do_view_change();
+        }
+    }
+
+    void tick_recovering() {
+        if (!retry_timeout_.tick()) return;
+        if (sync_.active) {
+            rotate_state_source();
+            state_request_inflight_ = false;
+            request_state();
+        } else {
+            send_recovery();
+        }
+    }
+
+    // ---- normal operation: requests, prepares, commits ----
+
+    void on_request(const header& h, std::span<const std::uint8_t> body) {
+        if (status_ != replica_status::normal || !is_primary()) {
+            ++counters_.dropped_not_primary;
+            return;
+        }
+        if (h.extra > static_cast<std::uint64_t>(request_kind::register_session) ||
+            body.size() > config_.operation_size_max()) {
+            ++counters_.dropped_malformed_body;
+            return;
+        }
+        if (commit_executed_ < view_start_op_) {
+            ++counters_.dropped_primary_catching_up;
+            return;
+        }
+        const auto kind = static_cast<request_kind>(h.extra);
+        if (!admit_request(h, kind)) return;
+        if (log_.op() >= config_.log_entries_max) {
+            ++counters_.requests_refused_log_full;
+            send_reply_status(h.client_id, h.session, h.request_number, reply_status::log_full);
+            return;
+        }
+        if (request_queue_.size() >= config_.request_queue_max) {
+            ++counters_.dropped_request_queue_full;
+            return;
+        }
+        inflight_requests_[h.client_id] = h.request_number;
+        request_queue_.push_back(queued_request{h.client_id, h.session, h.request_number, kind,
+                                                std::vector<std::uint8_t>(body.begin(), body.end())});
+        flush_requests();
+    }
+
+    /// Deduplication against the client table and the requests already queued or in flight.
+    bool admit_request(const header& h, request_kind kind) {
+        const client_session* session = clients_.find(h.client_id);
+        const bool deduplicate = config_.bug != planted_bug::skip_client_deduplication;
+        if (kind == request_kind::register_session) {
+            if (session != nullptr) {
+                if (session->request_number == 0) resend_reply(*session);
+                else ++counters_.dropped_duplicate_request;
+                return false;
+            }
+        } else {
+            if (session == nullptr || session->session != h.session) {
+                // Every entry up to commit_executed_ is applied, so a session we do not know
+                // that is older than that is gone. A newer one means we are behind: drop.
+                if (h.session <= commit_executed_) send_eviction(h.client_id, h.session);
+                else ++counters_.dropped_duplicate_request;
+                return false;
+            }
+            if (deduplicate && h.request_number <= session->request_number) {
+                if (h.request_number == session->request_number) resend_reply(*session);
+                else ++counters_.dropped_duplicate_request;
+                return false;
+            }
+        }
+        const auto inflight = inflight_requests_.find(h.client_id);
+        if (deduplicate && inflight != inflight_requests_.end() && inflight->second >= h.request_number) {
+            ++counters_.dropped_duplicate_request;
+            return false;
+        }
+        return true;
+    }
+
+    std::uint64_t next_timestamp() {
+        timestamp_last_ = std::max(timestamp_last_ + 1, time_.realtime_ns());
+        return timestamp_last_;
+    }
+
+    /// Turns queued requests into prepares while the pipeline has room. Under load the queue
+    /// grows while the pipeline is full, so batches grow with load.
+    void flush_requests() {
+        while (!request_queue_.empty() && log_.op() - commit_max_ < config_.pipeline_max &&
+               log_.op() < config_.log_entries_max) {
+            entry_builder_.begin(log_.op() + 1, view_, next_timestamp());
+            const std::size_t size_max = config_.entry_size_max();
+            while (!request_queue_.empty() && entry_builder_.count() < config_.batch_requests_max &&
+                   entry_builder_.size() + request_header_size + request_queue_.front().operation.size() <=
+                       size_max) {
+                const queued_request& q = request_queue_.front();
+                entry_builder_.add(request_record{q.client_id, q.session, q.request_number, q.kind, q.operation});
+                request_queue_.pop_front();
+            }
+            assert(entry_builder_.count() > 0);
+            log_.append(entry_builder_.finish());
+            header h = make_header(command::prepare, 0);
+            send_to_other_replicas(h, log_.entry(log_.op()));
+        }
+        if (log_.op() >= config_.log_entries_max) refuse_queued_requests();
+        update_commit();
+    }
+
+    void refuse_queued_requests() {
+        for (const queued_request& q : request_queue_) {
+            ++counters_.requests_refused_log_full;
+            inflight_requests_.erase(q.client_id);
+            send_reply_status(q.client_id, q.session, q.request_number, reply_status::log_full);
+        }
+        request_queue_.clear();
+    }
+
+    void on_prepare(const header& h, std::span<const std::uint8_t> body) {
+        if (!accept_from_primary(h)) return;
+        if (is_primary()) {
+            ++counters_.dropped_misaddressed;
+            return;
+        }
+        normal_timeout_.reset();
+        if (sync_.active) return;  // cannot acknowledge until the start_view log is complete
+        if (!validate_entry(body, config_.entry_size_max()) || read_entry_header(body).op != h.op ||
+            read_entry_header(body).view > h.view) {
+            ++counters_.dropped_malformed_body;
+            return;
+        }
+        commit_max_ = std::max(commit_max_, h.commit);
+        if (h.op == log_.op() + 1) {
+            timestamp_last_ = std::max(timestamp_last_, read_entry_header(body).timestamp_ns);
+            log_.append(std::vector<std::uint8_t>(body.begin(), body.end()));
+            send_prepare_ok(log_.op());
+        } else if (h.op > log_.op() + 1) {
+            if (config_.bug == planted_bug::accept_prepare_out_of_order) {
+                send_prepare_ok(h.op);  // claims ops it does not hold
+            } else if (commit_max_ > log_.op()) {
+                request_state();
+            } else {
+                send_prepare_ok(log_.op());  // tells the primary where to resend from
+            }
+        } else {
+            send_prepare_ok(log_.op());  // duplicate: re-acknowledge
+        }
+        execute_committed();
+    }
+
+    /// Common checks for prepare and commit: right view, from its primary, and we are in it.
+    bool accept_from_primary(const header& h) {
+        if (status_ == replica_status::recovering || h.view < view_) {
+            ++counters_.dropped_stale_view;
+            return false;
+        }
+        if (h.sender != primary_index(h.view)) {
+            ++counters_.dropped_misaddressed;
+            return false;
+        }
+        if (h.view > view_ || status_ == replica_status::view_change) {
+            await_start_view(h.view);
+            return false;
+        }
+        return true;
+    }
+
+    void send_prepare_ok(std::uint64_t op) {
+        header h = make_header(command::prepare_ok, primary_index(view_));
+        h.op = op;
+        send_to_replica(h, {});
+    }
+
+    void on_prepare_ok(const header& h) {
+        if (status_ != replica_status::normal || !is_primary() || h.view != view_) {
+            ++counters_.dropped_stale_view;
+            return;
+        }
+        ack_op_[h.sender] = std::max(ack_op_[h.sender], std::min(h.op, log_.op()));
+        update_commit();
+    }
+
+    /// The primary's commit number: the highest op held by a quorum (counting itself).
+    void update_commit() {
+        if (status_ != replica_status::normal || !is_primary()) return;
+        std::array<std::uint64_t, replicas_max> held{};
+        for (std::uint8_t r = 0; r < config_.replica_count; ++r) {
+            held[r] = r == index_ ? log_.op() : ack_op_[r];
+        }
+        std::sort(held.begin(), held.begin() + config_.replica_count, std::greater<>());
+        std::uint64_t quorum_op = held[config_.quorum() - 1];
+        if (config_.bug == planted_bug::commit_without_quorum) quorum_op = log_.op();
+        if (quorum_op <= commit_max_) return;
+        commit_max_ = quorum_op;
+        execute_committed();
+        flush_requests();
+    }
+
+    void on_commit(const header& h) {
+        if (!accept_from_primary(h)) return;
+        if (is_primary()) {
+            ++counters_.dropped_misaddressed;
+            return;
+        }
+        normal_timeout_.reset();
+        commit_max_ = std::max(commit_max_, h.commit);
+        execute_committed();
+    }
+
+    void send_commit_heartbeat() { send_to_other_replicas(make_header(command::commit, 0), {}); }
+
+    void resend_prepares() {
+        for (std::uint8_t r = 0; r < config_.replica_count; ++r) {
+            if (r == index_ || ack_op_[r] >= log_.op()) continue;
+            const std::uint64_t first = std::max(ack_op_[r], commit_max_) + 1;
+            const std::uint64_t last = std::min(log_.op(), first + config_.pipeline_max - 1);
+            for (std::uint64_t op = first; op <= last; ++op) {
+                header h = make_header(command::prepare, r);
+                h.op = op;
+                send_to_replica(h, log_.entry(op));
+                ++counters_.prepares_resent;
+            }
+            if (first > last) send_to_replica(make_header(command::commit, r), {});
+        }
+    }
+
+    // ---- execution and replies ----
+
+    void execute_committed() {
+        if (status_ == replica_status::recovering && !sync_.active) return;
+        while (commit_executed_ < committed_in_log()) execute_entry(commit_executed_ + 1);
+        if (status_ == replica_status::normal && !is_primary() && !sync_.active &&
+            commit_max_ > log_.op()) {
+            request_state();
+        }
+    }
+
+    void execute_entry(std::uint64_t op) {
+        const auto entry = log_.entry(op);
+        const entry_header eh = read_entry_header(entry);
+        request_iterator requests(entry);
+        request_record r;
+        const bool reply = status_ == replica_status::normal && is_primary();
+        for (std::uint32_t index = 0; requests.next(r); ++index) {
+            auto inflight = inflight_requests_.find(r.client_id);
+            if (inflight != inflight_requests_.end() && inflight->second <= r.request_number) {
+                inflight_requests_.erase(inflight);
+            }
+            if (r.kind == request_kind::register_session) {
+                execute_register(r, op, index, reply);
+            } else {
+                execute_operation(r, eh, op, index, reply);
+            }
+        }
+        commit_executed_ = op;
+        ++counters_.ops_executed;
+    }
+
+    void execute_register(const request_record& r, std::uint64_t op, std::uint32_t index, bool reply) {
+        if (clients_.find(r.client_id) != nullptr) return;  // duplicate register: keep the session
+        auto evicted = clients_.register_session(r.client_id, op, index);
+        if (evicted) {
+            ++counters_.sessions_evicted;
+            if (reply) send_eviction(evicted->client_id, evicted->session);
+        }
+        if (reply) resend_reply(*clients_.find(r.client_id));
+    }
+
+    void execute_operation(const request_record& r, const entry_header& eh, std::uint64_t op,
+                           std::uint32_t index, bool reply) {
+        const client_session* session = clients_.find(r.client_id);
+        if (session == nullptr || session->session != r.session) {
+            if (reply) send_eviction(r.client_id, r.session);  // evicted while in flight
+            return;
+        }
+        if (r.request_number <= session->request_number &&
+            config_.bug != planted_bug::skip_client_deduplication) {
+            return;  // already executed (defence in depth; admission should prevent this)
+        }
+        result_buffer_.clear();
+        const operation_context context{op, index, eh.timestamp_ns, r.client_id};
+        machine_.execute(context, r.operation, result_buffer_);
+        if (result_buffer_.size() > config_.operation_size_max()) result_buffer_.clear();
+        clients_.record_reply(r.client_id, r.request_number, op, index, result_buffer_);
+        if (reply) resend_reply(*clients_.find(r.client_id));
+    }
+
+    /// Sends the session's latest reply (the first send and every retry are identical).
+    void resend_reply(const client_session& s) {
+        header h = make_header(command::reply, address_client);
+        h.op = s.reply_op;
+        h.client_id = s.client_id;
+        h.session = s.session;
+        h.request_number = s.request_number;
+        h.extra = s.reply_index;
+        encode_message(h, s.reply, send_buffer_);
+        bus_.send_to_client(s.client_id, send_buffer_);
+        ++counters_.replies_resent;
+    }
+
+    void send_reply_status(std::uint64_t client_id, std::uint64_t session, std::uint64_t request_number,
+                           reply_status status) {
+        header h = make_header(command::reply, address_client);
+        h.client_id = client_id;
+        h.session = session;
+        h.request_number = request_number;
+        h.status = static_cast<std::uint8_t>(status);
+        encode_message(h, {}, send_buffer_);
+        bus_.send_to_client(client_id, send_buffer_);
+    }
+
+    void send_eviction(std::uint64_t client_id, std::uint64_t session) {
+        header h = make_header(command::eviction, address_client);
+        h.client_id = client_id;
+        h.session = session;
+        h.status = static_cast<std::uint8_t>(reply_status::session_evicted);
+        encode_message(h, {}, send_buffer_);
+        bus_.send_to_client(client_id, send_buffer_);
+    }
+
+    // ---- view change ----
+
+    void reset_view_change_state() {
+        started_view_change_from_.reset();
+        do_view_change_sent_ = false;
+        awaiting_start_view_ = false;
+        view_change_decided_ = false;
+        for (auto& record : do_view_changes_) record = do_view_change_record{};
+        request_queue_.clear();
+        inflight_requests_.clear();
+        if (sync_.purpose != sync_purpose::recovery) sync_.active = false;
+    }
+
+    void start_view_change(std::uint64_t new_view) {
+        assert(new_view > view_);
+        view_ = new_view;
+        status_ = replica_status::view_change;
+        reset_view_change_state();
+        ++counters_.view_changes_started;
+        view_change_timeout_.start(view_change_ticks());
+        send_to_other_replicas(make_header(command::start_view_change, 0), {});
+        if (is_primary()) record_own_do_view_change();
+        if (started_view_change_from_.count() >= faults_tolerated()) send_do_view_change();
+    }
+
+    /// We saw traffic of a view we are not normal in: ask its primary for start_view.
+    void await_start_view(std::uint64_t view) {
+        if (view > view_) {
+            view_ = view;
+            status_ = replica_status::view_change;
+            reset_view_change_state();
+            view_change_timeout_.start(view_change_ticks());
+        }
+        if (!awaiting_start_view_) {
+            awaiting_start_view_ = true;
+            send_to_replica(make_header(command::request_start_view, primary_index(view_)), {});
+        }
+    }
+
+    void on_start_view_change(const header& h) {
+        if (status_ == replica_status::recovering || h.view < view_) {
+            ++counters_.dropped_stale_view;
+            return;
+        }
+        if (h.view > view_) start_view_change(h.view);
+        if (status_ != replica_status::view_change || awaiting_start_view_) return;
+        started_view_change_from_.set(h.sender);
+        if (!do_view_change_sent_ && started_view_change_from_.count() >= faults_tolerated()) {
+            send_do_view_change();
+        }
+    }
+
+    void send_do_view_change() {
+        do_view_change_sent_ = true;
+        if (is_primary()) {
+            maybe_complete_view_change();
+            return;
+        }
+        header h = make_header(command::do_view_change, primary_index(view_));
+        h.extra = last_normal_view_;
+        const std::uint64_t prev_op = committed_in_log();
+        const std::uint64_t last = log_.encode_suffix(prev_op, log_.op(), suffix_body_max(), suffix_buffer_);
+        assert(last == log_.op());  // the uncommitted suffix is at most pipeline_max entries
+        (void)last;
+        send_to_replica(h, suffix_buffer_);
+    }
+
+    void record_own_do_view_change() {
+        do_view_change_record& own = do_view_changes_[index_];
+        own.present = true;
+        own.last_normal_view = last_normal_view_;
+        own.op = log_.op();
+        own.commit = commit_max_;
+        own.suffix_body.clear();
+    }
+
+    void on_do_view_change(const header& h, std::span<const std::uint8_t> body) {
+        if (status_ == replica_status::recovering || h.view < view_) {
+            ++counters_.dropped_stale_view;
+            return;
+        }
+        if (primary_index(h.view) != index_) {
+            ++counters_.dropped_misaddressed;
+            return;
+        }
+        if (h.view > view_) start_view_change(h.view);
+        if (status_ != replica_status::view_change || view_change_decided_) return;
+        log_suffix suffix;
+        if (!decode_suffix(body, config_.entry_size_max(), suffix) || h.extra >= h.view ||
+            suffix.prev_op != std::min(h.commit, h.op) || suffix.prev_op + suffix.entries.size() != h.op) {
+            ++counters_.dropped_malformed_body;
+            return;
+        }
+        do_view_change_record& record = do_view_changes_[h.sender];
+        record.present = true;
+        record.last_normal_view = h.extra;
+        record.op = h.op;
+        record.commit = h.commit;
+        record.suffix_body.assign(body.begin(), body.end());
+        maybe_complete_view_change();
+    }
+
+    /// With a quorum of do_view_change records, adopt the best log: highest last normal view,
+    /// then highest op (VSR Revisited §4.2).
+    void maybe_complete_view_change() {
+        std::uint8_t count = 0;
+        for (const auto& record : do_view_changes_) count += record.present;
+        if (count < config_.quorum() || view_change_decided_ || !do_view_changes_[index_].present) return;
+        view_change_decided_ = true;
+        std::uint8_t best = index_;
+        std::uint64_t commit = 0;
+        for (std::uint8_t r = 0; r < config_.replica_count; ++r) {
+            const auto& record = do_view_changes_[r];
+            if (!record.present) continue;
+            commit = std::max(commit, record.commit);
+            const auto& current = do_view_changes_[best];
+            const bool better = config_.bug == planted_bug::view_change_picks_wrong_log
+                                    ? record.op < current.op
+                                    : std::pair(record.last_normal_view, record.op) >
+                                          std::pair(current.last_normal_view, current.op);
+            if (better) best = r;
+        }
+        if (best == index_) {
+            finish_view_change(commit);
+            return;
+        }
+        const auto& chosen = do_view_changes_[best];
+        adopt_suffix(chosen.suffix_body, sync_purpose::view_change_primary, chosen.op, commit, best);
+    }
+
+    void finish_view_change(std::uint64_t commit) {
+        status_ = replica_status::normal;
+        last_normal_view_ = view_;
+        commit_max_ = std::max(commit_max_, commit);
+        view_start_op_ = log_.op();
+        ack_op_.fill(0);
+        if (log_.op() > 0) timestamp_last_ = std::max(timestamp_last_, read_entry_header(log_.entry(log_.op())).timestamp_ns);
+        ++counters_.views_started_as_primary;
+        for (std::uint8_t r = 0; r < config_.replica_count; ++r) {
+            if (r != index_) send_start_view(r);
+        }
+        execute_committed();
+        update_commit();
+    }
+
+    void send_start_view(std::uint8_t target) {
+        const std::uint64_t prev_op = committed_in_log();
+        const std::uint64_t last = log_.encode_suffix(prev_op, log_.op(), suffix_body_max(), suffix_buffer_);
+        assert(last == log_.op());
+        (void)last;
+        send_to_replica(make_header(command::start_view, target), suffix_buffer_);
+    }
+
+    void on_request_start_view(const header& h) {
+        if (status_ == replica_status::normal && is_primary() && h.view == view_) send_start_view(h.sender);
+    }
+
+    void on_start_view(const header& h, std::span<const std::uint8_t> body) {
+        if (status_ == replica_status::recovering || h.view < view_) {
+            ++counters_.dropped_stale_view;
+            return;
+        }
+        if (h.sender != primary_index(h.view)) {
+            ++counters_.dropped_misaddressed;
+            return;
+        }
+        if (h.view == view_ && status_ == replica_status::normal) return;  // already in it
+        log_suffix suffix;
+        if (!decode_suffix(body, config_.entry_size_max(), suffix) ||
+            suffix.prev_op + suffix.entries.size() != h.op || suffix.prev_op > h.commit) {
+            ++counters_.dropped_malformed_body;
+            return;
+        }
+        view_ = h.view;
+        reset_view_change_state();
+        status_ = replica_status::normal;
+        start_normal_timeout();
+        adopt_suffix(body, sync_purpose::start_view, h.op, h.commit, h.sender);
+    }
+
+    // ---- attaching log suffixes, and syncing the committed prefix they need ----
+
+    /// True if a suffix starting after prev_op attaches to our log: we hold prev_op and it is
+    /// either committed (so identical everywhere) or carries the same tag (log matching).
+    bool suffix_attaches(const log_suffix& s) const noexcept {
+        return log_.op() >= s.prev_op && (s.prev_op <= committed_in_log() || log_.matches(s.prev_op, s.prev_view));
+    }
+
+    /// Makes our log the sender's up to `op`: attach now if possible, otherwise keep only the
+    /// committed prefix and fetch committed entries up to prev_op first.
+    void adopt_suffix(std::span<const std::uint8_t> body, sync_purpose purpose, std::uint64_t op,
+                      std::uint64_t commit, std::uint8_t source) {
+        log_suffix suffix;
+        const bool decoded = decode_suffix(body, config_.entry_size_max(), suffix);
+        assert(decoded);  // validated by the caller
+        (void)decoded;
+        sync_.active = true;
+        sync_.purpose = purpose;
+        sync_.prev_op = suffix.prev_op;
+        sync_.op = op;
+        sync_.commit = commit;
+        sync_.source = source;
+        sync_.suffix_body.assign(body.begin(), body.end());
+        if (suffix_attaches(suffix)) {
+            finish_sync();
+            return;
+        }
+        log_.truncate(std::max(committed_in_log(), commit_executed_));
+        state_request_inflight_ = false;
+        request_state();
+    }
+
+    /// Attaches the stored suffix (our log now reaches its prev_op) and completes the purpose.
+    void finish_sync() {
+        log_suffix suffix;
+        const bool decoded = decode_suffix(sync_.suffix_body, config_.entry_size_max(), suffix);
+        assert(decoded);
+        (void)decoded;
+        if (!attach_suffix(suffix, sync_.op)) return;
+        sync_.active = false;
+        switch (sync_.purpose) {
+            case sync_purpose::view_change_primary:
+                finish_view_change(sync_.commit);
+                return;
+            case sync_purpose::recovery:
+                status_ = replica_status::normal;
+                ++counters_.recoveries_completed;
+                start_normal_timeout();
+                [[fallthrough]];
+            case sync_purpose::start_view:
+                last_normal_view_ = view_;
+                commit_max_ = std::max(commit_max_, sync_.commit);
+                if (!is_primary()) send_prepare_ok(log_.op());
+                execute_committed();
+                return;
+        }
+    }
+
+    /// Appends the suffix's entries after prev_op, keeping ours where the tags agree and
+    /// truncating where they differ, then cuts the log at `op`.
+    bool attach_suffix(const log_suffix& s, std::uint64_t op) {
+        for (std::size_t i = 0; i < s.entries.size(); ++i) {
+            const std::uint64_t at = s.prev_op + 1 + i;
+            const entry_header eh = read_entry_header(s.entries[i]);
+            if (at <= log_.op()) {
+                if (log_.view_at(at) == eh.view) continue;
+                if (at <= commit_executed_) {
+                    ++counters_.dropped_inconsistent;
+                    return false;
+                }
+                log_.truncate(at - 1);
+            }
+            timestamp_last_ = std::max(timestamp_last_, eh.timestamp_ns);
+            log_.append(std::vector<std::uint8_t>(s.entries[i].begin(), s.entries[i].end()));
+        }
+        if (log_.op() > op) {
+            if (op < commit_executed_) {
+                ++counters_.dropped_inconsistent;
+                return false;
+            }
+            log_.truncate(op);
+        }
+        return true;
+    }
+
+    // ---- state transfer: committed entries only ----
+
+    void rotate_state_source() {
+        sync_.source = static_cast<std::uint8_t>((sync_.source + 1) % config_.replica_count);
+        if (sync_.source == index_) sync_.source = static_cast<std::uint8_t>((sync_.source + 1) % config_.replica_count);
+    }
+
+    /// At most one get_state in flight; the retry timeout clears the flag and rotates source.
+    void request_state() {
+        if (config_.replica_count == 1 || state_request_inflight_) return;
+        state_request_inflight_ = true;
+        std::uint8_t target = sync_.active ? sync_.source : primary_index(view_);
+        if (target == index_) {
+            rotate_state_source();
+            target = sync_.source;
+        }
+        header h = make_header(command::get_state, target);
+        h.op = log_.op();
+        h.extra = sync_.active ? sync_.prev_op : 0;  // fetch no further than this (0: no limit)
+        ++counters_.state_transfer_requests;
+        send_to_replica(h, {});
+    }
+
+    void on_get_state(const header& h) {
+        if (status_ == replica_status::recovering) return;
+        const std::uint64_t limit = h.extra == 0 ? committed_in_log() : std::min(h.extra, committed_in_log());
+        if (h.op >= limit) return;  // nothing committed to give
+        header reply = make_header(command::new_state, h.sender);
+        reply.op = log_.encode_suffix(h.op, limit, suffix_body_max(), suffix_buffer_);
+        reply.commit = committed_in_log();
+        send_to_replica(reply, suffix_buffer_);
+    }
+
+    void on_new_state(const header& h, std::span<const std::uint8_t> body) {
+        const bool wanted = sync_.active || (status_ == replica_status::normal && !is_primary() &&
+                                             commit_max_ > log_.op());
+        if (!wanted) return;
+        state_request_inflight_ = false;
+        log_suffix suffix;
+        if (!decode_suffix(body, config_.entry_size_max(), suffix) || suffix.prev_op + suffix.entries.size() != h.op ||
+            h.op > h.commit) {
+            ++counters_.dropped_malformed_body;
+            return;
+        }
+        if (suffix.prev_op != log_.op() || suffix.entries.empty()) return;  // stale answer
+        if (!suffix_attaches(suffix)) {
+            // Our last entries were never committed and differ from the committed ones.
+            log_.truncate(std::max(committed_in_log(), commit_executed_));
+            request_state();
+            return;
+        }
+        for (const auto entry : suffix.entries) {
+            timestamp_last_ = std::max(timestamp_last_, read_entry_header(entry).timestamp_ns);
+            log_.append(std::vector<std::uint8_t>(entry.begin(), entry.end()));
+        }
+        counters_.entries_transferred += suffix.entries.size();
+        commit_max_ = std::max(commit_max_, h.commit);
+        execute_committed();
+        if (sync_.active && log_.op() >= sync_.prev_op) {
+            finish_sync();
+        } else if (sync_.active || commit_max_ > log_.op()) {
+            request_state();
+        }
+    }
+
+    // ---- recovery (a restarted replica with empty memory) ----
+
+    void send_recovery() {
+        header h = make_header(command::recovery, 0);
+        h.extra = recovery_nonce_;
+        send_to_other_replicas(h, {});
+    }
+
+    void on_recovery(const header& h) {
+        if (status_ != replica_status::normal) return;
+        header reply = make_header(command::recovery_response, h.sender);
+        reply.extra = h.extra;
+        if (is_primary()) {
+            const std::uint64_t prev_op = committed_in_log();
+            log_.encode_suffix(prev_op, log_.op(), suffix_body_max(), suffix_buffer_);
+            reply.commit = prev_op;
+            send_to_replica(reply, suffix_buffer_);
+        } else {
+            send_to_replica(reply, {});
+        }
+    }
+
+    void on_recovery_response(const header& h, std::span<const std::uint8_t> body) {
+        if (status_ != replica_status::recovering || sync_.active || h.extra != recovery_nonce_) return;
+        const bool from_primary = h.sender == primary_index(h.view);
+        log_suffix suffix;
+        if (from_primary && (!decode_suffix(body, config_.entry_size_max(), suffix) ||
+                             suffix.prev_op != h.commit || suffix.prev_op + suffix.entries.size() != h.op)) {
+            ++counters_.dropped_malformed_body;
+            return;
+        }
+        recovery_record& record = recoveries_[h.sender];
+        record = recovery_record{true, h.view, h.op, h.commit, {}};
+        if (from_primary) record.suffix_body.assign(body.begin(), body.end());
+        maybe_finish_recovery();
+    }
+
+    /// Needs f + 1 responses, one of them from the primary of the highest view among them.
+    void maybe_finish_recovery() {
+        std::uint8_t count = 0;
+        std::uint64_t view = 0;
+        for (const auto& record : recoveries_) {
+            if (!record.present) continue;
+            ++count;
+            view = std::max(view, record.view);
+        }
+        const recovery_record& primary = recoveries_[primary_index(view)];
+        if (count < faults_tolerated() + 1 || !primary.present || primary.view != view) return;
+        if (primary.suffix_body.empty()) return;
+        view_ = view;
+        adopt_suffix(primary.suffix_body, sync_purpose::recovery, primary.op, primary.commit, primary_index(view));
+    }
+
+    // ---- state ----
+
+    config config_;
+    std::uint8_t index_;
+    MessageBus& bus_;
+    Time& time_;
+    Random& random_;
+
+    StateMachine machine_;
+    client_table clients_;
+    operation_log log_;
+    replica_status status_ = replica_status::normal;
+    std::uint64_t view_ = 0;
+    std::uint64_t last_normal_view_ = 0;
+    std::uint64_t commit_max_ = 0;       // highest op known to be committed
+    std::uint64_t commit_executed_ = 0;  // highest op applied to the state machine
+    std::uint64_t timestamp_last_ = 0;
+
+    // primary
+    std::uint64_t view_start_op_ = 0;
+    std::array<std::uint64_t, replicas_max> ack_op_{};
+    std::deque<queued_request> request_queue_;
+    std::unordered_map<std::uint64_t, std::uint64_t> inflight_requests_;  // client -> request number
+    entry_builder entry_builder_;
+
+    // view change
+    std::bitset<replicas_max> started_view_change_from_;
+    bool do_view_change_sent_ = false;
+    bool awaiting_start_view_ = false;
+    bool view_change_decided_ = false;
+    std::array<do_view_change_record, replicas_max> do_view_changes_{};
+
+    // recovery and state transfer
+    std::uint64_t recovery_nonce_ = 0;
+    std::array<recovery_record, replicas_max> recoveries_{};
+    sync_target sync_;
+    bool state_request_inflight_ = false;
+
+    tick_timeout heartbeat_timeout_;
+    tick_timeout prepare_resend_timeout_;
+    tick_timeout normal_timeout_;
+    tick_timeout view_change_timeout_;
+    tick_timeout retry_timeout_;
+
+    std::vector<std::uint8_t> send_buffer_;
+    std::vector<std::uint8_t> suffix_buffer_;
+    std::vector<std::uint8_t> result_buffer_;
+    replica_counters counters_;
+};
+
+}  // namespace vsr

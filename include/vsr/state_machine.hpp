@@ -1,0 +1,39 @@
+// The StateMachine concept: the application replicated by VSR.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace vsr {
+
+/// What the replica tells the state machine about the operation being executed. The values are
+/// chosen by the primary and carried in the prepare, so every replica sees the same ones.
+struct operation_context {
+    std::uint64_t op = 0;            // log position of the batch
+    std::uint32_t index = 0;         // position of the request inside the batch
+    std::uint64_t timestamp_ns = 0;  // primary's clock, strictly increasing across ops
+    std::uint64_t client_id = 0;
+};
+
+/// Requirements:
+/// - execute(context, operation, result): applies one committed operation and appends its
+///   result to `result` (which arrives empty). Must be deterministic (same state + same inputs
+///   = same state and result on every replica), and total: `operation` comes from a client, so
+///   malformed bytes must produce an error result, never a crash.
+/// - snapshot(out): appends a deterministic serialisation of the whole state to `out`.
+/// - restore(bytes): replaces the state with a snapshot; returns false (state unchanged) if the
+///   bytes are not a valid snapshot.
+/// - result_size_max(): upper bound on any result, so replies fit in a message.
+template <typename T>
+concept state_machine = std::default_initializable<T> &&
+    requires(T& machine, const T& const_machine, const operation_context& context,
+             std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) {
+        machine.execute(context, bytes, out);
+        const_machine.snapshot(out);
+        { machine.restore(bytes) } -> std::same_as<bool>;
+        { const_machine.result_size_max() } -> std::convertible_to<std::size_t>;
+    };
+
+}  // namespace vsr

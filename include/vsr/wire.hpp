@@ -1,0 +1,298 @@
+// Wire format: every message is one contiguous buffer, an 80-byte header followed by a body.
+// All fields are little-endian with explicit widths.
+//
+//   offset size field
+//        0    8 checksum        XXH64 over bytes [8, 80 + body_size), seeded with the cluster id
+//        8    2 version         wire_version
+//       10    1 command         enum command
+//       11    1 sender          replica index, or address_client
+//       12    1 target          replica index, or address_client
+//       13    1 status          reply_status for replies, otherwise 0
+//       14    2 reserved        must be 0
+//       16    4 cluster         cluster id
+//       20    4 body_size
+//       24    8 view
+//       32    8 op
+//       40    8 commit
+//       48    8 client_id
+//       56    8 session
+//       64    8 request_number
+//       72    8 extra           command-specific (see struct header)
+#pragma once
+
+#include <array>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+#include "vsr/checksum.hpp"
+
+namespace vsr {
+
+inline constexpr std::uint16_t wire_version = 1;
+inline constexpr std::size_t header_size = 80;
+inline constexpr std::uint8_t address_client = 0xFF;
+/// Replica indices are u8 on the wire; 0xFF is reserved for clients.
+inline constexpr std::size_t replicas_max = 16;
+
+enum class command : std::uint8_t {
+    none = 0,
+    request = 1,           // client -> primary. extra: request_kind
+    reply = 2,             // primary -> client. op: entry op, extra: index in the entry's batch
+    prepare = 3,           // primary -> backup. body: one log entry
+    prepare_ok = 4,        // backup -> primary. op: highest op held (cumulative)
+    commit = 5,            // primary -> backup. heartbeat; commit: commit number
+    start_view_change = 6, // all -> all
+    do_view_change = 7,    // all -> new primary. extra: last normal view; body: log suffix
+    start_view = 8,        // new primary -> all. body: log suffix
+    request_start_view = 9,// replica -> primary of a view it missed the start of
+    recovery = 10,         // recovering replica -> all. extra: nonce
+    recovery_response = 11,// -> recovering replica. extra: nonce; body (primary only): log suffix
+    get_state = 12,        // lagging replica -> any. op: the op it holds up to
+    new_state = 13,        // -> lagging replica. body: committed log suffix
+    eviction = 14,         // primary -> client whose session was evicted
+};
+inline constexpr std::uint8_t command_max = 14;
+
+enum class request_kind : std::uint8_t { operation = 0, register_session = 1 };
+
+enum class reply_status : std::uint8_t {
+    ok = 0,
+    session_evicted = 1,  // the session is gone: register again
+    log_full = 2,         // config::log_entries_max reached; nothing was executed
+};
+
+struct header {
+    std::uint64_t checksum = 0;
+    command cmd = command::none;
+    std::uint8_t sender = 0;
+    std::uint8_t target = 0;
+    std::uint8_t status = 0;
+    std::uint32_t cluster = 0;
+    std::uint32_t body_size = 0;
+    std::uint64_t view = 0;
+    std::uint64_t op = 0;
+    std::uint64_t commit = 0;
+    std::uint64_t client_id = 0;
+    std::uint64_t session = 0;
+    std::uint64_t request_number = 0;
+    std::uint64_t extra = 0;
+};
+
+// ---- little-endian primitives ---------------------------------------------------------------
+
+inline void store_le16(std::uint8_t* p, std::uint16_t v) noexcept {
+    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap16(v);
+    std::memcpy(p, &v, sizeof v);
+}
+inline void store_le32(std::uint8_t* p, std::uint32_t v) noexcept {
+    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap32(v);
+    std::memcpy(p, &v, sizeof v);
+}
+inline void store_le64(std::uint8_t* p, std::uint64_t v) noexcept {
+    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
+    std::memcpy(p, &v, sizeof v);
+}
+inline std::uint16_t load_le16(const std::uint8_t* p) noexcept {
+    std::uint16_t v;
+    std::memcpy(&v, p, sizeof v);
+    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap16(v);
+    return v;
+}
+using detail::load_le32;
+using detail::load_le64;
+
+// ---- encoding -------------------------------------------------------------------------------
+
+/// Writes `h` (except the checksum) into the first header_size bytes of `out`.
+inline void encode_header_fields(const header& h, std::uint8_t* out) noexcept {
+    store_le16(out + 8, wire_version);
+    out[10] = static_cast<std::uint8_t>(h.cmd);
+    out[11] = h.sender;
+    out[12] = h.target;
+    out[13] = h.status;
+    store_le16(out + 14, 0);
+    store_le32(out + 16, h.cluster);
+    store_le32(out + 20, h.body_size);
+    store_le64(out + 24, h.view);
+    store_le64(out + 32, h.op);
+    store_le64(out + 40, h.commit);
+    store_le64(out + 48, h.client_id);
+    store_le64(out + 56, h.session);
+    store_le64(out + 64, h.request_number);
+    store_le64(out + 72, h.extra);
+}
+
+/// Computes and stores the checksum of a complete message buffer (header + body).
+inline void seal(std::span<std::uint8_t> message, std::uint32_t cluster) noexcept {
+    store_le64(message.data(), checksum(message.subspan(8), cluster));
+}
+
+/// Encodes header + body into `out` (replacing its contents) and seals it.
+inline void encode_message(header h, std::span<const std::uint8_t> body,
+                           std::vector<std::uint8_t>& out) {
+    h.body_size = static_cast<std::uint32_t>(body.size());
+    out.resize(header_size + body.size());
+    encode_header_fields(h, out.data());
+    if (!body.empty()) std::memcpy(out.data() + header_size, body.data(), body.size());
+    seal(out, h.cluster);
+}
+
+// ---- decoding -------------------------------------------------------------------------------
+
+/// Why a message was rejected. Every rejection is counted by the receiver, never asserted.
+enum class decode_error : std::uint8_t {
+    none = 0,
+    too_short,
+    too_long,
+    bad_version,
+    bad_reserved,
+    bad_command,
+    wrong_cluster,
+    size_mismatch,
+    bad_checksum,
+    bad_sender,
+    wrong_target,
+};
+inline constexpr std::size_t decode_error_count = 11;
+
+inline const char* to_string(decode_error e) noexcept {
+    constexpr const char* names[decode_error_count] = {
+        "none",          "too_short",    "too_long",     "bad_version",
+        "bad_reserved",  "bad_command",  "wrong_cluster", "size_mismatch",
+        "bad_checksum",  "bad_sender",   "wrong_target"};
+    const auto i = static_cast<std::size_t>(e);
+    return i < decode_error_count ? names[i] : "unknown";
+}
+
+inline header decode_header_fields(const std::uint8_t* p) noexcept {
+    header h;
+    h.checksum = load_le64(p);
+    h.cmd = static_cast<command>(p[10]);
+    h.sender = p[11];
+    h.target = p[12];
+    h.status = p[13];
+    h.cluster = load_le32(p + 16);
+    h.body_size = load_le32(p + 20);
+    h.view = load_le64(p + 24);
+    h.op = load_le64(p + 32);
+    h.commit = load_le64(p + 40);
+    h.client_id = load_le64(p + 48);
+    h.session = load_le64(p + 56);
+    h.request_number = load_le64(p + 64);
+    h.extra = load_le64(p + 72);
+    return h;
+}
+
+/// Checks framing only (version, sizes, command, cluster); cheap, used by stream framers
+/// before the whole body has arrived.
+inline decode_error check_header_prefix(std::span<const std::uint8_t> bytes, std::uint32_t cluster,
+                                        std::size_t message_size_max) noexcept {
+    if (bytes.size() < header_size) return decode_error::too_short;
+    const std::uint8_t* p = bytes.data();
+    if (load_le16(p + 8) != wire_version) return decode_error::bad_version;
+    if (load_le16(p + 14) != 0) return decode_error::bad_reserved;
+    if (p[10] == 0 || p[10] > command_max) return decode_error::bad_command;
+    if (load_le32(p + 16) != cluster) return decode_error::wrong_cluster;
+    if (header_size + std::uint64_t{load_le32(p + 20)} > message_size_max) return decode_error::too_long;
+    return decode_error::none;
+}
+
+/// Validates a complete message: framing, exact size and checksum. Addressing is checked by the
+/// receiver (it knows who it is). On success `out` holds the header.
+inline decode_error decode_message(std::span<const std::uint8_t> bytes, std::uint32_t cluster,
+                                   std::size_t message_size_max, header& out) noexcept {
+    if (bytes.size() > message_size_max) return decode_error::too_long;
+    if (const auto e = check_header_prefix(bytes, cluster, message_size_max); e != decode_error::none) {
+        return e;
+    }
+    if (header_size + std::uint64_t{load_le32(bytes.data() + 20)} != bytes.size()) {
+        return decode_error::size_mismatch;
+    }
+    if (load_le64(bytes.data()) != checksum(bytes.subspan(8), cluster)) return decode_error::bad_checksum;
+    out = decode_header_fields(bytes.data());
+    return decode_error::none;
+}
+
+inline std::span<const std::uint8_t> message_body(std::span<const std::uint8_t> message) noexcept {
+    return message.subspan(header_size);
+}
+
+/// Bounds-checked sequential reader for bodies that came off the wire.
+class byte_reader {
+public:
+    explicit byte_reader(std::span<const std::uint8_t> bytes) noexcept : bytes_(bytes) {}
+
+    bool read_u8(std::uint8_t& v) noexcept { return read_raw(&v, 1); }
+    bool read_u32(std::uint32_t& v) noexcept {
+        if (remaining() < 4) return fail();
+        v = load_le32(bytes_.data() + offset_);
+        offset_ += 4;
+        return true;
+    }
+    bool read_u64(std::uint64_t& v) noexcept {
+        if (remaining() < 8) return fail();
+        v = load_le64(bytes_.data() + offset_);
+        offset_ += 8;
+        return true;
+    }
+    bool read_span(std::size_t size, std::span<const std::uint8_t>& v) noexcept {
+        if (remaining() < size) return fail();
+        v = bytes_.subspan(offset_, size);
+        offset_ += size;
+        return true;
+    }
+    std::size_t remaining() const noexcept { return bytes_.size() - offset_; }
+    std::size_t offset() const noexcept { return offset_; }
+    bool ok() const noexcept { return ok_; }
+
+private:
+    bool read_raw(void* out, std::size_t size) noexcept {
+        if (remaining() < size) return fail();
+        std::memcpy(out, bytes_.data() + offset_, size);
+        offset_ += size;
+        return true;
+    }
+    bool fail() noexcept {
+        ok_ = false;
+        return false;
+    }
+
+    std::span<const std::uint8_t> bytes_;
+    std::size_t offset_ = 0;
+    bool ok_ = true;
+};
+
+/// Appending writer for building bodies.
+class byte_writer {
+public:
+    explicit byte_writer(std::vector<std::uint8_t>& out) noexcept : out_(out) {}
+    void u8(std::uint8_t v) { out_.push_back(v); }
+    void u32(std::uint32_t v) {
+        const auto at = grow(4);
+        store_le32(out_.data() + at, v);
+    }
+    void u64(std::uint64_t v) {
+        const auto at = grow(8);
+        store_le64(out_.data() + at, v);
+    }
+    void bytes(std::span<const std::uint8_t> v) {
+        if (v.empty()) return;
+        const auto at = grow(v.size());
+        std::memcpy(out_.data() + at, v.data(), v.size());
+    }
+    std::size_t size() const noexcept { return out_.size(); }
+
+private:
+    std::size_t grow(std::size_t n) {
+        const auto at = out_.size();
+        out_.resize(at + n);
+        return at;
+    }
+    std::vector<std::uint8_t>& out_;
+};
+
+}  // namespace vsr

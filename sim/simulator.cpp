@@ -1,0 +1,666 @@
+#include "sim/simulator.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <sstream>
+#include <unordered_map>
+#include <vector>
+
+#include "sim/fault_profile.hpp"
+#include "kv_state_machine.hpp"
+#include "sim/linearizability.hpp"
+#include "vsr/client.hpp"
+#include "vsr/replica.hpp"
+
+namespace sim {
+namespace {
+
+constexpr std::uint64_t ns_per_ms = 1'000'000;
+constexpr std::uint64_t ns_per_us = 1'000;
+constexpr std::size_t trace_tail_size = 48;
+
+class kv_simulation;
+
+/// Simulated message bus: hands messages to the simulated network.
+struct sim_bus {
+    kv_simulation* simulation = nullptr;
+    std::uint32_t node = 0;
+    void send_to_replica(std::uint8_t replica, std::span<const std::uint8_t> message);
+    void send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message);
+};
+static_assert(vsr::message_bus<sim_bus>);
+
+/// Simulated clock with per-replica drift and offset.
+struct sim_clock {
+    const std::uint64_t* now_ns = nullptr;
+    std::int64_t drift_per_mille = 0;
+    std::uint64_t offset_ns = 0;
+    std::uint64_t monotonic_ns() { return offset_ns + skewed(*now_ns); }
+    std::uint64_t realtime_ns() { return 1'700'000'000ULL * 1'000'000'000ULL + offset_ns + skewed(*now_ns); }
+    std::uint64_t skewed(std::uint64_t t) const {
+        return static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + static_cast<std::int64_t>(t / 1000) * drift_per_mille);
+    }
+};
+static_assert(vsr::time_source<sim_clock>);
+
+using sim_replica = vsr::basic_replica<kv::state_machine, sim_bus, sim_clock, vsr::xoshiro256>;
+using sim_client = vsr::basic_client<sim_bus, vsr::xoshiro256>;
+
+enum class event_kind : std::uint8_t { deliver, replica_tick, client_tick, fault_step, restart, resume, heal_partition, unclog, heal_all, watchdog };
+
+struct event {
+    std::uint64_t time;
+    std::uint64_t seq;
+    event_kind kind;
+    std::uint32_t node;
+    std::uint32_t payload;
+    bool operator>(const event& other) const { return std::pair(time, seq) > std::pair(other.time, other.seq); }
+};
+
+struct trace_record {
+    std::uint64_t time = 0;
+    event_kind kind = event_kind::deliver;
+    std::uint32_t from = 0, to = 0;
+    vsr::header h{};
+};
+
+struct replica_node {
+    sim_bus bus;
+    sim_clock clock;
+    std::unique_ptr<vsr::xoshiro256> random;
+    std::unique_ptr<sim_replica> replica;  // null while crashed
+    bool paused = false;
+    std::vector<std::uint32_t> held;       // deliveries postponed while paused
+    std::uint64_t tick_interval_ns = 0;
+    std::uint64_t checked_executed = 0;    // safety checker progress
+    std::uint64_t last_view = 0;
+};
+
+struct client_node {
+    sim_bus bus;
+    std::unique_ptr<vsr::xoshiro256> random;
+    std::unique_ptr<sim_client> client;
+    std::uint32_t sessions = 1;
+    std::uint32_t outstanding = 0;
+    std::uint64_t next_submit_ns = 0;
+    std::uint64_t values_written = 0;
+    std::vector<std::string> last_seen;  // per key: a value this client saw, for cas
+};
+
+class kv_simulation {
+public:
+    explicit kv_simulation(const simulation_options& options) : options_(options), random_(options.seed) {}
+
+    simulation_result run();
+
+    void send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message);
+    std::uint32_t client_node_of(std::uint64_t client_id) const {
+        const auto it = client_owner_.find(client_id);
+        return it == client_owner_.end() ? UINT32_MAX : it->second;
+    }
+    std::uint32_t replica_count() const { return options_.replicas; }
+
+private:
+    void setup();
+    void schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t node, std::uint32_t payload = 0);
+    void handle(const event& e);
+    void deliver(std::uint32_t to, std::uint32_t buffer);
+    void release_buffer(std::uint32_t buffer);
+    void start_replica(std::uint32_t index, bool recovering);
+    void replica_tick(std::uint32_t index);
+    void client_tick(std::uint32_t index);
+    void submit_operation(std::uint32_t client_index);
+    void fault_step();
+    void heal_all();
+    std::uint32_t impaired_replicas() const;
+    void check_replica(std::uint32_t index);
+    void watchdog();
+    void check_convergence();
+    void final_checks();
+    void fail(const std::string& property, const std::string& detail);
+    void record_trace(event_kind kind, std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message);
+    std::string format_trace() const;
+    bool done() const;
+    void mix_trace(std::uint64_t value) { trace_hash_ = vsr::checksum({reinterpret_cast<const std::uint8_t*>(&value), 8}, trace_hash_); }
+
+    simulation_options options_;
+    vsr::xoshiro256 random_;
+    fault_profile profile_;
+    vsr::config config_;
+    vsr::client_options client_options_;
+    simulation_result result_;
+
+    std::uint64_t now_ = 0;
+    std::uint64_t seq_ = 0;
+    std::priority_queue<event, std::vector<event>, std::greater<>> events_;
+    std::vector<std::vector<std::uint8_t>> buffers_;
+    std::vector<std::uint32_t> buffer_from_;
+    std::vector<std::uint32_t> free_buffers_;
+    std::uint32_t buffers_in_flight_ = 0;
+
+    std::vector<replica_node> replicas_;
+    std::vector<client_node> clients_;
+    std::unordered_map<std::uint64_t, std::uint32_t> client_owner_;
+    std::uint32_t keys_ = 1;
+
+    // faults
+    bool faults_active_ = true;
+    std::uint64_t heal_time_ = 0;
+    std::array<std::array<bool, vsr::replicas_max>, vsr::replicas_max> blocked_{};
+    bool partition_active_ = false;
+    std::array<std::array<std::uint64_t, vsr::replicas_max>, vsr::replicas_max> clogged_until_{};
+    std::uint64_t clog_delay_ns_ = 0;
+
+    // workload and checkers
+    std::uint32_t issued_ = 0;
+    std::uint32_t completed_ = 0;
+    std::vector<kv_history_op> history_;
+    std::vector<std::uint64_t> canonical_;  // checksum of the committed entry at each op
+    std::array<trace_record, trace_tail_size> trace_{};
+    std::uint64_t trace_count_ = 0;
+    std::uint64_t trace_hash_ = 0;
+    std::uint64_t converged_since_ = 0;
+    bool finished_ = false;
+};
+
+void sim_bus::send_to_replica(std::uint8_t replica, std::span<const std::uint8_t> message) {
+    if (replica >= simulation->replica_count()) return;
+    simulation->send(node, replica, message);
+}
+
+void sim_bus::send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message) {
+    const std::uint32_t to = simulation->client_node_of(client_id);
+    if (to != UINT32_MAX) simulation->send(node, to, message);
+}
+
+void kv_simulation::schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t node, std::uint32_t payload) {
+    events_.push(event{now_ + delay_ns, seq_++, kind, node, payload});
+}
+
+void kv_simulation::setup() {
+    profile_ = draw_fault_profile(random_);
+    result_.profile = profile_.describe();
+    config_.cluster = static_cast<std::uint32_t>(random_.next_u64());
+    config_.replica_count = options_.replicas;
+    config_.pipeline_max = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 8));
+    config_.batch_requests_max = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 64));
+    config_.bug = options_.bug;
+    const auto client_count = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 5));
+    std::vector<std::uint32_t> sessions(client_count);
+    std::uint32_t sessions_total = 0;
+    for (auto& s : sessions) sessions_total += s = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 3));
+    // Some seeds get fewer session slots than sessions, to exercise eviction.
+    config_.clients_max = vsr::chance(random_, 1, 8) ? std::max<std::uint32_t>(1, sessions_total - 1) : 64;
+    keys_ = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 8));
+
+    client_options_.cluster = config_.cluster;
+    client_options_.replica_count = config_.replica_count;
+    client_options_.tick_ms = config_.tick_ms;
+
+    replicas_.resize(options_.replicas);
+    for (std::uint32_t i = 0; i < options_.replicas; ++i) {
+        replica_node& node = replicas_[i];
+        node.bus = sim_bus{this, i};
+        const auto drift = profile_.clock_drift_per_mille;
+        node.clock = sim_clock{&now_, drift == 0 ? 0 : static_cast<std::int64_t>(vsr::uniform_between(random_, 0, 2 * drift)) - drift,
+                               vsr::uniform_below(random_, 1'000'000'000)};
+        node.tick_interval_ns = static_cast<std::uint64_t>(static_cast<std::int64_t>(config_.tick_ms * ns_per_ms) -
+                                                           static_cast<std::int64_t>(config_.tick_ms * ns_per_ms / 1000) * node.clock.drift_per_mille);
+        start_replica(i, false);
+        schedule(vsr::uniform_below(random_, node.tick_interval_ns), event_kind::replica_tick, i);
+    }
+    clients_.resize(client_count);
+    for (std::uint32_t c = 0; c < client_count; ++c) {
+        client_node& node = clients_[c];
+        const std::uint32_t id = options_.replicas + c;
+        node.bus = sim_bus{this, id};
+        node.random = std::make_unique<vsr::xoshiro256>(random_.next_u64());
+        node.sessions = sessions[c];
+        node.last_seen.resize(keys_);
+        auto options = client_options_;
+        options.sessions = node.sessions;
+        node.client = std::make_unique<sim_client>(options, node.bus, *node.random);
+        for (const auto client_id : node.client->client_ids()) client_owner_.emplace(client_id, id);
+        schedule(vsr::uniform_below(random_, config_.tick_ms * ns_per_ms), event_kind::client_tick, id);
+    }
+    const std::uint64_t fault_phase_ms = vsr::uniform_between(random_, 2'000, 20'000);
+    schedule(fault_phase_ms * ns_per_ms, event_kind::heal_all, 0);
+    schedule(profile_.fault_step_ms * ns_per_ms, event_kind::fault_step, 0);
+    schedule(1000 * ns_per_ms, event_kind::watchdog, 0);
+}
+
+void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
+    replica_node& node = replicas_[index];
+    node.random = std::make_unique<vsr::xoshiro256>(random_.next_u64());
+    node.replica = std::make_unique<sim_replica>(config_, static_cast<std::uint8_t>(index), node.bus, node.clock, *node.random, recovering);
+    node.checked_executed = 0;
+    node.last_view = 0;
+    node.paused = false;
+}
+
+// ---- network ----
+
+void kv_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
+    const bool between_replicas = from < options_.replicas && to < options_.replicas;
+    if (faults_active_) {
+        if (buffers_in_flight_ >= profile_.message_pool_max) return;  // pool exhausted: dropped
+        if (between_replicas && blocked_[from][to]) return;
+        if (vsr::chance(random_, profile_.drop_per_mille, 1000)) return;
+    }
+    const std::uint32_t copies = faults_active_ && vsr::chance(random_, profile_.duplicate_per_mille, 1000) ? 2 : 1;
+    for (std::uint32_t copy = 0; copy < copies; ++copy) {
+        std::uint64_t delay_ns = vsr::uniform_between(random_, profile_.latency_min_us, profile_.latency_max_us) * ns_per_us;
+        if (faults_active_ && vsr::chance(random_, profile_.delay_spike_per_mille, 1000)) {
+            delay_ns += vsr::uniform_below(random_, profile_.delay_spike_max_us) * ns_per_us;
+        }
+        if (between_replicas && clogged_until_[from][to] > now_) delay_ns += clog_delay_ns_;
+        std::uint32_t buffer;
+        if (free_buffers_.empty()) {
+            buffer = static_cast<std::uint32_t>(buffers_.size());
+            buffers_.emplace_back();
+            buffer_from_.push_back(0);
+        } else {
+            buffer = free_buffers_.back();
+            free_buffers_.pop_back();
+        }
+        buffers_[buffer].assign(message.begin(), message.end());
+        buffer_from_[buffer] = from;
+        ++buffers_in_flight_;
+        schedule(delay_ns, event_kind::deliver, to, buffer);
+    }
+}
+
+void kv_simulation::release_buffer(std::uint32_t buffer) {
+    free_buffers_.push_back(buffer);
+    --buffers_in_flight_;
+}
+
+void kv_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
+    const auto& message = buffers_[buffer];
+    record_trace(event_kind::deliver, buffer_from_[buffer], to, message);
+    ++result_.messages_delivered;
+    if (to < options_.replicas) {
+        replica_node& node = replicas_[to];
+        if (!node.replica) {
+            release_buffer(buffer);
+            return;
+        }
+        if (node.paused) {
+            node.held.push_back(buffer);  // stays in flight until resumed
+            return;
+        }
+        node.replica->on_message(message);
+        release_buffer(buffer);
+        check_replica(to);
+    } else {
+        clients_[to - options_.replicas].client->on_message(message);
+        release_buffer(buffer);
+    }
+}
+
+// ---- event loop ----
+
+void kv_simulation::handle(const event& e) {
+    switch (e.kind) {
+        case event_kind::deliver: deliver(e.node, e.payload); break;
+        case event_kind::replica_tick: replica_tick(e.node); break;
+        case event_kind::client_tick: client_tick(e.node - options_.replicas); break;
+        case event_kind::fault_step: fault_step(); break;
+        case event_kind::restart:
+            if (!replicas_[e.node].replica) {
+                record_trace(e.kind, e.node, e.node, {});
+                start_replica(e.node, true);
+            }
+            break;
+        case event_kind::resume: {
+            replica_node& node = replicas_[e.node];
+            if (!node.paused) break;
+            record_trace(e.kind, e.node, e.node, {});
+            node.paused = false;
+            for (const auto buffer : node.held) {
+                ++seq_;
+                events_.push(event{now_, seq_, event_kind::deliver, e.node, buffer});
+            }
+            node.held.clear();
+            break;
+        }
+        case event_kind::heal_partition:
+            record_trace(e.kind, 0, 0, {});
+            blocked_ = {};
+            partition_active_ = false;
+            break;
+        case event_kind::unclog: break;
+        case event_kind::heal_all: heal_all(); break;
+        case event_kind::watchdog: watchdog(); break;
+    }
+}
+
+void kv_simulation::replica_tick(std::uint32_t index) {
+    replica_node& node = replicas_[index];
+    schedule(node.tick_interval_ns, event_kind::replica_tick, index);
+    if (!node.replica || node.paused) return;
+    node.replica->tick();
+    check_replica(index);
+}
+
+void kv_simulation::client_tick(std::uint32_t index) {
+    client_node& node = clients_[index];
+    schedule(config_.tick_ms * ns_per_ms, event_kind::client_tick, options_.replicas + index);
+    node.client->tick();
+    while (node.outstanding < node.sessions && issued_ < options_.requests && now_ >= node.next_submit_ns) {
+        submit_operation(index);
+        node.next_submit_ns = now_ + vsr::uniform_below(*node.random, 20 * ns_per_ms);
+    }
+}
+
+void kv_simulation::submit_operation(std::uint32_t client_index) {
+    client_node& node = clients_[client_index];
+    vsr::xoshiro256& random = *node.random;
+    const auto key_index = static_cast<std::uint32_t>(vsr::uniform_below(random, keys_));
+    kv_history_op op;
+    op.id = history_.size();
+    op.client = client_index;
+    op.key = "k" + std::to_string(key_index);
+    const auto roll = vsr::uniform_below(random, 100);
+    op.kind = roll < 40 ? kv_kind::put : roll < 70 ? kv_kind::get : roll < 90 ? kv_kind::cas : kv_kind::del;
+    if (op.kind == kv_kind::put || op.kind == kv_kind::cas) {
+        op.value = "c" + std::to_string(client_index) + "." + std::to_string(++node.values_written);
+    }
+    if (op.kind == kv_kind::cas) op.expected = node.last_seen[key_index];
+    op.invoke_ns = now_;
+    kv::operation encoded_op;
+    encoded_op.op_kind = op.kind == kv_kind::put ? kv::kind::put : op.kind == kv_kind::get ? kv::kind::get
+                       : op.kind == kv_kind::cas ? kv::kind::cas : kv::kind::del;
+    std::vector<std::uint8_t> bytes;
+    history_.push_back(std::move(op));
+    const kv_history_op& stored = history_.back();
+    encoded_op.key = stored.key;
+    encoded_op.value = stored.value;
+    encoded_op.expected = stored.expected;
+    kv::encode_operation(encoded_op, bytes);
+    const std::size_t id = stored.id;
+    const auto submitted = node.client->submit(bytes, [this, id, client_index, key_index](const vsr::client_result& r) {
+        kv_history_op& h = history_[id];
+        client_node& owner = clients_[client_index];
+        --owner.outstanding;
+        ++completed_;
+        h.complete_ns = now_;
+        if (r.status != vsr::result_status::ok) {
+            h.result_outcome = outcome::unknown;  // it may have executed before the failure
+            return;
+        }
+        ++result_.requests_ok;
+        const kv::result decoded = kv::decode_result(r.body);
+        h.result_outcome = outcome::ok;
+        h.position = (r.op << 20) | r.index;
+        h.status = decoded.result_status == kv::status::ok ? kv_status::ok
+                 : decoded.result_status == kv::status::not_found ? kv_status::not_found : kv_status::mismatch;
+        if (decoded.result_status == kv::status::invalid) fail("kv", "valid operation answered invalid: " + describe_op(h));
+        h.result_value = std::string(decoded.value);
+        if (h.kind == kv_kind::get && h.status == kv_status::ok) owner.last_seen[key_index] = h.result_value;
+        if ((h.kind == kv_kind::put || h.kind == kv_kind::cas) && h.status == kv_status::ok) owner.last_seen[key_index] = h.value;
+    });
+    if (submitted != vsr::submit_error::none) {
+        history_.back().result_outcome = outcome::fail;
+        return;
+    }
+    ++issued_;
+    ++node.outstanding;
+}
+
+// ---- faults ----
+
+std::uint32_t kv_simulation::impaired_replicas() const {
+    std::uint32_t count = 0;
+    for (const auto& node : replicas_) {
+        count += !node.replica || node.replica->status() == vsr::replica_status::recovering;
+    }
+    return count;
+}
+
+void kv_simulation::fault_step() {
+    if (!faults_active_) return;
+    schedule(profile_.fault_step_ms * ns_per_ms, event_kind::fault_step, 0);
+    const std::uint32_t n = options_.replicas;
+    const std::uint32_t f = (n - 1) / 2;
+    auto roll = [&] { return vsr::chance(random_, profile_.fault_per_mille, 1000); };
+    if (profile_.crashes && roll() && impaired_replicas() + 1 <= f) {
+        const auto index = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
+        if (replicas_[index].replica) {
+            record_trace(event_kind::restart, index, index, {});
+            mix_trace(0xC0 + index);
+            replicas_[index].replica.reset();
+            for (const auto buffer : replicas_[index].held) release_buffer(buffer);
+            replicas_[index].held.clear();
+            ++result_.crashes;
+            schedule(vsr::uniform_between(random_, 50, 5'000) * ns_per_ms, event_kind::restart, index);
+        }
+    }
+    if (profile_.partitions && !partition_active_ && roll()) {
+        std::uint64_t side = 0;
+        while (side == 0 || side == (1ULL << n) - 1) side = vsr::uniform_below(random_, 1ULL << n);
+        const bool one_way = profile_.asymmetric_partitions && vsr::chance(random_, 1, 2);
+        for (std::uint32_t a = 0; a < n; ++a) {
+            for (std::uint32_t b = 0; b < n; ++b) {
+                const bool a_in = (side >> a) & 1, b_in = (side >> b) & 1;
+                if (a_in && !b_in) blocked_[a][b] = true;
+                if (!a_in && b_in && !one_way) blocked_[a][b] = true;
+            }
+        }
+        partition_active_ = true;
+        mix_trace(side);
+        schedule(vsr::uniform_between(random_, 100, 5'000) * ns_per_ms, event_kind::heal_partition, 0);
+    }
+    if (profile_.clogging && roll()) {
+        const auto a = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
+        const auto b = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
+        clog_delay_ns_ = vsr::uniform_between(random_, 10, 800) * ns_per_ms;
+        clogged_until_[a][b] = now_ + vsr::uniform_between(random_, 100, 3'000) * ns_per_ms;
+    }
+    if (profile_.pauses && roll()) {
+        const auto index = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
+        if (replicas_[index].replica && !replicas_[index].paused) {
+            replicas_[index].paused = true;
+            mix_trace(0x50 + index);
+            schedule(vsr::uniform_between(random_, 20, 3'000) * ns_per_ms, event_kind::resume, index);
+        }
+    }
+}
+
+void kv_simulation::heal_all() {
+    record_trace(event_kind::heal_all, 0, 0, {});
+    faults_active_ = false;
+    heal_time_ = now_;
+    blocked_ = {};
+    clogged_until_ = {};
+    partition_active_ = false;
+    for (std::uint32_t i = 0; i < options_.replicas; ++i) {
+        if (!replicas_[i].replica) schedule(0, event_kind::restart, i);
+        if (replicas_[i].paused) schedule(0, event_kind::resume, i);
+    }
+}
+
+// ---- checkers ----
+
+/// Safety, incrementally: every newly executed op must equal the first execution of that op
+/// anywhere, and view numbers never go backwards (within one incarnation).
+void kv_simulation::check_replica(std::uint32_t index) {
+    replica_node& node = replicas_[index];
+    const sim_replica& replica = *node.replica;
+    if (replica.view() < node.last_view) {
+        fail("safety", "replica " + std::to_string(index) + " view went back from " + std::to_string(node.last_view) + " to " + std::to_string(replica.view()));
+        return;
+    }
+    node.last_view = replica.view();
+    if (replica.counters().dropped_inconsistent != 0) {
+        fail("safety", "replica " + std::to_string(index) + " received log entries contradicting executed ones");
+        return;
+    }
+    const std::uint64_t executed = replica.commit_executed();
+    if (executed < node.checked_executed) {
+        fail("safety", "replica " + std::to_string(index) + " commit went backwards");
+        return;
+    }
+    for (std::uint64_t op = node.checked_executed + 1; op <= executed; ++op) {
+        const std::uint64_t sum = vsr::checksum(replica.log().entry(op));
+        if (op > canonical_.size()) {
+            canonical_.push_back(sum);
+        } else if (canonical_[op - 1] != sum) {
+            fail("safety", "replica " + std::to_string(index) + " committed a different entry at op " + std::to_string(op));
+            return;
+        }
+    }
+    node.checked_executed = executed;
+}
+
+bool kv_simulation::done() const { return issued_ == options_.requests && completed_ == issued_; }
+
+/// Liveness: once healed, every request completes and the replicas converge within the bound.
+void kv_simulation::watchdog() {
+    schedule(1000 * ns_per_ms, event_kind::watchdog, 0);
+    if (faults_active_) return;
+    if (now_ - heal_time_ > options_.liveness_bound_ms * ns_per_ms) {
+        std::ostringstream detail;
+        detail << "after healing at " << heal_time_ / ns_per_ms << " ms, not done within " << options_.liveness_bound_ms
+               << " ms: issued=" << issued_ << " completed=" << completed_ << ";";
+        for (std::uint32_t i = 0; i < options_.replicas; ++i) {
+            const auto& r = *replicas_[i].replica;
+            detail << " r" << i << "{" << vsr::to_string(r.status()) << " view=" << r.view() << " op=" << r.op()
+                   << " commit=" << r.commit() << " executed=" << r.commit_executed() << (r.syncing() ? " syncing" : "") << "}";
+        }
+        fail("liveness", detail.str());
+    }
+}
+
+/// After the workload: all replicas normal in one view with the same executed op and state.
+void kv_simulation::check_convergence() {
+    std::uint64_t executed = 0, view = 0;
+    for (const auto& node : replicas_) {
+        if (!node.replica) return;
+        executed = std::max(executed, node.replica->commit_executed());
+        view = std::max(view, node.replica->view());
+    }
+    for (const auto& node : replicas_) {
+        const auto& r = *node.replica;
+        if (r.status() != vsr::replica_status::normal || r.syncing() || r.view() != view || r.commit_executed() != executed) return;
+    }
+    finished_ = true;
+}
+
+void kv_simulation::final_checks() {
+    std::vector<std::uint8_t> first, other;
+    replicas_[0].replica->state_machine().snapshot(first);
+    replicas_[0].replica->clients().snapshot(first);
+    for (std::uint32_t i = 1; i < options_.replicas; ++i) {
+        other.clear();
+        replicas_[i].replica->state_machine().snapshot(other);
+        replicas_[i].replica->clients().snapshot(other);
+        if (other != first) {
+            fail("safety", "replica " + std::to_string(i) + " state differs from replica 0 at the same commit");
+            return;
+        }
+    }
+    const linearizability_report report = check_linearizable(history_);
+    if (!report.linearizable) fail("linearizability", report.explanation);
+}
+
+void kv_simulation::fail(const std::string& property, const std::string& detail) {
+    if (!result_.ok) return;
+    result_.ok = false;
+    result_.property = property;
+    result_.detail = detail;
+    result_.trace_tail = format_trace();
+}
+
+void kv_simulation::record_trace(event_kind kind, std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
+    trace_record& record = trace_[trace_count_++ % trace_tail_size];
+    record.time = now_;
+    record.kind = kind;
+    record.from = from;
+    record.to = to;
+    record.h = message.size() >= vsr::header_size ? vsr::decode_header_fields(message.data()) : vsr::header{};
+    mix_trace(now_ ^ (std::uint64_t{from} << 48) ^ (std::uint64_t{to} << 40) ^ record.h.checksum);
+    if (options_.verbose) {
+        std::printf("%10.3f ms  %u -> %u  cmd=%u view=%llu op=%llu commit=%llu\n", static_cast<double>(now_) / 1e6, from, to,
+                    static_cast<unsigned>(record.h.cmd), static_cast<unsigned long long>(record.h.view),
+                    static_cast<unsigned long long>(record.h.op), static_cast<unsigned long long>(record.h.commit));
+    }
+}
+
+std::string kv_simulation::format_trace() const {
+    static constexpr const char* kinds[] = {"deliver", "tick", "client_tick", "fault", "restart/crash", "resume", "heal_partition", "unclog", "heal_all", "watchdog"};
+    std::ostringstream out;
+    const std::uint64_t first = trace_count_ > trace_tail_size ? trace_count_ - trace_tail_size : 0;
+    for (std::uint64_t i = first; i < trace_count_; ++i) {
+        const trace_record& r = trace_[i % trace_tail_size];
+        out << "  " << r.time / ns_per_us << "us " << kinds[static_cast<int>(r.kind)] << " " << r.from << "->" << r.to;
+        if (r.kind == event_kind::deliver) {
+            out << " cmd=" << static_cast<unsigned>(r.h.cmd) << " view=" << r.h.view << " op=" << r.h.op << " commit=" << r.h.commit;
+        }
+        out << "\n";
+    }
+    return out.str();
+}
+
+simulation_result kv_simulation::run() {
+    setup();
+    const std::uint64_t time_max = 600'000 * ns_per_ms;
+    while (!events_.empty() && result_.ok && !finished_ && now_ < time_max) {
+        const event e = events_.top();
+        events_.pop();
+        now_ = e.time;
+        handle(e);
+        if (!faults_active_ && done()) check_convergence();
+    }
+    if (result_.ok && !finished_) fail("liveness", "simulation ended before the workload completed");
+    if (result_.ok) final_checks();
+    for (const auto& node : replicas_) {
+        if (!node.replica) continue;
+        result_.ops_committed = std::max(result_.ops_committed, node.replica->commit_executed());
+        result_.view_changes += node.replica->counters().views_started_as_primary;
+    }
+    result_.simulated_ms = now_ / ns_per_ms;
+    result_.trace_hash = trace_hash_;
+    return result_;
+}
+
+}  // namespace
+
+simulation_result run_kv_simulation(const simulation_options& options) {
+    kv_simulation simulation(options);
+    return simulation.run();
+}
+
+namespace {
+constexpr std::pair<vsr::planted_bug, const char*> bug_names[] = {
+    {vsr::planted_bug::none, "none"},
+    {vsr::planted_bug::commit_without_quorum, "commit_without_quorum"},
+    {vsr::planted_bug::skip_client_deduplication, "skip_client_deduplication"},
+    {vsr::planted_bug::view_change_picks_wrong_log, "view_change_picks_wrong_log"},
+    {vsr::planted_bug::accept_prepare_out_of_order, "accept_prepare_out_of_order"},
+    {vsr::planted_bug::recovering_replica_answers, "recovering_replica_answers"},
+};
+}  // namespace
+
+bool parse_planted_bug(const std::string& name, vsr::planted_bug& out) {
+    for (const auto& [bug, bug_name] : bug_names) {
+        if (name == bug_name) {
+            out = bug;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char* to_string(vsr::planted_bug bug) {
+    for (const auto& [b, name] : bug_names) {
+        if (b == bug) return name;
+    }
+    return "unknown";
+}
+
+}  // namespace sim
