@@ -62,7 +62,7 @@ struct replica_counters {
     std::uint64_t dropped_primary_catching_up = 0;
     std::uint64_t dropped_request_queue_full = 0;
     std::uint64_t dropped_duplicate_request = 0;
-    std::uint64_t dropped_inconsistent = 0;   // contradicts executed entries; must stay 0
+    std::uint64_t dropped_stale_suffix = 0;   // a log suffix that conflicts with executed entries
     std::uint64_t requests_refused_log_full = 0;
     std::uint64_t replies_resent = 0;
     std::uint64_t sessions_evicted = 0;
@@ -834,7 +834,10 @@ private:
         const bool decoded = decode_suffix(sync_.suffix_body, config_.entry_size_max(), suffix);
         assert(decoded);
         (void)decoded;
-        if (!attach_suffix(suffix, sync_.op)) return;
+        if (!attach_suffix(suffix, sync_.op)) {
+            abandon_sync();
+            return;
+        }
         sync_.active = false;
         switch (sync_.purpose) {
             case sync_purpose::view_change_primary:
@@ -854,6 +857,27 @@ private:
         }
     }
 
+    /// The suffix we were syncing towards is stale (entries committed since replaced it).
+    /// Keep the committed prefix and ask again.
+    void abandon_sync() {
+        sync_.active = false;
+        switch (sync_.purpose) {
+            case sync_purpose::start_view:
+                status_ = replica_status::view_change;
+                awaiting_start_view_ = false;
+                view_change_timeout_.start(view_change_ticks());
+                await_start_view(view_);
+                return;
+            case sync_purpose::view_change_primary:
+                return;  // stay in view_change; the timeout moves on to the next view
+            case sync_purpose::recovery:
+                for (auto& record : recoveries_) record = recovery_record{};
+                recovery_nonce_ = random_.next_u64() | 1;
+                send_recovery();
+                return;
+        }
+    }
+
     /// Appends the suffix's entries after prev_op, keeping ours where the tags agree and
     /// truncating where they differ, then cuts the log at `op`.
     bool attach_suffix(const log_suffix& s, std::uint64_t op) {
@@ -862,8 +886,8 @@ private:
             const entry_header eh = read_entry_header(s.entries[i]);
             if (at <= log_.op()) {
                 if (log_.view_at(at) == eh.view) continue;
-                if (at <= commit_executed_) {
-                    ++counters_.dropped_inconsistent;
+                if (at <= committed_in_log()) {
+                    ++counters_.dropped_stale_suffix;  // superseded by entries committed since
                     return false;
                 }
                 log_.truncate(at - 1);
@@ -872,8 +896,8 @@ private:
             log_.append(std::vector<std::uint8_t>(s.entries[i].begin(), s.entries[i].end()));
         }
         if (log_.op() > op) {
-            if (op < commit_executed_) {
-                ++counters_.dropped_inconsistent;
+            if (op < committed_in_log()) {
+                ++counters_.dropped_stale_suffix;
                 return false;
             }
             log_.truncate(op);
@@ -925,6 +949,12 @@ private:
             ++counters_.dropped_malformed_body;
             return;
         }
+        if (!sync_.active && h.view > view_) {
+            // Entries committed in a later view may replace uncommitted ones of ours that the
+            // primary of our view still counts on: join the later view instead.
+            await_start_view(h.view);
+            return;
+        }
         if (suffix.prev_op != log_.op() || suffix.entries.empty()) return;  // stale answer
         if (!suffix_attaches(suffix)) {
             // Our last entries were never committed and differ from the committed ones.
@@ -932,12 +962,16 @@ private:
             request_state();
             return;
         }
-        for (const auto entry : suffix.entries) {
+        // While syncing, take nothing past prev_op: beyond it the stored suffix decides.
+        const std::size_t take = sync_.active ? std::min<std::uint64_t>(suffix.entries.size(), sync_.prev_op - suffix.prev_op)
+                                              : suffix.entries.size();
+        for (std::size_t i = 0; i < take; ++i) {
+            const auto entry = suffix.entries[i];
             timestamp_last_ = std::max(timestamp_last_, read_entry_header(entry).timestamp_ns);
             log_.append(std::vector<std::uint8_t>(entry.begin(), entry.end()));
         }
-        counters_.entries_transferred += suffix.entries.size();
-        commit_max_ = std::max(commit_max_, h.commit);
+        counters_.entries_transferred += take;
+        commit_max_ = std::max(commit_max_, log_.op());  // everything we now hold is committed
         execute_committed();
         if (sync_.active && log_.op() >= sync_.prev_op) {
             finish_sync();
