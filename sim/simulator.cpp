@@ -78,6 +78,7 @@ struct replica_node {
     std::uint64_t tick_interval_ns = 0;
     std::uint64_t checked_executed = 0;    // safety checker progress
     std::uint64_t last_view = 0;
+    std::uint64_t checked_primary_view = 0;
 };
 
 struct client_node {
@@ -160,6 +161,7 @@ private:
     std::uint32_t completed_ = 0;
     std::vector<kv_history_op> history_;
     std::vector<std::uint64_t> canonical_;  // checksum of the committed entry at each op
+    std::vector<std::uint64_t> commit_view_bound_;  // each op was committed in a view <= this
     std::array<trace_record, trace_tail_size> trace_{};
     std::uint64_t trace_count_ = 0;
     std::uint64_t trace_hash_ = 0;
@@ -239,6 +241,7 @@ void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
     node.replica = std::make_unique<sim_replica>(config_, static_cast<std::uint8_t>(index), node.bus, node.clock, *node.random, recovering);
     node.checked_executed = 0;
     node.last_view = 0;
+    node.checked_primary_view = 0;
     node.paused = false;
 }
 
@@ -505,12 +508,29 @@ void kv_simulation::check_replica(std::uint32_t index) {
         const std::uint64_t sum = vsr::checksum(replica.log().entry(op));
         if (op > canonical_.size()) {
             canonical_.push_back(sum);
+            commit_view_bound_.push_back(replica.view());
         } else if (canonical_[op - 1] != sum) {
             fail("safety", "replica " + std::to_string(index) + " committed a different entry at op " + std::to_string(op));
             return;
+        } else {
+            commit_view_bound_[op - 1] = std::min(commit_view_bound_[op - 1], replica.view());
         }
     }
     node.checked_executed = executed;
+    if (replica.status() == vsr::replica_status::normal && replica.is_primary() && !replica.syncing() &&
+        replica.view() > node.checked_primary_view) {
+        // A new primary's log must hold every op committed in an earlier view (VSR's
+        // view-change safety). An op executed by a replica in view w was committed in a view
+        // <= w, so ops whose bound is below this view must be present.
+        node.checked_primary_view = replica.view();
+        std::uint64_t committed = canonical_.size();
+        while (committed > 0 && commit_view_bound_[committed - 1] >= replica.view()) --committed;
+        if (replica.op() < committed ||
+            (committed > 0 && vsr::checksum(replica.log().entry(committed)) != canonical_[committed - 1])) {
+            fail("safety", "replica " + std::to_string(index) + " became primary of view " + std::to_string(replica.view()) +
+                               " without committed op " + std::to_string(committed));
+        }
+    }
 }
 
 bool kv_simulation::done() const { return issued_ == options_.requests && completed_ == issued_; }

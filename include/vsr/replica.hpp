@@ -863,10 +863,11 @@ private:
         sync_.active = false;
         switch (sync_.purpose) {
             case sync_purpose::start_view:
+                // Ask again on the retry timeout, not now: an immediate request could bounce
+                // back and forth with a primary that keeps answering the same stale suffix.
                 status_ = replica_status::view_change;
-                awaiting_start_view_ = false;
+                awaiting_start_view_ = true;
                 view_change_timeout_.start(view_change_ticks());
-                await_start_view(view_);
                 return;
             case sync_purpose::view_change_primary:
                 return;  // stay in view_change; the timeout moves on to the next view
