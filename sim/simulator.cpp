@@ -50,7 +50,7 @@ static_assert(vsr::time_source<sim_clock>);
 using sim_replica = vsr::basic_replica<kv::state_machine, sim_bus, sim_clock, vsr::xoshiro256>;
 using sim_client = vsr::basic_client<sim_bus, vsr::xoshiro256>;
 
-enum class event_kind : std::uint8_t { deliver, replica_tick, client_tick, fault_step, restart, resume, heal_partition, unclog, heal_all, watchdog };
+enum class event_kind : std::uint8_t { deliver, replica_tick, client_tick, fault_step, restart, resume, heal_partition, heal_all, watchdog };
 
 struct event {
     std::uint64_t time;
@@ -186,6 +186,10 @@ void kv_simulation::schedule(std::uint64_t delay_ns, event_kind kind, std::uint3
 void kv_simulation::setup() {
     profile_ = draw_fault_profile(random_);
     result_.profile = profile_.describe();
+    result_.profile_crashes = profile_.crashes;
+    result_.profile_partitions = profile_.partitions;
+    result_.profile_pauses = profile_.pauses;
+    result_.profile_clogging = profile_.clogging;
     config_.cluster = static_cast<std::uint32_t>(random_.next_u64());
     config_.replica_count = options_.replicas;
     config_.pipeline_max = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 8));
@@ -250,11 +254,15 @@ void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
 void kv_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
     const bool between_replicas = from < options_.replicas && to < options_.replicas;
     if (faults_active_) {
-        if (buffers_in_flight_ >= profile_.message_pool_max) return;  // pool exhausted: dropped
-        if (between_replicas && blocked_[from][to]) return;
-        if (vsr::chance(random_, profile_.drop_per_mille, 1000)) return;
+        const bool pool_exhausted = buffers_in_flight_ >= profile_.message_pool_max;
+        if (pool_exhausted || (between_replicas && blocked_[from][to]) ||
+            vsr::chance(random_, profile_.drop_per_mille, 1000)) {
+            ++result_.messages_dropped;
+            return;
+        }
     }
     const std::uint32_t copies = faults_active_ && vsr::chance(random_, profile_.duplicate_per_mille, 1000) ? 2 : 1;
+    result_.messages_duplicated += copies - 1;
     for (std::uint32_t copy = 0; copy < copies; ++copy) {
         std::uint64_t delay_ns = vsr::uniform_between(random_, profile_.latency_min_us, profile_.latency_max_us) * ns_per_us;
         if (faults_active_ && vsr::chance(random_, profile_.delay_spike_per_mille, 1000)) {
@@ -336,7 +344,6 @@ void kv_simulation::handle(const event& e) {
             blocked_ = {};
             partition_active_ = false;
             break;
-        case event_kind::unclog: break;
         case event_kind::heal_all: heal_all(); break;
         case event_kind::watchdog: watchdog(); break;
     }
@@ -428,6 +435,7 @@ std::uint32_t kv_simulation::impaired_replicas() const {
 void kv_simulation::fault_step() {
     if (!faults_active_) return;
     schedule(profile_.fault_step_ms * ns_per_ms, event_kind::fault_step, 0);
+    result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
     const std::uint32_t n = options_.replicas;
     const std::uint32_t f = (n - 1) / 2;
     auto roll = [&] { return vsr::chance(random_, profile_.fault_per_mille, 1000); };
@@ -440,6 +448,7 @@ void kv_simulation::fault_step() {
             for (const auto buffer : replicas_[index].held) release_buffer(buffer);
             replicas_[index].held.clear();
             ++result_.crashes;
+            result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
             schedule(vsr::uniform_between(random_, 50, 5'000) * ns_per_ms, event_kind::restart, index);
         }
     }
@@ -455,6 +464,7 @@ void kv_simulation::fault_step() {
             }
         }
         partition_active_ = true;
+        ++result_.partitions;
         mix_trace(side);
         schedule(vsr::uniform_between(random_, 100, 5'000) * ns_per_ms, event_kind::heal_partition, 0);
     }
@@ -463,11 +473,13 @@ void kv_simulation::fault_step() {
         const auto b = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
         clog_delay_ns_ = vsr::uniform_between(random_, 10, 800) * ns_per_ms;
         clogged_until_[a][b] = now_ + vsr::uniform_between(random_, 100, 3'000) * ns_per_ms;
+        ++result_.clogs;
     }
     if (profile_.pauses && roll()) {
         const auto index = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
         if (replicas_[index].replica && !replicas_[index].paused) {
             replicas_[index].paused = true;
+            ++result_.pauses;
             mix_trace(0x50 + index);
             schedule(vsr::uniform_between(random_, 20, 3'000) * ns_per_ms, event_kind::resume, index);
         }
@@ -608,7 +620,7 @@ void kv_simulation::record_trace(event_kind kind, std::uint32_t from, std::uint3
 }
 
 std::string kv_simulation::format_trace() const {
-    static constexpr const char* kinds[] = {"deliver", "tick", "client_tick", "fault", "restart/crash", "resume", "heal_partition", "unclog", "heal_all", "watchdog"};
+    static constexpr const char* kinds[] = {"deliver", "tick", "client_tick", "fault", "restart/crash", "resume", "heal_partition", "heal_all", "watchdog"};
     std::ostringstream out;
     const std::uint64_t first = trace_count_ > trace_tail_size ? trace_count_ - trace_tail_size : 0;
     for (std::uint64_t i = first; i < trace_count_; ++i) {

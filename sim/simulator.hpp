@@ -35,6 +35,17 @@ struct simulation_result {
     std::uint64_t messages_delivered = 0;
     std::uint64_t crashes = 0;
     std::uint64_t view_changes = 0;
+    // what the fault schedule actually did, so tests can prove the controls work
+    std::uint64_t partitions = 0;
+    std::uint64_t pauses = 0;
+    std::uint64_t clogs = 0;
+    std::uint64_t messages_dropped = 0;
+    std::uint64_t messages_duplicated = 0;
+    std::uint32_t impaired_max = 0;  // most replicas crashed or recovering at once
+    bool profile_crashes = false;
+    bool profile_partitions = false;
+    bool profile_pauses = false;
+    bool profile_clogging = false;
 };
 
 simulation_result run_kv_simulation(const simulation_options& options);
