@@ -158,7 +158,9 @@ std::optional<std::string> check_position_order(
       return "ops " + op_ref(*previous) + " and " + op_ref(op) +
              " share position " + std::to_string(op.position);
     }
-    if (latest_invoked != nullptr && op.complete_ns < latest_invoked->invoke_ns) {
+    // An unknown op never completed, so nothing is required to follow it.
+    const std::uint64_t complete_ns = m->acknowledged ? op.complete_ns : UINT64_MAX;
+    if (latest_invoked != nullptr && complete_ns < latest_invoked->invoke_ns) {
       return "op " + op_ref(op) + " at position " +
              std::to_string(op.position) + " completed at " +
              std::to_string(op.complete_ns) + " ns, before op " +
@@ -194,12 +196,13 @@ std::optional<std::string> replay_in_position_order(
 }
 
 // Returns why the claimed order does not explain the key, or nullopt when it
-// does: then the acknowledged ops in position order are a linearization
-// (unknown ops left out, which they may be).
+// does: then the acknowledged ops, and the unknown ops the system says it
+// executed, in position order are a linearization (other unknown ops left out,
+// which they may be).
 std::optional<std::string> oracle_check(const key_model& model) {
   std::vector<const model_op*> by_position;
   for (const model_op& m : model.ops) {
-    if (!m.acknowledged) continue;
+    if (!m.acknowledged && m.src->position == 0) continue;
     if (m.src->position == 0) {
       return "op " + op_ref(*m.src) + " has no position";
     }

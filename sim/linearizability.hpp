@@ -37,8 +37,10 @@ struct kv_history_op {
   outcome result_outcome = outcome::unknown;
   kv_status status = kv_status::ok;  // when ok
   std::string result_value;          // get with status ok: the value read
-  // When ok: the order the system claims it executed in (strictly increasing
-  // in execution order, unique among ok ops); 0 = none.
+  // The order the system claims it executed in (strictly increasing in
+  // execution order, unique); 0 = none. Required when ok. For an unknown op it
+  // is optional: set it when the system knows the op executed (the simulator
+  // reads it from the committed log), and the oracle then places it there.
   std::uint64_t position = 0;
 };
 

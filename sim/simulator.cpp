@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
 #include <queue>
@@ -122,6 +123,7 @@ private:
     void watchdog();
     void check_convergence();
     void final_checks();
+    void place_unknown_operations();
     void fail(const std::string& property, const std::string& detail);
     void record_trace(event_kind kind, std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message);
     std::string format_trace() const;
@@ -160,12 +162,18 @@ private:
     std::uint32_t issued_ = 0;
     std::uint32_t completed_ = 0;
     std::vector<kv_history_op> history_;
+    struct request_identity {
+        std::uint64_t client_id = 0, session = 0, request_number = 0;
+        auto operator<=>(const request_identity&) const = default;
+    };
+    std::vector<request_identity> history_requests_;  // parallel to history_
     std::vector<std::uint64_t> canonical_;  // checksum of the committed entry at each op
     std::vector<std::uint64_t> commit_view_bound_;  // each op was committed in a view <= this
     std::array<trace_record, trace_tail_size> trace_{};
     std::uint64_t trace_count_ = 0;
     std::uint64_t trace_hash_ = 0;
-    std::uint64_t converged_since_ = 0;
+    std::vector<std::size_t> outstanding_;  // history ids awaiting completion
+    std::uint64_t done_since_ = 0;
     bool finished_ = false;
 };
 
@@ -387,6 +395,7 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
                        : op.kind == kv_kind::cas ? kv::kind::cas : kv::kind::del;
     std::vector<std::uint8_t> bytes;
     history_.push_back(std::move(op));
+    history_requests_.emplace_back();
     const kv_history_op& stored = history_.back();
     encoded_op.key = stored.key;
     encoded_op.value = stored.value;
@@ -396,8 +405,10 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
     const auto submitted = node.client->submit(bytes, [this, id, client_index, key_index](const vsr::client_result& r) {
         kv_history_op& h = history_[id];
         client_node& owner = clients_[client_index];
+        history_requests_[id] = request_identity{r.client_id, r.session, r.request_number};
         --owner.outstanding;
         ++completed_;
+        outstanding_.erase(std::find(outstanding_.begin(), outstanding_.end(), id));
         h.complete_ns = now_;
         if (r.status != vsr::result_status::ok) {
             h.result_outcome = outcome::unknown;  // it may have executed before the failure
@@ -420,6 +431,7 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
     }
     ++issued_;
     ++node.outstanding;
+    outstanding_.push_back(id);
 }
 
 // ---- faults ----
@@ -551,10 +563,22 @@ bool kv_simulation::done() const { return issued_ == options_.requests && comple
 void kv_simulation::watchdog() {
     schedule(1000 * ns_per_ms, event_kind::watchdog, 0);
     if (faults_active_) return;
-    if (now_ - heal_time_ > options_.liveness_bound_ms * ns_per_ms) {
-        std::ostringstream detail;
-        detail << "after healing at " << heal_time_ / ns_per_ms << " ms, not done within " << options_.liveness_bound_ms
-               << " ms: issued=" << issued_ << " completed=" << completed_ << ";";
+    const std::uint64_t bound_ns = options_.liveness_bound_ms * ns_per_ms;
+    std::ostringstream detail;
+    for (const std::size_t id : outstanding_) {
+        const std::uint64_t waiting_since = std::max(history_[id].invoke_ns, heal_time_);
+        if (now_ - waiting_since > bound_ns) {
+            detail << "request #" << id << " (" << describe_op(history_[id]) << ") outstanding for "
+                   << (now_ - waiting_since) / ns_per_ms << " ms since healing or its start;";
+            break;
+        }
+    }
+    if (done() && done_since_ == 0) done_since_ = now_;
+    if (done() && now_ - done_since_ > bound_ns) {
+        detail << "replicas did not converge within " << options_.liveness_bound_ms << " ms after the workload;";
+    }
+    if (!detail.str().empty()) {
+        detail << " healed at " << heal_time_ / ns_per_ms << " ms; issued=" << issued_ << " completed=" << completed_ << ";";
         for (std::uint32_t i = 0; i < options_.replicas; ++i) {
             const auto& r = *replicas_[i].replica;
             detail << " r" << i << "{" << vsr::to_string(r.status()) << " view=" << r.view() << " op=" << r.op()
@@ -579,6 +603,35 @@ void kv_simulation::check_convergence() {
     finished_ = true;
 }
 
+/// Operations whose outcome the client never learned: if the converged log executed them, tell
+/// the checker where (the op-number order is the fast oracle), otherwise they never happened.
+void kv_simulation::place_unknown_operations() {
+    std::map<request_identity, std::uint64_t> unknown;
+    for (std::size_t id = 0; id < history_.size(); ++id) {
+        if (history_[id].result_outcome == outcome::unknown && history_requests_[id].client_id != 0) {
+            unknown.emplace(history_requests_[id], id);
+        }
+    }
+    if (unknown.empty()) return;
+    // Replay the client table over the log, as execution does, to see which requests ran.
+    const sim_replica& replica = *replicas_[0].replica;
+    vsr::client_table table(config_.clients_max);
+    for (std::uint64_t op = 1; op <= replica.commit_executed(); ++op) {
+        vsr::request_iterator requests(replica.log().entry(op));
+        vsr::request_record r;
+        for (std::uint32_t index = 0; requests.next(r); ++index) {
+            if (r.kind == vsr::request_kind::register_session) {
+                if (table.find(r.client_id) == nullptr) table.register_session(r.client_id, op, index);
+                continue;
+            }
+            if (table.decide(r.client_id, r.session, r.request_number) != vsr::client_table::decision::execute) continue;
+            table.record_reply(r.client_id, r.request_number, op, index, {});
+            const auto it = unknown.find(request_identity{r.client_id, r.session, r.request_number});
+            if (it != unknown.end()) history_[it->second].position = (op << 20) | index;
+        }
+    }
+}
+
 void kv_simulation::final_checks() {
     std::vector<std::uint8_t> first, other;
     replicas_[0].replica->state_machine().snapshot(first);
@@ -592,6 +645,7 @@ void kv_simulation::final_checks() {
             return;
         }
     }
+    place_unknown_operations();
     const linearizability_report report = check_linearizable(history_);
     if (!report.linearizable) fail("linearizability", report.explanation);
 }

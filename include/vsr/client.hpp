@@ -64,6 +64,11 @@ struct client_result {
     std::uint64_t op = 0;       // log position where it executed (ok only)
     std::uint32_t index = 0;    // index inside that entry's batch (ok only)
     std::span<const std::uint8_t> body;
+    // Which session carried it, as (client id, session, request number): with these, a log
+    // can tell whether an operation with an unknown outcome executed.
+    std::uint64_t client_id = 0;
+    std::uint64_t session = 0;
+    std::uint64_t request_number = 0;
 };
 
 enum class submit_error : std::uint8_t { none, queue_full, too_large };
@@ -249,17 +254,21 @@ private:
         }
         ++counters_.evictions;
         const bool was_busy = s.state == slot_state::busy;
+        const client_result result{result_status::session_evicted, 0, 0, {}, s.client_id, s.session, s.request_number};
         callback done = std::move(s.done);
         s.done = nullptr;
         s.state = slot_state::unregistered;  // before the callback, which may submit again
         s.session = 0;
         s.request_number = 0;
-        if (was_busy && done) done(client_result{result_status::session_evicted, 0, 0, {}});
+        if (was_busy && done) done(result);
     }
 
     /// Frees the session, then runs the callback (which may submit again).
-    void complete(std::size_t index, const client_result& result) {
+    void complete(std::size_t index, client_result result) {
         session_slot& s = sessions_[index];
+        result.client_id = s.client_id;
+        result.session = s.session;
+        result.request_number = s.request_number;
         callback done = std::move(s.done);
         s.done = nullptr;
         s.state = slot_state::idle;

@@ -36,6 +36,17 @@ public:
     }
 
     std::size_t size() const noexcept { return sessions_.size(); }
+
+    enum class decision : std::uint8_t { execute, duplicate, session_gone };
+
+    /// Whether a committed operation request executes: only in its live session, and only if
+    /// newer than the session's latest executed request (at-most-once).
+    decision decide(std::uint64_t client_id, std::uint64_t session, std::uint64_t request_number) const noexcept {
+        const client_session* s = find(client_id);
+        if (s == nullptr || s->session != session) return decision::session_gone;
+        if (request_number <= s->request_number) return decision::duplicate;
+        return decision::execute;
+    }
     std::uint32_t capacity() const noexcept { return clients_max_; }
 
     /// Registers `client_id` with session number `op`. At the bound, first evicts the least

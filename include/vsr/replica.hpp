@@ -566,14 +566,16 @@ private:
 
     void execute_operation(const request_record& r, const entry_header& eh, std::uint64_t op,
                            std::uint32_t index, bool reply) {
-        const client_session* session = clients_.find(r.client_id);
-        if (session == nullptr || session->session != r.session) {
-            if (reply) send_eviction(r.client_id, r.session);  // evicted while in flight
-            return;
-        }
-        if (r.request_number <= session->request_number &&
-            config_.bug != planted_bug::skip_client_deduplication) {
-            return;  // already executed (defence in depth; admission should prevent this)
+        switch (clients_.decide(r.client_id, r.session, r.request_number)) {
+            case client_table::decision::session_gone:
+                if (reply) send_eviction(r.client_id, r.session);  // evicted while in flight
+                return;
+            case client_table::decision::duplicate:
+                // Already executed (defence in depth; admission should prevent this).
+                if (config_.bug != planted_bug::skip_client_deduplication) return;
+                break;
+            case client_table::decision::execute:
+                break;
         }
         result_buffer_.clear();
         const operation_context context{op, index, eh.timestamp_ns, r.client_id};
