@@ -149,6 +149,7 @@ private:
     std::vector<client_node> clients_;
     std::unordered_map<std::uint64_t, std::uint32_t> client_owner_;
     std::uint32_t keys_ = 1;
+    std::uint32_t value_padding_max_ = 0;
 
     // faults
     bool faults_active_ = true;
@@ -203,6 +204,11 @@ void kv_simulation::setup() {
     config_.pipeline_max = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 8));
     config_.batch_requests_max = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 64));
     config_.bug = options_.bug;
+    // Small messages force chunked state transfer and size-limited batches.
+    const std::size_t message_sizes[] = {64 * 1024, 256 * 1024, 1024 * 1024};
+    config_.message_size_max = message_sizes[vsr::uniform_below(random_, 3)];
+    const std::uint32_t padding_sizes[] = {0, 100, 2000};
+    value_padding_max_ = padding_sizes[vsr::uniform_below(random_, 3)];
     const auto client_count = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 5));
     std::vector<std::uint32_t> sessions(client_count);
     std::uint32_t sessions_total = 0;
@@ -214,6 +220,7 @@ void kv_simulation::setup() {
     client_options_.cluster = config_.cluster;
     client_options_.replica_count = config_.replica_count;
     client_options_.tick_ms = config_.tick_ms;
+    client_options_.message_size_max = config_.message_size_max;
 
     replicas_.resize(options_.replicas);
     for (std::uint32_t i = 0; i < options_.replicas; ++i) {
@@ -387,6 +394,7 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
     op.kind = roll < 40 ? kv_kind::put : roll < 70 ? kv_kind::get : roll < 90 ? kv_kind::cas : kv_kind::del;
     if (op.kind == kv_kind::put || op.kind == kv_kind::cas) {
         op.value = "c" + std::to_string(client_index) + "." + std::to_string(++node.values_written);
+        op.value.append(vsr::uniform_below(random, value_padding_max_ + 1), '.');
     }
     if (op.kind == kv_kind::cas) op.expected = node.last_seen[key_index];
     op.invoke_ns = now_;
@@ -703,7 +711,11 @@ simulation_result kv_simulation::run() {
     for (const auto& node : replicas_) {
         if (!node.replica) continue;
         result_.ops_committed = std::max(result_.ops_committed, node.replica->commit_executed());
-        result_.view_changes += node.replica->counters().views_started_as_primary;
+        const auto& counters = node.replica->counters();
+        result_.view_changes += counters.views_started_as_primary;
+        result_.entries_transferred += counters.entries_transferred;
+        result_.recoveries += counters.recoveries_completed;
+        result_.sessions_evicted += counters.sessions_evicted;
     }
     result_.simulated_ms = now_ / ns_per_ms;
     result_.trace_hash = trace_hash_;

@@ -42,6 +42,10 @@ struct simulation_result {
     std::uint64_t messages_dropped = 0;
     std::uint64_t messages_duplicated = 0;
     std::uint32_t impaired_max = 0;  // most replicas crashed or recovering at once
+    // protocol paths exercised (summed over the final incarnations of the replicas)
+    std::uint64_t entries_transferred = 0;
+    std::uint64_t recoveries = 0;
+    std::uint64_t sessions_evicted = 0;
     bool profile_crashes = false;
     bool profile_partitions = false;
     bool profile_pauses = false;

@@ -22,12 +22,13 @@ sim::simulation_result run(std::uint64_t seed, std::uint8_t replicas, vsr::plant
     return sim::run_kv_simulation(options);
 }
 
-/// The first seed in [1, seeds_max] where the simulator reports a violation of a protocol
-/// property (not a crash: a crash would abort this test), or 0.
+/// The first seed in [1, seeds_max] where the simulator reports a safety or linearizability
+/// violation, or 0. (Liveness alone would be a weaker proof, so it is skipped; a crash would
+/// abort this test.)
 std::uint64_t first_caught(vsr::planted_bug bug, std::uint8_t replicas, std::uint64_t seeds_max, std::string& property) {
     for (std::uint64_t seed = 1; seed <= seeds_max; ++seed) {
         const auto result = run(seed, replicas, bug);
-        if (!result.ok) {
+        if (!result.ok && result.property != "liveness") {
             property = result.property;
             return seed;
         }
@@ -39,8 +40,7 @@ std::uint64_t first_caught(vsr::planted_bug bug, std::uint8_t replicas, std::uin
 
 BOOST_AUTO_TEST_SUITE(planted_bugs)
 
-// Each planted bug must be caught within a bounded number of seeds, by a safety or
-// linearizability checker (liveness alone would be a weaker proof, so it is not accepted).
+// Each planted bug must be caught within a bounded number of seeds.
 void expect_caught(vsr::planted_bug bug, std::uint8_t replicas, std::uint64_t seeds_max) {
     std::string property;
     const auto seed = first_caught(bug, replicas, seeds_max, property);
@@ -67,6 +67,7 @@ BOOST_AUTO_TEST_CASE(controls_are_honoured) {
     for (const std::uint8_t replicas : {std::uint8_t{3}, std::uint8_t{5}}) {
         const std::uint32_t f = (replicas - 1u) / 2u;
         std::uint64_t crashes = 0, partitions = 0, pauses = 0, clogs = 0, dropped = 0, duplicated = 0;
+        std::uint64_t transferred = 0, recoveries = 0, evicted = 0, view_changes = 0;
         for (std::uint64_t seed = 1; seed <= 150; ++seed) {
             const auto r = run(seed, replicas);
             BOOST_TEST_REQUIRE(r.ok, "seed " << seed << ": " << r.property << " " << r.detail);
@@ -81,7 +82,16 @@ BOOST_AUTO_TEST_CASE(controls_are_honoured) {
             clogs += r.clogs;
             dropped += r.messages_dropped;
             duplicated += r.messages_duplicated;
+            transferred += r.entries_transferred;
+            recoveries += r.recoveries;
+            evicted += r.sessions_evicted;
+            view_changes += r.view_changes;
         }
+        // The sweep reaches the protocol's rarer paths.
+        BOOST_TEST(transferred > 0u);
+        BOOST_TEST(recoveries > 0u);
+        BOOST_TEST(evicted > 0u);
+        BOOST_TEST(view_changes > 0u);
         BOOST_TEST(crashes > 0u);
         BOOST_TEST(partitions > 0u);
         BOOST_TEST(pauses > 0u);
@@ -111,24 +121,30 @@ BOOST_AUTO_TEST_CASE(different_seeds_differ) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+// Seeds that once failed. Each comment names the commit whose simulator found it; later
+// simulator changes (new random draws) alter what a seed schedules, so these stay as cheap
+// guards and the sweeps cover the class. The fixes came with the commits named.
 BOOST_AUTO_TEST_SUITE(regressions)
 
-// A backup paused through two view changes resumed, took committed entries from a later view
-// by state transfer, then attached a stale start_view suffix over them.
+// Found at b1b621f, fixed in 85f4e79: a backup paused through two view changes resumed, took
+// committed entries from a later view by state transfer, then attached a stale start_view
+// suffix over them.
 BOOST_AUTO_TEST_CASE(seed_236_stale_start_view_after_pause) {
     const auto r = run(236, 3);
     BOOST_TEST(r.ok, r.property << ": " << r.detail);
 }
 
-// A replica paused in view 0 resumed holding an old do_view_change for view 1 and started
-// view 1 as a stale primary; the view-change checker must not count ops committed in view 2.
+// Found at 85f4e79 (checker false positive), fixed in e249abf: a replica paused in view 0
+// resumed holding an old do_view_change for view 1 and started view 1 as a stale primary; the
+// view-change checker must not count ops committed in view 2.
 BOOST_AUTO_TEST_CASE(seed_68_stale_primary_is_not_a_violation) {
     const auto r = run(68, 3);
     BOOST_TEST(r.ok, r.property << ": " << r.detail);
 }
 
-// With a planted wrong-log bug, a stale start_view and request_start_view bounced between two
-// replicas with no delay and duplicated into a message storm that never ended.
+// Found at 85f4e79, fixed in e249abf: with a planted wrong-log bug, a stale start_view and
+// request_start_view bounced between two replicas with no delay and duplicated into a message
+// storm that never ended.
 BOOST_AUTO_TEST_CASE(seed_40_stale_start_view_does_not_storm) {
     const auto r = run(40, 3, vsr::planted_bug::view_change_picks_wrong_log);
     BOOST_TEST(!r.ok);  // the planted bug is caught, and the run terminates
