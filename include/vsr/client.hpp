@@ -112,18 +112,21 @@ public:
     submit_error submit(std::span<const std::uint8_t> operation, callback done) {
         if (header_size + operation.size() > options_.message_size_max) return submit_error::too_large;
         if (queue_.size() >= options_.queue_max) return submit_error::queue_full;
-        queue_.push_back(pending{std::vector<std::uint8_t>(operation.begin(), operation.end()), std::move(done)});
+        queue_.push_back(pending{std::vector<std::uint8_t>(operation.begin(), operation.end()), std::move(done), now_ticks_});
         dispatch();
         return submit_error::none;
     }
 
     void tick() {
         ++now_ticks_;
+        if (options_.deadline_ms != 0) {
+            // Operations still queued (waiting for a session, or for it to register) expire too.
+            fail_queued(result_status::timeout, [&](const pending& p) { return expired(p.submitted_tick); });
+        }
         for (std::size_t i = 0; i < sessions_.size(); ++i) {
             session_slot& s = sessions_[i];
             if (s.state != slot_state::registering && s.state != slot_state::busy) continue;
-            if (s.state == slot_state::busy && options_.deadline_ms != 0 &&
-                now_ticks_ - s.started_tick >= ticks(options_.deadline_ms)) {
+            if (s.state == slot_state::busy && options_.deadline_ms != 0 && expired(s.submitted_tick)) {
                 ++counters_.timeouts;
                 complete(i, client_result{result_status::timeout, 0, 0, {}});
                 continue;
@@ -161,6 +164,10 @@ public:
             s.session = h.session;
             s.state = slot_state::idle;
             ++counters_.registrations;
+        } else if (s.state == slot_state::registering && h.request_number == 0 && status == reply_status::log_full) {
+            // The cluster takes no new sessions: what waits for one cannot run now.
+            s.state = slot_state::unregistered;
+            fail_queued(result_status::log_full, [](const pending&) { return true; });
         } else if (s.state == slot_state::busy && h.session == s.session && h.request_number == s.request_number) {
             const result_status result = status == reply_status::ok ? result_status::ok : result_status::log_full;
             complete(index, client_result{result, h.op, static_cast<std::uint32_t>(h.extra), message_body(bytes)});
@@ -176,6 +183,7 @@ private:
     struct pending {
         std::vector<std::uint8_t> operation;
         callback done;
+        std::uint64_t submitted_tick = 0;
     };
 
     struct session_slot {
@@ -185,12 +193,35 @@ private:
         slot_state state = slot_state::unregistered;
         std::vector<std::uint8_t> message;  // the encoded request, target patched per send
         callback done;
-        std::uint64_t started_tick = 0;
+        std::uint64_t submitted_tick = 0;  // of the operation in flight, for the deadline
         std::uint64_t retry_at_tick = 0;
         std::uint64_t retry_ticks = 0;
     };
 
     std::uint64_t ticks(std::uint32_t ms) const noexcept { return ms / options_.tick_ms + 1; }
+
+    bool expired(std::uint64_t submitted_tick) const noexcept {
+        return now_ticks_ - submitted_tick >= ticks(options_.deadline_ms);
+    }
+
+    /// Completes every queued operation matching `selected` with `status`. The callbacks run
+    /// after the queue is updated, since they may submit again.
+    template <typename Predicate>
+    void fail_queued(result_status status, Predicate selected) {
+        std::vector<callback> failed;
+        for (auto it = queue_.begin(); it != queue_.end();) {
+            if (!selected(*it)) {
+                ++it;
+                continue;
+            }
+            failed.push_back(std::move(it->done));
+            it = queue_.erase(it);
+        }
+        if (status == result_status::timeout) counters_.timeouts += failed.size();
+        for (auto& done : failed) {
+            if (done) done(client_result{status, 0, 0, {}, 0, 0, 0});
+        }
+    }
 
     std::size_t busy_sessions() const noexcept {
         return static_cast<std::size_t>(std::count_if(sessions_.begin(), sessions_.end(), [](const auto& s) {
@@ -208,6 +239,7 @@ private:
                 pending next = std::move(queue_.front());
                 queue_.pop_front();
                 s.done = std::move(next.done);
+                s.submitted_tick = next.submitted_tick;
                 send_new(s, request_kind::operation, next.operation, s.request_number + 1);
             } else if (s.state == slot_state::unregistered) {
                 s.session = 0;
@@ -230,7 +262,6 @@ private:
         h.target = primary();
         s.request_number = request_number;
         s.state = kind == request_kind::register_session ? slot_state::registering : slot_state::busy;
-        s.started_tick = now_ticks_;
         s.retry_ticks = ticks(options_.retry_initial_ms);
         s.retry_at_tick = now_ticks_ + s.retry_ticks + uniform_below(random_, s.retry_ticks / 2 + 1);
         encode_message(h, operation, s.message);

@@ -31,6 +31,7 @@ std::uint64_t uniform_below(Random& random, std::uint64_t bound) noexcept {
 /// Uniform value in [low, high] (inclusive).
 template <random_source Random>
 std::uint64_t uniform_between(Random& random, std::uint64_t low, std::uint64_t high) noexcept {
+    if (high - low == UINT64_MAX) return random.next_u64();  // the full range: high - low + 1 wraps
     return low + uniform_below(random, high - low + 1);
 }
 
