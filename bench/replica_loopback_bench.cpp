@@ -5,7 +5,9 @@
 // reused, so the steady state does not allocate in the bus); the driver loop delivers queued
 // messages round-robin over the destinations, never from inside send. Every client session keeps
 // one KV put (16-byte key, 64-byte value) outstanding and submits the next one from the
-// completion callback, so the primary always has a queue to batch from.
+// completion callback, so the primary always has a queue to batch from. Keys cycle through
+// `keys` distinct values (default 65536); the untimed warm-up writes each once, so timed puts
+// overwrite.
 //
 // Time: the replicas and clients read a manual clock that the driver advances by tick_ms and
 // ticks everybody whenever tick_ms of wall time has passed (or immediately when the network goes
@@ -35,11 +37,10 @@ namespace {
 constexpr std::uint8_t replica_count = 3;
 constexpr std::size_t key_size = 16;
 constexpr std::size_t value_size = 64;
-constexpr std::uint64_t key_space = 1 << 16;
 /// Completed operations per benchmark iteration.
 constexpr std::uint64_t ops_per_iteration = 4096;
 /// Rebuild the cluster after this many completed operations (bounds the in-memory logs to a few
-/// hundred MiB).
+/// hundred MiB). Must stay well above the largest warm-up (keys, sessions).
 constexpr std::uint64_t ops_budget = 1 << 20;
 constexpr std::uint64_t log_entries_max = 1 << 24;
 /// Consecutive quiet rounds (each advancing the clock one tick) before giving up.
@@ -118,11 +119,20 @@ struct cluster_shape {
     std::uint32_t pipeline_max = 8;
     std::uint32_t sessions = 1024;  // per client
     std::uint32_t clients = 1;
+    std::uint64_t keys = 1 << 16;   // distinct keys, written round-robin
+};
+
+/// Sizes of the prepares (batches) created during a measurement.
+struct batch_stats {
+    std::uint64_t prepares = 0;
+    std::uint64_t requests = 0;
+    std::uint64_t single = 0;  // prepares holding one request
+    std::uint32_t max = 0;
 };
 
 class loopback_cluster {
 public:
-    explicit loopback_cluster(const cluster_shape& shape) : bus_(network_) {
+    explicit loopback_cluster(const cluster_shape& shape) : keys_(shape.keys), bus_(network_) {
         const std::uint32_t sessions_total = shape.sessions * shape.clients;
         config_.cluster = 0xB0B;
         config_.replica_count = replica_count;
@@ -197,6 +207,20 @@ public:
         for (const auto& r : replicas_) op = std::max(op, r->op());
         return op;
     }
+    /// Adds the sizes of the primary's prepares in (from, to] to `stats`.
+    void scan_batches(std::uint64_t from, std::uint64_t to, batch_stats& stats) const {
+        for (const auto& r : replicas_) {
+            if (!r->is_primary() || r->op() < to) continue;
+            for (std::uint64_t op = from + 1; op <= to; ++op) {
+                const std::uint32_t count = vsr::read_entry_header(r->log().entry(op)).request_count;
+                ++stats.prepares;
+                stats.requests += count;
+                stats.single += count == 1;
+                stats.max = std::max(stats.max, count);
+            }
+            return;
+        }
+    }
     std::uint64_t client_retries() const noexcept {
         std::uint64_t retries = 0;
         for (const auto& c : clients_) retries += c->counters().retries;
@@ -226,7 +250,7 @@ private:
     /// Submits the next put for client `c`: key "k" + 15 decimal digits, 64-byte value.
     void submit_next(std::uint32_t c) {
         const std::uint64_t sequence = next_key_++;
-        std::uint64_t index = sequence % key_space;
+        std::uint64_t index = sequence % keys_;
         char key[key_size];
         key[0] = 'k';
         for (std::size_t i = key_size - 1; i >= 1; --i) {
@@ -251,6 +275,7 @@ private:
         submit_next(c);
     }
 
+    std::uint64_t keys_;
     vsr::config config_;
     loopback_network network_;
     loopback_bus bus_;
@@ -270,10 +295,12 @@ private:
 };
 
 /// Builds a cluster and runs it until every session has registered and completed a few
-/// operations, so the pipeline is in its steady state.
+/// operations and every key has been written once, so the pipeline is in its steady state and
+/// the timed puts overwrite existing keys.
 std::unique_ptr<loopback_cluster> warm_cluster(const cluster_shape& shape) {
     auto cluster = std::make_unique<loopback_cluster>(shape);
-    const std::uint64_t warmup = std::max<std::uint64_t>(4 * std::uint64_t{shape.sessions} * shape.clients, 4096);
+    const std::uint64_t warmup =
+        std::max({std::uint64_t{4} * shape.sessions * shape.clients, std::uint64_t{4096}, shape.keys});
     if (!cluster->run_until(warmup)) return nullptr;
     return cluster;
 }
@@ -284,7 +311,8 @@ void run_loopback(benchmark::State& state, const cluster_shape& shape) {
         state.SkipWithError("cluster made no progress during warm-up");
         return;
     }
-    std::uint64_t ops = 0, prepares = 0, messages = 0, retries = 0, view_changes = 0, failed = 0;
+    std::uint64_t ops = 0, messages = 0, retries = 0, view_changes = 0, failed = 0;
+    batch_stats batches;
     std::uint64_t rebuilds = 0;
     std::uint64_t ops_since_build = 0;
     for (auto _ : state) {
@@ -313,7 +341,7 @@ void run_loopback(benchmark::State& state, const cluster_shape& shape) {
         const std::uint64_t done = cluster->completed() - ops_before;
         ops += done;
         ops_since_build += done;
-        prepares += cluster->prepares() - prepares_before;
+        cluster->scan_batches(prepares_before, cluster->prepares(), batches);
         messages += cluster->messages_sent() - messages_before;
     }
     retries += cluster->client_retries();
@@ -324,8 +352,13 @@ void run_loopback(benchmark::State& state, const cluster_shape& shape) {
         return;
     }
     state.counters["ops/s"] = benchmark::Counter(static_cast<double>(ops), benchmark::Counter::kIsRate);
-    state.counters["ops/prepare"] = prepares == 0 ? 0.0 : static_cast<double>(ops) / static_cast<double>(prepares);
-    state.counters["msgs/op"] = ops == 0 ? 0.0 : static_cast<double>(messages) / static_cast<double>(ops);
+    const auto ratio = [](std::uint64_t a, std::uint64_t b) {
+        return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
+    };
+    state.counters["ops/prepare"] = ratio(batches.requests, batches.prepares);
+    state.counters["max_batch"] = static_cast<double>(batches.max);
+    state.counters["single%"] = 100.0 * ratio(batches.single, batches.prepares);
+    state.counters["msgs/op"] = ratio(messages, ops);
     state.counters["retries"] = static_cast<double>(retries);
     state.counters["view_changes"] = static_cast<double>(view_changes);
     state.counters["rebuilds"] = static_cast<double>(rebuilds);
@@ -337,30 +370,39 @@ cluster_shape shape_from(const benchmark::State& state) {
     shape.batch_requests_max = static_cast<std::uint32_t>(state.range(0));
     shape.pipeline_max = static_cast<std::uint32_t>(state.range(1));
     shape.sessions = static_cast<std::uint32_t>(state.range(2));
+    shape.keys = static_cast<std::uint64_t>(state.range(3));
     return shape;
 }
 
 /// (a) Batch size, pipeline 8.
 void BM_loopback_batch(benchmark::State& state) { run_loopback(state, shape_from(state)); }
 BENCHMARK(BM_loopback_batch)
-    ->ArgNames({"batch", "pipeline", "sessions"})
-    ->ArgsProduct({{1, 8, 64, 512, 4096}, {8}, {1024}})
+    ->ArgNames({"batch", "pipeline", "sessions", "keys"})
+    ->ArgsProduct({{1, 8, 64, 512, 4096}, {8}, {1024}, {1 << 16}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
 /// (b) Pipeline depth, batch up to 4096.
 void BM_loopback_pipeline(benchmark::State& state) { run_loopback(state, shape_from(state)); }
 BENCHMARK(BM_loopback_pipeline)
-    ->ArgNames({"batch", "pipeline", "sessions"})
-    ->ArgsProduct({{4096}, {1, 2, 4, 8}, {1024}})
+    ->ArgNames({"batch", "pipeline", "sessions", "keys"})
+    ->ArgsProduct({{4096}, {1, 2, 4, 8}, {1024}, {1 << 16}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
 /// (c) Outstanding requests (one client, one request per session).
 void BM_loopback_sessions(benchmark::State& state) { run_loopback(state, shape_from(state)); }
 BENCHMARK(BM_loopback_sessions)
-    ->ArgNames({"batch", "pipeline", "sessions"})
-    ->ArgsProduct({{4096}, {8}, {1, 16, 128, 1024, 4096}})
+    ->ArgNames({"batch", "pipeline", "sessions", "keys"})
+    ->ArgsProduct({{4096}, {8}, {1, 16, 128, 1024, 4096}, {1 << 16}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+/// (d) Key space: the KV map's size (and cache footprint) on each replica.
+void BM_loopback_keys(benchmark::State& state) { run_loopback(state, shape_from(state)); }
+BENCHMARK(BM_loopback_keys)
+    ->ArgNames({"batch", "pipeline", "sessions", "keys"})
+    ->ArgsProduct({{4096}, {8}, {1024}, {1 << 10, 1 << 16, 1 << 18}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -215,6 +215,8 @@ void kv_simulation::setup() {
     for (auto& s : sessions) sessions_total += s = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 3));
     // Some seeds get fewer session slots than sessions, to exercise eviction.
     config_.clients_max = vsr::chance(random_, 1, 8) ? std::max<std::uint32_t>(1, sessions_total - 1) : 64;
+    // Some seeds get a short log, to exercise log_full refusals.
+    if (vsr::chance(random_, 1, 10)) config_.log_entries_max = vsr::uniform_between(random_, 10, 300);
     keys_ = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 8));
 
     client_options_.cluster = config_.cluster;
@@ -418,6 +420,10 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
         ++completed_;
         outstanding_.erase(std::find(outstanding_.begin(), outstanding_.end(), id));
         h.complete_ns = now_;
+        if (r.status == vsr::result_status::log_full || r.status == vsr::result_status::too_large) {
+            h.result_outcome = outcome::fail;  // the cluster promises it never executes
+            return;
+        }
         if (r.status != vsr::result_status::ok) {
             h.result_outcome = outcome::unknown;  // it may have executed before the failure
             return;
@@ -613,10 +619,12 @@ void kv_simulation::check_convergence() {
 
 /// Operations whose outcome the client never learned: if the converged log executed them, tell
 /// the checker where (the op-number order is the fast oracle), otherwise they never happened.
+/// Operations refused as final (log_full, too_large) must not be in the log at all.
 void kv_simulation::place_unknown_operations() {
     std::map<request_identity, std::uint64_t> unknown;
     for (std::size_t id = 0; id < history_.size(); ++id) {
-        if (history_[id].result_outcome == outcome::unknown && history_requests_[id].client_id != 0) {
+        const bool refused = history_[id].result_outcome == outcome::fail;
+        if ((history_[id].result_outcome == outcome::unknown || refused) && history_requests_[id].client_id != 0) {
             unknown.emplace(history_requests_[id], id);
         }
     }
@@ -635,7 +643,13 @@ void kv_simulation::place_unknown_operations() {
             if (table.decide(r.client_id, r.session, r.request_number) != vsr::client_table::decision::execute) continue;
             table.record_reply(r.client_id, r.request_number, op, index, {});
             const auto it = unknown.find(request_identity{r.client_id, r.session, r.request_number});
-            if (it != unknown.end()) history_[it->second].position = (op << 20) | index;
+            if (it == unknown.end()) continue;
+            if (history_[it->second].result_outcome == outcome::fail) {
+                fail("client contract", "operation refused as not executed ran at op " + std::to_string(op) + ": " +
+                                            describe_op(history_[it->second]));
+                return;
+            }
+            history_[it->second].position = (op << 20) | index;
         }
     }
 }
@@ -654,6 +668,7 @@ void kv_simulation::final_checks() {
         }
     }
     place_unknown_operations();
+    if (!result_.ok) return;
     const linearizability_report report = check_linearizable(history_);
     if (!report.linearizable) fail("linearizability", report.explanation);
 }

@@ -12,9 +12,9 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
+#include "flat_map.hpp"
 #include "vsr/state_machine.hpp"
 #include "vsr/wire.hpp"
 
@@ -105,17 +105,17 @@ public:
     }
 
     void snapshot(std::vector<std::uint8_t>& out) const {
-        std::vector<const std::pair<const std::string, std::string>*> sorted;
+        std::vector<std::pair<std::string_view, std::string_view>> sorted;
         sorted.reserve(map_.size());
-        for (const auto& pair : map_) sorted.push_back(&pair);
-        std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
+        map_.for_each([&](std::string_view key, std::string_view value) { sorted.emplace_back(key, value); });
+        std::sort(sorted.begin(), sorted.end());
         vsr::byte_writer w(out);
         w.u64(sorted.size());
-        for (const auto* pair : sorted) {
-            w.u32(static_cast<std::uint32_t>(pair->first.size()));
-            w.u32(static_cast<std::uint32_t>(pair->second.size()));
-            w.bytes(as_bytes(pair->first));
-            w.bytes(as_bytes(pair->second));
+        for (const auto& [key, value] : sorted) {
+            w.u32(static_cast<std::uint32_t>(key.size()));
+            w.u32(static_cast<std::uint32_t>(value.size()));
+            w.bytes(as_bytes(key));
+            w.bytes(as_bytes(value));
         }
     }
 
@@ -123,7 +123,7 @@ public:
         vsr::byte_reader r(bytes);
         std::uint64_t count = 0;
         if (!r.read_u64(count) || count > bytes.size() / 8) return false;
-        map_type restored;
+        flat_map restored;
         for (std::uint64_t i = 0; i < count; ++i) {
             std::uint32_t key_size = 0, value_size = 0;
             std::span<const std::uint8_t> key, value;
@@ -131,9 +131,9 @@ public:
                   value_size <= value_size_max && r.read_span(key_size, key) && r.read_span(value_size, value))) {
                 return false;
             }
-            restored.insert_or_assign(std::string(key.begin(), key.end()), std::string(value.begin(), value.end()));
+            restored.insert_or_assign(as_view(key), as_view(value));
         }
-        if (r.remaining() != 0 || restored.size() != count) return false;
+        if (r.remaining() != 0 || restored.size() != count) return false;  // also rejects duplicate keys
         map_ = std::move(restored);
         return true;
     }
@@ -141,59 +141,43 @@ public:
     std::size_t result_size_max() const noexcept { return 1 + value_size_max; }
     std::size_t size() const noexcept { return map_.size(); }
 
-    std::optional<std::string_view> find(std::string_view key) const {
-        const auto it = map_.find(key);
-        if (it == map_.end()) return std::nullopt;
-        return std::string_view(it->second);
-    }
+    std::optional<std::string_view> find(std::string_view key) const { return map_.find(key); }
 
 private:
-    struct string_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-    };
-    using map_type = std::unordered_map<std::string, std::string, string_hash, std::equal_to<>>;
-
     static std::span<const std::uint8_t> as_bytes(std::string_view s) {
         return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
     }
+    static std::string_view as_view(std::span<const std::uint8_t> s) {
+        return {reinterpret_cast<const char*>(s.data()), s.size()};
+    }
 
     void put(std::string_view key, std::string_view value, std::vector<std::uint8_t>& out) {
-        const auto it = map_.find(key);
-        if (it == map_.end()) map_.emplace(std::string(key), std::string(value));
-        else it->second.assign(value);
+        map_.insert_or_assign(key, value);
         out.push_back(static_cast<std::uint8_t>(status::ok));
     }
 
     void get(std::string_view key, std::vector<std::uint8_t>& out) const {
-        const auto it = map_.find(key);
-        if (it == map_.end()) {
+        const auto value = map_.find(key);
+        if (!value) {
             out.push_back(static_cast<std::uint8_t>(status::not_found));
             return;
         }
         out.push_back(static_cast<std::uint8_t>(status::ok));
-        out.insert(out.end(), it->second.begin(), it->second.end());
+        out.insert(out.end(), value->begin(), value->end());
     }
 
     void del(std::string_view key, std::vector<std::uint8_t>& out) {
-        const auto it = map_.find(key);
-        const bool found = it != map_.end();
-        if (found) map_.erase(it);
+        const bool found = map_.erase(key);
         out.push_back(static_cast<std::uint8_t>(found ? status::ok : status::not_found));
     }
 
     void cas(std::string_view key, std::string_view expected, std::string_view value,
              std::vector<std::uint8_t>& out) {
-        const auto it = map_.find(key);
-        if (it == map_.end() || it->second != expected) {
-            out.push_back(static_cast<std::uint8_t>(status::mismatch));
-            return;
-        }
-        it->second.assign(value);
-        out.push_back(static_cast<std::uint8_t>(status::ok));
+        const bool replaced = map_.replace_if_equal(key, expected, value);
+        out.push_back(static_cast<std::uint8_t>(replaced ? status::ok : status::mismatch));
     }
 
-    map_type map_;
+    flat_map map_;
 };
 static_assert(vsr::state_machine<state_machine>);
 

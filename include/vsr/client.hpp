@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -44,8 +45,10 @@ struct client_options {
 enum class result_status : std::uint8_t {
     ok,
     timeout,          // deadline passed: the operation may or may not have executed
-    session_evicted,  // the session was evicted before the operation executed
-    log_full,         // the cluster refused it (log length limit); not executed
+    session_evicted,  // the session was evicted: the operation may or may not have executed
+                      // (it may have run before the eviction with its reply lost)
+    log_full,         // the cluster refused it: its committed log is full; not executed
+    too_large,        // larger than the cluster's operation limit; not executed
 };
 
 inline const char* to_string(result_status s) noexcept {
@@ -54,6 +57,7 @@ inline const char* to_string(result_status s) noexcept {
         case result_status::timeout: return "timeout";
         case result_status::session_evicted: return "session_evicted";
         case result_status::log_full: return "log_full";
+        case result_status::too_large: return "too_large";
     }
     return "unknown";
 }
@@ -94,6 +98,7 @@ public:
             while (id == 0 || by_client_id_.contains(id)) id = random_.next_u64();
             sessions_[i].client_id = id;
             by_client_id_.emplace(id, i);
+            set_state(i, slot_state::unregistered);
         }
     }
 
@@ -162,14 +167,16 @@ public:
             on_evicted(index, h.session);
         } else if (s.state == slot_state::registering && h.request_number == 0 && status == reply_status::ok) {
             s.session = h.session;
-            s.state = slot_state::idle;
+            set_state(index, slot_state::idle);
             ++counters_.registrations;
         } else if (s.state == slot_state::registering && h.request_number == 0 && status == reply_status::log_full) {
             // The cluster takes no new sessions: what waits for one cannot run now.
-            s.state = slot_state::unregistered;
+            set_state(index, slot_state::unregistered);
             fail_queued(result_status::log_full, [](const pending&) { return true; });
         } else if (s.state == slot_state::busy && h.session == s.session && h.request_number == s.request_number) {
-            const result_status result = status == reply_status::ok ? result_status::ok : result_status::log_full;
+            const result_status result = status == reply_status::ok         ? result_status::ok
+                                         : status == reply_status::too_large ? result_status::too_large
+                                                                             : result_status::log_full;
             complete(index, client_result{result, h.op, static_cast<std::uint32_t>(h.extra), message_body(bytes)});
         } else {
             ++counters_.dropped_messages;
@@ -196,6 +203,8 @@ private:
         std::uint64_t submitted_tick = 0;  // of the operation in flight, for the deadline
         std::uint64_t retry_at_tick = 0;
         std::uint64_t retry_ticks = 0;
+        bool listed_idle = false;
+        bool listed_unregistered = false;
     };
 
     std::uint64_t ticks(std::uint32_t ms) const noexcept { return ms / options_.tick_ms + 1; }
@@ -231,25 +240,57 @@ private:
 
     std::uint8_t primary() const noexcept { return static_cast<std::uint8_t>(view_ % options_.replica_count); }
 
-    /// Hands queued operations to idle sessions, registering sessions as needed.
-    void dispatch() {
-        for (std::size_t i = 0; i < sessions_.size() && !queue_.empty(); ++i) {
-            session_slot& s = sessions_[i];
-            if (s.state == slot_state::idle) {
-                pending next = std::move(queue_.front());
-                queue_.pop_front();
-                s.done = std::move(next.done);
-                s.submitted_tick = next.submitted_tick;
-                send_new(s, request_kind::operation, next.operation, s.request_number + 1);
-            } else if (s.state == slot_state::unregistered) {
-                s.session = 0;
-                send_new(s, request_kind::register_session, {}, 0);
-            }
+    /// Moves a session to `state`, keeping the idle and unregistered lists (each slot at most
+    /// once per list) so dispatch() never scans every session.
+    void set_state(std::size_t index, slot_state state) {
+        session_slot& s = sessions_[index];
+        if (s.state == slot_state::registering) --registering_;
+        s.state = state;
+        if (state == slot_state::registering) ++registering_;
+        if (state == slot_state::idle && !s.listed_idle) {
+            s.listed_idle = true;
+            idle_.push_back(index);
+        }
+        if (state == slot_state::unregistered && !s.listed_unregistered) {
+            s.listed_unregistered = true;
+            unregistered_.push_back(index);
         }
     }
 
-    void send_new(session_slot& s, request_kind kind, std::span<const std::uint8_t> operation,
+    /// Pops a session that is still in `state` from `list` (entries may be stale).
+    std::optional<std::size_t> pop_listed(std::vector<std::size_t>& list, slot_state state, bool session_slot::*listed) {
+        while (!list.empty()) {
+            const std::size_t index = list.back();
+            list.pop_back();
+            sessions_[index].*listed = false;
+            if (sessions_[index].state == state) return index;
+        }
+        return std::nullopt;
+    }
+
+    /// Hands queued operations to idle sessions, and registers sessions for the rest.
+    void dispatch() {
+        while (!queue_.empty()) {
+            const auto index = pop_listed(idle_, slot_state::idle, &session_slot::listed_idle);
+            if (!index) break;
+            session_slot& s = sessions_[*index];
+            pending next = std::move(queue_.front());
+            queue_.pop_front();
+            s.done = std::move(next.done);
+            s.submitted_tick = next.submitted_tick;
+            send_new(*index, request_kind::operation, next.operation, s.request_number + 1);
+        }
+        while (queue_.size() > registering_) {
+            const auto index = pop_listed(unregistered_, slot_state::unregistered, &session_slot::listed_unregistered);
+            if (!index) break;
+            sessions_[*index].session = 0;
+            send_new(*index, request_kind::register_session, {}, 0);
+        }
+    }
+
+    void send_new(std::size_t index, request_kind kind, std::span<const std::uint8_t> operation,
                   std::uint64_t request_number) {
+        session_slot& s = sessions_[index];
         header h;
         h.cmd = command::request;
         h.sender = address_client;
@@ -261,7 +302,7 @@ private:
         h.extra = static_cast<std::uint64_t>(kind);
         h.target = primary();
         s.request_number = request_number;
-        s.state = kind == request_kind::register_session ? slot_state::registering : slot_state::busy;
+        set_state(index, kind == request_kind::register_session ? slot_state::registering : slot_state::busy);
         s.retry_ticks = ticks(options_.retry_initial_ms);
         s.retry_at_tick = now_ticks_ + s.retry_ticks + uniform_below(random_, s.retry_ticks / 2 + 1);
         encode_message(h, operation, s.message);
@@ -288,7 +329,7 @@ private:
         const client_result result{result_status::session_evicted, 0, 0, {}, s.client_id, s.session, s.request_number};
         callback done = std::move(s.done);
         s.done = nullptr;
-        s.state = slot_state::unregistered;  // before the callback, which may submit again
+        set_state(index, slot_state::unregistered);  // before the callback, which may submit again
         s.session = 0;
         s.request_number = 0;
         if (was_busy && done) done(result);
@@ -302,7 +343,7 @@ private:
         result.request_number = s.request_number;
         callback done = std::move(s.done);
         s.done = nullptr;
-        s.state = slot_state::idle;
+        set_state(index, slot_state::idle);
         if (done) done(result);
     }
 
@@ -312,6 +353,9 @@ private:
     std::vector<session_slot> sessions_;
     std::unordered_map<std::uint64_t, std::size_t> by_client_id_;
     std::deque<pending> queue_;
+    std::vector<std::size_t> idle_;          // sessions ready for an operation (may hold stale entries)
+    std::vector<std::size_t> unregistered_;  // sessions to register when work waits
+    std::size_t registering_ = 0;
     std::uint64_t view_ = 0;
     std::uint64_t now_ticks_ = 0;
     counters_type counters_;

@@ -41,11 +41,18 @@ public:
 
     /// Whether a committed operation request executes: only in its live session, and only if
     /// newer than the session's latest executed request (at-most-once).
-    decision decide(std::uint64_t client_id, std::uint64_t session, std::uint64_t request_number) const noexcept {
-        const client_session* s = find(client_id);
+    static decision decide(const client_session* s, std::uint64_t session, std::uint64_t request_number) noexcept {
         if (s == nullptr || s->session != session) return decision::session_gone;
         if (request_number <= s->request_number) return decision::duplicate;
         return decision::execute;
+    }
+    decision decide(std::uint64_t client_id, std::uint64_t session, std::uint64_t request_number) const noexcept {
+        return decide(find(client_id), session, request_number);
+    }
+
+    client_session* find_mutable(std::uint64_t client_id) noexcept {
+        const auto it = sessions_.find(client_id);
+        return it == sessions_.end() ? nullptr : &it->second;
     }
     std::uint32_t capacity() const noexcept { return clients_max_; }
 
@@ -74,9 +81,12 @@ public:
     /// Records the reply of an executed request.
     void record_reply(std::uint64_t client_id, std::uint64_t request_number, std::uint64_t op,
                       std::uint32_t index, std::span<const std::uint8_t> reply) {
-        const auto it = sessions_.find(client_id);
-        if (it == sessions_.end()) return;
-        client_session& s = it->second;
+        if (client_session* s = find_mutable(client_id)) record_reply(*s, request_number, op, index, reply);
+    }
+
+    /// Records the reply into a session found earlier (saves a lookup on the hot path).
+    static void record_reply(client_session& s, std::uint64_t request_number, std::uint64_t op,
+                             std::uint32_t index, std::span<const std::uint8_t> reply) {
         s.request_number = request_number;
         s.last_active_op = op;
         s.reply_op = op;

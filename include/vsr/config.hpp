@@ -64,10 +64,14 @@ struct config {
     std::uint8_t quorum() const noexcept { return static_cast<std::uint8_t>(replica_count / 2 + 1); }
     std::uint32_t ticks(std::uint32_t ms) const noexcept { return ms / tick_ms + (ms % tick_ms != 0); }
 
+    /// Smallest operation every valid configuration must accept.
+    static constexpr std::size_t operation_size_min = 4096;
+
     /// Rejects configurations the protocol cannot run with.
     bool valid() const noexcept {
         return replica_count >= 1 && replica_count <= replicas_max && tick_ms > 0 &&
                pipeline_max >= 1 && message_size_max >= 64 * 1024 && message_size_max <= (1u << 30) &&
+               entry_size_max() >= 128 + operation_size_min &&
                batch_requests_max >= 1 && clients_max >= 1 && request_queue_max >= 1 &&
                log_entries_max >= 1 && heartbeat_ms < view_change_timeout_ms;
     }

@@ -155,6 +155,10 @@ public:
             ++counters_.dropped_misaddressed;
             return;
         }
+        if (h.view >= sequence_max || h.op >= sequence_max || h.commit >= sequence_max) {
+            ++counters_.dropped_malformed_body;
+            return;
+        }
         const auto body = message_body(bytes);
         switch (h.cmd) {
             case command::request: on_request(h, body); break;
@@ -319,9 +323,14 @@ private:
             ++counters_.dropped_not_primary;
             return;
         }
-        if (h.extra > static_cast<std::uint64_t>(request_kind::register_session) ||
-            body.size() > config_.operation_size_max()) {
+        if (h.extra > static_cast<std::uint64_t>(request_kind::register_session)) {
             ++counters_.dropped_malformed_body;
+            return;
+        }
+        if (body.size() > config_.operation_size_max()) {
+            // Every primary refuses it the same way, so the answer is final.
+            ++counters_.dropped_malformed_body;
+            send_reply_status(h.client_id, h.session, h.request_number, reply_status::too_large);
             return;
         }
         if (commit_executed_ < view_start_op_) {
@@ -330,7 +339,9 @@ private:
         }
         const auto kind = static_cast<request_kind>(h.extra);
         if (!admit_request(h, kind)) return;
-        if (log_.op() >= config_.log_entries_max) {
+        if (committed_in_log() >= config_.log_entries_max) {
+            // Only a full *committed* log is final: uncommitted entries may yet be replaced by
+            // a new primary that has room, so until then requests just wait in the queue.
             ++counters_.requests_refused_log_full;
             send_reply_status(h.client_id, h.session, h.request_number, reply_status::log_full);
             return;
@@ -401,7 +412,7 @@ private:
             header h = make_header(command::prepare, 0);
             send_to_other_replicas(h, log_.entry(log_.op()));
         }
-        if (log_.op() >= config_.log_entries_max) refuse_queued_requests();
+        if (committed_in_log() >= config_.log_entries_max) refuse_queued_requests();
         update_commit();
     }
 
@@ -566,7 +577,8 @@ private:
 
     void execute_operation(const request_record& r, const entry_header& eh, std::uint64_t op,
                            std::uint32_t index, bool reply) {
-        switch (clients_.decide(r.client_id, r.session, r.request_number)) {
+        client_session* session = clients_.find_mutable(r.client_id);
+        switch (client_table::decide(session, r.session, r.request_number)) {
             case client_table::decision::session_gone:
                 if (reply) send_eviction(r.client_id, r.session);  // evicted while in flight
                 return;
@@ -581,8 +593,8 @@ private:
         const operation_context context{op, index, eh.timestamp_ns, r.client_id};
         machine_.execute(context, r.operation, result_buffer_);
         if (result_buffer_.size() > config_.operation_size_max()) result_buffer_.clear();
-        clients_.record_reply(r.client_id, r.request_number, op, index, result_buffer_);
-        if (reply) resend_reply(*clients_.find(r.client_id));
+        client_table::record_reply(*session, r.request_number, op, index, result_buffer_);
+        if (reply) resend_reply(*session);
     }
 
     /// Sends the session's latest reply (the first send and every retry are identical).
@@ -645,6 +657,11 @@ private:
 
     /// We saw traffic of a view we are not normal in: ask its primary for start_view.
     void await_start_view(std::uint64_t view) {
+        if (primary_index(view) == index_) {
+            // Nobody else can start a view we lead: take part in its view change instead.
+            if (view > view_) start_view_change(view);
+            return;
+        }
         if (view > view_) {
             view_ = view;
             status_ = replica_status::view_change;

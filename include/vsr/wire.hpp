@@ -62,8 +62,13 @@ enum class request_kind : std::uint8_t { operation = 0, register_session = 1 };
 enum class reply_status : std::uint8_t {
     ok = 0,
     session_evicted = 1,  // the session is gone: register again
-    log_full = 2,         // config::log_entries_max reached; nothing was executed
+    log_full = 2,         // config::log_entries_max reached by committed entries; not executed
+    too_large = 3,        // the operation exceeds config::operation_size_max(); not executed
 };
+
+/// Views and op numbers at or above this are rejected as malformed: no honest cluster gets
+/// near it (2^62 view changes), and arithmetic on them can then never overflow.
+inline constexpr std::uint64_t sequence_max = std::uint64_t{1} << 62;
 
 struct header {
     std::uint64_t checksum = 0;

@@ -1,0 +1,462 @@
+#define BOOST_TEST_MODULE replica_review
+// Reproducers from a correctness review of vsr::basic_replica and vsr::basic_client.
+//
+// Each test drives a small deterministic scenario that broke a promised property before the fix
+// that came with it; they are regression tests now. The harness is the one from
+// replica_test.cpp, plus a few hooks for hand-driven delivery.
+#include "vsr/replica.hpp"
+
+#ifndef BOOST_TEST_DYN_LINK  // meson's boost dependency may define it already
+#define BOOST_TEST_DYN_LINK
+#endif
+#include <boost/test/unit_test.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <csignal>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "kv_state_machine.hpp"
+#include "vsr/client.hpp"
+
+namespace vsr {
+inline std::ostream& boost_test_print_type(std::ostream& os, result_status v) { return os << to_string(v); }
+inline std::ostream& boost_test_print_type(std::ostream& os, replica_status v) { return os << to_string(v); }
+}  // namespace vsr
+
+namespace {
+
+using bytes = std::vector<std::uint8_t>;
+
+struct manual_clock {
+    std::uint64_t now_ns = 1'700'000'000'000'000'000ULL;
+    std::uint64_t monotonic_ns() { return now_ns; }
+    std::uint64_t realtime_ns() { return now_ns; }
+};
+
+struct queue_bus {
+    std::array<std::deque<bytes>, vsr::replicas_max> to_replica;
+    std::deque<std::pair<std::uint64_t, bytes>> to_client;
+
+    void send_to_replica(std::uint8_t replica, std::span<const std::uint8_t> message) {
+        if (replica < vsr::replicas_max) to_replica[replica].emplace_back(message.begin(), message.end());
+    }
+    void send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message) {
+        to_client.emplace_back(client_id, bytes(message.begin(), message.end()));
+    }
+    bool quiet() const {
+        return to_client.empty() &&
+               std::all_of(to_replica.begin(), to_replica.end(), [](const auto& q) { return q.empty(); });
+    }
+};
+
+using replica_type = vsr::basic_replica<kv::state_machine, queue_bus, manual_clock, vsr::xoshiro256>;
+using client_type = vsr::basic_client<queue_bus, vsr::xoshiro256>;
+
+constexpr std::uint32_t cluster_id = 77;
+
+vsr::config test_config() {
+    vsr::config config;
+    config.cluster = cluster_id;
+    config.replica_count = 3;
+    return config;
+}
+
+bytes kv_op(kv::kind kind, std::string_view key, std::string_view value = {}) {
+    kv::operation op;
+    op.op_kind = kind;
+    op.key = key;
+    op.value = value;
+    bytes out;
+    kv::encode_operation(op, out);
+    return out;
+}
+bytes kv_put(std::string_view key, std::string_view value) { return kv_op(kv::kind::put, key, value); }
+
+struct outcome {
+    bool done = false;
+    int calls = 0;
+    vsr::result_status status = vsr::result_status::ok;
+    std::uint64_t op = 0;
+};
+
+std::shared_ptr<outcome> submit(client_type& client, const bytes& operation) {
+    auto result = std::make_shared<outcome>();
+    const auto error = client.submit(operation, [result](const vsr::client_result& r) {
+        result->done = true;
+        ++result->calls;
+        result->status = r.status;
+        result->op = r.op;
+    });
+    BOOST_TEST_REQUIRE((error == vsr::submit_error::none));
+    return result;
+}
+
+std::string value_at(const replica_type& replica, std::string_view key) {
+    return std::string(replica.state_machine().find(key).value_or("<missing>"));
+}
+
+bytes encode(const vsr::header& h, std::span<const std::uint8_t> body = {}) {
+    bytes out;
+    vsr::encode_message(h, body, out);
+    return out;
+}
+
+vsr::header header_of(vsr::command cmd, std::uint8_t sender, std::uint8_t target, std::uint64_t view) {
+    vsr::header h;
+    h.cmd = cmd;
+    h.sender = sender;
+    h.target = target;
+    h.cluster = cluster_id;
+    h.view = view;
+    return h;
+}
+
+class cluster {
+public:
+    explicit cluster(const vsr::config& config) : config_(config) {
+        for (std::uint8_t i = 0; i < config_.replica_count; ++i) {
+            randoms_.emplace_back(1000 + i);
+            replicas_.push_back(std::make_unique<replica_type>(config_, i, bus_, clock_, randoms_.back(), false));
+            isolated_.push_back(false);
+        }
+    }
+
+    replica_type& replica(std::uint8_t index) { return *replicas_.at(index); }
+    queue_bus& bus() { return bus_; }
+    std::uint8_t size() const { return config_.replica_count; }
+
+    client_type& add_client(std::uint64_t seed, vsr::client_options options = {}) {
+        options.cluster = config_.cluster;
+        options.replica_count = config_.replica_count;
+        options.message_size_max = config_.message_size_max;
+        options.tick_ms = config_.tick_ms;
+        auto& node = clients_.emplace_back(std::make_unique<client_node>(seed));
+        node->client.emplace(options, bus_, node->random);
+        return *node->client;
+    }
+
+    void isolate(std::uint8_t index, bool isolated = true) { isolated_.at(index) = isolated; }
+    void deafen(std::uint64_t client_id, bool deaf = true) {
+        if (deaf) deaf_clients_.insert(client_id);
+        else deaf_clients_.erase(client_id);
+    }
+    bool up(std::uint8_t index) const { return !isolated_[index]; }
+
+    void deliver() {
+        for (int round = 0; !bus_.quiet(); ++round) {
+            BOOST_REQUIRE_MESSAGE(round < 10000, "messages never stop");
+            auto to_replica = std::exchange(bus_.to_replica, {});
+            auto to_client = std::exchange(bus_.to_client, {});
+            for (std::uint8_t r = 0; r < size(); ++r) {
+                for (const auto& message : to_replica[r]) {
+                    if (up(r)) replicas_[r]->on_message(message);
+                }
+            }
+            for (const auto& [client_id, message] : to_client) {
+                if (deaf_clients_.contains(client_id)) continue;
+                if (client_type* client = owner(client_id)) client->on_message(message);
+            }
+        }
+    }
+
+    void tick() {
+        clock_.now_ns += std::uint64_t{config_.tick_ms} * 1'000'000;
+        for (std::uint8_t r = 0; r < size(); ++r) {
+            if (up(r)) replicas_[r]->tick();
+        }
+        for (auto& node : clients_) node->client->tick();
+        deliver();
+    }
+
+    /// Time passes for the clients only (the replicas neither tick nor receive anything until
+    /// deliver()).
+    void tick_clients() {
+        clock_.now_ns += std::uint64_t{config_.tick_ms} * 1'000'000;
+        for (auto& node : clients_) node->client->tick();
+    }
+
+    template <typename Predicate>
+    bool run_until(Predicate done, int max_ticks = 3000) {
+        deliver();
+        for (int i = 0; i < max_ticks && !done(); ++i) tick();
+        return done();
+    }
+
+    std::shared_ptr<outcome> execute(client_type& client, const bytes& operation) {
+        auto result = submit(client, operation);
+        BOOST_REQUIRE_MESSAGE(run_until([&] { return result->done; }), "operation never completed");
+        return result;
+    }
+
+private:
+    struct client_node {
+        explicit client_node(std::uint64_t seed) : random(seed) {}
+        vsr::xoshiro256 random;
+        std::optional<client_type> client;
+    };
+
+    client_type* owner(std::uint64_t client_id) {
+        for (auto& node : clients_) {
+            if (node->client->owns(client_id)) return &*node->client;
+        }
+        return nullptr;
+    }
+
+    vsr::config config_;
+    queue_bus bus_;
+    manual_clock clock_;
+    std::deque<vsr::xoshiro256> randoms_;
+    std::vector<std::unique_ptr<replica_type>> replicas_;
+    std::vector<bool> isolated_;
+    std::deque<std::unique_ptr<client_node>> clients_;
+    std::set<std::uint64_t> deaf_clients_;
+};
+
+/// Runs `body` in a child process; returns the signal that killed it (0 if it exited normally).
+int signal_of_child(const std::function<void()>& body) {
+    const pid_t pid = fork();
+    BOOST_TEST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+        std::signal(SIGABRT, SIG_DFL);  // Boost.Test's handler would turn the abort into a failure
+        body();
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+}  // namespace
+
+// ---- (1) client contract: session_evicted means "outcome unknown" ---------------------------
+//
+// A session can be evicted AFTER its in-flight request executed (only the reply was lost). The
+// eviction notice cannot say whether it ran, so the client documents session_evicted as
+// "may or may not have executed" (it once claimed "not executed", which this scenario refuted).
+BOOST_AUTO_TEST_CASE(session_evicted_is_reported_for_an_executed_operation) {
+    vsr::config config = test_config();
+    config.clients_max = 1;
+    cluster c(config);
+    auto& first = c.add_client(1);
+    auto& second = c.add_client(2);
+
+    BOOST_TEST_REQUIRE((c.execute(first, kv_put("a", "1"))->status == vsr::result_status::ok));
+
+    // The first client's next write executes everywhere, but its reply is lost.
+    const std::uint64_t first_id = first.client_ids().front();
+    c.deafen(first_id);
+    const auto write = submit(first, kv_put("a", "2"));
+    BOOST_TEST_REQUIRE(c.run_until([&] { return value_at(c.replica(0), "a") == "2"; }));
+    BOOST_TEST_REQUIRE(!write->done);
+    c.deafen(first_id, false);
+
+    // Another client registers and evicts the first (clients_max = 1).
+    const auto other = submit(second, kv_put("b", "1"));
+    BOOST_TEST_REQUIRE(c.run_until([&] { return write->done && other->done; }));
+
+    const bool executed = value_at(c.replica(0), "a") == "2";
+    BOOST_TEST(executed);
+    BOOST_TEST_MESSAGE("first client's result: " << vsr::to_string(write->status));
+    // The documented contract: session_evicted leaves the outcome open, and here it did run.
+    BOOST_TEST((write->status == vsr::result_status::session_evicted));
+}
+
+// ---- (2) client contract: log_full claims "not executed" ------------------------------------
+//
+// client.hpp: `log_full, // the cluster refused it (log length limit); not executed`.
+// A deposed primary whose log is full only because of UNCOMMITTED entries still answers
+// log_full (on_request, replica.hpp:333), while the real primary - whose log lacks those
+// entries - has room and executes the same request. The client takes the first answer.
+BOOST_AUTO_TEST_CASE(deposed_primary_refuses_only_when_its_committed_log_is_full) {
+    vsr::config config = test_config();
+    config.log_entries_max = 3;
+    cluster c(config);
+    auto& client = c.add_client(1);
+    BOOST_TEST_REQUIRE((c.execute(client, kv_put("x", "1"))->status == vsr::result_status::ok));  // ops 1, 2
+    BOOST_TEST_REQUIRE(c.run_until([&] {
+        return c.replica(1).commit_executed() == 2u && c.replica(2).commit_executed() == 2u;
+    }));
+
+    // Primary 0 fills its log with an entry no backup receives: a register of another client.
+    c.isolate(1);
+    c.isolate(2);
+    vsr::header reg = header_of(vsr::command::request, vsr::address_client, 0, 0);
+    reg.client_id = 999;
+    reg.extra = static_cast<std::uint64_t>(vsr::request_kind::register_session);
+    c.replica(0).on_message(encode(reg));
+    c.deliver();
+    BOOST_TEST_REQUIRE(c.replica(0).op() == 3u);  // full, op 3 uncommitted
+
+    // Replica 0 is cut off; 1 and 2 elect a new primary whose log has room, and the client's
+    // next write executes there (the client does not hear the reply yet).
+    c.isolate(0);
+    c.isolate(1, false);
+    c.isolate(2, false);
+    const std::uint64_t id = client.client_ids().front();
+    c.deafen(id);
+    const auto write = submit(client, kv_put("x", "2"));
+    auto new_primary_executed = [&] {
+        for (std::uint8_t r = 1; r < 3; ++r) {
+            const auto& replica = c.replica(r);
+            if (replica.status() == vsr::replica_status::normal && replica.is_primary() && replica.view() > 0 &&
+                value_at(replica, "x") == "2") {
+                return true;
+            }
+        }
+        return false;
+    };
+    BOOST_TEST_REQUIRE(c.run_until(new_primary_executed));
+    BOOST_TEST_REQUIRE(!write->done);
+
+    // The old primary comes back (it has heard nothing yet) just as the client retries.
+    c.isolate(0, false);
+    c.deafen(id, false);
+    const auto retries = client.counters().retries;
+    for (int i = 0; i < 1000 && client.counters().retries == retries; ++i) c.tick_clients();
+    BOOST_TEST_REQUIRE(client.counters().retries > retries);
+    c.deliver();
+
+    BOOST_TEST_REQUIRE(write->done);
+    BOOST_TEST_MESSAGE("client result: " << vsr::to_string(write->status));
+    const bool executed = value_at(c.replica(1), "x") == "2" || value_at(c.replica(2), "x") == "2";
+    BOOST_TEST(executed);
+    BOOST_TEST(!(write->status == vsr::result_status::log_full && executed),
+               "client reported log_full for an operation that executed");
+}
+
+// ---- (3) liveness: operations the client accepts but every replica silently drops ------------
+//
+// basic_client::submit accepts any operation with header_size + size <= message_size_max, but
+// on_request drops (dropped_malformed_body, no reply) any body > config::operation_size_max(),
+// which is about message_size_max / (pipeline_max + 1). The client retries forever (deadline
+// 0 is the default) and its session is blocked for every later submission.
+BOOST_AUTO_TEST_CASE(oversized_operation_is_refused_as_too_large) {
+    const vsr::config config = test_config();
+    cluster c(config);
+    auto& client = c.add_client(1);
+    BOOST_TEST_REQUIRE((c.execute(client, kv_put("k", "v"))->status == vsr::result_status::ok));
+
+    const bytes big(config.operation_size_max() + 1, 0x42);
+    BOOST_TEST_REQUIRE(vsr::header_size + big.size() <= config.message_size_max);
+    const auto oversized = submit(client, big);
+    const auto after = submit(client, kv_put("k", "w"));
+    c.run_until([&] { return oversized->done; }, 6000);  // 60 s
+    BOOST_TEST(c.replica(0).counters().dropped_malformed_body > 0u);
+    BOOST_TEST(oversized->done, "an operation the client accepted never completes");
+    BOOST_TEST((oversized->status == vsr::result_status::too_large));
+    BOOST_TEST(after->done, "and the session is blocked for the next operation");
+}
+
+// ---- (4) robustness: a view number near 2^64 trips assert(new_view > view_) -----------------
+//
+// start_view_change (and await_start_view, on_do_view_change, on_start_view) adopt any higher
+// view from a message that passes the checksum. With view = UINT64_MAX the next timeout calls
+// start_view_change(view_ + 1) == start_view_change(0) and the assert at replica.hpp:635 fires.
+BOOST_AUTO_TEST_CASE(forged_maximal_view_is_dropped) {
+    const int sig = signal_of_child([] {
+        cluster c(test_config());
+        vsr::header svc = header_of(vsr::command::start_view_change, 2, 1, std::numeric_limits<std::uint64_t>::max());
+        c.replica(1).on_message(encode(svc));
+        for (int i = 0; i < 10'000; ++i) c.replica(1).tick();
+    });
+    BOOST_TEST(sig == 0, "replica aborted (signal " << sig << ") after one forged start_view_change");
+}
+
+// ---- (5) config::valid() accepts configurations that abort on the first request ------------
+//
+// entry_size_max() = (message_size_max - header_size - 32) / (pipeline_max + 1). With 64 KiB
+// messages and pipeline_max = 1000 it is 65 bytes, operation_size_max() = 65 - 128 wraps to
+// ~2^64, so on_request admits any body, and flush_requests asserts (replica.hpp:399) when the
+// first request does not fit in an entry.
+BOOST_AUTO_TEST_CASE(valid_rejects_entries_too_small_for_operations) {
+    vsr::config config = test_config();
+    config.message_size_max = 64 * 1024;
+    config.pipeline_max = 1000;
+    // valid() now rejects it: entries too small for config::operation_size_min.
+    BOOST_TEST(!config.valid());
+    config.pipeline_max = 8;  // the largest pipeline 64 KiB messages allow is 14
+    BOOST_TEST_REQUIRE(config.valid());
+    BOOST_TEST(config.operation_size_max() >= vsr::config::operation_size_min);
+    const int sig = signal_of_child([config] {
+        cluster c(config);
+        auto& client = c.add_client(1);
+        const auto result = submit(client, bytes(16, 1));
+        c.run_until([&] { return result->done; }, 500);
+    });
+    BOOST_TEST(sig == 0, "replica aborted (signal " << sig << ") on a 16-byte operation under a valid() config");
+}
+
+// ---- (6) liveness hiccup: new_state from a view this replica leads --------------------------
+//
+// on_new_state (replica.hpp:955) calls await_start_view(h.view) for any newer view, including
+// one whose primary is this replica: it then sends request_start_view to itself (dropped as
+// misaddressed), ignores start_view_change (awaiting_start_view_), and never records its own
+// do_view_change, so maybe_complete_view_change cannot complete even with a quorum of
+// do_view_change messages. The view is lost until the view-change timeout moves everyone on.
+BOOST_AUTO_TEST_CASE(new_state_from_a_view_we_lead_joins_its_view_change) {
+    cluster c(test_config());
+    auto& client = c.add_client(1);
+    c.isolate(1);
+    BOOST_TEST_REQUIRE((c.execute(client, kv_put("k", "v"))->status == vsr::result_status::ok));
+    c.deliver();
+    c.isolate(1, false);
+
+    replica_type& r0 = c.replica(0);
+    replica_type& r1 = c.replica(1);
+    replica_type& r2 = c.replica(2);
+    BOOST_TEST_REQUIRE(r1.op() == 0u);
+
+    // Replica 1 learns the commit number and asks primary 0 for state...
+    vsr::header commit = header_of(vsr::command::commit, 0, 1, 0);
+    commit.op = r0.op();
+    commit.commit = r0.commit();
+    r1.on_message(encode(commit));
+    BOOST_TEST_REQUIRE(r1.commit() > r1.op());
+    c.bus().to_replica[0].clear();
+
+    // ...and replica 0, meanwhile in view 1 (led by replica 1), answers.
+    bytes body;
+    vsr::header state = header_of(vsr::command::new_state, 0, 1, 1);
+    state.op = r0.log().encode_suffix(0, r0.commit(), 1 << 19, body);
+    state.commit = r0.commit();
+    r1.on_message(encode(state, body));
+    BOOST_TEST(r1.view() == 1u);
+    BOOST_TEST((r1.status() == vsr::replica_status::view_change));
+    const bool asked_itself = std::any_of(c.bus().to_replica[1].begin(), c.bus().to_replica[1].end(), [](const bytes& m) {
+        return vsr::decode_header_fields(m.data()).cmd == vsr::command::request_start_view;
+    });
+    BOOST_TEST(!asked_itself, "replica 1 sent request_start_view to itself");
+    c.bus().to_replica[1].clear();
+
+    // Replicas 0 and 2 run the view change to view 1 and send replica 1 their do_view_change.
+    for (std::uint8_t sender : {std::uint8_t{0}, std::uint8_t{2}}) {
+        const replica_type& r = c.replica(sender);
+        r1.on_message(encode(header_of(vsr::command::start_view_change, sender, 1, 1)));
+        vsr::header dvc = header_of(vsr::command::do_view_change, sender, 1, 1);
+        dvc.extra = r.last_normal_view();
+        dvc.op = r.op();
+        dvc.commit = r.commit();
+        r.log().encode_suffix(std::min(r.commit(), r.op()), r.op(), 1 << 19, body);
+        r1.on_message(encode(dvc, body));
+    }
+    (void)r2;
+    c.run_until([&] { return r1.status() == vsr::replica_status::normal; });
+    BOOST_TEST((r1.status() == vsr::replica_status::normal),
+               "replica 1 holds a quorum of do_view_change for view 1 but never starts it");
+}
