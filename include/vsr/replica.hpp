@@ -353,7 +353,9 @@ private:
         inflight_requests_[h.client_id] = h.request_number;
         request_queue_.push_back(queued_request{h.client_id, h.session, h.request_number, kind,
                                                 std::vector<std::uint8_t>(body.begin(), body.end())});
-        flush_requests();
+        // Prepare at once when nothing is in flight (latency). Otherwise let requests gather
+        // until the next commit frees the pipeline (throughput: one prepare, many requests).
+        if (log_.op() == commit_max_ || request_queue_.size() >= config_.batch_requests_max) flush_requests();
     }
 
     /// Deduplication against the client table and the requests already queued or in flight.
