@@ -13,7 +13,9 @@
 // agree on every entry up to op (log matching).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <vector>
 
@@ -54,8 +56,10 @@ inline entry_header read_entry_header(std::span<const std::uint8_t> entry) noexc
 /// Builds an entry incrementally: begin(), add() each request, finish().
 class entry_builder {
 public:
-    void begin(std::uint64_t op, std::uint64_t view, std::uint64_t timestamp_ns) {
+    /// `size_hint`: the expected final size, to allocate once.
+    void begin(std::uint64_t op, std::uint64_t view, std::uint64_t timestamp_ns, std::size_t size_hint = 0) {
         bytes_.clear();
+        bytes_.reserve(std::max(size_hint, entry_header_size));
         bytes_.resize(entry_header_size);
         store_le64(bytes_.data(), op);
         store_le64(bytes_.data() + 8, view);
@@ -63,16 +67,16 @@ public:
         count_ = 0;
     }
     void add(const request_record& r) {
-        byte_writer w(bytes_);
-        w.u64(r.client_id);
-        w.u64(r.session);
-        w.u64(r.request_number);
-        w.u32(static_cast<std::uint32_t>(r.operation.size()));
-        w.u8(static_cast<std::uint8_t>(r.kind));
-        w.u8(0);
-        w.u8(0);
-        w.u8(0);
-        w.bytes(r.operation);
+        const std::size_t at = bytes_.size();
+        bytes_.resize(at + request_header_size + r.operation.size());
+        std::uint8_t* p = bytes_.data() + at;
+        store_le64(p, r.client_id);
+        store_le64(p + 8, r.session);
+        store_le64(p + 16, r.request_number);
+        store_le32(p + 24, static_cast<std::uint32_t>(r.operation.size()));
+        p[28] = static_cast<std::uint8_t>(r.kind);
+        p[29] = p[30] = p[31] = 0;
+        if (!r.operation.empty()) std::memcpy(p + request_header_size, r.operation.data(), r.operation.size());
         ++count_;
     }
     std::size_t size() const noexcept { return bytes_.size(); }

@@ -350,7 +350,7 @@ private:
             ++counters_.dropped_request_queue_full;
             return;
         }
-        inflight_requests_[h.client_id] = h.request_number;
+        inflight_requests_.insert_or_assign(h.client_id, h.request_number);
         request_queue_.push_back(queued_request{h.client_id, h.session, h.request_number, kind,
                                                 std::vector<std::uint8_t>(body.begin(), body.end())});
         // Prepare at once when nothing is in flight (latency). Otherwise let requests gather
@@ -400,8 +400,8 @@ private:
     void flush_requests() {
         while (!request_queue_.empty() && log_.op() - commit_max_ < config_.pipeline_max &&
                log_.op() < config_.log_entries_max) {
-            entry_builder_.begin(log_.op() + 1, view_, next_timestamp());
             const std::size_t size_max = config_.entry_size_max();
+            entry_builder_.begin(log_.op() + 1, view_, next_timestamp(), batch_size_estimate(size_max));
             while (!request_queue_.empty() && entry_builder_.count() < config_.batch_requests_max &&
                    entry_builder_.size() + request_header_size + request_queue_.front().operation.size() <=
                        size_max) {
@@ -416,6 +416,19 @@ private:
         }
         if (committed_in_log() >= config_.log_entries_max) refuse_queued_requests();
         update_commit();
+    }
+
+    /// Bytes the next entry will take (at most size_max), so it is allocated once.
+    std::size_t batch_size_estimate(std::size_t size_max) const noexcept {
+        std::size_t size = entry_header_size;
+        std::uint32_t count = 0;
+        for (const queued_request& q : request_queue_) {
+            const std::size_t next = size + request_header_size + q.operation.size();
+            if (next > size_max || count == config_.batch_requests_max) break;
+            size = next;
+            ++count;
+        }
+        return size;
     }
 
     void refuse_queued_requests() {
@@ -553,9 +566,11 @@ private:
         request_record r;
         const bool reply = status_ == replica_status::normal && is_primary();
         for (std::uint32_t index = 0; requests.next(r); ++index) {
-            auto inflight = inflight_requests_.find(r.client_id);
-            if (inflight != inflight_requests_.end() && inflight->second <= r.request_number) {
-                inflight_requests_.erase(inflight);
+            if (!inflight_requests_.empty()) {  // only a primary has any
+                const auto inflight = inflight_requests_.find(r.client_id);
+                if (inflight != inflight_requests_.end() && inflight->second <= r.request_number) {
+                    inflight_requests_.erase(inflight);
+                }
             }
             if (r.kind == request_kind::register_session) {
                 execute_register(r, op, index, reply);
