@@ -361,4 +361,8 @@ private:
     counters_type counters_;
 };
 
+/// The usual instantiation: the library's PRNG as the Random policy.
+template <message_bus MessageBus>
+using client = basic_client<MessageBus, xoshiro256>;
+
 }  // namespace vsr

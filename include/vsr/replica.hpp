@@ -1120,4 +1120,8 @@ private:
     replica_counters counters_;
 };
 
+/// The usual instantiation: the library's PRNG as the Random policy.
+template <state_machine StateMachine, message_bus MessageBus, time_source Time>
+using replica = basic_replica<StateMachine, MessageBus, Time, xoshiro256>;
+
 }  // namespace vsr

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../vsr/test_cluster.hpp"  // the KV operation helpers
 #include "vsr/random.hpp"
 
 // Lets BOOST_TEST print these enums when an assertion fails (found by ADL).
@@ -25,18 +26,8 @@ inline std::ostream& boost_test_print_type(std::ostream& os, kind v) { return os
 
 namespace {
 
-using bytes = std::vector<std::uint8_t>;
-
-bytes encode(kv::kind kind, std::string_view key, std::string_view value = {}, std::string_view expected = {}) {
-    kv::operation op;
-    op.op_kind = kind;
-    op.key = key;
-    op.value = value;
-    op.expected = expected;
-    bytes out;
-    kv::encode_operation(op, out);
-    return out;
-}
+using test_support::bytes;
+using test_support::kv_op;
 
 struct outcome {
     kv::status status = kv::status::invalid;
@@ -52,7 +43,7 @@ outcome run(kv::state_machine& machine, std::span<const std::uint8_t> operation)
 }
 
 kv::status put(kv::state_machine& m, std::string_view key, std::string_view value) {
-    return run(m, encode(kv::kind::put, key, value)).status;
+    return run(m, kv_op(kv::kind::put, key, value)).status;
 }
 
 bytes snapshot_of(const kv::state_machine& m) {
@@ -68,7 +59,7 @@ bool decodes(const bytes& operation) { return kv::decode_operation(operation).ha
 BOOST_AUTO_TEST_CASE(put_then_get) {
     kv::state_machine m;
     BOOST_TEST((put(m, "k", "v1") == kv::status::ok));
-    const outcome got = run(m, encode(kv::kind::get, "k"));
+    const outcome got = run(m, kv_op(kv::kind::get, "k"));
     BOOST_TEST((got.status == kv::status::ok));
     BOOST_TEST(got.value == "v1");
     BOOST_TEST(m.size() == 1u);
@@ -79,21 +70,21 @@ BOOST_AUTO_TEST_CASE(put_overwrites) {
     kv::state_machine m;
     put(m, "k", "v1");
     BOOST_TEST((put(m, "k", "v2") == kv::status::ok));
-    BOOST_TEST(run(m, encode(kv::kind::get, "k")).value == "v2");
+    BOOST_TEST(run(m, kv_op(kv::kind::get, "k")).value == "v2");
     BOOST_TEST(m.size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(empty_value_is_a_value) {
     kv::state_machine m;
     put(m, "k", "");
-    const outcome got = run(m, encode(kv::kind::get, "k"));
+    const outcome got = run(m, kv_op(kv::kind::get, "k"));
     BOOST_TEST((got.status == kv::status::ok));
     BOOST_TEST(got.value.empty());
 }
 
 BOOST_AUTO_TEST_CASE(get_missing_is_not_found) {
     kv::state_machine m;
-    const outcome got = run(m, encode(kv::kind::get, "nope"));
+    const outcome got = run(m, kv_op(kv::kind::get, "nope"));
     BOOST_TEST((got.status == kv::status::not_found));
     BOOST_TEST(got.value.empty());
     BOOST_TEST(!m.find("nope").has_value());
@@ -101,12 +92,12 @@ BOOST_AUTO_TEST_CASE(get_missing_is_not_found) {
 
 BOOST_AUTO_TEST_CASE(del_semantics) {
     kv::state_machine m;
-    BOOST_TEST((run(m, encode(kv::kind::del, "k")).status == kv::status::not_found));
+    BOOST_TEST((run(m, kv_op(kv::kind::del, "k")).status == kv::status::not_found));
     put(m, "k", "v");
     put(m, "other", "w");
-    BOOST_TEST((run(m, encode(kv::kind::del, "k")).status == kv::status::ok));
-    BOOST_TEST((run(m, encode(kv::kind::get, "k")).status == kv::status::not_found));
-    BOOST_TEST((run(m, encode(kv::kind::del, "k")).status == kv::status::not_found));
+    BOOST_TEST((run(m, kv_op(kv::kind::del, "k")).status == kv::status::ok));
+    BOOST_TEST((run(m, kv_op(kv::kind::get, "k")).status == kv::status::not_found));
+    BOOST_TEST((run(m, kv_op(kv::kind::del, "k")).status == kv::status::not_found));
     BOOST_TEST(m.find("other").value_or("") == "w");  // only the named key
     BOOST_TEST(m.size() == 1u);
 }
@@ -114,22 +105,22 @@ BOOST_AUTO_TEST_CASE(del_semantics) {
 BOOST_AUTO_TEST_CASE(cas_semantics) {
     kv::state_machine m;
     // Missing key: mismatch, and nothing is created.
-    BOOST_TEST((run(m, encode(kv::kind::cas, "k", "new", "")).status == kv::status::mismatch));
+    BOOST_TEST((run(m, kv_op(kv::kind::cas, "k", "new", "")).status == kv::status::mismatch));
     BOOST_TEST(!m.find("k").has_value());
 
     put(m, "k", "old");
-    BOOST_TEST((run(m, encode(kv::kind::cas, "k", "new", "wrong")).status == kv::status::mismatch));
+    BOOST_TEST((run(m, kv_op(kv::kind::cas, "k", "new", "wrong")).status == kv::status::mismatch));
     BOOST_TEST(m.find("k").value_or("") == "old");  // unchanged on mismatch
 
-    BOOST_TEST((run(m, encode(kv::kind::cas, "k", "new", "old")).status == kv::status::ok));
+    BOOST_TEST((run(m, kv_op(kv::kind::cas, "k", "new", "old")).status == kv::status::ok));
     BOOST_TEST(m.find("k").value_or("") == "new");
 
     // The same cas again now fails: it is not idempotent (what deduplication relies on).
-    BOOST_TEST((run(m, encode(kv::kind::cas, "k", "new", "old")).status == kv::status::mismatch));
+    BOOST_TEST((run(m, kv_op(kv::kind::cas, "k", "new", "old")).status == kv::status::mismatch));
 
     // Comparing against an empty value works.
     put(m, "e", "");
-    BOOST_TEST((run(m, encode(kv::kind::cas, "e", "filled", "")).status == kv::status::ok));
+    BOOST_TEST((run(m, kv_op(kv::kind::cas, "e", "filled", "")).status == kv::status::ok));
     BOOST_TEST(m.find("e").value_or("") == "filled");
 }
 
@@ -138,13 +129,13 @@ BOOST_AUTO_TEST_CASE(binary_keys_and_values) {
     const std::string key("a\0b", 3);
     const std::string value("\0\xff\0", 3);
     put(m, key, value);
-    BOOST_TEST(run(m, encode(kv::kind::get, key)).value == value);
+    BOOST_TEST(run(m, kv_op(kv::kind::get, key)).value == value);
     BOOST_TEST(!m.find("a").has_value());  // not truncated at the NUL
 }
 
 BOOST_AUTO_TEST_CASE(operation_layout) {
     // u8 kind | u16 key_size | u32 value_size | u32 expected_size | key | value | expected
-    const bytes op = encode(kv::kind::cas, "ab", "xyz", "q");
+    const bytes op = kv_op(kv::kind::cas, "ab", "xyz", "q");
     const bytes expected{4, 2, 0, 3, 0, 0, 0, 1, 0, 0, 0, 'a', 'b', 'x', 'y', 'z', 'q'};
     BOOST_TEST(op == expected, boost::test_tools::per_element());
     const auto decoded = kv::decode_operation(op);
@@ -156,28 +147,28 @@ BOOST_AUTO_TEST_CASE(operation_layout) {
 }
 
 BOOST_AUTO_TEST_CASE(decode_accepts_limits) {
-    BOOST_TEST(decodes(encode(kv::kind::put, std::string(kv::key_size_max, 'k'), std::string(kv::value_size_max, 'v'))));
-    BOOST_TEST(decodes(encode(kv::kind::get, "k")));
-    BOOST_TEST(decodes(encode(kv::kind::del, "k")));
-    BOOST_TEST(decodes(encode(kv::kind::cas, "k", "", "")));
+    BOOST_TEST(decodes(kv_op(kv::kind::put, std::string(kv::key_size_max, 'k'), std::string(kv::value_size_max, 'v'))));
+    BOOST_TEST(decodes(kv_op(kv::kind::get, "k")));
+    BOOST_TEST(decodes(kv_op(kv::kind::del, "k")));
+    BOOST_TEST(decodes(kv_op(kv::kind::cas, "k", "", "")));
 }
 
 BOOST_AUTO_TEST_CASE(decode_rejects_empty_key) {
-    BOOST_TEST(!decodes(encode(kv::kind::put, "", "v")));
-    BOOST_TEST(!decodes(encode(kv::kind::get, "")));
+    BOOST_TEST(!decodes(kv_op(kv::kind::put, "", "v")));
+    BOOST_TEST(!decodes(kv_op(kv::kind::get, "")));
 }
 
 BOOST_AUTO_TEST_CASE(decode_rejects_key_too_long) {
-    BOOST_TEST(!decodes(encode(kv::kind::get, std::string(kv::key_size_max + 1, 'k'))));
+    BOOST_TEST(!decodes(kv_op(kv::kind::get, std::string(kv::key_size_max + 1, 'k'))));
 }
 
 BOOST_AUTO_TEST_CASE(decode_rejects_value_too_long) {
-    BOOST_TEST(!decodes(encode(kv::kind::put, "k", std::string(kv::value_size_max + 1, 'v'))));
-    BOOST_TEST(!decodes(encode(kv::kind::cas, "k", "v", std::string(kv::value_size_max + 1, 'e'))));
+    BOOST_TEST(!decodes(kv_op(kv::kind::put, "k", std::string(kv::value_size_max + 1, 'v'))));
+    BOOST_TEST(!decodes(kv_op(kv::kind::cas, "k", "v", std::string(kv::value_size_max + 1, 'e'))));
 }
 
 BOOST_AUTO_TEST_CASE(decode_rejects_size_mismatch) {
-    const bytes good = encode(kv::kind::put, "key", "value");
+    const bytes good = kv_op(kv::kind::put, "key", "value");
     bytes longer = good;
     longer.push_back(0);
     BOOST_TEST(!decodes(longer));
@@ -197,18 +188,18 @@ BOOST_AUTO_TEST_CASE(decode_rejects_size_mismatch) {
 
 BOOST_AUTO_TEST_CASE(decode_rejects_bad_kind) {
     for (const std::uint8_t kind : {std::uint8_t{0}, std::uint8_t{5}, std::uint8_t{0xFF}}) {
-        bytes op = encode(kv::kind::get, "k");
+        bytes op = kv_op(kv::kind::get, "k");
         op[0] = kind;
         BOOST_TEST_CONTEXT("kind " << int{kind}) { BOOST_TEST(!decodes(op)); }
     }
 }
 
 BOOST_AUTO_TEST_CASE(decode_rejects_fields_the_kind_does_not_take) {
-    BOOST_TEST(!decodes(encode(kv::kind::get, "k", "value")));
-    BOOST_TEST(!decodes(encode(kv::kind::del, "k", "value")));
-    BOOST_TEST(!decodes(encode(kv::kind::get, "k", "", "expected")));
-    BOOST_TEST(!decodes(encode(kv::kind::del, "k", "", "expected")));
-    BOOST_TEST(!decodes(encode(kv::kind::put, "k", "v", "expected")));
+    BOOST_TEST(!decodes(kv_op(kv::kind::get, "k", "value")));
+    BOOST_TEST(!decodes(kv_op(kv::kind::del, "k", "value")));
+    BOOST_TEST(!decodes(kv_op(kv::kind::get, "k", "", "expected")));
+    BOOST_TEST(!decodes(kv_op(kv::kind::del, "k", "", "expected")));
+    BOOST_TEST(!decodes(kv_op(kv::kind::put, "k", "v", "expected")));
 }
 
 BOOST_AUTO_TEST_CASE(decode_result_rejects_garbage) {
@@ -338,7 +329,7 @@ BOOST_AUTO_TEST_CASE(snapshot_is_independent_of_insertion_order) {
     for (auto it = std::rbegin(keys); it != std::rend(keys); ++it) put(b, *it, *it);
     // Extra churn in b that cancels out.
     put(b, "tmp", "x");
-    run(b, encode(kv::kind::del, "tmp"));
+    run(b, kv_op(kv::kind::del, "tmp"));
     BOOST_TEST(snapshot_of(a) == snapshot_of(b), boost::test_tools::per_element());
 
     put(b, "m", "different");

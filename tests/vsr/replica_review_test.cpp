@@ -2,8 +2,8 @@
 // Reproducers from a correctness review of vsr::basic_replica and vsr::basic_client.
 //
 // Each test drives a small deterministic scenario that broke a promised property before the fix
-// that came with it; they are regression tests now. The harness is the one from
-// replica_test.cpp, plus a few hooks for hand-driven delivery.
+// that came with it; they are regression tests now. The cluster harness (test_cluster.hpp) is
+// shared with replica_test.cpp.
 #include "vsr/replica.hpp"
 
 #ifndef BOOST_TEST_DYN_LINK  // meson's boost dependency may define it already
@@ -15,218 +15,16 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <csignal>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <limits>
-#include <memory>
-#include <optional>
-#include <ostream>
-#include <set>
-#include <span>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
 
-#include "kv_state_machine.hpp"
-#include "vsr/client.hpp"
+#include "test_cluster.hpp"
 
-namespace vsr {
-inline std::ostream& boost_test_print_type(std::ostream& os, result_status v) { return os << to_string(v); }
-inline std::ostream& boost_test_print_type(std::ostream& os, replica_status v) { return os << to_string(v); }
-}  // namespace vsr
+using namespace test_support;
 
 namespace {
-
-using bytes = std::vector<std::uint8_t>;
-
-struct manual_clock {
-    std::uint64_t now_ns = 1'700'000'000'000'000'000ULL;
-    std::uint64_t monotonic_ns() { return now_ns; }
-    std::uint64_t realtime_ns() { return now_ns; }
-};
-
-struct queue_bus {
-    std::array<std::deque<bytes>, vsr::replicas_max> to_replica;
-    std::deque<std::pair<std::uint64_t, bytes>> to_client;
-
-    void send_to_replica(std::uint8_t replica, std::span<const std::uint8_t> message) {
-        if (replica < vsr::replicas_max) to_replica[replica].emplace_back(message.begin(), message.end());
-    }
-    void send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message) {
-        to_client.emplace_back(client_id, bytes(message.begin(), message.end()));
-    }
-    bool quiet() const {
-        return to_client.empty() &&
-               std::all_of(to_replica.begin(), to_replica.end(), [](const auto& q) { return q.empty(); });
-    }
-};
-
-using replica_type = vsr::basic_replica<kv::state_machine, queue_bus, manual_clock, vsr::xoshiro256>;
-using client_type = vsr::basic_client<queue_bus, vsr::xoshiro256>;
-
-constexpr std::uint32_t cluster_id = 77;
-
-vsr::config test_config() {
-    vsr::config config;
-    config.cluster = cluster_id;
-    config.replica_count = 3;
-    return config;
-}
-
-bytes kv_op(kv::kind kind, std::string_view key, std::string_view value = {}) {
-    kv::operation op;
-    op.op_kind = kind;
-    op.key = key;
-    op.value = value;
-    bytes out;
-    kv::encode_operation(op, out);
-    return out;
-}
-bytes kv_put(std::string_view key, std::string_view value) { return kv_op(kv::kind::put, key, value); }
-
-struct outcome {
-    bool done = false;
-    int calls = 0;
-    vsr::result_status status = vsr::result_status::ok;
-    std::uint64_t op = 0;
-};
-
-std::shared_ptr<outcome> submit(client_type& client, const bytes& operation) {
-    auto result = std::make_shared<outcome>();
-    const auto error = client.submit(operation, [result](const vsr::client_result& r) {
-        result->done = true;
-        ++result->calls;
-        result->status = r.status;
-        result->op = r.op;
-    });
-    BOOST_TEST_REQUIRE((error == vsr::submit_error::none));
-    return result;
-}
-
-std::string value_at(const replica_type& replica, std::string_view key) {
-    return std::string(replica.state_machine().find(key).value_or("<missing>"));
-}
-
-bytes encode(const vsr::header& h, std::span<const std::uint8_t> body = {}) {
-    bytes out;
-    vsr::encode_message(h, body, out);
-    return out;
-}
-
-vsr::header header_of(vsr::command cmd, std::uint8_t sender, std::uint8_t target, std::uint64_t view) {
-    vsr::header h;
-    h.cmd = cmd;
-    h.sender = sender;
-    h.target = target;
-    h.cluster = cluster_id;
-    h.view = view;
-    return h;
-}
-
-class cluster {
-public:
-    explicit cluster(const vsr::config& config) : config_(config) {
-        for (std::uint8_t i = 0; i < config_.replica_count; ++i) {
-            randoms_.emplace_back(1000 + i);
-            replicas_.push_back(std::make_unique<replica_type>(config_, i, bus_, clock_, randoms_.back(), false));
-            isolated_.push_back(false);
-        }
-    }
-
-    replica_type& replica(std::uint8_t index) { return *replicas_.at(index); }
-    queue_bus& bus() { return bus_; }
-    std::uint8_t size() const { return config_.replica_count; }
-
-    client_type& add_client(std::uint64_t seed, vsr::client_options options = {}) {
-        options.cluster = config_.cluster;
-        options.replica_count = config_.replica_count;
-        options.message_size_max = config_.message_size_max;
-        options.tick_ms = config_.tick_ms;
-        auto& node = clients_.emplace_back(std::make_unique<client_node>(seed));
-        node->client.emplace(options, bus_, node->random);
-        return *node->client;
-    }
-
-    void isolate(std::uint8_t index, bool isolated = true) { isolated_.at(index) = isolated; }
-    void deafen(std::uint64_t client_id, bool deaf = true) {
-        if (deaf) deaf_clients_.insert(client_id);
-        else deaf_clients_.erase(client_id);
-    }
-    bool up(std::uint8_t index) const { return !isolated_[index]; }
-
-    void deliver() {
-        for (int round = 0; !bus_.quiet(); ++round) {
-            BOOST_REQUIRE_MESSAGE(round < 10000, "messages never stop");
-            auto to_replica = std::exchange(bus_.to_replica, {});
-            auto to_client = std::exchange(bus_.to_client, {});
-            for (std::uint8_t r = 0; r < size(); ++r) {
-                for (const auto& message : to_replica[r]) {
-                    if (up(r)) replicas_[r]->on_message(message);
-                }
-            }
-            for (const auto& [client_id, message] : to_client) {
-                if (deaf_clients_.contains(client_id)) continue;
-                if (client_type* client = owner(client_id)) client->on_message(message);
-            }
-        }
-    }
-
-    void tick() {
-        clock_.now_ns += std::uint64_t{config_.tick_ms} * 1'000'000;
-        for (std::uint8_t r = 0; r < size(); ++r) {
-            if (up(r)) replicas_[r]->tick();
-        }
-        for (auto& node : clients_) node->client->tick();
-        deliver();
-    }
-
-    /// Time passes for the clients only (the replicas neither tick nor receive anything until
-    /// deliver()).
-    void tick_clients() {
-        clock_.now_ns += std::uint64_t{config_.tick_ms} * 1'000'000;
-        for (auto& node : clients_) node->client->tick();
-    }
-
-    template <typename Predicate>
-    bool run_until(Predicate done, int max_ticks = 3000) {
-        deliver();
-        for (int i = 0; i < max_ticks && !done(); ++i) tick();
-        return done();
-    }
-
-    std::shared_ptr<outcome> execute(client_type& client, const bytes& operation) {
-        auto result = submit(client, operation);
-        BOOST_REQUIRE_MESSAGE(run_until([&] { return result->done; }), "operation never completed");
-        return result;
-    }
-
-private:
-    struct client_node {
-        explicit client_node(std::uint64_t seed) : random(seed) {}
-        vsr::xoshiro256 random;
-        std::optional<client_type> client;
-    };
-
-    client_type* owner(std::uint64_t client_id) {
-        for (auto& node : clients_) {
-            if (node->client->owns(client_id)) return &*node->client;
-        }
-        return nullptr;
-    }
-
-    vsr::config config_;
-    queue_bus bus_;
-    manual_clock clock_;
-    std::deque<vsr::xoshiro256> randoms_;
-    std::vector<std::unique_ptr<replica_type>> replicas_;
-    std::vector<bool> isolated_;
-    std::deque<std::unique_ptr<client_node>> clients_;
-    std::set<std::uint64_t> deaf_clients_;
-};
 
 /// Runs `body` in a child process; returns the signal that killed it (0 if it exited normally).
 int signal_of_child(const std::function<void()>& body) {
@@ -253,8 +51,8 @@ BOOST_AUTO_TEST_CASE(session_evicted_is_reported_for_an_executed_operation) {
     vsr::config config = test_config();
     config.clients_max = 1;
     cluster c(config);
-    auto& first = c.add_client(1);
-    auto& second = c.add_client(2);
+    auto& first = c.add_client();
+    auto& second = c.add_client(1, 2);
 
     BOOST_TEST_REQUIRE((c.execute(first, kv_put("a", "1"))->status == vsr::result_status::ok));
 
@@ -287,7 +85,7 @@ BOOST_AUTO_TEST_CASE(deposed_primary_refuses_only_when_its_committed_log_is_full
     vsr::config config = test_config();
     config.log_entries_max = 3;
     cluster c(config);
-    auto& client = c.add_client(1);
+    auto& client = c.add_client();
     BOOST_TEST_REQUIRE((c.execute(client, kv_put("x", "1"))->status == vsr::result_status::ok));  // ops 1, 2
     BOOST_TEST_REQUIRE(c.run_until([&] {
         return c.replica(1).commit_executed() == 2u && c.replica(2).commit_executed() == 2u;
@@ -349,7 +147,7 @@ BOOST_AUTO_TEST_CASE(deposed_primary_refuses_only_when_its_committed_log_is_full
 BOOST_AUTO_TEST_CASE(oversized_operation_is_refused_as_too_large) {
     const vsr::config config = test_config();
     cluster c(config);
-    auto& client = c.add_client(1);
+    auto& client = c.add_client();
     BOOST_TEST_REQUIRE((c.execute(client, kv_put("k", "v"))->status == vsr::result_status::ok));
 
     const bytes big(config.operation_size_max() + 1, 0x42);
@@ -395,7 +193,7 @@ BOOST_AUTO_TEST_CASE(valid_rejects_entries_too_small_for_operations) {
     BOOST_TEST(config.operation_size_max() >= vsr::config::operation_size_min);
     const int sig = signal_of_child([config] {
         cluster c(config);
-        auto& client = c.add_client(1);
+        auto& client = c.add_client();
         const auto result = submit(client, bytes(16, 1));
         c.run_until([&] { return result->done; }, 500);
     });
@@ -411,7 +209,7 @@ BOOST_AUTO_TEST_CASE(valid_rejects_entries_too_small_for_operations) {
 // do_view_change messages. The view is lost until the view-change timeout moves everyone on.
 BOOST_AUTO_TEST_CASE(new_state_from_a_view_we_lead_joins_its_view_change) {
     cluster c(test_config());
-    auto& client = c.add_client(1);
+    auto& client = c.add_client();
     c.isolate(1);
     BOOST_TEST_REQUIRE((c.execute(client, kv_put("k", "v"))->status == vsr::result_status::ok));
     c.deliver();

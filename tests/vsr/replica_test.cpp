@@ -8,140 +8,26 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
-#include <array>
 #include <cstdint>
-#include <ostream>
-#include <deque>
 #include <memory>
 #include <numeric>
-#include <optional>
-#include <set>
-#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-#include "kv_state_machine.hpp"
-#include "vsr/client.hpp"
+#include "test_cluster.hpp"
 
-// A tiny deterministic harness: one bus that queues every message per destination, a manual
-// clock, three replicas of the KV store and any number of clients. Messages are delivered in
-// rounds (everything sent in one round arrives in the next) until the bus is quiet; time only
-// moves in tick(). No threads, no real time: every run is the same.
+// The cluster harness (bus, manual clock, three KV replicas, clients) is in test_cluster.hpp.
 
-// Lets BOOST_TEST print these enums when an assertion fails (found by ADL).
-namespace vsr {
-inline std::ostream& boost_test_print_type(std::ostream& os, result_status v) { return os << to_string(v); }
-inline std::ostream& boost_test_print_type(std::ostream& os, replica_status v) { return os << to_string(v); }
-inline std::ostream& boost_test_print_type(std::ostream& os, command v) { return os << static_cast<int>(v); }
-inline std::ostream& boost_test_print_type(std::ostream& os, submit_error v) { return os << static_cast<int>(v); }
-}  // namespace vsr
+using namespace test_support;
 
 namespace {
-
-using bytes = std::vector<std::uint8_t>;
-
-struct manual_clock {
-    std::uint64_t now_ns = 1'700'000'000'000'000'000ULL;
-    std::uint64_t monotonic_ns() { return now_ns; }
-    std::uint64_t realtime_ns() { return now_ns; }
-};
-
-struct queue_bus {
-    std::array<std::deque<bytes>, vsr::replicas_max> to_replica;
-    std::deque<std::pair<std::uint64_t, bytes>> to_client;
-    std::vector<bytes> client_log;  // every message ever sent to a client, for inspection
-
-    void send_to_replica(std::uint8_t replica, std::span<const std::uint8_t> message) {
-        BOOST_TEST_REQUIRE(replica < vsr::replicas_max);
-        to_replica[replica].emplace_back(message.begin(), message.end());
-    }
-    void send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message) {
-        to_client.emplace_back(client_id, bytes(message.begin(), message.end()));
-        client_log.emplace_back(message.begin(), message.end());
-    }
-    bool quiet() const {
-        return to_client.empty() &&
-               std::all_of(to_replica.begin(), to_replica.end(), [](const auto& q) { return q.empty(); });
-    }
-};
-
-using replica_type = vsr::basic_replica<kv::state_machine, queue_bus, manual_clock, vsr::xoshiro256>;
-using client_type = vsr::basic_client<queue_bus, vsr::xoshiro256>;
-static_assert(vsr::message_bus<queue_bus>);
-static_assert(vsr::time_source<manual_clock>);
-
-constexpr std::uint32_t cluster_id = 77;
-
-vsr::config test_config() {
-    vsr::config config;
-    config.cluster = cluster_id;
-    config.replica_count = 3;
-    return config;
-}
-
-// ---- KV operations and their outcomes ----
-
-bytes kv_op(kv::kind kind, std::string_view key, std::string_view value = {}, std::string_view expected = {}) {
-    kv::operation op;
-    op.op_kind = kind;
-    op.key = key;
-    op.value = value;
-    op.expected = expected;
-    bytes out;
-    kv::encode_operation(op, out);
-    return out;
-}
-bytes kv_put(std::string_view key, std::string_view value) { return kv_op(kv::kind::put, key, value); }
-bytes kv_get(std::string_view key) { return kv_op(kv::kind::get, key); }
-bytes kv_cas(std::string_view key, std::string_view expected, std::string_view value) {
-    return kv_op(kv::kind::cas, key, value, expected);
-}
-
-struct outcome {
-    bool done = false;
-    int calls = 0;
-    vsr::result_status status = vsr::result_status::ok;
-    kv::status kv_status = kv::status::invalid;
-    std::string value;
-    std::uint64_t op = 0;
-};
-
-// Shared ownership: a callback that never runs must not dangle.
-std::shared_ptr<outcome> submit(client_type& client, const bytes& operation) {
-    auto result = std::make_shared<outcome>();
-    const auto error = client.submit(operation, [result](const vsr::client_result& r) {
-        result->done = true;
-        ++result->calls;
-        result->status = r.status;
-        result->op = r.op;
-        if (r.status == vsr::result_status::ok) {
-            const kv::result decoded = kv::decode_result(r.body);
-            result->kv_status = decoded.result_status;
-            result->value = std::string(decoded.value);
-        }
-    });
-    BOOST_TEST_REQUIRE((error == vsr::submit_error::none));
-    return result;
-}
 
 std::string numbered(std::string_view prefix, std::uint64_t i) {
     std::string s(prefix);
     s += std::to_string(i);
     return s;
-}
-
-std::string value_at(const replica_type& replica, std::string_view key) {
-    return std::string(replica.state_machine().find(key).value_or("<missing>"));
-}
-
-// The replicated state: KV contents plus client table.
-bytes state_of(const replica_type& replica) {
-    bytes out;
-    replica.state_machine().snapshot(out);
-    replica.clients().snapshot(out);
-    return out;
 }
 
 std::uint64_t total_decode_errors(const replica_type& replica) {
@@ -151,18 +37,6 @@ std::uint64_t total_decode_errors(const replica_type& replica) {
 
 std::uint64_t decode_errors(const replica_type& replica, vsr::decode_error e) {
     return replica.counters().decode_errors[static_cast<std::size_t>(e)];
-}
-
-bytes encode(const vsr::header& h, std::span<const std::uint8_t> body = {}) {
-    bytes out;
-    vsr::encode_message(h, body, out);
-    return out;
-}
-
-vsr::header decode(std::span<const std::uint8_t> message) {
-    vsr::header h;
-    BOOST_TEST_REQUIRE((vsr::decode_message(message, cluster_id, 1 << 20, h) == vsr::decode_error::none));
-    return h;
 }
 
 // A one-request log entry holding a KV put.
@@ -175,156 +49,44 @@ bytes make_entry(std::uint64_t op, std::uint64_t view, std::uint64_t client_id =
     return builder.finish();
 }
 
-class cluster {
-public:
-    explicit cluster(const vsr::config& config) : config_(config) {
-        for (std::uint8_t i = 0; i < config_.replica_count; ++i) {
-            randoms_.emplace_back(1000 + i);
-            replicas_.push_back(std::make_unique<replica_type>(config_, i, bus_, clock_, randoms_.back(), false));
-            isolated_.push_back(false);
-        }
-    }
+// ---- scenario steps ----
 
-    replica_type& replica(std::uint8_t index) {
-        BOOST_TEST_REQUIRE(replicas_.at(index) != nullptr);
-        return *replicas_[index];
-    }
-    queue_bus& bus() { return bus_; }
-    std::uint8_t size() const { return config_.replica_count; }
-
-    client_type& add_client(std::uint32_t sessions = 1, std::uint64_t seed = 1) {
-        vsr::client_options options;
-        options.cluster = config_.cluster;
-        options.replica_count = config_.replica_count;
-        options.message_size_max = config_.message_size_max;
-        options.tick_ms = config_.tick_ms;
-        options.sessions = sessions;
-        auto& node = clients_.emplace_back(std::make_unique<client_node>(seed));
-        node->client.emplace(options, bus_, node->random);
-        return *node->client;
-    }
-
-    /// The replica loses its memory: the object is destroyed and its messages are lost.
-    void crash(std::uint8_t index) {
-        replicas_.at(index).reset();
-        bus_.to_replica[index].clear();
-    }
-    /// Builds the replica again from nothing, running the recovery protocol.
-    void restart(std::uint8_t index) {
-        BOOST_TEST_REQUIRE(replicas_.at(index) == nullptr);
-        randoms_[index] = vsr::xoshiro256(2000 + index);
-        replicas_[index] = std::make_unique<replica_type>(config_, index, bus_, clock_, randoms_[index], true);
-    }
-    /// An isolated replica keeps its memory but gets no messages and no ticks.
-    void isolate(std::uint8_t index, bool isolated = true) { isolated_.at(index) = isolated; }
-
-    /// Messages to this client are lost until it is heard again.
-    void deafen(std::uint64_t client_id, bool deaf = true) {
-        if (deaf) deaf_clients_.insert(client_id);
-        else deaf_clients_.erase(client_id);
-    }
-
-    bool up(std::uint8_t index) const { return replicas_[index] != nullptr && !isolated_[index]; }
-
-    /// Delivers round by round until nothing is in flight. Messages to replicas that are down
-    /// are dropped; messages to unknown clients too.
-    void deliver() {
-        for (int round = 0; !bus_.quiet(); ++round) {
-            BOOST_REQUIRE_MESSAGE(round < 10000, "messages never stop");
-            auto to_replica = std::exchange(bus_.to_replica, {});
-            auto to_client = std::exchange(bus_.to_client, {});
-            for (std::uint8_t r = 0; r < size(); ++r) {
-                for (const auto& message : to_replica[r]) {
-                    if (up(r)) replicas_[r]->on_message(message);
-                }
-            }
-            for (const auto& [client_id, message] : to_client) {
-                if (deaf_clients_.contains(client_id)) continue;
-                if (client_type* client = owner(client_id)) client->on_message(message);
-            }
-        }
-    }
-
-    void tick() {
-        clock_.now_ns += std::uint64_t{config_.tick_ms} * 1'000'000;
-        for (std::uint8_t r = 0; r < size(); ++r) {
-            if (up(r)) replicas_[r]->tick();
-        }
-        for (auto& node : clients_) node->client->tick();
-        deliver();
-    }
-
-    template <typename Predicate>
-    bool run_until(Predicate done, int max_ticks = 3000) {
-        deliver();
-        for (int i = 0; i < max_ticks && !done(); ++i) tick();
-        return done();
-    }
-
-    void run(int ticks) {
-        for (int i = 0; i < ticks; ++i) tick();
-    }
-
-    /// All replicas that are up are normal in the same view and have executed the same log.
-    bool converged() const {
-        std::uint64_t op = 0;
-        std::optional<std::uint64_t> view;
-        for (std::uint8_t r = 0; r < size(); ++r) {
-            if (!up(r)) continue;
-            const replica_type& replica = *replicas_[r];
-            op = std::max(op, replica.op());
-            if (view && *view != replica.view()) return false;
-            view = replica.view();
-        }
-        for (std::uint8_t r = 0; r < size(); ++r) {
-            if (!up(r)) continue;
-            const replica_type& replica = *replicas_[r];
-            if (replica.status() != vsr::replica_status::normal || replica.op() != op ||
-                replica.commit_executed() != op) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    void settle() { BOOST_REQUIRE_MESSAGE(run_until([this] { return converged(); }), "replicas never converged"); }
-
-    /// Submits and runs until the callback has run.
-    std::shared_ptr<outcome> execute(client_type& client, const bytes& operation) {
-        auto result = submit(client, operation);
-        BOOST_REQUIRE_MESSAGE(run_until([&] { return result->done; }), "operation never completed");
-        return result;
-    }
-
-private:
-    struct client_node {
-        explicit client_node(std::uint64_t seed) : random(seed) {}
-        vsr::xoshiro256 random;
-        std::optional<client_type> client;
-    };
-
-    client_type* owner(std::uint64_t client_id) {
-        for (auto& node : clients_) {
-            if (node->client->owns(client_id)) return &*node->client;
-        }
-        return nullptr;
-    }
-
-    vsr::config config_;
-    queue_bus bus_;
-    manual_clock clock_;
-    std::deque<vsr::xoshiro256> randoms_;  // deque: replicas keep references into it
-    std::vector<std::unique_ptr<replica_type>> replicas_;
-    std::vector<bool> isolated_;
-    std::deque<std::unique_ptr<client_node>> clients_;
-    std::set<std::uint64_t> deaf_clients_;
-};
-
-void require_ok(const outcome& o) {
-    BOOST_TEST_REQUIRE(o.done);
-    BOOST_REQUIRE_MESSAGE(o.status == vsr::result_status::ok, "status " << vsr::to_string(o.status));
-    BOOST_TEST_REQUIRE((o.kv_status == kv::status::ok));
+/// A put executes, then the replicas that are up converge.
+void put_and_settle(cluster& c, client_type& client, std::string_view key, std::string_view value) {
+    require_ok(*c.execute(client, kv_put(key, value)));
+    c.settle();
 }
+
+/// Lets the replicas converge, then checks that each of them holds key = value.
+void settle_and_expect_everywhere(cluster& c, std::string_view key, std::string_view value) {
+    c.settle();
+    for (std::uint8_t r = 0; r < 3; ++r) BOOST_TEST(value_at(c.replica(r), key) == value);
+}
+
+/// Replica 0's log entry `op`, sent again as a view-0 prepare from replica 0 to `target`.
+bytes prepare_from_0(cluster& c, std::uint8_t target, std::uint64_t op, std::uint64_t commit = 0) {
+    vsr::header h = header_of(vsr::command::prepare, 0, target, 0);
+    h.op = op;
+    h.commit = commit;
+    return encode(h, c.replica(0).log().entry(op));
+}
+
+bool all_done(const std::vector<std::shared_ptr<outcome>>& results) {
+    return std::all_of(results.begin(), results.end(), [](const auto& r) { return r->done; });
+}
+
+/// Two clients (seeds 11 and 22) and a client table with room for one session.
+struct one_session_table {
+    static vsr::config table_config() {
+        vsr::config config = test_config();
+        config.clients_max = 1;
+        return config;
+    }
+    cluster c{table_config()};
+    client_type& first = c.add_client(1, 11);
+    client_type& second = c.add_client(1, 22);
+    const std::uint64_t first_id = first.client_ids().at(0);
+};
 
 }  // namespace
 
@@ -370,8 +132,7 @@ BOOST_AUTO_TEST_CASE(get_of_missing_key_and_cas) {
     const auto mismatch = c.execute(client, kv_cas("k", "0", "2"));
     BOOST_TEST((mismatch->kv_status == kv::status::mismatch));
     require_ok(*c.execute(client, kv_cas("k", "1", "2")));
-    c.settle();
-    for (std::uint8_t r = 0; r < 3; ++r) BOOST_TEST(value_at(c.replica(r), "k") == "2");
+    settle_and_expect_everywhere(c, "k", "2");
 }
 
 // ---- (2) malformed input --------------------------------------------------------------------
@@ -379,19 +140,13 @@ BOOST_AUTO_TEST_CASE(get_of_missing_key_and_cas) {
 BOOST_AUTO_TEST_CASE(malformed_input_is_counted_and_harmless) {
     cluster c(test_config());
     auto& client = c.add_client();
-    require_ok(*c.execute(client, kv_put("a", "1")));
-    c.settle();
+    put_and_settle(c, client, "a", "1");
 
     replica_type& primary = c.replica(0);
     replica_type& backup = c.replica(1);
 
     // A valid commit heartbeat from the primary to the backup: the template for the rest.
-    vsr::header heartbeat;
-    heartbeat.cmd = vsr::command::commit;
-    heartbeat.sender = 0;
-    heartbeat.target = 1;
-    heartbeat.cluster = cluster_id;
-    heartbeat.view = 0;
+    vsr::header heartbeat = header_of(vsr::command::commit, 0, 1, 0);
     heartbeat.op = primary.op();
     heartbeat.commit = primary.commit();
 
@@ -475,11 +230,7 @@ BOOST_AUTO_TEST_CASE(malformed_input_is_counted_and_harmless) {
     }
     // Requests: a bad request kind at the primary, and any request at a backup.
     {
-        vsr::header h;
-        h.cmd = vsr::command::request;
-        h.sender = vsr::address_client;
-        h.target = 0;
-        h.cluster = cluster_id;
+        vsr::header h = header_of(vsr::command::request, vsr::address_client, 0, 0);
         h.client_id = 12345;
         h.extra = 9;
         const auto malformed = primary.counters().dropped_malformed_body;
@@ -524,11 +275,7 @@ BOOST_AUTO_TEST_CASE(resealed_prepare_mutations_never_crash_a_backup) {
     // Each mutation either still parses as an entry (and is appended) or is counted as a
     // malformed body: never a crash, never silently dropped.
     const vsr::config config = test_config();
-    vsr::header h;
-    h.cmd = vsr::command::prepare;
-    h.sender = 0;
-    h.target = 1;
-    h.cluster = cluster_id;
+    vsr::header h = header_of(vsr::command::prepare, 0, 1, 0);
     h.op = 1;
     const bytes valid = encode(h, make_entry(1, 0));
     vsr::xoshiro256 mutations(11);
@@ -608,8 +355,7 @@ BOOST_AUTO_TEST_CASE(forged_headers_never_crash) {
 BOOST_AUTO_TEST_CASE(view_change_elects_new_primary_and_keeps_committed_data) {
     cluster c(test_config());
     auto& client = c.add_client();
-    require_ok(*c.execute(client, kv_put("old", "1")));
-    c.settle();
+    put_and_settle(c, client, "old", "1");
     const std::uint64_t committed = c.replica(0).commit_executed();
 
     c.isolate(0);  // the primary of view 0 goes silent
@@ -652,18 +398,14 @@ BOOST_AUTO_TEST_CASE(view_change_keeps_uncommitted_but_prepared_operation) {
     // quorum of logs, so the new view must keep it.
     cluster c(test_config());
     auto& client = c.add_client();
-    require_ok(*c.execute(client, kv_put("k", "1")));
-    c.settle();
+    put_and_settle(c, client, "k", "1");
 
     auto pending = submit(client, kv_put("k", "2"));
     // Round 1: the request reaches the primary, which sends prepares.
-    auto requests = std::exchange(c.bus().to_replica[0], {});
-    for (const auto& m : requests) c.replica(0).on_message(m);
+    c.deliver_to(0);
     // Round 2: backups append and acknowledge; the acknowledgements are lost with the primary.
-    for (std::uint8_t r : {std::uint8_t{1}, std::uint8_t{2}}) {
-        auto prepares = std::exchange(c.bus().to_replica[r], {});
-        for (const auto& m : prepares) c.replica(r).on_message(m);
-    }
+    c.deliver_to(1);
+    c.deliver_to(2);
     BOOST_TEST(c.replica(1).op() == c.replica(0).op());
     c.isolate(0);
     c.bus().to_replica[0].clear();
@@ -683,15 +425,13 @@ BOOST_AUTO_TEST_CASE(view_change_keeps_operation_committed_without_new_primary) 
     // from replica 2's do_view_change (same last normal view, higher op), not its own.
     cluster c(test_config());
     auto& client = c.add_client();
-    require_ok(*c.execute(client, kv_put("k", "1")));
-    c.settle();
+    put_and_settle(c, client, "k", "1");
 
     auto pending = submit(client, kv_put("k", "2"));
-    auto& bus = c.bus();
-    for (const auto& m : std::exchange(bus.to_replica[0], {})) c.replica(0).on_message(m);  // request
-    bus.to_replica[1].clear();  // replica 1 loses its prepare
-    for (const auto& m : std::exchange(bus.to_replica[2], {})) c.replica(2).on_message(m);  // prepare
-    for (const auto& m : std::exchange(bus.to_replica[0], {})) c.replica(0).on_message(m);  // prepare_ok
+    c.deliver_to(0);                 // request
+    c.bus().to_replica[1].clear();  // replica 1 loses its prepare
+    c.deliver_to(2);                 // prepare
+    c.deliver_to(0);                 // prepare_ok
     BOOST_TEST_REQUIRE(c.replica(0).commit() == c.replica(0).op());  // committed by 0 and 2
     BOOST_TEST_REQUIRE(c.replica(1).op() < c.replica(0).op());
     c.isolate(0);
@@ -709,8 +449,7 @@ BOOST_AUTO_TEST_CASE(view_change_keeps_operation_committed_without_new_primary) 
 BOOST_AUTO_TEST_CASE(primary_does_not_commit_without_quorum) {
     cluster c(test_config());
     auto& client = c.add_client();
-    require_ok(*c.execute(client, kv_put("k", "1")));
-    c.settle();
+    put_and_settle(c, client, "k", "1");
     const std::uint64_t commit = c.replica(0).commit();
 
     c.isolate(1);
@@ -734,14 +473,13 @@ BOOST_AUTO_TEST_CASE(prepare_after_a_gap_is_not_acknowledged) {
     config.batch_requests_max = 1;  // one prepare per request, so there are two to lose one of
     cluster c(config);
     auto& client = c.add_client(2);
-    require_ok(*c.execute(client, kv_put("warm", "up")));  // registers both sessions
-    c.settle();
+    put_and_settle(c, client, "warm", "up");  // registers both sessions
     replica_type& backup = c.replica(1);
     const std::uint64_t held = backup.op();
 
     auto first = submit(client, kv_put("x", "1"));
     auto second = submit(client, kv_put("y", "2"));
-    for (const auto& m : std::exchange(c.bus().to_replica[0], {})) c.replica(0).on_message(m);
+    c.deliver_to(0);
     BOOST_TEST_REQUIRE(c.replica(0).op() == held + 2);
     auto prepares = std::exchange(c.bus().to_replica[1], {});
     BOOST_TEST_REQUIRE(prepares.size() == 2u);
@@ -772,9 +510,7 @@ BOOST_AUTO_TEST_CASE(requests_are_batched_under_load) {
     for (std::uint32_t i = 0; i < sessions; ++i) {
         results.push_back(submit(client, kv_put(numbered("key", i), std::to_string(i))));
     }
-    BOOST_TEST_REQUIRE(c.run_until([&] {
-        return std::all_of(results.begin(), results.end(), [](const auto& r) { return r->done; });
-    }));
+    BOOST_TEST_REQUIRE(c.run_until([&] { return all_done(results); }));
     for (const auto& r : results) require_ok(*r);
 
     c.settle();
@@ -805,9 +541,7 @@ BOOST_AUTO_TEST_CASE(batch_requests_max_bounds_each_entry) {
     auto& client = c.add_client(10);
     std::vector<std::shared_ptr<outcome>> results;
     for (int i = 0; i < 10; ++i) results.push_back(submit(client, kv_put(numbered("k", i), "v")));
-    BOOST_TEST_REQUIRE(c.run_until([&] {
-        return std::all_of(results.begin(), results.end(), [](const auto& r) { return r->done; });
-    }));
+    BOOST_TEST_REQUIRE(c.run_until([&] { return all_done(results); }));
     for (const auto& r : results) require_ok(*r);
     const replica_type& primary = c.replica(0);
     for (std::uint64_t op = 1; op <= primary.op(); ++op) {
@@ -820,8 +554,7 @@ BOOST_AUTO_TEST_CASE(batch_requests_max_bounds_each_entry) {
 BOOST_AUTO_TEST_CASE(duplicate_request_executes_once) {
     cluster c(test_config());
     auto& client = c.add_client();
-    require_ok(*c.execute(client, kv_put("k", "v0")));
-    c.settle();
+    put_and_settle(c, client, "k", "v0");
     replica_type& primary = c.replica(0);
     const std::uint64_t client_id = client.client_ids().at(0);
 
@@ -874,24 +607,14 @@ BOOST_AUTO_TEST_CASE(duplicate_request_executes_once) {
 BOOST_AUTO_TEST_CASE(duplicate_prepare_is_not_appended_twice) {
     cluster c(test_config());
     auto& client = c.add_client();
-    require_ok(*c.execute(client, kv_put("k", "v")));
-    c.settle();
+    put_and_settle(c, client, "k", "v");
     auto pending = submit(client, kv_put("k", "w"));
     c.deliver();
     BOOST_TEST_REQUIRE(pending->done);
     // Replay every prepare the backup ever got for ops it already has.
     replica_type& backup = c.replica(1);
     const std::uint64_t op = backup.op();
-    for (std::uint64_t at = 1; at <= op; ++at) {
-        vsr::header h;
-        h.cmd = vsr::command::prepare;
-        h.sender = 0;
-        h.target = 1;
-        h.cluster = cluster_id;
-        h.op = at;
-        h.commit = c.replica(0).commit();
-        backup.on_message(encode(h, c.replica(0).log().entry(at)));
-    }
+    for (std::uint64_t at = 1; at <= op; ++at) backup.on_message(prepare_from_0(c, 1, at, c.replica(0).commit()));
     BOOST_TEST(backup.op() == op);
     c.settle();
     BOOST_TEST(state_of(backup) == state_of(c.replica(0)));
@@ -936,9 +659,7 @@ BOOST_AUTO_TEST_CASE(full_log_refuses_queued_requests) {
     auto& client = c.add_client(sessions);
     std::vector<std::shared_ptr<outcome>> results;
     for (std::uint32_t i = 0; i < sessions; ++i) results.push_back(submit(client, kv_put(numbered("k", i), "v")));
-    BOOST_TEST_REQUIRE(c.run_until([&] {
-        return std::all_of(results.begin(), results.end(), [](const auto& r) { return r->done; });
-    }));
+    BOOST_TEST_REQUIRE(c.run_until([&] { return all_done(results); }));
     std::size_t ok = 0, full = 0;
     for (std::uint32_t i = 0; i < sessions; ++i) {
         const auto& r = *results[i];
@@ -977,13 +698,7 @@ BOOST_AUTO_TEST_CASE(full_log_refuses_new_client) {
 
 // ---- (7) session eviction -------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE(evicted_session_gets_session_evicted) {
-    vsr::config config = test_config();
-    config.clients_max = 1;
-    cluster c(config);
-    auto& first = c.add_client(1, 11);
-    auto& second = c.add_client(1, 22);
-    const std::uint64_t first_id = first.client_ids().at(0);
+BOOST_FIXTURE_TEST_CASE(evicted_session_gets_session_evicted, one_session_table) {
     const std::uint64_t second_id = second.client_ids().at(0);
     BOOST_TEST_REQUIRE(first_id != second_id);
     require_ok(*c.execute(first, kv_put("a", "1")));
@@ -1012,21 +727,14 @@ BOOST_AUTO_TEST_CASE(evicted_session_gets_session_evicted) {
     }
 
     // The evicted client registers again (evicting the other) and carries on.
-    require_ok(*c.execute(first, kv_put("a", "again")));
-    c.settle();
+    put_and_settle(c, first, "a", "again");
     BOOST_TEST(value_at(c.replica(2), "a") == "again");
     BOOST_TEST(c.replica(0).clients().find(second_id) == nullptr);
 }
 
-BOOST_AUTO_TEST_CASE(request_with_forgotten_session_is_told_evicted) {
+BOOST_FIXTURE_TEST_CASE(request_with_forgotten_session_is_told_evicted, one_session_table) {
     // The eviction notice to an idle client is lost, so it still believes in its session; its
     // next request gets session_evicted from the primary instead of executing.
-    vsr::config config = test_config();
-    config.clients_max = 1;
-    cluster c(config);
-    auto& first = c.add_client(1, 11);
-    auto& second = c.add_client(1, 22);
-    const std::uint64_t first_id = first.client_ids().at(0);
     require_ok(*c.execute(first, kv_put("a", "1")));
 
     c.deafen(first_id);
@@ -1040,8 +748,7 @@ BOOST_AUTO_TEST_CASE(request_with_forgotten_session_is_told_evicted) {
     BOOST_TEST((stale->status == vsr::result_status::session_evicted));
     BOOST_TEST(first.counters().evictions == 1u);
     BOOST_TEST(c.replica(0).op() == op);  // nothing was prepared for it
-    c.settle();
-    for (std::uint8_t r = 0; r < 3; ++r) BOOST_TEST(value_at(c.replica(r), "a") == "1");
+    settle_and_expect_everywhere(c, "a", "1");
 }
 
 // ---- (8) recovery ---------------------------------------------------------------------------
@@ -1049,8 +756,7 @@ BOOST_AUTO_TEST_CASE(request_with_forgotten_session_is_told_evicted) {
 BOOST_AUTO_TEST_CASE(restarted_replica_recovers_committed_state) {
     cluster c(test_config());
     auto& client = c.add_client();
-    require_ok(*c.execute(client, kv_put("k1", "1")));
-    c.settle();
+    put_and_settle(c, client, "k1", "1");
 
     c.crash(2);
     // The remaining quorum keeps committing while replica 2 is gone.
@@ -1074,8 +780,7 @@ BOOST_AUTO_TEST_CASE(restarted_replica_recovers_committed_state) {
 
     // It takes part again: with replica 1 gone, replicas 0 and 2 form the quorum.
     c.isolate(1);
-    require_ok(*c.execute(client, kv_put("k4", "4")));
-    c.settle();
+    put_and_settle(c, client, "k4", "4");
     BOOST_TEST(value_at(c.replica(2), "k4") == "4");
 }
 
@@ -1084,20 +789,13 @@ BOOST_AUTO_TEST_CASE(recovering_replica_does_not_vote) {
     // prepares (that would count towards a quorum).
     cluster c(test_config());
     auto& client = c.add_client();
-    require_ok(*c.execute(client, kv_put("k", "1")));
-    c.settle();
+    put_and_settle(c, client, "k", "1");
     c.crash(2);
     c.restart(2);
     // Deliver nothing to the recovering replica; meanwhile a prepare to it must be dropped.
-    vsr::header h;
-    h.cmd = vsr::command::prepare;
-    h.sender = 0;
-    h.target = 2;
-    h.cluster = cluster_id;
-    h.op = 1;
     const auto stale_before = c.replica(2).counters().dropped_stale_view;
     const std::size_t queued = c.bus().to_replica[0].size();
-    c.replica(2).on_message(encode(h, c.replica(0).log().entry(1)));
+    c.replica(2).on_message(prepare_from_0(c, 2, 1));
     BOOST_TEST(c.replica(2).counters().dropped_stale_view == stale_before + 1);
     BOOST_TEST(c.replica(2).op() == 0u);
     BOOST_TEST(c.bus().to_replica[0].size() == queued);  // no prepare_ok sent
