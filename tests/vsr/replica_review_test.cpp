@@ -258,3 +258,47 @@ BOOST_AUTO_TEST_CASE(new_state_from_a_view_we_lead_joins_its_view_change) {
     BOOST_TEST((r1.status() == vsr::replica_status::normal),
                "replica 1 holds a quorum of do_view_change for view 1 but never starts it");
 }
+
+// ---- (7) a normal backup never takes committed entries from a later view --------------------
+//
+// Fixed in 85f4e79. A backup in view v that lags (commit > op) asks for state. If the answer
+// comes from a later view, its committed entries may replace entries that are uncommitted in
+// view v but that this backup holds and acknowledges: a stale primary of view v could then count
+// the backup's acknowledgement for a different entry. So the backup must not append them; it
+// joins the later view through start_view instead.
+BOOST_AUTO_TEST_CASE(new_state_from_a_later_view_makes_a_backup_rejoin) {
+    cluster c(test_config());
+    auto& client = c.add_client();
+    c.isolate(1);
+    BOOST_TEST_REQUIRE((c.execute(client, kv_put("k", "v"))->status == vsr::result_status::ok));
+    c.deliver();
+    c.isolate(1, false);
+
+    replica_type& r0 = c.replica(0);
+    replica_type& r1 = c.replica(1);
+    BOOST_TEST_REQUIRE(r1.op() == 0u);
+
+    // Replica 1 learns the commit number from its primary, so it wants state...
+    vsr::header commit = header_of(vsr::command::commit, 0, 1, 0);
+    commit.op = r0.op();
+    commit.commit = r0.commit();
+    r1.on_message(encode(commit));
+    BOOST_TEST_REQUIRE(r1.commit() > r1.op());
+    c.bus().to_replica[2].clear();
+
+    // ...and the answer comes from replica 2 claiming view 2 (whose primary is replica 2).
+    bytes body;
+    vsr::header state = header_of(vsr::command::new_state, 2, 1, 2);
+    state.op = r0.log().encode_suffix(0, r0.commit(), 1 << 19, body);
+    state.commit = r0.commit();
+    r1.on_message(encode(state, body));
+
+    BOOST_TEST(r1.op() == 0u);  // nothing appended
+    BOOST_TEST(r1.view() == 2u);
+    BOOST_TEST((r1.status() == vsr::replica_status::view_change));
+    const auto& to_primary = c.bus().to_replica[2];
+    const bool asked = std::any_of(to_primary.begin(), to_primary.end(), [](const bytes& m) {
+        return decode(m).cmd == vsr::command::request_start_view && decode(m).view == 2u;
+    });
+    BOOST_TEST(asked, "replica 1 asks the primary of view 2 for start_view");
+}
