@@ -112,6 +112,7 @@ private:
     void handle(const event& e);
     void deliver(std::uint32_t to, std::uint32_t buffer);
     void release_buffer(std::uint32_t buffer);
+    bool client_link_blocked(std::uint32_t from, std::uint32_t to) const;
     void start_replica(std::uint32_t index, bool recovering);
     void replica_tick(std::uint32_t index);
     void client_tick(std::uint32_t index);
@@ -155,6 +156,7 @@ private:
     bool faults_active_ = true;
     std::uint64_t heal_time_ = 0;
     std::array<std::array<bool, vsr::replicas_max>, vsr::replicas_max> blocked_{};
+    std::vector<std::array<bool, vsr::replicas_max>> client_blocked_;  // [client][replica], both ways
     bool partition_active_ = false;
     std::array<std::array<std::uint64_t, vsr::replicas_max>, vsr::replicas_max> clogged_until_{};
     std::uint64_t clog_delay_ns_ = 0;
@@ -209,7 +211,7 @@ void kv_simulation::setup() {
     config_.message_size_max = message_sizes[vsr::uniform_below(random_, 3)];
     const std::uint32_t padding_sizes[] = {0, 100, 2000};
     value_padding_max_ = padding_sizes[vsr::uniform_below(random_, 3)];
-    const auto client_count = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 5));
+    const auto client_count = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 8));
     std::vector<std::uint32_t> sessions(client_count);
     std::uint32_t sessions_total = 0;
     for (auto& s : sessions) sessions_total += s = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 3));
@@ -237,6 +239,7 @@ void kv_simulation::setup() {
         schedule(vsr::uniform_below(random_, node.tick_interval_ns), event_kind::replica_tick, i);
     }
     clients_.resize(client_count);
+    client_blocked_.assign(client_count, {});
     for (std::uint32_t c = 0; c < client_count; ++c) {
         client_node& node = clients_[c];
         const std::uint32_t id = options_.replicas + c;
@@ -272,7 +275,7 @@ void kv_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const s
     const bool between_replicas = from < options_.replicas && to < options_.replicas;
     if (faults_active_) {
         const bool pool_exhausted = buffers_in_flight_ >= profile_.message_pool_max;
-        if (pool_exhausted || (between_replicas && blocked_[from][to]) ||
+        if (pool_exhausted || (between_replicas && blocked_[from][to]) || client_link_blocked(from, to) ||
             vsr::chance(random_, profile_.drop_per_mille, 1000)) {
             ++result_.messages_dropped;
             return;
@@ -300,6 +303,13 @@ void kv_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const s
         ++buffers_in_flight_;
         schedule(delay_ns, event_kind::deliver, to, buffer);
     }
+}
+
+bool kv_simulation::client_link_blocked(std::uint32_t from, std::uint32_t to) const {
+    const std::uint32_t n = options_.replicas;
+    if (from >= n && to < n) return client_blocked_[from - n][to];
+    if (from < n && to >= n) return client_blocked_[to - n][from];
+    return false;
 }
 
 void kv_simulation::release_buffer(std::uint32_t buffer) {
@@ -359,6 +369,7 @@ void kv_simulation::handle(const event& e) {
         case event_kind::heal_partition:
             record_trace(e.kind, 0, 0, {});
             blocked_ = {};
+            for (auto& links : client_blocked_) links = {};
             partition_active_ = false;
             break;
         case event_kind::heal_all: heal_all(); break;
@@ -489,6 +500,12 @@ void kv_simulation::fault_step() {
                 if (!a_in && b_in && !one_way) blocked_[a][b] = true;
             }
         }
+        // Clients may be cut off too, from the replicas on the other side (leader discovery).
+        for (auto& links : client_blocked_) {
+            if (!vsr::chance(random_, 1, 2)) continue;
+            const bool client_in = vsr::chance(random_, 1, 2);
+            for (std::uint32_t r = 0; r < n; ++r) links[r] = (((side >> r) & 1) != 0) != client_in;
+        }
         partition_active_ = true;
         ++result_.partitions;
         mix_trace(side);
@@ -517,6 +534,7 @@ void kv_simulation::heal_all() {
     faults_active_ = false;
     heal_time_ = now_;
     blocked_ = {};
+    for (auto& links : client_blocked_) links = {};
     clogged_until_ = {};
     partition_active_ = false;
     for (std::uint32_t i = 0; i < options_.replicas; ++i) {

