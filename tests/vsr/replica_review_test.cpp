@@ -200,6 +200,35 @@ BOOST_AUTO_TEST_CASE(valid_rejects_entries_too_small_for_operations) {
     BOOST_TEST(sig == 0, "replica aborted (signal " << sig << ") on a 16-byte operation under a valid() config");
 }
 
+// Replica 1 misses a committed write, then learns the commit number from primary 0, so it
+// wants state (commit > op). Returns with the bus queues towards replicas cleared.
+void make_replica_1_lag(cluster& c) {
+    auto& client = c.add_client();
+    c.isolate(1);
+    BOOST_TEST_REQUIRE((c.execute(client, kv_put("k", "v"))->status == vsr::result_status::ok));
+    c.deliver();
+    c.isolate(1, false);
+    replica_type& r0 = c.replica(0);
+    replica_type& r1 = c.replica(1);
+    BOOST_TEST_REQUIRE(r1.op() == 0u);
+    vsr::header commit = header_of(vsr::command::commit, 0, 1, 0);
+    commit.op = r0.op();
+    commit.commit = r0.commit();
+    r1.on_message(encode(commit));
+    BOOST_TEST_REQUIRE(r1.commit() > r1.op());
+    for (auto& queue : c.bus().to_replica) queue.clear();
+}
+
+/// A new_state from `sender` claiming `view`, carrying replica 0's committed entries.
+bytes new_state_from(cluster& c, std::uint8_t sender, std::uint64_t view) {
+    replica_type& r0 = c.replica(0);
+    bytes body;
+    vsr::header state = header_of(vsr::command::new_state, sender, 1, view);
+    state.op = r0.log().encode_suffix(0, r0.commit(), 1 << 19, body);
+    state.commit = r0.commit();
+    return encode(state, body);
+}
+
 // ---- (6) liveness hiccup: new_state from a view this replica leads --------------------------
 //
 // on_new_state (replica.hpp:955) calls await_start_view(h.view) for any newer view, including
@@ -209,31 +238,13 @@ BOOST_AUTO_TEST_CASE(valid_rejects_entries_too_small_for_operations) {
 // do_view_change messages. The view is lost until the view-change timeout moves everyone on.
 BOOST_AUTO_TEST_CASE(new_state_from_a_view_we_lead_joins_its_view_change) {
     cluster c(test_config());
-    auto& client = c.add_client();
-    c.isolate(1);
-    BOOST_TEST_REQUIRE((c.execute(client, kv_put("k", "v"))->status == vsr::result_status::ok));
-    c.deliver();
-    c.isolate(1, false);
-
-    replica_type& r0 = c.replica(0);
+    make_replica_1_lag(c);
     replica_type& r1 = c.replica(1);
     replica_type& r2 = c.replica(2);
-    BOOST_TEST_REQUIRE(r1.op() == 0u);
-
-    // Replica 1 learns the commit number and asks primary 0 for state...
-    vsr::header commit = header_of(vsr::command::commit, 0, 1, 0);
-    commit.op = r0.op();
-    commit.commit = r0.commit();
-    r1.on_message(encode(commit));
-    BOOST_TEST_REQUIRE(r1.commit() > r1.op());
-    c.bus().to_replica[0].clear();
-
-    // ...and replica 0, meanwhile in view 1 (led by replica 1), answers.
     bytes body;
-    vsr::header state = header_of(vsr::command::new_state, 0, 1, 1);
-    state.op = r0.log().encode_suffix(0, r0.commit(), 1 << 19, body);
-    state.commit = r0.commit();
-    r1.on_message(encode(state, body));
+
+    // Replica 0, meanwhile in view 1 (led by replica 1), answers the state request.
+    r1.on_message(new_state_from(c, 0, 1));
     BOOST_TEST(r1.view() == 1u);
     BOOST_TEST((r1.status() == vsr::replica_status::view_change));
     const bool asked_itself = std::any_of(c.bus().to_replica[1].begin(), c.bus().to_replica[1].end(), [](const bytes& m) {
@@ -268,30 +279,11 @@ BOOST_AUTO_TEST_CASE(new_state_from_a_view_we_lead_joins_its_view_change) {
 // joins the later view through start_view instead.
 BOOST_AUTO_TEST_CASE(new_state_from_a_later_view_makes_a_backup_rejoin) {
     cluster c(test_config());
-    auto& client = c.add_client();
-    c.isolate(1);
-    BOOST_TEST_REQUIRE((c.execute(client, kv_put("k", "v"))->status == vsr::result_status::ok));
-    c.deliver();
-    c.isolate(1, false);
-
-    replica_type& r0 = c.replica(0);
+    make_replica_1_lag(c);
     replica_type& r1 = c.replica(1);
-    BOOST_TEST_REQUIRE(r1.op() == 0u);
 
-    // Replica 1 learns the commit number from its primary, so it wants state...
-    vsr::header commit = header_of(vsr::command::commit, 0, 1, 0);
-    commit.op = r0.op();
-    commit.commit = r0.commit();
-    r1.on_message(encode(commit));
-    BOOST_TEST_REQUIRE(r1.commit() > r1.op());
-    c.bus().to_replica[2].clear();
-
-    // ...and the answer comes from replica 2 claiming view 2 (whose primary is replica 2).
-    bytes body;
-    vsr::header state = header_of(vsr::command::new_state, 2, 1, 2);
-    state.op = r0.log().encode_suffix(0, r0.commit(), 1 << 19, body);
-    state.commit = r0.commit();
-    r1.on_message(encode(state, body));
+    // The state request is answered by replica 2 claiming view 2 (whose primary it is).
+    r1.on_message(new_state_from(c, 2, 2));
 
     BOOST_TEST(r1.op() == 0u);  // nothing appended
     BOOST_TEST(r1.view() == 2u);
