@@ -72,6 +72,22 @@ struct fixture {
         return listener;
     }
 
+    // A listener with one accepted connection; close_all() releases the three sockets.
+    struct connection {
+        socket_handle listener, client, server;
+    };
+    connection open_connection() {
+        std::uint16_t port = 0;
+        const socket_handle listener = listen_ephemeral(port);
+        const auto [client, server] = connect_pair(listener, port);
+        return {listener, client, server};
+    }
+    void close_all(const connection& c) {
+        loop.close(c.client);
+        loop.close(c.server);
+        loop.close(c.listener);
+    }
+
     // Connects a new client to `listener`; returns {client, server}.
     std::array<socket_handle, 2> connect_pair(socket_handle listener, std::uint16_t port) {
         io_error error = io_error::other;
@@ -283,9 +299,8 @@ BOOST_FIXTURE_TEST_CASE(callbacks_never_run_inside_the_starting_call, fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(misuse_is_reported_through_the_callback, fixture) {
-    std::uint16_t port = 0;
-    const socket_handle listener = listen_ephemeral(port);
-    const auto [client, server] = connect_pair(listener, port);
+    const connection c = open_connection();
+    const auto [listener, client, server] = c;
     int calls = 0;
     std::array<std::uint8_t, 16> buffer{};
     completion first = make(count_call, &calls);
@@ -304,15 +319,12 @@ BOOST_FIXTURE_TEST_CASE(misuse_is_reported_through_the_callback, fixture) {
     run_until([&] { return calls == 4; });
     BOOST_TEST(first.error == io_error::none);
     BOOST_TEST(first.bytes == 3u);
-    loop.close(client);
-    loop.close(server);
-    loop.close(listener);
+    close_all(c);
 }
 
 BOOST_FIXTURE_TEST_CASE(cancel_of_a_pending_recv_delivers_cancelled, fixture) {
-    std::uint16_t port = 0;
-    const socket_handle listener = listen_ephemeral(port);
-    const auto [client, server] = connect_pair(listener, port);
+    const connection c = open_connection();
+    const auto [listener, client, server] = c;
     int calls = 0;
     std::array<std::uint8_t, 16> buffer{};
     completion receiving = make(count_call, &calls);
@@ -339,9 +351,7 @@ BOOST_FIXTURE_TEST_CASE(cancel_of_a_pending_recv_delivers_cancelled, fixture) {
     run_until([&] { return calls == 3; });
     BOOST_TEST(receiving.error == io_error::none);
     BOOST_TEST(receiving.bytes == 5u);
-    loop.close(client);
-    loop.close(server);
-    loop.close(listener);
+    close_all(c);
 }
 
 BOOST_FIXTURE_TEST_CASE(close_cancels_pending_recv_and_send, fixture) {
@@ -504,9 +514,8 @@ std::uint64_t wakeups_over_50_ms(platform::event_loop& loop) {
 }  // namespace
 
 BOOST_FIXTURE_TEST_CASE(idle_connection_does_not_spin, fixture) {
-    std::uint16_t port = 0;
-    const socket_handle listener = listen_ephemeral(port);
-    const auto [client, server] = connect_pair(listener, port);
+    const connection c = open_connection();
+    const auto [listener, client, server] = c;
     int calls = 0;
     std::array<std::uint8_t, 16> buffer{};
     completion receiving = make(count_call, &calls);
@@ -515,9 +524,7 @@ BOOST_FIXTURE_TEST_CASE(idle_connection_does_not_spin, fixture) {
     // leaves room for the edges left over from connection setup).
     BOOST_TEST(wakeups_over_50_ms(loop) <= 3u);
     BOOST_TEST(calls == 0);
-    loop.close(client);
-    loop.close(server);
-    loop.close(listener);
+    close_all(c);
 }
 
 BOOST_FIXTURE_TEST_CASE(hung_up_socket_with_nothing_pending_does_not_spin, fixture) {
