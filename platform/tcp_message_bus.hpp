@@ -105,7 +105,9 @@ struct tcp_bus_options {
     std::uint64_t reconnect_backoff_min_ns = 50'000'000;
     std::uint64_t reconnect_backoff_max_ns = 2'000'000'000;
     std::uint64_t tick_ns = 10'000'000;  // housekeeping period (timeouts, reconnects)
-    std::uint64_t random_seed = 0;
+    std::uint64_t random_seed = 0;  // backoff jitter
+    /// Called from loop callbacks only, never from inside send_*. The span (a whole, checked
+    /// message) is valid only during the call. It may call send_*; it must not destroy the bus.
     std::function<void(std::span<const std::uint8_t>)> on_message;
 };
 
