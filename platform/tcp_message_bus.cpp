@@ -531,7 +531,12 @@ void tcp_message_bus::send_to_client(std::uint64_t client_id, std::span<const st
 // Policy when full: drop the newest message (this one). VSR retries, and dropping the oldest
 // would tear a message the socket may already be sending.
 void tcp_message_bus::enqueue(connection& conn, std::span<const std::uint8_t> message) {
-    if (message.size() < vsr::header_size || message.size() > options_.message_size_max) {
+    // Our own sender field is checked too: an unset one would otherwise close the connection
+    // at the receiver over and over (see LESSONS.md, "Unset sender field").
+    const std::uint8_t self =
+        options_.role == bus_role::client ? vsr::address_client : options_.replica_index;
+    if (message.size() < vsr::header_size || message.size() > options_.message_size_max ||
+        message[11] != self) {
         counters_.dropped_invalid++;
         return;
     }

@@ -144,7 +144,7 @@ struct tcp_bus_counters {
     std::uint64_t dropped_not_connected = 0;
     std::uint64_t dropped_queue_full = 0;
     std::uint64_t dropped_unknown_client = 0;
-    std::uint64_t dropped_invalid = 0;  // bad index, self, malformed size
+    std::uint64_t dropped_invalid = 0;  // bad index, to self, bad size, sender not us
 
     std::uint64_t closed_by(close_reason reason) const noexcept {
         return closed[static_cast<std::size_t>(reason)];

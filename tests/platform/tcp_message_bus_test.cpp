@@ -368,6 +368,10 @@ BOOST_AUTO_TEST_CASE(full_send_queue_drops_newest_and_counts) {
     BOOST_TEST(counters(0).dropped_invalid == 1u);  // to itself
     replicas[0]->send_to_replica(9, make_message(vsr::command::commit, 0, 9, 0));
     BOOST_TEST(counters(0).dropped_invalid == 2u);  // no such replica
+    replicas[0]->send_to_replica(1, make_message(vsr::command::commit, 2, 1, 0));
+    BOOST_TEST(counters(0).dropped_invalid == 3u);  // sender field is not us
+    replicas[0]->send_to_replica(1, std::vector<std::uint8_t>(10, 0));
+    BOOST_TEST(counters(0).dropped_invalid == 4u);  // shorter than a header
     const auto message = make_message(vsr::command::commit, 0, 1, 0);
     std::size_t sent = 0;
     for (; sent < 1000; sent++) replicas[0]->send_to_replica(1, message);
