@@ -1,0 +1,632 @@
+// The TCP message bus: connection management, hello handshake, header framing and routing on
+// top of the completion-style event loop. See tcp_message_bus.hpp for the rules.
+#include "platform/tcp_message_bus.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <utility>
+
+#include "vsr/checksum.hpp"
+
+namespace platform {
+
+// ---- hello frame -------------------------------------------------------------------------------
+
+void encode_hello(const hello& h, std::span<std::uint8_t, hello_size> out) noexcept {
+    std::uint8_t* p = out.data();
+    vsr::store_le32(p, hello_magic);
+    vsr::store_le16(p + 4, hello_version);
+    p[6] = static_cast<std::uint8_t>(h.role);
+    p[7] = h.replica;
+    vsr::store_le32(p + 8, h.cluster);
+    vsr::store_le32(p + 12, 0);
+    vsr::store_le64(p + 16, h.client_id);
+    vsr::store_le64(p + 24, vsr::checksum(std::span<const std::uint8_t>(p, 24), hello_checksum_seed));
+}
+
+hello_error decode_hello(std::span<const std::uint8_t, hello_size> bytes, std::uint32_t cluster,
+                         hello& out) noexcept {
+    const std::uint8_t* p = bytes.data();
+    if (vsr::load_le32(p) != hello_magic) return hello_error::bad_magic;
+    if (vsr::load_le16(p + 4) != hello_version) return hello_error::bad_version;
+    if (vsr::load_le64(p + 24) != vsr::checksum(bytes.first(24), hello_checksum_seed)) {
+        return hello_error::bad_checksum;
+    }
+    if (vsr::load_le32(p + 8) != cluster) return hello_error::wrong_cluster;
+    if (vsr::load_le32(p + 12) != 0) return hello_error::bad_reserved;
+    const std::uint8_t role = p[6];
+    const std::uint8_t replica = p[7];
+    const bool replica_ok = role == static_cast<std::uint8_t>(hello_role::replica) &&
+                            replica < vsr::replicas_max;
+    const bool client_ok = role == static_cast<std::uint8_t>(hello_role::client) &&
+                           replica == vsr::address_client;
+    if (!replica_ok && !client_ok) return hello_error::bad_role;
+    out = hello{.role = static_cast<hello_role>(role), .replica = replica,
+                .cluster = cluster, .client_id = vsr::load_le64(p + 16)};
+    return hello_error::none;
+}
+
+std::uint64_t backoff_delay_ns(std::uint32_t attempt, std::uint64_t min_ns, std::uint64_t max_ns,
+                               vsr::xoshiro256& random) noexcept {
+    max_ns = std::max(min_ns, max_ns);
+    std::uint64_t ceiling = min_ns;
+    for (std::uint32_t i = 0; i < attempt && ceiling < max_ns; i++) {
+        ceiling = ceiling > max_ns / 2 ? max_ns : ceiling * 2;
+    }
+    ceiling = std::min(ceiling, max_ns);
+    // Jitter spreads reconnects of many peers that lost the same node at the same moment.
+    const std::uint64_t floor = std::max(min_ns, ceiling / 2);
+    return vsr::uniform_between(random, floor, ceiling);
+}
+
+const char* to_string(close_reason reason) noexcept {
+    constexpr const char* names[close_reason_count] = {
+        "peer_closed", "io_error",         "connect_failed", "idle_timeout",
+        "slow_message", "bad_hello",       "bad_header",     "bad_message",
+        "wrong_sender", "too_many_clients", "replaced",      "shutdown"};
+    const auto i = static_cast<std::size_t>(reason);
+    return i < close_reason_count ? names[i] : "unknown";
+}
+
+std::uint64_t tcp_bus_counters::closed_total() const noexcept {
+    std::uint64_t total = 0;
+    for (const std::uint64_t count : closed) total += count;
+    return total;
+}
+
+// ---- connection --------------------------------------------------------------------------------
+
+struct tcp_message_bus::connection {
+    enum class kind : std::uint8_t { unknown, replica, client };
+    enum class phase : std::uint8_t { hello, header, body };
+
+    tcp_message_bus* bus = nullptr;
+    socket_handle socket = invalid_socket;
+    kind peer_kind = kind::unknown;
+    std::uint8_t replica = vsr::address_client;  // kind replica: the peer's index
+    std::uint64_t client_process_id = 0;
+    bool outgoing = false;
+    bool open = true;
+    bool established = false;  // sends may be queued
+    bool unidentified = false;  // accepted, hello not yet checked (counted in the bus)
+
+    completion connect_completion;
+    completion recv_completion;
+    completion send_completion;
+    bool connect_pending = false;
+    bool recv_pending = false;
+    bool send_pending = false;
+
+    // Receive side: bytes [0, filled) of buffer hold the current hello or message; recv asks
+    // for exactly target - filled more, so one message never spills into the next.
+    phase receive_phase = phase::header;
+    std::vector<std::uint8_t> buffer;
+    std::size_t filled = 0;
+    std::size_t target = vsr::header_size;
+    std::uint64_t opened_ns = 0;
+    std::uint64_t last_receive_ns = 0;
+    std::uint64_t message_started_ns = 0;  // 0: no hello or message in progress
+
+    // Send side: the front is in flight while send_pending.
+    std::deque<std::vector<std::uint8_t>> queue;
+    std::size_t queued_bytes = 0;
+
+    bool releasable() const noexcept {
+        return !open && !connect_pending && !recv_pending && !send_pending;
+    }
+};
+
+tcp_message_bus::tcp_message_bus(event_loop& loop, tcp_bus_options options)
+    : loop_(loop),
+      options_(std::move(options)),
+      random_(options_.random_seed),
+      listener_(options_.listen_socket),
+      accept_completion_(std::make_unique<completion>()),
+      tick_completion_(std::make_unique<completion>()),
+      peers_(options_.replica_addresses.size()) {
+    accept_completion_->callback = &on_accept;
+    accept_completion_->context = this;
+    tick_completion_->callback = &on_tick;
+    tick_completion_->context = this;
+    // Header plus at least something: a smaller cap could never frame a message.
+    options_.message_size_max = std::max(options_.message_size_max, vsr::header_size);
+    options_.tick_ns = std::max<std::uint64_t>(options_.tick_ns, 1'000'000);
+}
+
+tcp_message_bus::~tcp_message_bus() {
+    shutdown();
+    // The loop still holds completions that live in this object: let it hand them back. Each
+    // was cancelled by shutdown(), so a few iterations are enough.
+    for (int i = 0; i < 1000 && !drained(); i++) loop_.run_once(0);
+    assert(drained() && "tcp_message_bus destroyed with operations still pending");
+}
+
+bool tcp_message_bus::drained() const noexcept {
+    return !accept_pending_ && !tick_pending_ && connections_.empty();
+}
+
+bool tcp_message_bus::start(io_error& error) {
+    assert(!started_);
+    started_ = true;
+    error = io_error::none;
+    if (options_.role == bus_role::replica) {
+        if (options_.replica_index >= peers_.size()) {
+            error = io_error::invalid;
+            return false;
+        }
+        if (listener_ == invalid_socket) {
+            listener_ = loop_.listen(options_.replica_addresses[options_.replica_index], 128, error);
+            if (listener_ == invalid_socket) return false;
+        }
+        accept_next();
+    }
+    tick_pending_ = true;
+    loop_.timeout(0, *tick_completion_);  // the first tick starts the connects
+    return true;
+}
+
+void tcp_message_bus::shutdown() {
+    if (stopping_) return;
+    stopping_ = true;
+    if (listener_ != invalid_socket) {
+        loop_.close(listener_);  // cancels the pending accept
+        listener_ = invalid_socket;
+    }
+    if (tick_pending_) loop_.cancel(*tick_completion_);
+    for (auto& conn : connections_) close_connection(*conn, close_reason::shutdown);
+    sweep();
+}
+
+// ---- callbacks: each ends with sweep(), the only place connections are freed ----------------------
+
+void tcp_message_bus::on_accept(completion& c) {
+    auto* bus = static_cast<tcp_message_bus*>(c.context);
+    bus->accept_pending_ = false;
+    bus->handle_accept(c);
+    bus->sweep();
+}
+
+void tcp_message_bus::on_tick(completion& c) {
+    auto* bus = static_cast<tcp_message_bus*>(c.context);
+    bus->tick_pending_ = false;
+    if (bus->stopping_) return;
+    bus->handle_tick();
+    bus->sweep();
+}
+
+void tcp_message_bus::on_connect(completion& c) {
+    auto* conn = static_cast<connection*>(c.context);
+    tcp_message_bus* bus = conn->bus;
+    conn->connect_pending = false;
+    bus->handle_connect(*conn);
+    bus->sweep();
+}
+
+void tcp_message_bus::on_recv(completion& c) {
+    auto* conn = static_cast<connection*>(c.context);
+    tcp_message_bus* bus = conn->bus;
+    conn->recv_pending = false;
+    bus->handle_recv(*conn);
+    bus->sweep();
+}
+
+void tcp_message_bus::on_send(completion& c) {
+    auto* conn = static_cast<connection*>(c.context);
+    tcp_message_bus* bus = conn->bus;
+    conn->send_pending = false;
+    bus->handle_send(*conn);
+    bus->sweep();
+}
+
+// ---- accepting -----------------------------------------------------------------------------------
+
+void tcp_message_bus::accept_next() {
+    if (stopping_ || listener_ == invalid_socket || accept_pending_) return;
+    accept_pending_ = true;
+    loop_.accept(listener_, *accept_completion_);
+}
+
+void tcp_message_bus::handle_accept(completion& c) {
+    if (stopping_ || c.error == io_error::cancelled) {
+        if (c.error == io_error::none) loop_.close(c.accepted);  // raced with shutdown
+        return;
+    }
+    if (c.error != io_error::none) {
+        // Out of descriptors or similar: retrying at once would spin, so the tick retries.
+        counters_.accept_errors++;
+        accept_paused_ = true;
+        return;
+    }
+    counters_.accepted++;
+    connection& conn = make_connection(c.accepted);
+    conn.receive_phase = connection::phase::hello;
+    conn.target = hello_size;
+    conn.message_started_ns = conn.opened_ns;  // the hello must arrive within the idle timeout
+    conn.unidentified = true;
+    unidentified_connections_++;
+    // Clients plus replicas that may connect to us, plus the ones not yet identified.
+    const std::size_t limit = options_.client_connections_max + options_.replica_index;
+    if (unidentified_connections_ + client_connections_ > limit) {
+        close_connection(conn, close_reason::too_many_clients);
+    } else {
+        start_recv(conn);
+    }
+    accept_next();
+}
+
+tcp_message_bus::connection& tcp_message_bus::make_connection(socket_handle socket) {
+    auto owned = std::make_unique<connection>();
+    connection& conn = *owned;
+    conn.bus = this;
+    conn.socket = socket;
+    conn.opened_ns = loop_.monotonic_ns();
+    conn.last_receive_ns = conn.opened_ns;
+    conn.buffer.resize(vsr::header_size);
+    for (completion* c : {&conn.connect_completion, &conn.recv_completion, &conn.send_completion}) {
+        c->context = &conn;
+    }
+    conn.connect_completion.callback = &on_connect;
+    conn.recv_completion.callback = &on_recv;
+    conn.send_completion.callback = &on_send;
+    connections_.push_back(std::move(owned));
+    return conn;
+}
+
+// ---- connecting and housekeeping ---------------------------------------------------------------
+
+bool tcp_message_bus::should_connect_to(std::uint8_t replica) const noexcept {
+    if (options_.role == bus_role::client) return true;
+    return options_.replica_index < replica;  // i connects to j iff i < j
+}
+
+void tcp_message_bus::handle_tick() {
+    const std::uint64_t now = loop_.monotonic_ns();
+    for (auto& conn : connections_) check_timeouts(*conn, now);
+    for (std::size_t i = 0; i < peers_.size(); i++) {
+        const auto replica = static_cast<std::uint8_t>(i);
+        if (!should_connect_to(replica) || peers_[i].conn != nullptr) continue;
+        if (now >= peers_[i].next_connect_ns) start_connect(replica, now);
+    }
+    if (accept_paused_) {
+        accept_paused_ = false;
+        accept_next();
+    }
+    tick_pending_ = true;
+    loop_.timeout(options_.tick_ns, *tick_completion_);
+}
+
+// Idle: nothing received for the timeout (replicas heartbeat far more often). Slow: a started
+// hello or message not finished within the timeout, however steadily its bytes trickle in.
+void tcp_message_bus::check_timeouts(connection& conn, std::uint64_t now) {
+    if (!conn.open) return;
+    const std::uint64_t timeout = options_.idle_timeout_ns;
+    if (conn.connect_pending) {
+        if (now - conn.opened_ns > timeout) close_connection(conn, close_reason::connect_failed);
+        return;
+    }
+    // A client bus hears only replies, so silence there is normal; the replica side enforces it.
+    const bool idle_applies = options_.role == bus_role::replica;
+    if (idle_applies && now - conn.last_receive_ns > timeout) {
+        close_connection(conn, close_reason::idle_timeout);
+    } else if (conn.message_started_ns != 0 && now - conn.message_started_ns > timeout) {
+        close_connection(conn, close_reason::slow_message);
+    }
+}
+
+void tcp_message_bus::start_connect(std::uint8_t replica, std::uint64_t now) {
+    peer_slot& peer = peers_[replica];
+    io_error error = io_error::none;
+    const socket_handle socket = loop_.open_stream(error);
+    if (socket == invalid_socket) {
+        peer.attempts++;
+        peer.next_connect_ns = now + backoff_delay_ns(peer.attempts, options_.reconnect_backoff_min_ns,
+                                                      options_.reconnect_backoff_max_ns, random_);
+        counters_.closed[static_cast<std::size_t>(close_reason::connect_failed)]++;
+        return;
+    }
+    counters_.connects_started++;
+    connection& conn = make_connection(socket);
+    conn.outgoing = true;
+    conn.peer_kind = connection::kind::replica;
+    conn.replica = replica;
+    peer.conn = &conn;
+    conn.connect_pending = true;
+    loop_.connect(socket, options_.replica_addresses[replica], conn.connect_completion);
+}
+
+void tcp_message_bus::handle_connect(connection& conn) {
+    if (!conn.open) return;
+    if (conn.connect_completion.error != io_error::none) {
+        close_connection(conn, close_reason::connect_failed);
+        return;
+    }
+    counters_.connected++;
+    peers_[conn.replica].attempts = 0;
+    conn.established = true;
+    conn.last_receive_ns = loop_.monotonic_ns();
+    // The hello goes first and is exempt from the queue limits.
+    std::vector<std::uint8_t> frame(hello_size);
+    const hello h{.role = options_.role == bus_role::client ? hello_role::client : hello_role::replica,
+                  .replica = options_.role == bus_role::client ? vsr::address_client
+                                                               : options_.replica_index,
+                  .cluster = options_.cluster,
+                  .client_id = options_.client_process_id};
+    encode_hello(h, std::span<std::uint8_t, hello_size>(frame.data(), hello_size));
+    conn.queued_bytes += frame.size();
+    conn.queue.push_back(std::move(frame));
+    start_send(conn);
+    start_recv(conn);
+}
+
+// ---- receiving -----------------------------------------------------------------------------------
+
+void tcp_message_bus::start_recv(connection& conn) {
+    if (!conn.open || conn.recv_pending) return;
+    assert(conn.target > conn.filled && conn.target <= conn.buffer.size());
+    conn.recv_pending = true;
+    loop_.recv(conn.socket, std::span(conn.buffer).subspan(conn.filled, conn.target - conn.filled),
+               conn.recv_completion);
+}
+
+void tcp_message_bus::handle_recv(connection& conn) {
+    if (!conn.open) return;
+    const completion& c = conn.recv_completion;
+    if (c.error != io_error::none) {
+        close_connection(conn, c.error == io_error::closed ? close_reason::peer_closed
+                                                           : close_reason::io_error);
+        return;
+    }
+    conn.last_receive_ns = loop_.monotonic_ns();
+    if (conn.message_started_ns == 0) conn.message_started_ns = conn.last_receive_ns;
+    conn.filled += c.bytes;
+    if (conn.filled < conn.target) {
+        start_recv(conn);
+        return;
+    }
+    bool keep = false;
+    switch (conn.receive_phase) {
+    case connection::phase::hello: keep = handle_hello(conn); break;
+    case connection::phase::header: keep = handle_header(conn); break;
+    case connection::phase::body: keep = handle_message(conn); break;
+    }
+    if (keep) start_recv(conn);  // on_message may have closed it: start_recv checks
+}
+
+bool tcp_message_bus::handle_hello(connection& conn) {
+    hello h;
+    const hello_error error =
+        decode_hello(std::span<const std::uint8_t, hello_size>(conn.buffer.data(), hello_size),
+                     options_.cluster, h);
+    conn.unidentified = false;
+    unidentified_connections_--;
+    if (error != hello_error::none) {
+        counters_.hello_errors[static_cast<std::size_t>(error)]++;
+        counters_.handshakes_rejected++;
+        close_connection(conn, close_reason::bad_hello);
+        return false;
+    }
+    if (h.role == hello_role::client) {
+        if (client_connections_ >= options_.client_connections_max) {
+            close_connection(conn, close_reason::too_many_clients);
+            return false;
+        }
+        conn.peer_kind = connection::kind::client;
+        conn.client_process_id = h.client_id;
+        client_connections_++;
+    } else {
+        // Only a lower-indexed replica connects to us (see the connection rule).
+        if (h.replica >= peers_.size() || h.replica >= options_.replica_index) {
+            counters_.hello_implausible++;
+            counters_.handshakes_rejected++;
+            close_connection(conn, close_reason::bad_hello);
+            return false;
+        }
+        // The peer restarted or its old connection is half-open: the newer one wins.
+        if (peers_[h.replica].conn != nullptr) {
+            close_connection(*peers_[h.replica].conn, close_reason::replaced);
+        }
+        conn.peer_kind = connection::kind::replica;
+        conn.replica = h.replica;
+        peers_[h.replica].conn = &conn;
+    }
+    counters_.handshakes_accepted++;
+    conn.established = true;
+    conn.receive_phase = connection::phase::header;
+    conn.filled = 0;
+    conn.target = vsr::header_size;
+    conn.message_started_ns = 0;
+    return true;
+}
+
+// Framing is checked before any body byte is read: a zero or huge length or a wrong cluster
+// never makes us wait for (or allocate) a body.
+bool tcp_message_bus::handle_header(connection& conn) {
+    const vsr::decode_error error = vsr::check_header_prefix(
+        std::span<const std::uint8_t>(conn.buffer.data(), vsr::header_size), options_.cluster,
+        options_.message_size_max);
+    if (error != vsr::decode_error::none) {
+        counters_.decode_errors[static_cast<std::size_t>(error)]++;
+        close_connection(conn, close_reason::bad_header);
+        return false;
+    }
+    const std::size_t body_size = vsr::load_le32(conn.buffer.data() + 20);
+    if (body_size == 0) return handle_message(conn);
+    conn.receive_phase = connection::phase::body;
+    conn.target = vsr::header_size + body_size;  // <= message_size_max, checked above
+    if (conn.buffer.size() < conn.target) conn.buffer.resize(conn.target);
+    return true;
+}
+
+bool tcp_message_bus::handle_message(connection& conn) {
+    const std::span<const std::uint8_t> message(conn.buffer.data(), conn.target);
+    vsr::header h;
+    const vsr::decode_error error =
+        vsr::decode_message(message, options_.cluster, options_.message_size_max, h);
+    if (error != vsr::decode_error::none) {
+        counters_.decode_errors[static_cast<std::size_t>(error)]++;
+        close_connection(conn, close_reason::bad_message);
+        return false;
+    }
+    const std::uint8_t expected =
+        conn.peer_kind == connection::kind::client ? vsr::address_client : conn.replica;
+    if (h.sender != expected) {
+        counters_.decode_errors[static_cast<std::size_t>(vsr::decode_error::bad_sender)]++;
+        close_connection(conn, close_reason::wrong_sender);
+        return false;
+    }
+    if (conn.peer_kind == connection::kind::client) remember_route(h.client_id, conn);
+    conn.receive_phase = connection::phase::header;
+    conn.filled = 0;
+    conn.target = vsr::header_size;
+    conn.message_started_ns = 0;
+    counters_.messages_received++;
+    // Delivered from the buffer in place; the next recv into it starts only after this returns.
+    if (options_.on_message) options_.on_message(message);
+    return true;
+}
+
+void tcp_message_bus::remember_route(std::uint64_t client_id, connection& conn) {
+    route_clock_++;
+    auto found = routes_.find(client_id);
+    if (found != routes_.end()) {
+        found->second = route{.conn = &conn, .updated = route_clock_};
+        return;
+    }
+    if (routes_.size() >= options_.client_routes_max && !routes_.empty()) {
+        // Bounded: forget the least recently heard-from client (its retry re-learns the route).
+        auto oldest = routes_.begin();
+        for (auto it = routes_.begin(); it != routes_.end(); ++it) {
+            if (it->second.updated < oldest->second.updated) oldest = it;
+        }
+        routes_.erase(oldest);
+    }
+    routes_.emplace(client_id, route{.conn = &conn, .updated = route_clock_});
+}
+
+// ---- sending -------------------------------------------------------------------------------------
+
+void tcp_message_bus::send_to_replica(std::uint8_t replica, std::span<const std::uint8_t> message) {
+    const bool self = options_.role == bus_role::replica && replica == options_.replica_index;
+    if (replica >= peers_.size() || self) {
+        counters_.dropped_invalid++;
+        return;
+    }
+    connection* conn = peers_[replica].conn;
+    if (conn == nullptr || !conn->open || !conn->established) {
+        counters_.dropped_not_connected++;
+        return;
+    }
+    enqueue(*conn, message);
+}
+
+void tcp_message_bus::send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message) {
+    const auto found = routes_.find(client_id);
+    if (found == routes_.end() || !found->second.conn->open) {
+        counters_.dropped_unknown_client++;
+        return;
+    }
+    enqueue(*found->second.conn, message);
+}
+
+// Policy when full: drop the newest message (this one). VSR retries, and dropping the oldest
+// would tear a message the socket may already be sending.
+void tcp_message_bus::enqueue(connection& conn, std::span<const std::uint8_t> message) {
+    // Our own sender field is checked too: an unset one would otherwise close the connection
+    // at the receiver over and over (see LESSONS.md, "Unset sender field").
+    const std::uint8_t self =
+        options_.role == bus_role::client ? vsr::address_client : options_.replica_index;
+    if (message.size() < vsr::header_size || message.size() > options_.message_size_max ||
+        message[11] != self) {
+        counters_.dropped_invalid++;
+        return;
+    }
+    if (stopping_) {
+        counters_.dropped_not_connected++;
+        return;
+    }
+    if (conn.queue.size() >= options_.send_queue_messages_max ||
+        conn.queued_bytes + message.size() > options_.send_queue_bytes_max) {
+        counters_.dropped_queue_full++;
+        return;
+    }
+    conn.queue.emplace_back(message.begin(), message.end());
+    conn.queued_bytes += message.size();
+    start_send(conn);
+}
+
+void tcp_message_bus::start_send(connection& conn) {
+    if (!conn.open || conn.send_pending || conn.queue.empty()) return;
+    conn.send_pending = true;
+    loop_.send(conn.socket, conn.queue.front(), conn.send_completion);
+}
+
+void tcp_message_bus::handle_send(connection& conn) {
+    if (!conn.open) return;
+    if (conn.send_completion.error != io_error::none) {
+        close_connection(conn, conn.send_completion.error == io_error::closed
+                                   ? close_reason::peer_closed
+                                   : close_reason::io_error);
+        return;
+    }
+    conn.queued_bytes -= conn.queue.front().size();
+    conn.queue.pop_front();
+    counters_.messages_sent++;
+    start_send(conn);
+}
+
+// ---- closing -------------------------------------------------------------------------------------
+
+// Closes the socket (the loop cancels its pending operations; their callbacks arrive later) and
+// drops every reference to the connection. The object itself is freed by sweep() once the loop
+// has handed back all of its completions.
+void tcp_message_bus::close_connection(connection& conn, close_reason reason) {
+    if (!conn.open) return;
+    conn.open = false;
+    conn.established = false;
+    counters_.closed[static_cast<std::size_t>(reason)]++;
+    loop_.close(conn.socket);
+    conn.socket = invalid_socket;
+    // The queue and receive buffer stay until sweep(): a completion backend may still be
+    // moving bytes through them until the cancelled operations are handed back.
+    if (conn.unidentified) {
+        conn.unidentified = false;
+        unidentified_connections_--;
+    }
+    if (conn.peer_kind == connection::kind::client) {
+        client_connections_--;
+        std::erase_if(routes_, [&](const auto& entry) { return entry.second.conn == &conn; });
+    }
+    if (conn.peer_kind == connection::kind::replica && peers_[conn.replica].conn == &conn) {
+        peers_[conn.replica].conn = nullptr;
+        if (conn.outgoing) {
+            peer_slot& peer = peers_[conn.replica];
+            peer.attempts++;
+            peer.next_connect_ns =
+                loop_.monotonic_ns() + backoff_delay_ns(peer.attempts, options_.reconnect_backoff_min_ns,
+                                                        options_.reconnect_backoff_max_ns, random_);
+        }
+    }
+    closed_unreleased_++;
+}
+
+void tcp_message_bus::sweep() {
+    if (closed_unreleased_ == 0) return;
+    const std::size_t before = connections_.size();
+    std::erase_if(connections_, [](const auto& conn) { return conn->releasable(); });
+    closed_unreleased_ -= before - connections_.size();
+}
+
+tcp_bus_status tcp_message_bus::status() const {
+    tcp_bus_status result;
+    for (std::size_t i = 0; i < peers_.size(); i++) {
+        const connection* conn = peers_[i].conn;
+        if (conn != nullptr && conn->open && conn->established) {
+            result.connected_replicas.push_back(static_cast<std::uint8_t>(i));
+        }
+    }
+    result.client_connections = client_connections_;
+    result.connections = connections_.size();
+    return result;
+}
+
+}  // namespace platform
