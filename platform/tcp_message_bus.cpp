@@ -46,6 +46,26 @@ hello_error decode_hello(std::span<const std::uint8_t, hello_size> bytes, std::u
     return hello_error::none;
 }
 
+void encode_keepalive(std::uint32_t cluster, std::uint8_t sender,
+                      std::span<std::uint8_t, vsr::header_size> out) noexcept {
+    std::fill(out.begin(), out.end(), std::uint8_t{0});
+    std::uint8_t* p = out.data();
+    vsr::store_le16(p + 8, vsr::wire_version);
+    p[10] = keepalive_command;
+    p[11] = sender;
+    vsr::store_le32(p + 16, cluster);
+    vsr::seal(out, cluster);
+}
+
+bool is_keepalive(std::span<const std::uint8_t, vsr::header_size> bytes, std::uint32_t cluster) noexcept {
+    const std::uint8_t* p = bytes.data();
+    if (p[10] != keepalive_command || vsr::load_le16(p + 8) != vsr::wire_version ||
+        vsr::load_le32(p + 16) != cluster || vsr::load_le32(p + 20) != 0) {
+        return false;
+    }
+    return vsr::load_le64(p) == vsr::checksum(bytes.subspan(8), cluster);
+}
+
 std::uint64_t backoff_delay_ns(std::uint32_t attempt, std::uint64_t min_ns, std::uint64_t max_ns,
                                vsr::xoshiro256& random) noexcept {
     max_ns = std::max(min_ns, max_ns);
@@ -106,6 +126,7 @@ struct tcp_message_bus::connection {
     std::uint64_t opened_ns = 0;
     std::uint64_t last_receive_ns = 0;
     std::uint64_t message_started_ns = 0;  // 0: no hello or message in progress
+    std::uint64_t last_send_ns = 0;        // last enqueue (or establishment): keepalive pacing
 
     // Send side: the front is in flight while send_pending.
     std::deque<std::vector<std::uint8_t>> queue;
@@ -281,7 +302,10 @@ bool tcp_message_bus::should_connect_to(std::uint8_t replica) const noexcept {
 
 void tcp_message_bus::handle_tick() {
     const std::uint64_t now = loop_.monotonic_ns();
-    for (auto& conn : connections_) check_timeouts(*conn, now);
+    for (auto& conn : connections_) {
+        check_timeouts(*conn, now);
+        send_keepalive_if_quiet(*conn, now);
+    }
     for (std::size_t i = 0; i < peers_.size(); i++) {
         const auto replica = static_cast<std::uint8_t>(i);
         if (!should_connect_to(replica) || peers_[i].conn != nullptr) continue;
@@ -311,6 +335,23 @@ void tcp_message_bus::check_timeouts(connection& conn, std::uint64_t now) {
     } else if (conn.message_started_ns != 0 && now - conn.message_started_ns > timeout) {
         close_connection(conn, close_reason::slow_message);
     }
+}
+
+// Our side of the idle rule: the peer closes a connection it heard nothing on, so a healthy
+// connection we have nothing to say on gets a keepalive every idle_timeout_ns / 3. Exempt from
+// the queue limits; sent only when the queue is empty (a non-empty queue is already traffic).
+void tcp_message_bus::send_keepalive_if_quiet(connection& conn, std::uint64_t now) {
+    if (!conn.open || !conn.established || !conn.queue.empty()) return;
+    if (now - conn.last_send_ns < options_.idle_timeout_ns / 3) return;
+    std::vector<std::uint8_t> frame(vsr::header_size);
+    const std::uint8_t self =
+        options_.role == bus_role::client ? vsr::address_client : options_.replica_index;
+    encode_keepalive(options_.cluster, self, std::span<std::uint8_t, vsr::header_size>(frame.data(), vsr::header_size));
+    conn.queued_bytes += frame.size();
+    conn.queue.push_back(std::move(frame));
+    conn.last_send_ns = now;
+    counters_.keepalives_sent++;
+    start_send(conn);
 }
 
 void tcp_message_bus::start_connect(std::uint8_t replica, std::uint64_t now) {
@@ -344,6 +385,7 @@ void tcp_message_bus::handle_connect(connection& conn) {
     peers_[conn.replica].attempts = 0;
     conn.established = true;
     conn.last_receive_ns = loop_.monotonic_ns();
+    conn.last_send_ns = conn.last_receive_ns;
     // The hello goes first and is exempt from the queue limits.
     std::vector<std::uint8_t> frame(hello_size);
     const hello h{.role = options_.role == bus_role::client ? hello_role::client : hello_role::replica,
@@ -431,6 +473,7 @@ bool tcp_message_bus::handle_hello(connection& conn) {
     }
     counters_.handshakes_accepted++;
     conn.established = true;
+    conn.last_send_ns = loop_.monotonic_ns();
     conn.receive_phase = connection::phase::header;
     conn.filled = 0;
     conn.target = vsr::header_size;
@@ -441,6 +484,15 @@ bool tcp_message_bus::handle_hello(connection& conn) {
 // Framing is checked before any body byte is read: a zero or huge length or a wrong cluster
 // never makes us wait for (or allocate) a body.
 bool tcp_message_bus::handle_header(connection& conn) {
+    if (conn.buffer[10] == keepalive_command &&
+        is_keepalive(std::span<const std::uint8_t, vsr::header_size>(conn.buffer.data(), vsr::header_size),
+                     options_.cluster)) {
+        counters_.keepalives_received++;
+        conn.filled = 0;
+        conn.target = vsr::header_size;
+        conn.message_started_ns = 0;
+        return true;
+    }
     const vsr::decode_error error = vsr::check_header_prefix(
         std::span<const std::uint8_t>(conn.buffer.data(), vsr::header_size), options_.cluster,
         options_.message_size_max);
@@ -551,6 +603,7 @@ void tcp_message_bus::enqueue(connection& conn, std::span<const std::uint8_t> me
     }
     conn.queue.emplace_back(message.begin(), message.end());
     conn.queued_bytes += message.size();
+    conn.last_send_ns = loop_.monotonic_ns();
     start_send(conn);
 }
 

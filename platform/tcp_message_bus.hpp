@@ -79,6 +79,21 @@ hello_error decode_hello(std::span<const std::uint8_t, hello_size> bytes, std::u
 
 /// Jittered exponential backoff: the ceiling is min(max, min * 2^attempt) and the delay is
 /// uniform in [max(min, ceiling / 2), ceiling]. attempt 0 gives exactly `min`.
+// ---- keepalive frame -----------------------------------------------------------------------------
+//
+// A connection that has sent nothing for idle_timeout_ns / 3 sends a keepalive, so an idle but
+// healthy peer (a backup on an idle cluster, a backup-backup link) is never closed by the other
+// side's idle timeout. The frame is a vsr header of header_size bytes with command 0
+// (vsr::command::none, never a valid message), body size 0, the sender's identity, the cluster,
+// everything else zero, sealed with the usual checksum. The receiver counts and drops it; a frame
+// with command 0 that is not exactly this closes the connection as a bad header.
+
+inline constexpr std::uint8_t keepalive_command = 0;
+
+void encode_keepalive(std::uint32_t cluster, std::uint8_t sender, std::span<std::uint8_t, vsr::header_size> out) noexcept;
+/// True if the header-sized bytes are a well-formed keepalive for this cluster.
+bool is_keepalive(std::span<const std::uint8_t, vsr::header_size> bytes, std::uint32_t cluster) noexcept;
+
 std::uint64_t backoff_delay_ns(std::uint32_t attempt, std::uint64_t min_ns, std::uint64_t max_ns,
                                vsr::xoshiro256& random) noexcept;
 
@@ -101,6 +116,8 @@ struct tcp_bus_options {
     std::size_t send_queue_bytes_max = 8 << 20;
     std::size_t client_connections_max = 1024;
     std::size_t client_routes_max = 4096;  // client_id -> connection entries
+    /// A connection with nothing received for this long is closed (replica role). Every
+    /// established connection sends a keepalive after idle_timeout_ns / 3 without sending.
     std::uint64_t idle_timeout_ns = 5'000'000'000;
     std::uint64_t reconnect_backoff_min_ns = 50'000'000;
     std::uint64_t reconnect_backoff_max_ns = 2'000'000'000;
@@ -145,6 +162,8 @@ struct tcp_bus_counters {
     std::uint64_t dropped_queue_full = 0;
     std::uint64_t dropped_unknown_client = 0;
     std::uint64_t dropped_invalid = 0;  // bad index, to self, bad size, sender not us
+    std::uint64_t keepalives_sent = 0;
+    std::uint64_t keepalives_received = 0;
 
     std::uint64_t closed_by(close_reason reason) const noexcept {
         return closed[static_cast<std::size_t>(reason)];
@@ -213,6 +232,7 @@ private:
     void start_send(connection& conn);
     void enqueue(connection& conn, std::span<const std::uint8_t> message);
     void check_timeouts(connection& conn, std::uint64_t now);
+    void send_keepalive_if_quiet(connection& conn, std::uint64_t now);
     bool should_connect_to(std::uint8_t replica) const noexcept;
     void remember_route(std::uint64_t client_id, connection& conn);
     void close_connection(connection& conn, close_reason reason);

@@ -549,3 +549,58 @@ BOOST_AUTO_TEST_CASE(slowloris_and_silent_connections_are_closed) {
 }
 
 }  // namespace
+
+namespace {
+
+BOOST_AUTO_TEST_CASE(keepalive_frame_round_trips_and_rejects_corruption) {
+    std::array<std::uint8_t, vsr::header_size> frame{};
+    platform::encode_keepalive(cluster_id, 1, frame);
+    BOOST_TEST(platform::is_keepalive(frame, cluster_id));
+    BOOST_TEST(!platform::is_keepalive(frame, cluster_id + 1));
+    for (std::size_t i = 0; i < frame.size(); i++) {
+        auto corrupt = frame;
+        corrupt[i] ^= 0x01;
+        BOOST_TEST(!platform::is_keepalive(corrupt, cluster_id), "byte " << i);
+    }
+    // A real message is never a keepalive (its command is never 0).
+    const auto message = make_message(vsr::command::commit, 0, 1, 0);
+    BOOST_TEST(!platform::is_keepalive(std::span<const std::uint8_t, vsr::header_size>(message.data(), vsr::header_size),
+                                       cluster_id));
+}
+
+// Idle but healthy connections (nothing to say for many idle timeouts) stay open: each side
+// sends keepalives, the other counts and drops them, and nothing is delivered to on_message.
+BOOST_AUTO_TEST_CASE(idle_connections_are_kept_alive) {
+    cluster_fixture f;
+    for (auto& replica : f.replicas) replica.reset();
+    f.idle_timeout_ns = 300 * ms;
+    for (std::size_t i = 0; i < replica_count; i++) {
+        io_error io = io_error::none;
+        const socket_handle listener = f.loop.listen(f.addresses[i], 128, io);
+        BOOST_REQUIRE(listener != platform::invalid_socket);
+        f.start_replica(i, listener);
+    }
+    received_log client_log;
+    auto client = f.make_client(77, &client_log);
+    BOOST_REQUIRE(f.run_until([&] { return f.fully_connected() && client->status().connected_replicas.size() == replica_count; }));
+    std::array<std::uint64_t, replica_count> closed_before{};
+    for (std::size_t i = 0; i < replica_count; i++) closed_before[i] = f.counters(i).closed_total();
+    // Ten idle timeouts of silence.
+    const std::uint64_t until = f.loop.monotonic_ns() + 3000 * ms;
+    while (f.loop.monotonic_ns() < until) f.loop.run_once(5 * ms);
+    for (std::size_t i = 0; i < replica_count; i++) {
+        BOOST_TEST(f.counters(i).closed_total() == closed_before[i], "replica " << i);
+        BOOST_TEST(f.counters(i).keepalives_sent > 0u);
+        BOOST_TEST(f.counters(i).keepalives_received > 0u);
+        BOOST_TEST(f.received[i].messages.empty());
+        BOOST_TEST(f.replicas[i]->status().client_connections == 1u);
+    }
+    BOOST_TEST(client->counters().keepalives_sent > 0u);
+    BOOST_TEST(client->counters().closed_total() == 0u);
+    BOOST_TEST(client_log.messages.empty());
+    BOOST_TEST(f.fully_connected());
+    // Traffic still flows after the quiet period.
+    BOOST_TEST(f.replica_round(2, 0));
+}
+
+}  // namespace
