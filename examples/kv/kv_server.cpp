@@ -1,0 +1,310 @@
+// kv-server: one replica of the KV example cluster as a real process.
+//
+//   kv-server --replica N --replicas host:port,host:port,host:port --cluster ID
+//             [--recovering] [--log-level debug|info|warn]
+//
+// The replica listens on its own entry of --replicas. It runs a platform::event_loop, a
+// platform::tcp_message_bus (role replica) and a vsr::basic_replica over kv::state_machine, ticked
+// every config.tick_ms by a loop timeout. --recovering restarts a replica that crashed (its memory
+// is gone): it runs the VSR recovery protocol before taking part. SIGTERM/SIGINT exit cleanly.
+#include <signal.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli.hpp"
+#include "kv_state_machine.hpp"
+#include "platform/event_loop.hpp"
+#include "platform/real_time.hpp"
+#include "platform/tcp_message_bus.hpp"
+#include "vsr/config.hpp"
+#include "vsr/random.hpp"
+#include "vsr/replica.hpp"
+
+namespace {
+
+using replica_type = vsr::basic_replica<kv::state_machine, platform::tcp_message_bus, platform::real_time, vsr::xoshiro256>;
+
+enum class level : int { debug = 0, info = 1, warn = 2 };
+level log_threshold = level::info;
+int log_replica = -1;
+
+__attribute__((format(printf, 2, 3))) void log(level l, const char* format, ...) {
+    if (l < log_threshold) return;
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    tm utc{};
+    gmtime_r(&now.tv_sec, &utc);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+    const char* name = l == level::debug ? "DEBUG" : l == level::info ? "INFO" : "WARN";
+    std::fprintf(stderr, "%s.%03ldZ %-5s replica=%d ", stamp, now.tv_nsec / 1'000'000, name, log_replica);
+    va_list args;
+    va_start(args, format);
+    std::vfprintf(stderr, format, args);
+    va_end(args);
+    std::fputc('\n', stderr);
+    std::fflush(stderr);
+}
+
+volatile sig_atomic_t stop_signal = 0;
+extern "C" void on_signal(int signal) { stop_signal = signal; }
+
+void usage(std::FILE* out) {
+    std::fprintf(out,
+                 "usage: kv-server --replica N --replicas host:port,host:port,... --cluster ID\n"
+                 "                 [--recovering] [--log-level debug|info|warn]\n"
+                 "  --replica N       this replica's index into --replicas (its listen address)\n"
+                 "  --replicas LIST   every replica's address, in index order (a.b.c.d:port or localhost:port)\n"
+                 "  --cluster ID      cluster id (0..4294967295); all replicas and clients must agree\n"
+                 "  --recovering      restart after a crash with wiped memory (runs VSR recovery)\n"
+                 "  --log-level L     debug, info (default) or warn\n");
+}
+
+struct arguments {
+    std::uint64_t replica = 0;
+    std::vector<platform::socket_address> replicas;
+    std::uint64_t cluster = 0;
+    bool recovering = false;
+};
+
+/// Returns -1 on success, or the exit code.
+int parse_arguments(int argc, char** argv, arguments& out) {
+    bool have_replica = false, have_replicas = false, have_cluster = false;
+    for (int i = 1; i < argc; i++) {
+        const std::string_view flag = argv[i];
+        if (flag == "--help" || flag == "-h") {
+            usage(stdout);
+            return 0;
+        }
+        if (flag == "--recovering") {
+            out.recovering = true;
+            continue;
+        }
+        if (flag != "--replica" && flag != "--replicas" && flag != "--cluster" && flag != "--log-level") {
+            std::fprintf(stderr, "kv-server: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return kv::cli::exit_usage;
+        }
+        if (i + 1 >= argc) {
+            std::fprintf(stderr, "kv-server: %s needs a value\n", argv[i]);
+            return kv::cli::exit_usage;
+        }
+        const std::string_view value = argv[++i];
+        if (flag == "--replica") {
+            if (!kv::cli::parse_u64(value, 0, vsr::replicas_max - 1, out.replica)) {
+                std::fprintf(stderr, "kv-server: --replica must be a number 0..%zu, got '%s'\n",
+                             vsr::replicas_max - 1, argv[i]);
+                return kv::cli::exit_usage;
+            }
+            have_replica = true;
+        } else if (flag == "--replicas") {
+            std::string error;
+            if (!kv::cli::parse_replicas(value, out.replicas, error)) {
+                std::fprintf(stderr, "kv-server: --replicas: %s\n", error.c_str());
+                return kv::cli::exit_usage;
+            }
+            have_replicas = true;
+        } else if (flag == "--cluster") {
+            if (!kv::cli::parse_u64(value, 0, UINT32_MAX, out.cluster)) {
+                std::fprintf(stderr, "kv-server: --cluster must be a number 0..4294967295, got '%s'\n", argv[i]);
+                return kv::cli::exit_usage;
+            }
+            have_cluster = true;
+        } else {
+            if (value == "debug") log_threshold = level::debug;
+            else if (value == "info") log_threshold = level::info;
+            else if (value == "warn") log_threshold = level::warn;
+            else {
+                std::fprintf(stderr, "kv-server: --log-level must be debug, info or warn, got '%s'\n", argv[i]);
+                return kv::cli::exit_usage;
+            }
+        }
+    }
+    if (!have_replica || !have_replicas || !have_cluster) {
+        std::fprintf(stderr, "kv-server: --replica, --replicas and --cluster are required\n");
+        usage(stderr);
+        return kv::cli::exit_usage;
+    }
+    if (out.replica >= out.replicas.size()) {
+        std::fprintf(stderr, "kv-server: --replica %llu is not an index into the %zu --replicas\n",
+                     static_cast<unsigned long long>(out.replica), out.replicas.size());
+        return kv::cli::exit_usage;
+    }
+    return -1;
+}
+
+std::uint64_t random_seed() {
+    std::random_device device;  // /dev/urandom (or getrandom) on Linux
+    return (std::uint64_t{device()} << 32) ^ device();
+}
+
+struct server {
+    platform::event_loop& loop;
+    replica_type* replica = nullptr;
+    platform::tcp_message_bus* bus = nullptr;
+    platform::completion tick_completion;
+    bool tick_pending = false;
+    std::uint64_t tick_ns = 0;
+    std::uint64_t next_report_ns = 0;
+    vsr::replica_status last_status = vsr::replica_status::normal;
+    std::uint64_t last_view = 0;
+    bool last_primary = false;
+    std::size_t last_connected = 0;
+
+    explicit server(platform::event_loop& l) : loop(l) {}
+
+    void start_tick() {
+        tick_completion.callback = &on_tick;
+        tick_completion.context = this;
+        tick_pending = true;
+        loop.timeout(tick_ns, tick_completion);
+    }
+
+    static void on_tick(platform::completion& c) {
+        auto* self = static_cast<server*>(c.context);
+        self->tick_pending = false;
+        if (c.error == platform::io_error::cancelled || stop_signal != 0) return;
+        self->replica->tick();
+        self->observe();
+        self->start_tick();
+    }
+
+    void observe() {
+        if (replica->status() != last_status || replica->view() != last_view || replica->is_primary() != last_primary) {
+            log(level::info, "status %s -> %s view %llu -> %llu role %s op=%llu commit=%llu",
+                vsr::to_string(last_status), vsr::to_string(replica->status()),
+                static_cast<unsigned long long>(last_view), static_cast<unsigned long long>(replica->view()),
+                replica->is_primary() ? "primary" : "backup", static_cast<unsigned long long>(replica->op()),
+                static_cast<unsigned long long>(replica->commit()));
+            last_status = replica->status();
+            last_view = replica->view();
+            last_primary = replica->is_primary();
+        }
+        const std::size_t connected = bus->status().connected_replicas.size();
+        if (connected != last_connected) {
+            log(level::debug, "connected replica peers %zu -> %zu", last_connected, connected);
+            last_connected = connected;
+        }
+        const std::uint64_t now = loop.monotonic_ns();
+        if (now >= next_report_ns) {
+            next_report_ns = now + 10'000'000'000ULL;
+            report();
+        }
+    }
+
+    void report() {
+        const vsr::replica_counters& r = replica->counters();
+        const platform::tcp_bus_counters& b = bus->counters();
+        const platform::tcp_bus_status s = bus->status();
+        log(level::info,
+            "counters status=%s view=%llu op=%llu commit=%llu executed=%llu ops_executed=%llu "
+            "view_changes_started=%llu recoveries=%llu dropped_not_primary=%llu dropped_queue_full=%llu "
+            "peers=%zu clients=%zu bus_sent=%llu bus_received=%llu keepalives_sent=%llu keepalives_received=%llu "
+            "bus_closed=%llu bus_dropped_not_connected=%llu bus_dropped_queue_full=%llu",
+            vsr::to_string(replica->status()), static_cast<unsigned long long>(replica->view()),
+            static_cast<unsigned long long>(replica->op()), static_cast<unsigned long long>(replica->commit()),
+            static_cast<unsigned long long>(replica->commit_executed()),
+            static_cast<unsigned long long>(r.ops_executed), static_cast<unsigned long long>(r.view_changes_started),
+            static_cast<unsigned long long>(r.recoveries_completed),
+            static_cast<unsigned long long>(r.dropped_not_primary),
+            static_cast<unsigned long long>(r.dropped_request_queue_full), s.connected_replicas.size(),
+            s.client_connections, static_cast<unsigned long long>(b.messages_sent),
+            static_cast<unsigned long long>(b.messages_received), static_cast<unsigned long long>(b.keepalives_sent),
+            static_cast<unsigned long long>(b.keepalives_received), static_cast<unsigned long long>(b.closed_total()),
+            static_cast<unsigned long long>(b.dropped_not_connected),
+            static_cast<unsigned long long>(b.dropped_queue_full));
+    }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::setvbuf(stderr, nullptr, _IOLBF, 0);
+    arguments args;
+    if (const int code = parse_arguments(argc, argv, args); code >= 0) return code;
+    log_replica = static_cast<int>(args.replica);
+
+    struct sigaction action {};
+    action.sa_handler = &on_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, nullptr);
+    sigaction(SIGINT, &action, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    vsr::config cfg;
+    cfg.cluster = static_cast<std::uint32_t>(args.cluster);
+    cfg.replica_count = static_cast<std::uint8_t>(args.replicas.size());
+    if (!cfg.valid()) {
+        log(level::warn, "invalid configuration");
+        return kv::cli::exit_usage;
+    }
+
+    platform::event_loop loop;
+    std::string error;
+    if (!loop.open(error)) {
+        log(level::warn, "event loop: %s", error.c_str());
+        return 1;
+    }
+
+    const std::uint64_t seed = random_seed();
+    server srv(loop);
+    replica_type* replica_pointer = nullptr;
+    platform::tcp_bus_options options;
+    options.cluster = cfg.cluster;
+    options.replica_addresses = args.replicas;
+    options.role = platform::bus_role::replica;
+    options.replica_index = static_cast<std::uint8_t>(args.replica);
+    options.message_size_max = cfg.message_size_max;
+    options.random_seed = seed ^ 0x5bd1e995;
+    options.on_message = [&replica_pointer](std::span<const std::uint8_t> message) {
+        if (replica_pointer != nullptr) replica_pointer->on_message(message);
+    };
+    auto bus = std::make_unique<platform::tcp_message_bus>(loop, std::move(options));
+    platform::io_error io = platform::io_error::none;
+    if (!bus->start(io)) {
+        log(level::warn, "cannot listen on %s: %s", platform::to_string(args.replicas[args.replica]).c_str(),
+            std::string(platform::to_string(io)).c_str());
+        return 1;
+    }
+
+    platform::real_time time;
+    vsr::xoshiro256 random(seed);
+    auto replica = std::make_unique<replica_type>(cfg, static_cast<std::uint8_t>(args.replica), *bus, time, random,
+                                                  args.recovering);
+    replica_pointer = replica.get();
+    log(level::info, "started: listening on %s, %u replicas, cluster %u, %s, tick %u ms",
+        platform::to_string(args.replicas[args.replica]).c_str(), unsigned{cfg.replica_count}, cfg.cluster,
+        args.recovering ? "recovering" : "fresh", cfg.tick_ms);
+
+    srv.replica = replica.get();
+    srv.bus = bus.get();
+    srv.tick_ns = std::uint64_t{cfg.tick_ms} * 1'000'000;
+    srv.last_status = replica->status();
+    srv.last_view = replica->view();
+    srv.last_primary = replica->is_primary();
+    srv.next_report_ns = loop.monotonic_ns() + 10'000'000'000ULL;
+    srv.start_tick();
+
+    while (stop_signal == 0) loop.run_once(srv.tick_ns);
+
+    log(level::info, "signal %d: shutting down", static_cast<int>(stop_signal));
+    srv.report();
+    if (srv.tick_pending) loop.cancel(srv.tick_completion);
+    for (int i = 0; i < 1000 && srv.tick_pending; i++) loop.run_once(0);
+    replica_pointer = nullptr;
+    bus->shutdown();
+    bus.reset();  // runs the loop until the bus's completions are back
+    replica.reset();
+    log(level::info, "stopped");
+    return 0;
+}
