@@ -73,6 +73,7 @@ struct replica_counters {
     std::uint64_t prepares_resent = 0;
     std::uint64_t recoveries_completed = 0;
     std::uint64_t ops_executed = 0;
+    std::uint64_t status_requests_answered = 0;
 };
 
 /// A timeout counted in ticks.
@@ -173,6 +174,7 @@ public:
             case command::recovery_response: on_recovery_response(h, body); break;
             case command::get_state: on_get_state(h); break;
             case command::new_state: on_new_state(h, body); break;
+            case command::status_request: on_status_request(h); break;
             default: ++counters_.dropped_misaddressed; break;
         }
     }
@@ -228,8 +230,8 @@ private:
 
     bool addressed_correctly(const header& h) const noexcept {
         if (h.target != index_) return false;
-        if (h.cmd == command::request) return h.sender == address_client;
-        if (h.cmd == command::reply || h.cmd == command::eviction) return false;
+        if (h.cmd == command::request || h.cmd == command::status_request) return h.sender == address_client;
+        if (h.cmd == command::reply || h.cmd == command::eviction || h.cmd == command::status_reply) return false;
         return h.sender < config_.replica_count && h.sender != index_;
     }
 
@@ -645,6 +647,29 @@ private:
         h.status = static_cast<std::uint8_t>(reply_status::session_evicted);
         encode_message(h, {}, send_buffer_);
         bus_.send_to_client(client_id, send_buffer_);
+    }
+
+    // ---- status (read-only introspection, answered in every status) ----
+
+    void on_status_request(const header& h) {
+        status_body s;
+        s.status = static_cast<std::uint8_t>(status_);
+        s.replica = index_;
+        s.is_primary = is_primary() ? 1 : 0;
+        s.syncing = sync_.active ? 1 : 0;
+        s.view = view_;
+        s.last_normal_view = last_normal_view_;
+        s.op = log_.op();
+        s.commit = commit_max_;
+        s.commit_executed = commit_executed_;
+        s.clients = clients_.size();
+        std::array<std::uint8_t, status_body_size> body{};
+        encode_status_body(s, body);
+        header reply = make_header(command::status_reply, address_client);
+        reply.client_id = h.client_id;
+        encode_message(reply, body, send_buffer_);
+        bus_.send_to_client(h.client_id, send_buffer_);
+        ++counters_.status_requests_answered;
     }
 
     // ---- view change ----

@@ -54,8 +54,10 @@ enum class command : std::uint8_t {
     get_state = 12,        // lagging replica -> any. op: the op it holds up to
     new_state = 13,        // -> lagging replica. body: committed log suffix
     eviction = 14,         // primary -> client whose session was evicted
+    status_request = 15,   // client -> any replica (target). client_id: where to answer
+    status_reply = 16,     // replica -> client. body: status_body (see below)
 };
-inline constexpr std::uint8_t command_max = 14;
+inline constexpr std::uint8_t command_max = 16;
 
 enum class request_kind : std::uint8_t { operation = 0, register_session = 1 };
 
@@ -85,6 +87,40 @@ struct header {
     std::uint64_t session = 0;
     std::uint64_t request_number = 0;
     std::uint64_t extra = 0;
+};
+
+// ---- status_request / status_reply ----------------------------------------------------------
+//
+// Any replica answers a status_request (sender address_client, target its index, client_id
+// chosen by the asker) with one status_reply to that client_id, whatever its own status. It is
+// read-only introspection: it changes no protocol state. The reply header carries the replica's
+// view, op and commit like every replica message; the body is this fixed 56-byte struct:
+//
+//   offset size field
+//        0    1 status            replica_status: 0 normal, 1 view_change, 2 recovering
+//        1    1 replica           the answering replica's index
+//        2    1 is_primary        1 if it is the primary of its view (even if not normal)
+//        3    1 syncing           1 while it fetches committed entries (state transfer)
+//        4    4 reserved          0
+//        8    8 view
+//       16    8 last_normal_view
+//       24    8 op                highest op in its log
+//       32    8 commit            highest op it knows to be committed
+//       40    8 commit_executed   highest op applied to its state machine
+//       48    8 clients           sessions in its client table
+inline constexpr std::size_t status_body_size = 56;
+
+struct status_body {
+    std::uint8_t status = 0;
+    std::uint8_t replica = 0;
+    std::uint8_t is_primary = 0;
+    std::uint8_t syncing = 0;
+    std::uint64_t view = 0;
+    std::uint64_t last_normal_view = 0;
+    std::uint64_t op = 0;
+    std::uint64_t commit = 0;
+    std::uint64_t commit_executed = 0;
+    std::uint64_t clients = 0;
 };
 
 // ---- little-endian primitives ---------------------------------------------------------------
@@ -299,5 +335,39 @@ private:
     }
     std::vector<std::uint8_t>& out_;
 };
+
+// ---- status body codec -----------------------------------------------------------------------
+
+inline void encode_status_body(const status_body& s, std::array<std::uint8_t, status_body_size>& out) noexcept {
+    out.fill(0);
+    out[0] = s.status;
+    out[1] = s.replica;
+    out[2] = s.is_primary;
+    out[3] = s.syncing;
+    store_le64(out.data() + 8, s.view);
+    store_le64(out.data() + 16, s.last_normal_view);
+    store_le64(out.data() + 24, s.op);
+    store_le64(out.data() + 32, s.commit);
+    store_le64(out.data() + 40, s.commit_executed);
+    store_le64(out.data() + 48, s.clients);
+}
+
+/// False unless the body has exactly status_body_size bytes and reserved bytes are 0.
+inline bool decode_status_body(std::span<const std::uint8_t> body, status_body& out) noexcept {
+    if (body.size() != status_body_size) return false;
+    const std::uint8_t* p = body.data();
+    if (load_le32(p + 4) != 0) return false;
+    out.status = p[0];
+    out.replica = p[1];
+    out.is_primary = p[2];
+    out.syncing = p[3];
+    out.view = load_le64(p + 8);
+    out.last_normal_view = load_le64(p + 16);
+    out.op = load_le64(p + 24);
+    out.commit = load_le64(p + 32);
+    out.commit_executed = load_le64(p + 40);
+    out.clients = load_le64(p + 48);
+    return true;
+}
 
 }  // namespace vsr
