@@ -3,14 +3,18 @@
 //   kv-client --replicas host:port,... --cluster ID [--timeout-ms MS] COMMAND
 //     put KEY VALUE | get KEY | del KEY | cas KEY EXPECTED NEW
 //     bench [--concurrency N] [--requests R] [--value-size B]
+//     status
 //
 // Exit codes: 0 success; 1 the operation ran but did not succeed (get/del: not found, cas:
 // mismatch); 2 bad arguments; 3 the operation failed (timeout: outcome unknown; too large; log
-// full; session evicted; invalid).
+// full; session evicted; invalid). status: 0 if at least one replica answered, else 3.
 #include <signal.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
+#include <iterator>
+#include <span>
 #include <memory>
 #include <random>
 #include <string>
@@ -41,8 +45,9 @@ void usage(std::FILE* out) {
                  "  del KEY                 'not found' and exit 1 if absent\n"
                  "  cas KEY EXPECTED NEW    'mismatch' and exit 1 if the value is not EXPECTED\n"
                  "  bench [--concurrency N] [--requests R] [--value-size B]\n"
+                 "  status                  one line per replica: status, role, view, op, commit\n"
                  "options:\n"
-                 "  --timeout-ms MS         deadline per operation (default 5000)\n"
+                 "  --timeout-ms MS         deadline per operation, or for all status answers (default 5000)\n"
                  "exit codes: 0 ok, 1 not found / mismatch, 2 usage, 3 failed (timeout, too large...)\n");
 }
 
@@ -123,6 +128,7 @@ int parse_arguments(int argc, char** argv, arguments& out) {
     if (name == "get") return expect(1, "get KEY") ? -1 : kv::cli::exit_usage;
     if (name == "del") return expect(1, "del KEY") ? -1 : kv::cli::exit_usage;
     if (name == "cas") return expect(3, "cas KEY EXPECTED NEW") ? -1 : kv::cli::exit_usage;
+    if (name == "status") return expect(0, "status") ? -1 : kv::cli::exit_usage;
     if (name == "bench") {
         for (std::size_t j = 1; j < out.command.size(); j++) {
             const std::string& flag = out.command[j];
@@ -165,6 +171,9 @@ struct session {
     platform::completion tick_completion;
     bool tick_pending = false;
     std::size_t replica_count = 0;
+    std::uint64_t process_id = 0;
+    /// Receives status_reply messages (which the VSR client does not take).
+    std::function<void(const vsr::header&, std::span<const std::uint8_t>)> on_status_reply;
 
     bool open(const arguments& args, std::uint32_t sessions) {
         std::string error;
@@ -178,10 +187,17 @@ struct session {
         options.cluster = static_cast<std::uint32_t>(args.cluster);
         options.replica_addresses = args.replicas;
         options.role = platform::bus_role::client;
-        options.client_process_id = seed | 1;
+        process_id = seed | 1;
+        options.client_process_id = process_id;
         options.random_seed = seed ^ 0x9e3779b97f4a7c15ULL;
         options.send_queue_messages_max = std::max<std::size_t>(256, 2 * std::size_t{sessions});
         options.on_message = [this](std::span<const std::uint8_t> message) {
+            // The bus delivers whole, checked messages only.
+            if (message.size() >= vsr::header_size &&
+                message[10] == static_cast<std::uint8_t>(vsr::command::status_reply)) {
+                if (on_status_reply) on_status_reply(vsr::decode_header_fields(message.data()), vsr::message_body(message));
+                return;
+            }
             if (client) client->on_message(message);
         };
         bus = std::make_unique<platform::tcp_message_bus>(loop, std::move(options));
@@ -319,6 +335,66 @@ int run_command(const arguments& args) {
     return code;
 }
 
+/// Asks every replica for its status (resending every 200 ms until it answers or the timeout)
+/// and prints one line per replica.
+int run_status(const arguments& args) {
+    session s;
+    if (!s.open(args, 1)) return exit_failed;
+    const std::size_t count = args.replicas.size();
+    std::vector<bool> answered(count, false);
+    std::vector<vsr::status_body> bodies(count);
+    std::size_t answers = 0;
+    const std::uint64_t asker = s.process_id;
+    s.on_status_reply = [&](const vsr::header& h, std::span<const std::uint8_t> body) {
+        vsr::status_body b;
+        if (h.client_id != asker || h.sender >= count || answered[h.sender]) return;
+        if (!vsr::decode_status_body(body, b) || b.replica != h.sender) return;
+        answered[h.sender] = true;
+        bodies[h.sender] = b;
+        answers++;
+    };
+    std::vector<std::uint8_t> message;
+    const auto ask_missing = [&] {
+        for (std::size_t r = 0; r < count; r++) {
+            if (answered[r]) continue;
+            vsr::header h;
+            h.cmd = vsr::command::status_request;
+            h.sender = vsr::address_client;
+            h.target = static_cast<std::uint8_t>(r);
+            h.cluster = static_cast<std::uint32_t>(args.cluster);
+            h.client_id = asker;
+            vsr::encode_message(h, {}, message);
+            s.bus->send_to_replica(static_cast<std::uint8_t>(r), message);
+        }
+    };
+    const std::uint64_t deadline = s.loop.monotonic_ns() + args.timeout_ms * ms;
+    s.wait_connected(std::min<std::uint64_t>(300, args.timeout_ms) * ms);
+    std::uint64_t next_ask = 0;
+    while (answers < count && s.loop.monotonic_ns() < deadline) {
+        if (s.loop.monotonic_ns() >= next_ask) {
+            ask_missing();
+            next_ask = s.loop.monotonic_ns() + 200 * ms;
+        }
+        s.loop.run_once(5 * ms);
+    }
+    s.close();
+    for (std::size_t r = 0; r < count; r++) {
+        if (!answered[r]) {
+            std::printf("replica=%zu unreachable\n", r);
+            continue;
+        }
+        const vsr::status_body& b = bodies[r];
+        // Values of vsr::replica_status (wire.hpp, status_body).
+        constexpr const char* names[] = {"normal", "view_change", "recovering"};
+        const char* status = b.status < std::size(names) ? names[b.status] : "unknown";
+        std::printf("replica=%zu status=%s role=%s view=%llu op=%llu commit=%llu executed=%llu%s\n", r, status,
+                    b.is_primary != 0 ? "primary" : "backup", static_cast<unsigned long long>(b.view),
+                    static_cast<unsigned long long>(b.op), static_cast<unsigned long long>(b.commit),
+                    static_cast<unsigned long long>(b.commit_executed), b.syncing != 0 ? " syncing" : "");
+    }
+    return answers > 0 ? 0 : exit_failed;
+}
+
 struct bench_state {
     session* s = nullptr;
     std::uint64_t requests = 0;
@@ -390,5 +466,6 @@ int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);
     arguments args;
     if (const int code = parse_arguments(argc, argv, args); code >= 0) return code;
+    if (args.command[0] == "status") return run_status(args);
     return args.command[0] == "bench" ? run_bench(args) : run_command(args);
 }
