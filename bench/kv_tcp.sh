@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# KV over TCP on loopback: three kv-server processes and `kv-client bench` at several
+# concurrencies. Prints one row per concurrency: ops/s and p50/p99 latency (microseconds).
+#
+#   bench/kv_tcp.sh [BUILD_DIR]        (default: build)
+#
+# Environment: CONCURRENCIES (default "1 16 256"), REQUESTS (default 20000),
+# REQUESTS_C1 (requests at concurrency 1, default 5000), VALUE_SIZE (default 100).
+# Not a meson test. Every server is killed on exit.
+set -u
+
+build=${1:-build}
+server=$build/examples/kv/kv-server
+client=$build/examples/kv/kv-client
+[ -x "$server" ] && [ -x "$client" ] || { echo "kv-server/kv-client not found under $build" >&2; exit 2; }
+concurrencies=${CONCURRENCIES:-"1 16 256"}
+requests=${REQUESTS:-20000}
+requests_c1=${REQUESTS_C1:-5000}
+value_size=${VALUE_SIZE:-100}
+cluster=$((RANDOM + 1))
+work=$(mktemp -d "${TMPDIR:-/tmp}/kv_tcp.XXXXXX")
+pids=()
+
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Three free ports: a random base, retried while any server fails to listen.
+started=0
+for attempt in 1 2 3 4 5 6 7 8; do
+    base=$((20000 + (RANDOM % 20000) * 2))
+    replicas="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
+    pids=()
+    for i in 0 1 2; do
+        "$server" --replica "$i" --replicas "$replicas" --cluster "$cluster" --log-level warn \
+            >"$work/replica$i.log" 2>&1 &
+        pids+=("$!")
+    done
+    sleep 0.3
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+    if [ "$alive" -eq 3 ]; then started=1; break; fi
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+done
+[ "$started" -eq 1 ] || { echo "could not start three replicas" >&2; exit 1; }
+
+kv() { timeout 300 "$client" --replicas "$replicas" --cluster "$cluster" "$@"; }
+kv put warmup 1 >/dev/null || { echo "cluster not answering" >&2; exit 1; }
+
+echo "replicas $replicas, value size $value_size"
+printf '%12s %10s %10s %12s %10s %10s %8s\n' concurrency requests failed ops/s p50_us p99_us max_us
+status=0
+for c in $concurrencies; do
+    n=$requests
+    [ "$c" -eq 1 ] && n=$requests_c1
+    out=$(kv bench --concurrency "$c" --requests "$n" --value-size "$value_size") || status=1
+    failed=$(echo "$out" | sed -n 's/.* failed \([0-9]*\) .*/\1/p')
+    ops=$(echo "$out" | sed -n 's/.*, \([0-9]*\) ops\/s/\1/p')
+    p50=$(echo "$out" | sed -n 's/.*p50 \([0-9]*\).*/\1/p')
+    p99=$(echo "$out" | sed -n 's/.*p99 \([0-9]*\).*/\1/p')
+    max=$(echo "$out" | sed -n 's/.*max \([0-9]*\).*/\1/p')
+    printf '%12s %10s %10s %12s %10s %10s %8s\n' "$c" "$n" "${failed:-?}" "${ops:-?}" "${p50:-?}" "${p99:-?}" "${max:-?}"
+done
+exit $status
