@@ -2,7 +2,7 @@
 //
 //   kv-client --replicas host:port,... --cluster ID [--timeout-ms MS] COMMAND
 //     put KEY VALUE | get KEY | del KEY | cas KEY EXPECTED NEW
-//     bench [--concurrency N] [--requests R] [--value-size B]
+//     bench [--concurrency N] [--requests R] [--value-size B] [--slow-ms MS]
 //     status
 //
 // Exit codes: 0 success; 1 the operation ran but did not succeed (get/del: not found, cas:
@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <iterator>
@@ -44,7 +45,9 @@ void usage(std::FILE* out) {
                  "  get KEY                 prints the value; 'not found' and exit 1 if absent\n"
                  "  del KEY                 'not found' and exit 1 if absent\n"
                  "  cas KEY EXPECTED NEW    'mismatch' and exit 1 if the value is not EXPECTED\n"
-                 "  bench [--concurrency N] [--requests R] [--value-size B]\n"
+                 "  bench [--concurrency N] [--requests R] [--value-size B] [--slow-ms MS]\n"
+                 "                          --slow-ms: print each request slower than MS at once\n"
+                 "                          (wall-clock start/end, ns since the epoch)\n"
                  "  status                  one line per replica: status, role, view, op, commit\n"
                  "options:\n"
                  "  --timeout-ms MS         deadline per operation, or for all status answers (default 5000)\n"
@@ -59,6 +62,7 @@ struct arguments {
     std::uint64_t concurrency = 16;
     std::uint64_t requests = 10000;
     std::uint64_t value_size = 100;
+    std::uint64_t slow_ms = 0;  // 0: off
 };
 
 std::uint64_t random_seed() {
@@ -135,6 +139,7 @@ int parse_arguments(int argc, char** argv, arguments& out) {
             std::uint64_t* target = flag == "--concurrency" ? &out.concurrency
                                     : flag == "--requests"  ? &out.requests
                                     : flag == "--value-size" ? &out.value_size
+                                    : flag == "--slow-ms"   ? &out.slow_ms
                                                              : nullptr;
             if (target == nullptr) {
                 std::fprintf(stderr, "kv-client: bench: unknown option '%s'\n", flag.c_str());
@@ -147,6 +152,7 @@ int parse_arguments(int argc, char** argv, arguments& out) {
             const std::uint64_t min = flag == "--value-size" ? 0 : 1;
             const std::uint64_t max = flag == "--concurrency" ? 1024
                                       : flag == "--requests" ? 100'000'000
+                                      : flag == "--slow-ms"  ? 3'600'000
                                                              : kv::value_size_max;
             if (!kv::cli::parse_u64(out.command[++j], min, max, *target)) {
                 std::fprintf(stderr, "kv-client: bench: %s must be a number %llu..%llu, got '%s'\n", flag.c_str(),
@@ -404,6 +410,13 @@ struct bench_state {
     std::string value;
     std::vector<std::uint64_t> latencies_ns;
     std::vector<std::uint8_t> operation;
+    std::uint64_t slow_ns = 0;  // 0: off
+
+    static std::uint64_t wall_ns() {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+    }
 
     void submit_next() {
         if (submitted >= requests) return;
@@ -412,12 +425,20 @@ struct bench_state {
         kv::operation op{.op_kind = kv::kind::put, .key = key, .value = value, .expected = {}};
         kv::encode_operation(op, operation);
         const std::uint64_t start = s->loop.monotonic_ns();
-        const auto error = s->client->submit(operation, [this, start](const vsr::client_result& result) {
+        const std::uint64_t start_wall = slow_ns != 0 ? wall_ns() : 0;
+        const auto error = s->client->submit(operation, [this, start, start_wall](const vsr::client_result& result) {
             completed++;
+            const std::uint64_t latency = s->loop.monotonic_ns() - start;
             if (result.status == vsr::result_status::ok) {
-                latencies_ns.push_back(s->loop.monotonic_ns() - start);
+                latencies_ns.push_back(latency);
             } else {
                 failed++;
+            }
+            if (slow_ns != 0 && latency >= slow_ns) {
+                std::printf("slow request: start_ns %llu end_ns %llu latency_us %llu status %s\n",
+                            static_cast<unsigned long long>(start_wall), static_cast<unsigned long long>(wall_ns()),
+                            static_cast<unsigned long long>(latency / 1000), vsr::to_string(result.status));
+                std::fflush(stdout);
             }
             submit_next();
         });
@@ -436,6 +457,7 @@ int run_bench(const arguments& args) {
     b.s = &s;
     b.requests = args.requests;
     b.value.assign(args.value_size, 'v');
+    b.slow_ns = args.slow_ms * ms;
     b.latencies_ns.reserve(args.requests);
     const std::uint64_t start = s.loop.monotonic_ns();
     for (std::uint64_t i = 0; i < args.concurrency; i++) b.submit_next();
