@@ -22,12 +22,20 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/failover.XXXXXX")
 pids=()
 probe=""
 
+# Children are disowned (so bash prints no "Killed" notices); kill_wait polls until one is gone.
+kill_wait() {
+    local tries=0
+    kill -9 "$1" 2>/dev/null
+    while kill -0 "$1" 2>/dev/null && [ "$tries" -lt 200 ]; do
+        sleep 0.01
+        tries=$((tries + 1))
+    done
+}
 stop_all() {
-    [ -n "$probe" ] && kill -9 "$probe" 2>/dev/null
+    [ -n "$probe" ] && kill_wait "$probe"
     probe=""
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do kill_wait "$p"; done
     pids=()
-    wait 2>/dev/null
 }
 cleanup() {
     stop_all
@@ -49,6 +57,7 @@ start_cluster() {
                 >"$work/replica$i.log" 2>&1 &
             pid[$i]=$!
             pids+=("$!")
+            disown "$!"
         done
         sleep 0.3
         alive=0
@@ -71,10 +80,10 @@ for run in $(seq 1 "$runs"); do
     timeout 60 "$client" --replicas "$replicas" --cluster "$cluster" --timeout-ms 10000 \
         bench --concurrency 1 --requests 100000000 --value-size 16 --slow-ms 50 >"$work/probe.out" 2>&1 &
     probe=$!
+    disown "$probe"
     sleep 0.5  # the probe is connected and putting
     kill_ns=$(date +%s%N)
     kill -9 "${pid[$primary]}"
-    wait "${pid[$primary]}" 2>/dev/null
     ms=""
     deadline=$((kill_ns + 30000000000))
     while [ "$(date +%s%N)" -lt "$deadline" ]; do
