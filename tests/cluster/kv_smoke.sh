@@ -11,44 +11,7 @@ set -u
 
 server=$1
 client=$2
-cluster=$((RANDOM + 1))
-work=$(mktemp -d "${TMPDIR:-/tmp}/kv_smoke.XXXXXX")
-pids=()
-
-cleanup() {
-    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*"
-    for log in "$work"/*.log; do
-        [ -f "$log" ] || continue
-        echo "---- $log"
-        tail -n 30 "$log"
-    done
-    exit 1
-}
-
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
-# start_replica INDEX [--recovering]: starts one server; its pid goes to pid[INDEX].
-declare -a pid
-start_replica() {
-    local index=$1
-    shift
-    "$server" --replica "$index" --replicas "$replicas" --cluster "$cluster" --log-level debug "$@" \
-        >>"$work/replica$index.log" 2>&1 &
-    pid[$index]=$!
-    pids+=("$!")
-}
-
-kv() { timeout 30 "$client" --replicas "$replicas" --cluster "$cluster" "$@"; }
-
-# primary_of STATUS_OUTPUT: the index of the one normal primary, or nothing.
-primary_of() { echo "$1" | sed -n 's/^replica=\([0-9]*\) status=normal role=primary .*/\1/p'; }
+source "$(dirname "$0")/lib.sh"
 
 # Strict flags: bad input gives exit code 2, not a crash.
 "$server" --replica x --replicas 127.0.0.1:1 --cluster 1 >/dev/null 2>&1
@@ -62,26 +25,8 @@ primary_of() { echo "$1" | sed -n 's/^replica=\([0-9]*\) status=normal role=prim
 "$client" --replicas 127.0.0.1:1 --cluster 1 put onlykey >/dev/null 2>&1
 [ $? -eq 2 ] || fail "kv-client put without a value should exit 2"
 
-# Pick three free ports: a random high base, retried if any replica cannot listen.
-started=0
-for attempt in 1 2 3 4 5 6 7 8; do
-    base=$((20000 + (RANDOM % 20000) * 2))
-    replicas="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
-    rm -f "$work"/*.log
-    for i in 0 1 2; do start_replica "$i"; done
-    sleep 0.3
-    alive=0
-    for i in 0 1 2; do kill -0 "${pid[$i]}" 2>/dev/null && alive=$((alive + 1)); done
-    if [ "$alive" -eq 3 ]; then
-        started=1
-        break
-    fi
-    echo "attempt $attempt: ports from $base busy, retrying"
-    for i in 0 1 2; do kill -9 "${pid[$i]}" 2>/dev/null; done
-    wait 2>/dev/null
-done
-[ "$started" -eq 1 ] || fail "could not start three replicas"
-echo "replicas: $replicas cluster $cluster"
+start_cluster
+
 
 out=$(kv put greeting hello) || fail "put failed: $out"
 [ "$out" = "OK" ] || fail "put printed '$out'"
