@@ -159,9 +159,18 @@ struct server {
     vsr::replica_status last_status = vsr::replica_status::normal;
     std::uint64_t last_view = 0;
     bool last_primary = false;
-    std::size_t last_connected = 0;
+    std::vector<std::uint8_t> last_peers;  // connected replica peers, as last logged
 
     explicit server(platform::event_loop& l) : loop(l) {}
+
+    static std::string join(const std::vector<std::uint8_t>& indices) {
+        std::string text;
+        for (const std::uint8_t index : indices) {
+            if (!text.empty()) text += ',';
+            text += std::to_string(index);
+        }
+        return text;
+    }
 
     void start_tick() {
         tick_completion.callback = &on_tick;
@@ -190,10 +199,10 @@ struct server {
             last_view = replica->view();
             last_primary = replica->is_primary();
         }
-        const std::size_t connected = bus->status().connected_replicas.size();
-        if (connected != last_connected) {
-            log(level::debug, "connected replica peers %zu -> %zu", last_connected, connected);
-            last_connected = connected;
+        std::vector<std::uint8_t> peers = bus->status().connected_replicas;
+        if (peers != last_peers) {
+            log(level::info, "connected replica peers: [%s] (was [%s])", join(peers).c_str(), join(last_peers).c_str());
+            last_peers = std::move(peers);
         }
         const std::uint64_t now = loop.monotonic_ns();
         if (now >= next_report_ns) {
