@@ -18,72 +18,31 @@ build=${2:-build}
 server=$build/examples/kv/kv-server
 client=$build/examples/kv/kv-client
 [ -x "$server" ] && [ -x "$client" ] || { echo "kv-server/kv-client not found under $build" >&2; exit 2; }
-work=$(mktemp -d "${TMPDIR:-/tmp}/failover.XXXXXX")
-pids=()
+LOG_LEVEL=warn
+source "$(dirname "$0")/../tests/cluster/lib.sh"
 probe=""
 
-# Children are disowned (so bash prints no "Killed" notices); kill_wait polls until one is gone.
-kill_wait() {
-    local tries=0
-    kill -9 "$1" 2>/dev/null
-    while kill -0 "$1" 2>/dev/null && [ "$tries" -lt 200 ]; do
-        sleep 0.01
-        tries=$((tries + 1))
-    done
-}
 stop_all() {
-    [ -n "$probe" ] && kill_wait "$probe"
+    [ -n "$probe" ] && kill -9 "$probe" 2>/dev/null && wait "$probe" 2>/dev/null
     probe=""
-    for p in "${pids[@]}"; do kill_wait "$p"; done
-    pids=()
+    stop_cluster
 }
-cleanup() {
-    stop_all
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# start_cluster: three servers on a random free port range; sets replicas, cluster, pid[].
-declare -a pid
-start_cluster() {
-    local attempt base alive i
-    for attempt in 1 2 3 4 5 6 7 8; do
-        base=$((20000 + (RANDOM % 20000) * 2))
-        cluster=$((RANDOM + 1))
-        replicas="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
-        pids=()
-        for i in 0 1 2; do
-            "$server" --replica "$i" --replicas "$replicas" --cluster "$cluster" --log-level warn \
-                >"$work/replica$i.log" 2>&1 &
-            pid[$i]=$!
-            pids+=("$!")
-            disown "$!"
-        done
-        sleep 0.3
-        alive=0
-        for i in 0 1 2; do kill -0 "${pid[$i]}" 2>/dev/null && alive=$((alive + 1)); done
-        [ "$alive" -eq 3 ] && return 0
-        stop_all
-    done
-    return 1
-}
-
-kv() { timeout 30 "$client" --replicas "$replicas" --cluster "$cluster" "$@"; }
+trap 'stop_all; cleanup' EXIT
 
 results=()
 for run in $(seq 1 "$runs"); do
-    start_cluster || { echo "run $run: could not start three replicas" >&2; exit 1; }
+    start_cluster >/dev/null
     for k in 1 2 3; do kv put "key$k" "value$k" >/dev/null || { echo "run $run: put failed" >&2; exit 1; }; done
     status=$(kv --timeout-ms 2000 status)
-    primary=$(echo "$status" | sed -n 's/^replica=\([0-9]*\) status=normal role=primary .*/\1/p')
+    primary=$(primary_of "$status")
     [ -n "$primary" ] || { echo "run $run: no primary in status:"; echo "$status"; exit 1; } >&2
     timeout 60 "$client" --replicas "$replicas" --cluster "$cluster" --timeout-ms 10000 \
         bench --concurrency 1 --requests 100000000 --value-size 16 --slow-ms 50 >"$work/probe.out" 2>&1 &
     probe=$!
-    disown "$probe"
     sleep 0.5  # the probe is connected and putting
     kill_ns=$(date +%s%N)
     kill -9 "${pid[$primary]}"
+    wait "${pid[$primary]}" 2>/dev/null
     ms=""
     deadline=$((kill_ns + 30000000000))
     while [ "$(date +%s%N)" -lt "$deadline" ]; do

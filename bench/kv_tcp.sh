@@ -17,39 +17,12 @@ concurrencies=${CONCURRENCIES:-"1 16 256"}
 requests=${REQUESTS:-20000}
 requests_c1=${REQUESTS_C1:-5000}
 value_size=${VALUE_SIZE:-100}
-cluster=$((RANDOM + 1))
-work=$(mktemp -d "${TMPDIR:-/tmp}/kv_tcp.XXXXXX")
-pids=()
+LOG_LEVEL=warn
+source "$(dirname "$0")/../tests/cluster/lib.sh"
+start_cluster >/dev/null
 
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Three free ports: a random base, retried while any server fails to listen.
-started=0
-for attempt in 1 2 3 4 5 6 7 8; do
-    base=$((20000 + (RANDOM % 20000) * 2))
-    replicas="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
-    pids=()
-    for i in 0 1 2; do
-        "$server" --replica "$i" --replicas "$replicas" --cluster "$cluster" --log-level warn \
-            >"$work/replica$i.log" 2>&1 &
-        pids+=("$!")
-    done
-    sleep 0.3
-    alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
-    if [ "$alive" -eq 3 ]; then started=1; break; fi
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-done
-[ "$started" -eq 1 ] || { echo "could not start three replicas" >&2; exit 1; }
-
-kv() { timeout 300 "$client" --replicas "$replicas" --cluster "$cluster" "$@"; }
-kv put warmup 1 >/dev/null || { echo "cluster not answering" >&2; exit 1; }
+bench_kv() { timeout 300 "$client" --replicas "$replicas" --cluster "$cluster" "$@"; }
+bench_kv put warmup 1 >/dev/null || { echo "cluster not answering" >&2; exit 1; }
 
 echo "replicas $replicas, value size $value_size"
 printf '%12s %10s %10s %12s %10s %10s %8s\n' concurrency requests failed ops/s p50_us p99_us max_us
@@ -57,7 +30,7 @@ status=0
 for c in $concurrencies; do
     n=$requests
     [ "$c" -eq 1 ] && n=$requests_c1
-    out=$(kv bench --concurrency "$c" --requests "$n" --value-size "$value_size") || status=1
+    out=$(bench_kv bench --concurrency "$c" --requests "$n" --value-size "$value_size") || status=1
     failed=$(echo "$out" | sed -n 's/.* failed \([0-9]*\) .*/\1/p')
     ops=$(echo "$out" | sed -n 's/.*, \([0-9]*\) ops\/s/\1/p')
     p50=$(echo "$out" | sed -n 's/.*p50 \([0-9]*\).*/\1/p')

@@ -1,10 +1,11 @@
 # Shared by the cluster tests: start kv-server replicas on free loopback ports, run kv-client,
 # report failures with the replicas' logs, and kill every child on exit.
 #
-# Source it after setting `server` and `client` (paths to kv-server and kv-client).
+# Source it after setting `server` and `client` (paths to kv-server and kv-client). Tests use it,
+# and so do the scripts in bench/. LOG_LEVEL (default debug) sets the servers' log level.
 
 cluster=$((RANDOM + 1))
-work=$(mktemp -d "${TMPDIR:-/tmp}/kv_smoke.XXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/kv_cluster.XXXXXX")
 pids=()
 
 cleanup() {
@@ -31,7 +32,7 @@ declare -a pid
 start_replica() {
     local index=$1
     shift
-    "$server" --replica "$index" --replicas "$replicas" --cluster "$cluster" --log-level debug "$@" \
+    "$server" --replica "$index" --replicas "$replicas" --cluster "$cluster" --log-level "${LOG_LEVEL:-debug}" "$@" \
         >>"$work/replica$index.log" 2>&1 &
     pid[$index]=$!
     pids+=("$!")
@@ -67,4 +68,11 @@ start_cluster() {
     [ "$started" -eq 1 ] || fail "could not start three replicas"
     for i in 0 1 2; do port[$i]=$((base + i)); done
     echo "replicas: $replicas cluster $cluster"
+}
+
+# stop_cluster: kill -9 every server started so far and wait for them.
+stop_cluster() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait "${pids[@]}" 2>/dev/null
+    pids=()
 }
