@@ -8,7 +8,7 @@
 //        0    4 magic          frame_magic ("TFSC")
 //        4    2 version        frame_version
 //        6    1 kind           frame_kind (replies have reply_bit set)
-//        7    1 status         chunk_status in replies, 0 in requests
+//        7    1 status         frame_status in replies, 0 in requests
 //        8    4 cluster        cluster id: a frame for another cluster is refused
 //       12    4 reserved       must be 0
 //       16    8 request_id     chosen by the requester, echoed in the reply
@@ -51,7 +51,7 @@ enum class frame_kind : std::uint8_t {
 };
 inline constexpr std::uint8_t frame_kind_max = 5;
 
-enum class chunk_status : std::uint8_t {
+enum class frame_status : std::uint8_t {
     ok = 0,
     not_found = 1,
     corrupt = 2,         // the stored copy failed verification; the node quarantined it
@@ -62,19 +62,19 @@ enum class chunk_status : std::uint8_t {
     token_mismatch = 7,  // remove: the chunk was written again since the token was read
     busy = 8,            // the node refused for load; retry elsewhere or later
 };
-inline constexpr std::uint8_t chunk_status_max = 8;
+inline constexpr std::uint8_t frame_status_max = 8;
 
-inline const char* to_string(chunk_status s) noexcept {
+inline const char* to_string(frame_status s) noexcept {
     switch (s) {
-        case chunk_status::ok: return "ok";
-        case chunk_status::not_found: return "not_found";
-        case chunk_status::corrupt: return "corrupt";
-        case chunk_status::hash_mismatch: return "hash_mismatch";
-        case chunk_status::too_large: return "too_large";
-        case chunk_status::no_space: return "no_space";
-        case chunk_status::io_error: return "io_error";
-        case chunk_status::token_mismatch: return "token_mismatch";
-        case chunk_status::busy: return "busy";
+        case frame_status::ok: return "ok";
+        case frame_status::not_found: return "not_found";
+        case frame_status::corrupt: return "corrupt";
+        case frame_status::hash_mismatch: return "hash_mismatch";
+        case frame_status::too_large: return "too_large";
+        case frame_status::no_space: return "no_space";
+        case frame_status::io_error: return "io_error";
+        case frame_status::token_mismatch: return "token_mismatch";
+        case frame_status::busy: return "busy";
     }
     return "unknown";
 }
@@ -82,7 +82,7 @@ inline const char* to_string(chunk_status s) noexcept {
 struct frame_header {
     frame_kind kind = frame_kind::write;
     bool reply = false;
-    chunk_status status = chunk_status::ok;
+    frame_status status = frame_status::ok;
     std::uint32_t cluster = 0;
     std::uint64_t request_id = 0;
     std::uint64_t body_size = 0;
@@ -148,14 +148,14 @@ inline frame_error decode_frame_header(std::span<const std::uint8_t, frame_heade
     if (detail::load_le(p + 12, 4) != 0) return frame_error::bad_reserved;
     const std::uint8_t kind = p[6] & static_cast<std::uint8_t>(~reply_bit);
     if (kind == 0 || kind > frame_kind_max) return frame_error::bad_kind;
-    if (p[7] > chunk_status_max) return frame_error::bad_status;
+    if (p[7] > frame_status_max) return frame_error::bad_status;
     const bool reply = (p[6] & reply_bit) != 0;
     if (!reply && p[7] != 0) return frame_error::bad_status;
     const std::uint64_t body_size = detail::load_le(p + 24, 8);
     if (body_size > body_size_max) return frame_error::too_large;
     out.kind = static_cast<frame_kind>(kind);
     out.reply = reply;
-    out.status = static_cast<chunk_status>(p[7]);
+    out.status = static_cast<frame_status>(p[7]);
     out.cluster = cluster;
     out.request_id = detail::load_le(p + 16, 8);
     out.body_size = body_size;
