@@ -346,7 +346,7 @@ void chunk_server::handle_request(connection& conn) {
         return;
     }
     counters_.requests++;
-    frame_header reply{.kind = request.kind, .reply = true, .status = toastyfs::chunk_status::ok,
+    frame_header reply{.kind = request.kind, .reply = true, .status = toastyfs::frame_status::ok,
                        .cluster = options_.cluster, .request_id = request.request_id,
                        .sha256 = request.sha256};
     conn.reply_body.clear();
@@ -365,7 +365,7 @@ void chunk_server::handle_request(connection& conn) {
     if (conn.reply_body.size() > options_.reply_body_size_max) {
         counters_.replies_too_large++;
         conn.reply_body.clear();
-        reply.status = toastyfs::chunk_status::too_large;
+        reply.status = toastyfs::frame_status::too_large;
     }
     conn.reader.release_if_over(options_.buffer_keep_bytes_max);  // the request body is done
     toastyfs::encode_frame_header(reply, conn.reply_body, conn.reply_header);
@@ -686,7 +686,7 @@ bool chunk_client::send(std::uint8_t node, const frame_header& header,
     }
     frame_header request = header;
     request.reply = false;
-    request.status = toastyfs::chunk_status::ok;
+    request.status = toastyfs::frame_status::ok;
     request.cluster = options_.cluster;
     request.body_size = body_size;
     queued_frame frame;

@@ -103,10 +103,12 @@ class basic_replica {
 public:
     /// `recovering`: the replica restarts after a crash with empty memory and must run the
     /// recovery protocol before it takes part in anything. A fresh cluster starts with false.
+    /// `machine`: the initial (empty) state machine, for state machines with options; every
+    /// replica of a cluster must be given an equally configured one.
     basic_replica(const config& cfg, std::uint8_t index, MessageBus& bus, Time& time, Random& random,
-                  bool recovering)
+                  bool recovering, StateMachine machine = StateMachine())
         : config_(cfg), index_(index), bus_(bus), time_(time), random_(random),
-          clients_(cfg.clients_max) {
+          machine_(std::move(machine)), clients_(cfg.clients_max) {
         assert(cfg.valid());
         assert(index < cfg.replica_count);
         heartbeat_timeout_.start(config_.ticks(config_.heartbeat_ms));

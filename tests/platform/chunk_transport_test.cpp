@@ -304,7 +304,7 @@ struct fixture {
         const reply_record& r = replies.back();
         const std::size_t size = body ? body->size() : 0;
         return r.node == node && r.header.reply && r.header.kind == kind && r.header.request_id == id &&
-               r.header.status == toastyfs::chunk_status::ok && r.header.token == id * 100 + node &&
+               r.header.status == toastyfs::frame_status::ok && r.header.token == id * 100 + node &&
                r.header.argument == id + 7 && r.header.body_size == size &&
                r.body == (body ? *body : bytes{});
     }

@@ -1,0 +1,365 @@
+// toastyfs-node: one storage node of a ToastyFS cluster.
+//
+//   toastyfs-node --index N --replicas host:port,... --chunk-listen host:port --data DIR
+//                 [--cluster ID] [--recovering] [--upload-lease-ms MS] [--disk-quota-bytes N]
+//                 [--scrub-bytes-per-second N] [--log-level debug|info|warn]
+//
+// Two threads that share nothing:
+// - the metadata thread runs a VSR replica of the metadata state machine over the TCP message
+//   bus, listening on its own entry of --replicas;
+// - the chunk thread serves the chunk protocol on --chunk-listen from a chunk store under
+//   DIR/chunks, and scrubs it in the background (every stored chunk re-verified in turn).
+// Chunk I/O (fsync included) therefore never delays heartbeats or prepares.
+// --recovering restarts a node whose memory is gone (kill -9): VSR recovery runs first. The
+// chunks on disk survive a restart either way. SIGTERM/SIGINT exit cleanly.
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "platform/chunk_disk_posix.hpp"
+#include "platform/chunk_transport.hpp"
+#include "platform/cli.hpp"
+#include "platform/crypto.hpp"
+#include "platform/event_loop.hpp"
+#include "platform/log.hpp"
+#include "platform/real_time.hpp"
+#include "platform/tcp_message_bus.hpp"
+#include "toastyfs/chunk_server.hpp"
+#include "toastyfs/chunk_store.hpp"
+#include "toastyfs/metadata_state_machine.hpp"
+#include "vsr/config.hpp"
+#include "vsr/random.hpp"
+#include "vsr/replica.hpp"
+
+namespace {
+
+using platform::log;
+using platform::log_level;
+using replica_type = vsr::basic_replica<toastyfs::metadata_state_machine, platform::tcp_message_bus,
+                                        platform::real_time, vsr::xoshiro256>;
+using store_type = toastyfs::chunk_store<platform::posix_chunk_disk, platform::openssl_crypto>;
+
+std::atomic<int> stop_signal{0};
+extern "C" void on_signal(int signal) { stop_signal.store(signal); }
+
+struct arguments {
+    std::uint64_t index = 0;
+    std::vector<platform::socket_address> replicas;
+    platform::socket_address chunk_listen;
+    std::string data_directory;
+    std::uint64_t cluster = 0;
+    bool recovering = false;
+    std::uint64_t upload_lease_ms = 3'600'000;
+    std::uint64_t disk_quota_bytes = 0;
+    std::uint64_t scrub_bytes_per_second = 64ull << 20;
+    log_level level = log_level::info;
+};
+
+void usage(std::FILE* out) {
+    std::fprintf(out,
+                 "usage: toastyfs-node --index N --replicas LIST --chunk-listen ADDRESS --data DIR [options]\n"
+                 "  --index N                  this node's index into --replicas\n"
+                 "  --replicas LIST            every node's metadata (VSR) address, host:port,... in index order\n"
+                 "  --chunk-listen ADDRESS     where this node serves chunks (host:port)\n"
+                 "  --data DIR                 this node's data directory (created if missing)\n"
+                 "  --cluster ID               cluster id, 0..4294967295 (default 0); all processes must agree\n"
+                 "  --recovering               restart after a crash (memory lost): run VSR recovery first\n"
+                 "  --upload-lease-ms MS       how long an upload may take to commit (default 3600000);\n"
+                 "                             every node and proxy must agree\n"
+                 "  --disk-quota-bytes N       refuse chunk writes beyond N bytes stored (default 0: disk size)\n"
+                 "  --scrub-bytes-per-second N background re-verification rate (default 67108864; 0: off)\n"
+                 "  --log-level L              debug, info (default) or warn\n");
+}
+
+int parse_arguments(int argc, char** argv, arguments& out) {
+    namespace cli = platform::cli;
+    bool have_index = false, have_replicas = false, have_chunk = false, have_data = false;
+    for (int i = 1; i < argc; i++) {
+        const std::string_view flag = argv[i];
+        if (flag == "--help" || flag == "-h") {
+            usage(stdout);
+            return 0;
+        }
+        if (flag == "--recovering") {
+            out.recovering = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            std::fprintf(stderr, "toastyfs-node: unknown argument or missing value: '%s'\n", argv[i]);
+            usage(stderr);
+            return cli::exit_usage;
+        }
+        const std::string value = argv[++i];
+        std::string error;
+        bool ok = true;
+        if (flag == "--index") ok = have_index = cli::parse_u64(value, 0, vsr::replicas_max - 1, out.index);
+        else if (flag == "--replicas") ok = have_replicas = cli::parse_replicas(value, out.replicas, error);
+        else if (flag == "--chunk-listen") {
+            std::vector<platform::socket_address> one;
+            ok = have_chunk = cli::parse_replicas(value, one, error) && one.size() == 1;
+            if (ok) out.chunk_listen = one[0];
+        } else if (flag == "--data") ok = have_data = !value.empty();
+        else if (flag == "--cluster") ok = cli::parse_u64(value, 0, UINT32_MAX, out.cluster);
+        else if (flag == "--upload-lease-ms") ok = cli::parse_u64(value, 1000, 7ull * 24 * 3600 * 1000, out.upload_lease_ms);
+        else if (flag == "--disk-quota-bytes") ok = cli::parse_u64(value, 0, UINT64_MAX, out.disk_quota_bytes);
+        else if (flag == "--scrub-bytes-per-second") ok = cli::parse_u64(value, 0, UINT64_MAX, out.scrub_bytes_per_second);
+        else if (flag == "--log-level") ok = platform::parse_log_level(value, out.level);
+        else {
+            std::fprintf(stderr, "toastyfs-node: unknown argument '%s'\n", argv[i - 1]);
+            usage(stderr);
+            return cli::exit_usage;
+        }
+        if (flag == "--data") out.data_directory = value;
+        if (!ok) {
+            std::fprintf(stderr, "toastyfs-node: bad value for %s: '%s' %s\n", argv[i - 1], value.c_str(), error.c_str());
+            return cli::exit_usage;
+        }
+    }
+    if (!have_index || !have_replicas || !have_chunk || !have_data) {
+        std::fprintf(stderr, "toastyfs-node: --index, --replicas, --chunk-listen and --data are required\n");
+        usage(stderr);
+        return cli::exit_usage;
+    }
+    if (out.index >= out.replicas.size()) {
+        std::fprintf(stderr, "toastyfs-node: --index %llu is not an index into the %zu --replicas\n",
+                     static_cast<unsigned long long>(out.index), out.replicas.size());
+        return cli::exit_usage;
+    }
+    return -1;
+}
+
+std::uint64_t random_seed() {
+    std::random_device device;
+    return (std::uint64_t{device()} << 32) ^ device();
+}
+
+/// Ticks a loop-driven component every `period_ns` until stop_signal.
+struct ticker {
+    platform::event_loop& loop;
+    std::uint64_t period_ns;
+    std::function<void()> on_tick;
+    platform::completion c;
+    bool pending = false;
+
+    void start() {
+        c.callback = [](platform::completion& self) {
+            auto* t = static_cast<ticker*>(self.context);
+            t->pending = false;
+            if (self.error == platform::io_error::cancelled || stop_signal.load() != 0) return;
+            t->on_tick();
+            t->start();
+        };
+        c.context = this;
+        pending = true;
+        loop.timeout(period_ns, c);
+    }
+    void stop() {
+        if (pending) loop.cancel(c);
+        for (int i = 0; i < 1000 && pending; i++) loop.run_once(0);
+    }
+};
+
+// ---- the chunk thread ----------------------------------------------------------------------------
+
+int run_chunk_thread(const arguments& args, std::atomic<bool>& ready, std::atomic<bool>& failed) {
+    platform::event_loop loop;
+    std::string error;
+    if (!loop.open(error)) {
+        log(log_level::warn, "chunk thread: event loop: %s", error.c_str());
+        failed = true;
+        return 1;
+    }
+    platform::posix_chunk_disk disk(args.data_directory);
+    if (!disk.is_open()) {
+        log(log_level::warn, "data directory %s: %s", args.data_directory.c_str(), disk.last_error().c_str());
+        failed = true;
+        return 1;
+    }
+    toastyfs::chunk_store_options store_options;
+    store_options.bytes_max = args.disk_quota_bytes;
+    store_options.free_bytes_reserve = 64ull << 20;  // leave room for the logs and the OS
+    store_type store(disk, store_options);
+    if (!store.open(error)) {
+        log(log_level::warn, "chunk store: %s", error.c_str());
+        failed = true;
+        return 1;
+    }
+    const auto opened = store.stats();
+    log(log_level::info, "chunk store %s: %llu chunks, %llu bytes, %llu in quarantine, %llu temporaries removed",
+        args.data_directory.c_str(), static_cast<unsigned long long>(opened.chunks),
+        static_cast<unsigned long long>(opened.bytes_stored), static_cast<unsigned long long>(opened.quarantined),
+        static_cast<unsigned long long>(opened.temporaries_removed));
+
+    platform::chunk_server_options options;
+    options.cluster = static_cast<std::uint32_t>(args.cluster);
+    options.listen_address = args.chunk_listen;
+    options.handler = [&](const toastyfs::frame_header& request, std::span<const std::uint8_t> body,
+                          toastyfs::frame_header& reply, std::vector<std::uint8_t>& reply_body) {
+        std::uint64_t free = 0;
+        if (request.kind == toastyfs::frame_kind::stat && disk.free_bytes(free) != toastyfs::disk_status::ok) free = 0;
+        toastyfs::handle_chunk_request(store, free, request, body, reply, reply_body);
+        if (reply.status != toastyfs::frame_status::ok && reply.status != toastyfs::frame_status::not_found &&
+            reply.status != toastyfs::frame_status::token_mismatch) {
+            log(log_level::warn, "chunk %s %s: %s", request.kind == toastyfs::frame_kind::write ? "write" : "request",
+                toastyfs::to_hex(request.sha256).c_str(), toastyfs::to_string(reply.status));
+        }
+    };
+    platform::chunk_server server(loop, std::move(options));
+    platform::io_error io = platform::io_error::none;
+    if (!server.start(io)) {
+        log(log_level::warn, "cannot listen for chunks on %s: %s", platform::to_string(args.chunk_listen).c_str(),
+            std::string(platform::to_string(io)).c_str());
+        failed = true;
+        return 1;
+    }
+    ready = true;
+
+    // Scrub a slice every second: a full pass over the store takes bytes_stored / rate seconds.
+    std::uint64_t corrupt_reported = 0;
+    ticker scrub{loop, 1'000'000'000, [&] {
+                     if (args.scrub_bytes_per_second == 0) return;
+                     const auto result = store.scrub(args.scrub_bytes_per_second);
+                     if (result.corrupt > 0) {
+                         corrupt_reported += result.corrupt;
+                         log(log_level::warn, "scrub: %llu corrupt or missing chunks quarantined (%llu in all)",
+                             static_cast<unsigned long long>(result.corrupt),
+                             static_cast<unsigned long long>(corrupt_reported));
+                     }
+                 }};
+    scrub.start();
+    while (stop_signal.load() == 0) loop.run_once(100'000'000);
+    scrub.stop();
+    server.shutdown();
+    for (int i = 0; i < 1000 && !server.drained(); i++) loop.run_once(0);
+    return 0;
+}
+
+// ---- the metadata thread -------------------------------------------------------------------------
+
+void report(const replica_type& replica, const platform::tcp_message_bus& bus) {
+    const vsr::replica_counters& r = replica.counters();
+    const platform::tcp_bus_counters& b = bus.counters();
+    log(log_level::info,
+        "counters status=%s view=%llu op=%llu commit=%llu ops_executed=%llu view_changes_started=%llu "
+        "recoveries=%llu peers=%zu clients=%zu bus_closed=%llu bus_dropped_not_connected=%llu",
+        vsr::to_string(replica.status()), static_cast<unsigned long long>(replica.view()),
+        static_cast<unsigned long long>(replica.op()), static_cast<unsigned long long>(replica.commit()),
+        static_cast<unsigned long long>(r.ops_executed), static_cast<unsigned long long>(r.view_changes_started),
+        static_cast<unsigned long long>(r.recoveries_completed), bus.status().connected_replicas.size(),
+        bus.status().client_connections, static_cast<unsigned long long>(b.closed_total()),
+        static_cast<unsigned long long>(b.dropped_not_connected));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    arguments args;
+    if (const int code = parse_arguments(argc, argv, args); code >= 0) return code;
+    platform::log_setup("node=" + std::to_string(args.index + 1), args.level);
+
+    struct sigaction action {};
+    action.sa_handler = &on_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, nullptr);
+    sigaction(SIGINT, &action, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    vsr::config cfg;
+    cfg.cluster = static_cast<std::uint32_t>(args.cluster);
+    cfg.replica_count = static_cast<std::uint8_t>(args.replicas.size());
+    if (!cfg.valid()) {
+        log(log_level::warn, "invalid configuration");
+        return platform::cli::exit_usage;
+    }
+    toastyfs::metadata_options metadata;
+    metadata.upload_lease_ns = args.upload_lease_ms * 1'000'000;
+    metadata.result_size_max = static_cast<std::uint32_t>(cfg.operation_size_max());
+
+    std::atomic<bool> chunk_ready{false}, chunk_failed{false};
+    std::thread chunk_thread([&] { run_chunk_thread(args, chunk_ready, chunk_failed); });
+    while (!chunk_ready && !chunk_failed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (chunk_failed) {
+        chunk_thread.join();
+        return 1;
+    }
+
+    platform::event_loop loop;
+    std::string error;
+    if (!loop.open(error)) {
+        log(log_level::warn, "event loop: %s", error.c_str());
+        stop_signal = SIGTERM;
+        chunk_thread.join();
+        return 1;
+    }
+    const std::uint64_t seed = random_seed();
+    replica_type* replica_pointer = nullptr;
+    platform::tcp_bus_options options;
+    options.cluster = cfg.cluster;
+    options.replica_addresses = args.replicas;
+    options.role = platform::bus_role::replica;
+    options.replica_index = static_cast<std::uint8_t>(args.index);
+    options.message_size_max = cfg.message_size_max;
+    options.random_seed = seed ^ 0x5bd1e995;
+    options.on_message = [&replica_pointer](std::span<const std::uint8_t> message) {
+        if (replica_pointer != nullptr) replica_pointer->on_message(message);
+    };
+    auto bus = std::make_unique<platform::tcp_message_bus>(loop, std::move(options));
+    platform::io_error io = platform::io_error::none;
+    if (!bus->start(io)) {
+        log(log_level::warn, "cannot listen on %s: %s", platform::to_string(args.replicas[args.index]).c_str(),
+            std::string(platform::to_string(io)).c_str());
+        stop_signal = SIGTERM;
+        chunk_thread.join();
+        return 1;
+    }
+    platform::real_time time;
+    vsr::xoshiro256 random(seed);
+    auto replica = std::make_unique<replica_type>(cfg, static_cast<std::uint8_t>(args.index), *bus, time, random,
+                                                  args.recovering, toastyfs::metadata_state_machine(metadata));
+    replica_pointer = replica.get();
+    log(log_level::info, "started: metadata on %s, chunks on %s, data in %s, %u nodes, cluster %u, %s",
+        platform::to_string(args.replicas[args.index]).c_str(), platform::to_string(args.chunk_listen).c_str(),
+        args.data_directory.c_str(), unsigned{cfg.replica_count}, cfg.cluster, args.recovering ? "recovering" : "fresh");
+
+    vsr::replica_status last_status = replica->status();
+    std::uint64_t last_view = replica->view();
+    bool last_primary = replica->is_primary();
+    std::uint64_t next_report_ns = loop.monotonic_ns() + 10'000'000'000ull;
+    ticker tick{loop, std::uint64_t{cfg.tick_ms} * 1'000'000, [&] {
+                    replica->tick();
+                    if (replica->status() != last_status || replica->view() != last_view ||
+                        replica->is_primary() != last_primary) {
+                        log(log_level::info, "status %s view %llu role %s op=%llu commit=%llu",
+                            vsr::to_string(replica->status()), static_cast<unsigned long long>(replica->view()),
+                            replica->is_primary() ? "primary" : "backup", static_cast<unsigned long long>(replica->op()),
+                            static_cast<unsigned long long>(replica->commit()));
+                        last_status = replica->status();
+                        last_view = replica->view();
+                        last_primary = replica->is_primary();
+                    }
+                    if (loop.monotonic_ns() >= next_report_ns) {
+                        next_report_ns = loop.monotonic_ns() + 10'000'000'000ull;
+                        report(*replica, *bus);
+                    }
+                }};
+    tick.start();
+    while (stop_signal.load() == 0) loop.run_once(tick.period_ns);
+
+    log(log_level::info, "signal %d: shutting down", stop_signal.load());
+    report(*replica, *bus);
+    tick.stop();
+    replica_pointer = nullptr;
+    bus->shutdown();
+    bus.reset();
+    replica.reset();
+    chunk_thread.join();
+    log(log_level::info, "stopped");
+    return 0;
+}
