@@ -85,6 +85,13 @@ step_result apply(std::int32_t state, const model_op& op) {
         return {op.value, kv_status::ok, absent};
       }
       return {state, kv_status::mismatch, absent};
+    case kv_kind::put_if_absent:
+      if (state == absent) return {op.value, kv_status::ok, absent};
+      return {state, kv_status::mismatch, absent};
+    case kv_kind::del_if:
+      if (state == absent) return {absent, kv_status::not_found, absent};
+      if (state == op.expected) return {absent, kv_status::ok, absent};
+      return {state, kv_status::mismatch, absent};
   }
   return {state, kv_status::ok, absent};
 }
@@ -123,10 +130,13 @@ key_model build_model(const op_list& key_ops) {
     model_op m;
     m.src = op;
     m.acknowledged = op->result_outcome == outcome::ok;
-    if (op->kind == kv_kind::put || op->kind == kv_kind::cas) {
+    if (op->kind == kv_kind::put || op->kind == kv_kind::cas ||
+        op->kind == kv_kind::put_if_absent) {
       m.value = model.values.intern(op->value);
     }
-    if (op->kind == kv_kind::cas) m.expected = model.values.intern(op->expected);
+    if (op->kind == kv_kind::cas || op->kind == kv_kind::del_if) {
+      m.expected = model.values.intern(op->expected);
+    }
     if (m.acknowledged && op->kind == kv_kind::get &&
         op->status == kv_status::ok) {
       m.read = model.values.intern(op->result_value);
@@ -573,6 +583,8 @@ std::string_view to_string(kv_kind kind) {
     case kv_kind::get: return "get";
     case kv_kind::del: return "del";
     case kv_kind::cas: return "cas";
+    case kv_kind::put_if_absent: return "put_if_absent";
+    case kv_kind::del_if: return "del_if";
   }
   return "?";
 }
@@ -599,8 +611,11 @@ std::string describe_op(const kv_history_op& op) {
   std::string text = "#" + std::to_string(op.id) + " client " +
                      std::to_string(op.client) + " " +
                      std::string(to_string(op.kind));
-  if (op.kind == kv_kind::cas) text += " expected=" + quoted(op.expected);
-  if (op.kind == kv_kind::put || op.kind == kv_kind::cas) {
+  if (op.kind == kv_kind::cas || op.kind == kv_kind::del_if) {
+    text += " expected=" + quoted(op.expected);
+  }
+  if (op.kind == kv_kind::put || op.kind == kv_kind::cas ||
+      op.kind == kv_kind::put_if_absent) {
     text += " value=" + quoted(op.value);
   }
   const bool ok = op.result_outcome == outcome::ok;

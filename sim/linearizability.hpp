@@ -15,7 +15,9 @@
 
 namespace sim {
 
-enum class kv_kind : std::uint8_t { put, get, del, cas };
+// put_if_absent: create only (absent -> value, ok; present -> mismatch, unchanged).
+// del_if: conditional delete (absent -> not_found; == expected -> absent, ok; else mismatch).
+enum class kv_kind : std::uint8_t { put, get, del, cas, put_if_absent, del_if };
 enum class kv_status : std::uint8_t { ok, not_found, mismatch };
 
 // ok: the client got a reply (the result fields are valid).
@@ -30,8 +32,8 @@ struct kv_history_op {
   std::uint32_t client = 0;       // for messages only
   std::string key;
   kv_kind kind = kv_kind::get;
-  std::string value;              // put/cas: the new value
-  std::string expected;           // cas: the expected current value
+  std::string value;              // put/cas/put_if_absent: the new value
+  std::string expected;           // cas/del_if: the expected current value
   std::uint64_t invoke_ns = 0;
   std::uint64_t complete_ns = 0;  // valid when result_outcome == ok
   outcome result_outcome = outcome::unknown;

@@ -34,6 +34,7 @@
 #include "toastyfs/chunk_protocol.hpp"
 #include "toastyfs/metadata_codec.hpp"
 #include "toastyfs/object_service.hpp"
+#include "toastyfs/planted_bug.hpp"
 #include "toastyfs/types.hpp"
 
 namespace toastyfs {
@@ -52,6 +53,8 @@ struct janitor_options {
     /// Garbage candidates remembered between passes. Beyond it new ones wait for a later pass.
     std::size_t candidates_max = 1'000'000;
     std::uint8_t replication_factor = 2;
+    /// Test-only (see planted_bug.hpp).
+    planted_bug bug = planted_bug::none;
 };
 
 struct janitor_counters {
@@ -342,7 +345,8 @@ private:
         op.node = node;
         std::vector<std::uint64_t> tokens;
         for (const auto& [key, c] : candidates_) {
-            if (key.node != node || !c.present || now < c.seen_ns + options_.upload_lease_ns) continue;
+            const bool waited = now >= c.seen_ns + options_.upload_lease_ns || options_.bug == planted_bug::gc_ignores_lease;
+            if (key.node != node || !c.present || !waited) continue;
             op.chunks.push_back(key.sha256);
             tokens.push_back(c.token);
             if (op.chunks.size() == chunks_held_max) break;

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "toastyfs/metadata_codec.hpp"
+#include "toastyfs/planted_bug.hpp"
 #include "toastyfs/types.hpp"
 #include "vsr/state_machine.hpp"
 
@@ -70,6 +71,8 @@ struct metadata_options {
     /// 116 KiB with 1 MiB messages and a pipeline of 8). valid() proves the other limits keep
     /// every result within it.
     std::uint32_t result_size_max = 100 * 1024;
+    /// Test-only (see planted_bug.hpp).
+    planted_bug bug = planted_bug::none;
 
     bool valid() const noexcept {
         return objects_max >= 1 && chunks_max >= 1 && chunks_per_object_max >= 1 &&
@@ -230,7 +233,9 @@ inline status metadata_state_machine::check_put(const vsr::operation_context& co
         }
     }
     if (chunked && lease_expired(context.timestamp_ns, op.lease_begin_ns)) return status::lease_expired;
-    if (!condition_holds(op.put_condition, existing)) return status::precondition_failed;
+    if (!condition_holds(op.put_condition, existing) && options_.bug != planted_bug::put_ignores_condition) {
+        return status::precondition_failed;
+    }
 
     if (existing == nullptr && objects_.size() >= options_.objects_max) return status::store_full;
     const std::uint64_t inline_after =

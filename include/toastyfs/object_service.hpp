@@ -43,6 +43,7 @@
 
 #include "toastyfs/chunk_protocol.hpp"
 #include "toastyfs/metadata_codec.hpp"
+#include "toastyfs/planted_bug.hpp"
 #include "toastyfs/types.hpp"
 #include "vsr/checksum.hpp"
 #include "vsr/client.hpp"
@@ -93,6 +94,8 @@ struct service_options {
     std::uint64_t chunk_request_timeout_ns = 30'000'000'000;
     /// Seed for request ids (several proxies must not share ids on one node; any value works).
     std::uint64_t request_id_seed = 1;
+    /// Test-only (see planted_bug.hpp).
+    planted_bug bug = planted_bug::none;
 };
 
 enum class service_status : std::uint8_t {
@@ -308,10 +311,10 @@ public:
 
     /// Any encoded metadata operation (the repairer's clock, add_holder, list_chunks...).
     /// `done` gets the raw result body when the status is ok.
-    void submit_metadata(std::span<const std::uint8_t> operation,
+    void submit_metadata(std::span<const std::uint8_t> operation_bytes,
                          std::function<void(service_status, std::span<const std::uint8_t>)> done) {
         auto shared_done = std::make_shared<std::function<void(service_status, std::span<const std::uint8_t>)>>(std::move(done));
-        const vsr::submit_error error = metadata_.submit(operation, [shared_done](const vsr::client_result& r) {
+        const vsr::submit_error error = metadata_.submit(operation_bytes, [shared_done](const vsr::client_result& r) {
             (*shared_done)(from_client(r.status), r.body);
         });
         if (error != vsr::submit_error::none) {
@@ -405,6 +408,9 @@ public:
     }
 
     bool node_connected(std::uint8_t node) { return node < options_.node_count && transport_.connected(node); }
+
+    /// The Crypto policy's SHA-256 (the janitor verifies the copies it repairs from).
+    static sha256_digest sha256(std::span<const std::uint8_t> bytes) { return Crypto::sha256(bytes); }
 
     // ---- driver inputs ----------------------------------------------------------------------
 
@@ -731,7 +737,8 @@ private:
         if (c.done) return;
         const int copies = count(c.acked);
         const bool exhausted = c.outstanding == 0;
-        if (copies >= options_.replication_factor || (exhausted && copies >= options_.write_copies_min)) {
+        const bool planted = options_.bug == planted_bug::put_acks_one_copy && copies >= 1;
+        if (planted || copies >= options_.replication_factor || (exhausted && copies >= options_.write_copies_min)) {
             c.done = true;
             c.data.reset();
             release_buffer(c.reserved);
@@ -988,7 +995,8 @@ private:
         f.request_id = 0;
         const chunk_location& loc = r->chunks[f.index].location;
         const bool ok = reply.kind == frame_kind::read && reply.status == frame_status::ok &&
-                        body.size() == loc.size && Crypto::sha256(body) == loc.sha256;
+                        body.size() == loc.size &&
+                        (options_.bug == planted_bug::get_skips_verification || Crypto::sha256(body) == loc.sha256);
         if (!ok) {
             if (reply.status == frame_status::ok) ++counters_.corrupt_chunks_received;
             ++counters_.chunk_read_failures;
