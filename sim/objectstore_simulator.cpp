@@ -177,6 +177,7 @@ struct node_state {
     bool paused = false;
     std::vector<std::uint32_t> held;       // VSR deliveries postponed while paused
     std::uint64_t tick_interval_ns = 0;
+    std::uint64_t ticks = 0;
     std::uint64_t last_view = 0;
 };
 
@@ -372,6 +373,8 @@ private:
     std::vector<std::string> key_names_;
     std::uint64_t chunk_frame_latency_min_us_ = 50, chunk_frame_latency_max_us_ = 500;
     std::uint32_t abort_per_mille_ = 0;
+    std::uint64_t scrub_pass_slices_ = 1;
+    std::vector<tfs::chunk_entry> scrub_before_;
     std::uint64_t object_size_max_ = 0;
 
     // faults
@@ -507,6 +510,7 @@ void objectstore_simulation::setup() {
     janitor_options_.node_down_grace_ns = vsr::uniform_between(random_, 0, 5'000) * ns_per_ms;
     janitor_options_.replication_factor = service_options_.replication_factor;
     janitor_options_.bug = options_.bug;
+    scrub_pass_slices_ = vsr::uniform_between(random_, 20, 100);
     abort_per_mille_ = vsr::chance(random_, 1, 2) ? static_cast<std::uint32_t>(vsr::uniform_between(random_, 10, 150)) : 0;
 
     keys_ = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 6));
@@ -675,6 +679,18 @@ void objectstore_simulation::replica_tick(std::uint32_t index) {
     if (!node.replica || node.paused) return;
     node.replica->tick();
     check_replica(index);
+    // The node's background scrub (as toastyfs-node runs it): every 100 ms a slice of the
+    // stored chunks is re-verified, a whole pass every scrub_pass_slices_ slices; rotten copies
+    // go to quarantine and leave the inventory.
+    if (++node.ticks % 10 == 0) {
+        node.store->inventory(std::nullopt, SIZE_MAX, scrub_before_);
+        const tfs::scrub_result scrubbed = node.store->scrub(node.store->stats().bytes_stored / scrub_pass_slices_ + 1);
+        if (scrubbed.corrupt != 0) {
+            for (const tfs::chunk_entry& e : scrub_before_) {
+                if (!node.store->has(e.sha)) destroy(index, e.sha);  // failed verification twice: a fault's doing
+            }
+        }
+    }
 }
 
 void objectstore_simulation::proxy_tick(std::uint32_t index) {
@@ -767,7 +783,10 @@ void objectstore_simulation::process_at_node(std::uint32_t index, chunk_frame fr
     node.disk->free_bytes(free);
     tfs::frame_header reply;
     auto reply_body = std::make_shared<std::vector<std::uint8_t>>();
+    const bool had = request.kind == tfs::frame_kind::read && node.store->has(request.sha256);
     tfs::handle_chunk_request(*node.store, free, request, body, reply, *reply_body);
+    // A read that failed verification twice quarantines the copy: the disk faults destroyed it.
+    if (had && !node.store->has(request.sha256)) destroy(node_index, request.sha256);
     const chunk_disk_counters& after = node.disk->counters();
     result_.disk_no_space += after.no_space - before.no_space;
     if (request.kind == tfs::frame_kind::write && reply.status == tfs::frame_status::ok) {
@@ -1529,10 +1548,19 @@ void objectstore_simulation::check_final_loss(std::uint32_t user) {
         if (copies_on_nodes(c.sha256, static_cast<tfs::node_set>((1u << options_.replicas) - 1)) != 0) continue;
         const chunk_fate fate = fates_.contains(c.sha256) ? fates_.at(c.sha256) : chunk_fate{};
         if ((fate.ever_holders & ~fate.destroyed) != 0) {
+            std::string how;
+            for (std::uint8_t node = 0; node < options_.replicas; ++node) {
+                if (!tfs::contains(fate.ever_holders & ~fate.destroyed, node)) continue;
+                const auto stats = nodes_[node].store->stats();
+                how += "; node " + std::to_string(node) + (gc_removed_.contains({node, c.sha256}) ? " removed by a remove frame" : "") +
+                       (written_.contains({node, c.sha256}) ? " (wrote it)" : " (never wrote it)") + " quarantined=" +
+                       std::to_string(stats.quarantined) + " missing_found=" + std::to_string(stats.missing_found) +
+                       " in_quarantine=" + std::to_string(nodes_[node].disk->files().contains(tfs::detail::quarantine_path(c.sha256, 0)));
+            }
             fail("durability", "object " + history_[u.history].key + " (put p" + std::to_string(u.read_put) + ") lost chunk " +
                                    hex_prefix(c.sha256) + ".. although holders " + std::to_string(fate.ever_holders & ~fate.destroyed) +
                                    " (bitmask) never lost it to a fault (ever holders " + std::to_string(fate.ever_holders) +
-                                   ", destroyed " + std::to_string(fate.destroyed) + ")");
+                                   ", destroyed " + std::to_string(fate.destroyed) + ")" + how);
             return;
         }
     }
