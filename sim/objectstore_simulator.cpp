@@ -374,6 +374,8 @@ private:
     std::uint64_t chunk_frame_latency_min_us_ = 50, chunk_frame_latency_max_us_ = 500;
     std::uint32_t abort_per_mille_ = 0;
     std::uint64_t scrub_pass_slices_ = 1;
+    std::uint64_t think_ns_max_ = 0;
+    std::uint32_t heal_at_request_ = 0;
     std::vector<tfs::chunk_entry> scrub_before_;
     std::uint64_t object_size_max_ = 0;
 
@@ -566,8 +568,11 @@ void objectstore_simulation::setup() {
         users_[u].last_md5.resize(keys_);
         schedule(vsr::uniform_below(random_, 50 * ns_per_ms), event_kind::user_step, u, 0);
     }
-    const std::uint64_t fault_phase_ms = vsr::uniform_between(random_, 3'000, 30'000);
-    schedule(fault_phase_ms * ns_per_ms, event_kind::heal_all, 0);
+    // Faults last until a drawn share of the workload has been issued (so they overlap it),
+    // or 60 s at most.
+    think_ns_max_ = std::array<std::uint64_t, 3>{5, 50, 200}[vsr::uniform_below(random_, 3)] * ns_per_ms;
+    heal_at_request_ = static_cast<std::uint32_t>(options_.requests * vsr::uniform_between(random_, 50, 100) / 100);
+    schedule(60'000 * ns_per_ms, event_kind::heal_all, 0);
     schedule(profile_.fault_step_ms * ns_per_ms, event_kind::fault_step, 0);
     schedule(1000 * ns_per_ms, event_kind::watchdog, 0);
 
@@ -1266,7 +1271,8 @@ void objectstore_simulation::finish_operation(std::uint32_t user) {
         return;
     }
     --active_users_;
-    schedule(vsr::uniform_below(random_, 30 * ns_per_ms), event_kind::user_step, user, u.generation);
+    if (faults_active_ && issued_ >= heal_at_request_) schedule(0, event_kind::heal_all, 0);
+    schedule(vsr::uniform_below(random_, think_ns_max_ + 1), event_kind::user_step, user, u.generation);
 }
 
 // ---- faults -----------------------------------------------------------------------------------
@@ -1421,7 +1427,9 @@ void objectstore_simulation::handle(const event& e) {
             for (std::uint32_t i = 0; i < connections_.size(); ++i) set_link_blocked(i, false);
             partition_active_ = false;
             break;
-        case event_kind::heal_all: heal_all(); break;
+        case event_kind::heal_all:
+            if (faults_active_) heal_all();
+            break;
         case event_kind::watchdog: watchdog(); break;
         case event_kind::reconnect: try_reconnect(e.a); break;
         case event_kind::keepalive:
