@@ -328,6 +328,7 @@ private:
     void restart_node(std::uint32_t index);
     void heal_all();
     void destroy(std::uint32_t node, const tfs::sha256_digest& sha);
+    void drop_chunk_copies();
     // checkers
     void check_replica(std::uint32_t index);
     void check_put_durability(std::uint64_t put_id);
@@ -338,6 +339,22 @@ private:
     void final_step();
     bool replicas_converged() const;
     void check_chunk_placement();
+    std::string janitor_summary() const {
+        std::string text;
+        for (std::uint32_t p = 0; p < proxies_.size(); ++p) {
+            const auto& j = proxies_[p].janitor->counters();
+            text += "; janitor " + std::to_string(p) + ": passes=" + std::to_string(j.passes) + " aborted=" + std::to_string(j.passes_aborted) +
+                    " repairs=" + std::to_string(j.repairs) + " repair_failures=" + std::to_string(j.repair_failures) +
+                    " collected=" + std::to_string(j.chunks_collected) + " refused=" + std::to_string(j.collection_refused) +
+                    " stale_removed=" + std::to_string(j.stale_holders_removed) + " candidates=" + std::to_string(proxies_[p].janitor->candidates());
+        }
+        for (std::uint32_t i = 0; i < connections_.size(); ++i) {
+            const connection& c = connections_[i];
+            text += " c" + std::to_string(i) + (c.up ? "+" : "-") + (c.blocked ? "b" : "") + std::to_string(c.outstanding.size());
+        }
+        text += " now=" + std::to_string(now_ / ns_per_ms) + "ms phase_start=" + std::to_string(phase_start_ns_ / ns_per_ms);
+        return text;
+    }
     void check_lists();
     void final_checks();
     bool workload_done() const { return issued_ == options_.requests && active_users_ == 0; }
@@ -402,6 +419,8 @@ private:
     // canonical execution (shadow) and chunk bookkeeping
     tfs::metadata_state_machine shadow_;
     std::uint64_t shadow_position_ = 0;
+    std::uint64_t metadata_now_ns_ = 0;  // the metadata clock: timestamp of the latest canonical op
+    std::uint64_t phase_start_metadata_ns_ = 0;
     std::vector<std::uint8_t> shadow_out_;
     std::map<tfs::sha256_digest, chunk_fate> fates_;
     std::set<std::pair<std::uint32_t, tfs::sha256_digest>> written_;     // (node, sha) some write was acknowledged
@@ -471,6 +490,9 @@ void objectstore_simulation::setup() {
     const std::uint32_t f = (n - 1) / 2;
     profile_ = draw_fault_profile(random_);
     profile_.clogging = false;  // not modelled here
+    // Clocks drift apart by up to 2%: the metadata clock (the primary's) may stall for a while
+    // after a view change, which delays leases and collection but must never break safety.
+    profile_.clock_drift_per_mille = std::min<std::uint32_t>(profile_.clock_drift_per_mille, 20);
     profile_.message_pool_max = std::max<std::uint32_t>(profile_.message_pool_max, 64);
     wipes_ = profile_.crashes && vsr::chance(random_, 1, 2);
     disk_rot_ = vsr::chance(random_, 1, 3);
@@ -689,10 +711,15 @@ void objectstore_simulation::replica_tick(std::uint32_t index) {
     // go to quarantine and leave the inventory.
     if (++node.ticks % 10 == 0) {
         node.store->inventory(std::nullopt, SIZE_MAX, scrub_before_);
+        const std::uint64_t missing_before = node.store->stats().missing_found;
         const tfs::scrub_result scrubbed = node.store->scrub(node.store->stats().bytes_stored / scrub_pass_slices_ + 1);
         if (scrubbed.corrupt != 0) {
+            // Copies that failed verification twice (quarantined) were destroyed by faults;
+            // copies whose file had vanished were not (a crash already accounted for those).
+            const bool some_missing = node.store->stats().missing_found != missing_before;
             for (const tfs::chunk_entry& e : scrub_before_) {
-                if (!node.store->has(e.sha)) destroy(index, e.sha);  // failed verification twice: a fault's doing
+                if (node.store->has(e.sha)) continue;
+                if (!some_missing || node.disk->files().contains(tfs::detail::quarantine_path(e.sha, 0))) destroy(index, e.sha);
             }
         }
     }
@@ -788,10 +815,9 @@ void objectstore_simulation::process_at_node(std::uint32_t index, chunk_frame fr
     node.disk->free_bytes(free);
     tfs::frame_header reply;
     auto reply_body = std::make_shared<std::vector<std::uint8_t>>();
-    const bool had = request.kind == tfs::frame_kind::read && node.store->has(request.sha256);
     tfs::handle_chunk_request(*node.store, free, request, body, reply, *reply_body);
     // A read that failed verification twice quarantines the copy: the disk faults destroyed it.
-    if (had && !node.store->has(request.sha256)) destroy(node_index, request.sha256);
+    if (request.kind == tfs::frame_kind::read && reply.status == tfs::frame_status::corrupt) destroy(node_index, request.sha256);
     const chunk_disk_counters& after = node.disk->counters();
     result_.disk_no_space += after.no_space - before.no_space;
     if (request.kind == tfs::frame_kind::write && reply.status == tfs::frame_status::ok) {
@@ -1182,10 +1208,10 @@ void objectstore_simulation::on_read_done(std::uint32_t user, std::uint64_t gene
                                 std::to_string(u.range_length) + " bytes");
         }
         ++result_.gets_ok;
+    } else if (s == tfs::service_status::data_lost && !faults_active_) {
+        check_final_loss(user);
     } else if (u.final_reader) {
-        if (s == tfs::service_status::data_lost) {
-            check_final_loss(user);
-        } else {
+        {
             fail("liveness", "final read of " + history_[u.history].key + " failed with " + tfs::to_string(s) + " after healing");
         }
     }
@@ -1398,6 +1424,19 @@ void objectstore_simulation::heal_all() {
     }
 }
 
+/// Tampering (tests): the first chunk of the first key that has one vanishes from every disk,
+/// as no fault would make it; the final read-back must report the loss.
+void objectstore_simulation::drop_chunk_copies() {
+    for (std::uint32_t k = 0; k < keys_; ++k) {
+        std::vector<std::uint8_t> out;
+        shadow_.execute(vsr::operation_context{}, tfs::encode(tfs::get_object_operation{key_names_[k]}), out);
+        const auto object = tfs::decode_object_result(out);
+        if (!object || object->result_status != tfs::status::ok || object->chunks.empty()) continue;
+        for (auto& node : nodes_) node.disk->remove(tfs::detail::chunk_path(object->chunks[0].sha256));
+        return;
+    }
+}
+
 // ---- event loop -------------------------------------------------------------------------------
 
 void objectstore_simulation::handle(const event& e) {
@@ -1457,6 +1496,7 @@ void objectstore_simulation::on_execute(const vsr::operation_context& context, s
     const std::uint64_t position = context.op << 20 | context.index;
     if (position <= shadow_position_) return;
     shadow_position_ = position;
+    metadata_now_ns_ = context.timestamp_ns;
     shadow_out_.clear();
     shadow_.execute(context, bytes, shadow_out_);
     if (shadow_out_ != out) {
@@ -1631,6 +1671,7 @@ void objectstore_simulation::final_step() {
         case final_phase::repair:
             if (!passes_done(2)) return;
             phase_ = final_phase::read_back;
+            if (options_.tamper == objectstore_tamper::drop_chunk_copies) drop_chunk_copies();
             users_.emplace_back();
             users_.back().proxy = 0;
             users_.back().final_reader = true;
@@ -1642,10 +1683,17 @@ void objectstore_simulation::final_step() {
             if (final_key_ < keys_ || users_.back().op != user_op::none) return;
             phase_ = final_phase::collect;
             phase_start_ns_ = now_;
+            phase_start_metadata_ns_ = metadata_now_ns_;
             phase_passes_ = janitor.counters().passes + (janitor.pass_running() ? 1 : 0);
             return;
         case final_phase::collect:
-            if (now_ < phase_start_ns_ + 2 * metadata_options_.upload_lease_ns || !passes_done(3) || !replicas_converged()) return;
+            // Two leases of the metadata clock (it may stall behind a primary whose clock is
+            // behind the previous one's), then three more passes.
+            if (metadata_now_ns_ < phase_start_metadata_ns_ + 2 * metadata_options_.upload_lease_ns) {
+                phase_passes_ = janitor.counters().passes + (janitor.pass_running() ? 1 : 0);
+                return;
+            }
+            if (!passes_done(3) || !replicas_converged()) return;
             check_chunk_placement();
             phase_ = final_phase::done;
             return;
@@ -1665,8 +1713,13 @@ void objectstore_simulation::check_chunk_placement() {
             if (!sha) continue;
             const auto chunk = shadow_.find_chunk(*sha);
             if (!chunk || !tfs::contains(chunk->holders, static_cast<std::uint8_t>(node))) {
+                const auto entry = nodes_[node].store->find(*sha);
                 fail("convergence", "node " + std::to_string(node) + " still stores unreferenced chunk " + hex_prefix(*sha) +
-                                        ".. after two leases of garbage collection");
+                                        ".. after two leases of garbage collection (" +
+                                        (chunk ? "indexed with holders " + std::to_string(chunk->holders) : std::string("not indexed")) +
+                                        (entry ? ", in the store with token " + std::to_string(entry->token) : std::string(", not in the store index")) +
+                                        ", file token " + std::to_string(file.token) + ", size " + std::to_string(file.bytes.size()) + ")" +
+                                        janitor_summary());
                 return;
             }
         }
