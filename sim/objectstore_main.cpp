@@ -98,13 +98,14 @@ bool run_seed(const command_line& cl, std::uint64_t seed, std::uint64_t& request
     }
     if (!cl.quiet || !ok) {
         std::printf("seed=%llu replicas=%u %s requests_ok=%llu puts=%llu gets=%llu sim_ms=%llu crashes=%llu wipes=%llu "
-                    "breaks=%llu disk_faults=%llu repairs=%llu collected=%llu trace-hash=%016llx\n",
+                    "breaks=%llu disk_faults=%llu repairs=%llu collected=%llu wrong_stale=%llu trace-hash=%016llx\n",
                     static_cast<unsigned long long>(seed), static_cast<unsigned>(options.replicas), ok ? "ok" : "FAIL",
                     static_cast<unsigned long long>(r.requests_ok), static_cast<unsigned long long>(r.puts_ok),
                     static_cast<unsigned long long>(r.gets_ok), static_cast<unsigned long long>(r.simulated_ms),
                     static_cast<unsigned long long>(r.node_crashes), static_cast<unsigned long long>(r.disk_wipes),
                     static_cast<unsigned long long>(r.connection_breaks), static_cast<unsigned long long>(r.disk_faults),
                     static_cast<unsigned long long>(r.repairs), static_cast<unsigned long long>(r.chunks_collected),
+                    static_cast<unsigned long long>(r.holders_removed_while_held),
                     static_cast<unsigned long long>(r.trace_hash));
     }
     if (!ok) {

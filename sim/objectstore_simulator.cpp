@@ -1505,7 +1505,7 @@ void objectstore_simulation::on_execute(const vsr::operation_context& context, s
     }
     if (bytes.empty() || out.empty()) return;
     const auto code = static_cast<tfs::opcode>(bytes[0]);
-    if (code != tfs::opcode::put_object && code != tfs::opcode::add_holder) return;
+    if (code != tfs::opcode::put_object && code != tfs::opcode::add_holder && code != tfs::opcode::remove_holder) return;
     const auto op = tfs::decode_operation(bytes);
     if (!op) return;
     const bool ok = out[0] == static_cast<std::uint8_t>(tfs::status::ok);
@@ -1525,6 +1525,10 @@ void objectstore_simulation::on_execute(const vsr::operation_context& context, s
                 if (tfs::contains(c.holders, node)) check_reference(node, c.sha256, "a committed put_object");
             }
         }
+    } else if (const auto* gone = std::get_if<tfs::remove_holder_operation>(&*op); gone != nullptr && ok) {
+        // The janitor saw the node's inventory without the chunk; count it if the node has it.
+        const node_state& node = nodes_[gone->node];
+        if (node.store && node.store->has(gone->sha256)) ++result_.holders_removed_while_held;
     } else if (const auto* add = std::get_if<tfs::add_holder_operation>(&*op); add != nullptr && ok) {
         fates_[add->sha256].ever_holders = tfs::with(fates_[add->sha256].ever_holders, add->node);
         check_reference(add->node, add->sha256, "a committed add_holder");

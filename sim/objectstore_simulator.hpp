@@ -58,6 +58,7 @@ struct objectstore_result {
     std::uint32_t impaired_max = 0;      // most nodes down or recovering at once
     // the system's own counters (summed over proxies)
     std::uint64_t janitor_passes = 0, repairs = 0, chunks_collected = 0, stale_holders_removed = 0;
+    std::uint64_t holders_removed_while_held = 0;  // remove_holder committed while the node had the chunk
     std::uint64_t buffer_waits = 0, corrupt_chunks_received = 0, chunk_timeouts = 0;
     std::uint64_t view_changes = 0;
     // what this seed drew
