@@ -98,6 +98,8 @@ public:
                       toastyfs::http::fields extra_headers = {});
 
     void on_abort(std::function<void()> aborted);
+    /// Closes the connection now (a response that cannot be completed). on_abort does not run.
+    void abandon();
 
 private:
     friend class http_server;
