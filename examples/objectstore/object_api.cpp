@@ -227,11 +227,10 @@ void object_api::handle_put(std::shared_ptr<request_state> state, std::string ke
         send_error(exchange, failure->status, "InvalidArgument", failure->reason);
         return;
     }
-    auto start_upload = [this, state](put_request request) {
+    auto start_upload = [this, state](put_request upload) {
         if (!state->alive) return;
-        platform::http_exchange& exchange = *state->exchange;
         const std::uint64_t id = service_.begin_put(
-            std::move(request),
+            std::move(upload),
             [this, state](const put_outcome& outcome) {
                 state->upload.reset();
                 if (!state->alive) return;
@@ -247,7 +246,7 @@ void object_api::handle_put(std::shared_ptr<request_state> state, std::string ke
                 if (state->alive) state->exchange->resume_body();
             });
         state->upload = id;
-        exchange.read_body([this, id](std::span<const std::uint8_t> bytes) { return service_.put_body(id, bytes); },
+        state->exchange->read_body([this, id](std::span<const std::uint8_t> bytes) { return service_.put_body(id, bytes); },
                            [this, id] { service_.end_put(id); });
     };
     if (auto direct = direct_condition(p)) {
@@ -378,8 +377,8 @@ void object_api::handle_delete(std::shared_ptr<request_state> state, std::string
         send_error(*state->exchange, failure->status, "InvalidArgument", failure->reason);
         return;
     }
-    auto remove = [this, state](std::string key, condition c) {
-        service_.remove(key, c, [state](service_status s) {
+    auto remove = [this, state](const std::string& target, condition c) {
+        service_.remove(target, c, [state](service_status s) {
             if (!state->alive) return;
             if (s == service_status::ok) state->exchange->respond_with(204, "", "");
             else send_service_error(*state->exchange, s, s == service_status::not_found ? "no object under this key" : "the object was not deleted");

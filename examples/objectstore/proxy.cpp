@@ -20,6 +20,7 @@
 #include "object_api.hpp"
 #include "platform/cli.hpp"
 #include "platform/log.hpp"
+#include "vsr/config.hpp"
 
 namespace {
 
@@ -147,6 +148,8 @@ void raise_file_limit() {
 }
 
 struct ticker {
+    ticker(platform::event_loop& l, std::uint64_t period, std::function<void()> f)
+        : loop(l), period_ns(period), on_tick(std::move(f)) {}
     platform::event_loop& loop;
     std::uint64_t period_ns;
     std::function<void()> on_tick;

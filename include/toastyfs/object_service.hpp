@@ -308,10 +308,10 @@ public:
 
     /// Any encoded metadata operation (the repairer's clock, add_holder, list_chunks...).
     /// `done` gets the raw result body when the status is ok.
-    void submit_metadata(std::span<const std::uint8_t> operation,
+    void submit_metadata(std::span<const std::uint8_t> encoded,
                          std::function<void(service_status, std::span<const std::uint8_t>)> done) {
         auto shared_done = std::make_shared<std::function<void(service_status, std::span<const std::uint8_t>)>>(std::move(done));
-        const vsr::submit_error error = metadata_.submit(operation, [shared_done](const vsr::client_result& r) {
+        const vsr::submit_error error = metadata_.submit(encoded, [shared_done](const vsr::client_result& r) {
             (*shared_done)(from_client(r.status), r.body);
         });
         if (error != vsr::submit_error::none) {
@@ -403,6 +403,8 @@ public:
         raw_.emplace(id, std::move(done));
         requests_.emplace(id, pending_request{header.kind, node, 0, 0, id, now_ns_ + options_.chunk_request_timeout_ns, true});
     }
+
+    static sha256_digest sha256(std::span<const std::uint8_t> bytes) { return Crypto::sha256(bytes); }
 
     bool node_connected(std::uint8_t node) { return node < options_.node_count && transport_.connected(node); }
 
