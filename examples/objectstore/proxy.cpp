@@ -341,7 +341,10 @@ int main(int argc, char** argv) {
                     }
                 }};
     tick.start();
-    while (stop_signal.load() == 0) loop.run_once(tick.period_ns);
+    while (stop_signal.load() == 0) {
+        loop.run_once(tick.period_ns);
+        service.poll();
+    }
 
     log(log_level::info, "signal %d: shutting down", stop_signal.load());
     tick.stop();

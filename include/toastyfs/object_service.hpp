@@ -410,6 +410,10 @@ public:
 
     // ---- driver inputs ----------------------------------------------------------------------
 
+    /// Runs work that API calls deferred (callbacks never run inside those calls). The driver
+    /// calls it after every batch of events, so deferred work waits for no tick.
+    void poll() { run_deferred(); }
+
     void tick(std::uint64_t now_ns) {
         now_ns_ = now_ns;
         run_deferred();
