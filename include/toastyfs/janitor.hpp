@@ -5,7 +5,8 @@
 //  1. inventory: every connected node lists its chunks (sha256, size, token);
 //  2. clock: t_inventory, the metadata clock after every inventory was taken;
 //  3. scan: list_chunks pages through the chunk index. For each referenced chunk, a listed holder
-//     whose inventory lacks it is stale (remove_holder); a chunk with fewer than
+//     whose inventory lacks it in two passes running is stale (remove_holder: one miss may be a
+//     chunk written after the inventory); a chunk with fewer than
 //     replication_factor good copies (listed holders that have it, plus listed holders that are
 //     disconnected for less than node_down_grace_ns) is queued for repair. Every inventory entry
 //     whose node is not a listed holder is a garbage candidate.
@@ -27,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <utility>
 #include <vector>
@@ -121,6 +123,7 @@ private:
         inventory_total_ = 0;
         overflow_ = false;
         repairs_.clear();
+        next_suspects_.clear();
         for (auto& [key, c] : candidates_) c.present = false;
         inventory_node(0, std::nullopt);
     }
@@ -194,6 +197,8 @@ private:
             if (page->truncated && !page->entries.empty()) {
                 scan_chunks(page->entries.back().sha256);
             } else {
+                suspects_ = std::move(next_suspects_);
+                next_suspects_.clear();
                 note_candidates();
                 repair_next();
             }
@@ -213,7 +218,16 @@ private:
                 good = with(good, n);
                 sources = with(sources, n);
             } else if (contains(c.holders, n) && contains(inventoried_, n) && !has) {
-                remove_stale_holder(c.sha256, n);
+                // Missing from this inventory. It may have been written (and committed) after
+                // the inventory was taken; if the previous pass already saw it listed and
+                // missing, this inventory came after that scan, so the copy is really gone.
+                const candidate_key key{n, c.sha256};
+                if (suspects_.contains(key)) {
+                    remove_stale_holder(c.sha256, n);
+                } else {
+                    if (next_suspects_.size() < options_.candidates_max) next_suspects_.insert(key);
+                    good = with(good, n);  // presumed fresh until the next pass
+                }
             } else if (contains(c.holders, n) && !contains(inventoried_, n) &&
                        now_ns_ - std::min(now_ns_, last_connected_ns_[n]) < options_.node_down_grace_ns) {
                 good = with(good, n);  // down only briefly: presumed good
@@ -391,6 +405,8 @@ private:
     std::uint64_t t_inventory_ = 0;
     std::vector<repair_task> repairs_;
     std::map<candidate_key, candidate> candidates_;
+    std::set<candidate_key> suspects_;       // listed holder missing from the last scan's inventory
+    std::set<candidate_key> next_suspects_;  // being collected by the running scan
 };
 
 }  // namespace toastyfs
