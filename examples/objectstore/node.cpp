@@ -58,7 +58,7 @@ struct arguments {
     bool recovering = false;
     std::uint64_t upload_lease_ms = 3'600'000;
     std::uint64_t disk_quota_bytes = 0;
-    std::uint64_t scrub_bytes_per_second = 64ull << 20;
+    std::uint64_t scrub_bytes_per_second = 8ull << 20;
     log_level level = log_level::info;
 };
 
@@ -74,7 +74,7 @@ void usage(std::FILE* out) {
                  "  --upload-lease-ms MS       how long an upload may take to commit (default 3600000);\n"
                  "                             every node and proxy must agree\n"
                  "  --disk-quota-bytes N       refuse chunk writes beyond N bytes stored (default 0: disk size)\n"
-                 "  --scrub-bytes-per-second N background re-verification rate (default 67108864; 0: off)\n"
+                 "  --scrub-bytes-per-second N background re-verification rate (default 8388608; 0: off)\n"
                  "  --log-level L              debug, info (default) or warn\n");
 }
 
