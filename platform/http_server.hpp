@@ -9,16 +9,27 @@
 // The handler sees an http_exchange:
 // - request(): the parsed head.
 // - read_body(consumer, on_end): the body is handed to `consumer` as it arrives; the consumer
-//   returns how many bytes it took, and taking fewer pauses reading until resume_body(). An
-//   `Expect: 100-continue` request gets its 100 response when read_body is first called.
-// - respond(head), then write(data, written) any number of times (one at a time: `data` must
-//   stay valid until `written` runs), then finish(). A chunked head (set_chunked) frames the
-//   writes. A HEAD request's response carries no body (write() is then a caller bug).
+//   returns how many bytes it took, and taking fewer pauses reading until resume_body() (the
+//   untaken rest is offered again then). on_end runs once after the last byte. An
+//   `Expect: 100-continue` request gets its 100 response when read_body is first called, and
+//   only then. Until read_body, the body stays unread in the socket.
+// - respond(head), then write(data, written) any number of times (`data` must stay valid until
+//   `written` runs or is destroyed unrun), then finish(). A chunked head (set_chunked) frames
+//   the writes; to an HTTP/1.0 client it is sent close-delimited instead. A head with neither
+//   Content-Length nor chunked framing makes the body close-delimited. A HEAD request's
+//   response carries no body (writes are completed without sending anything). A body shorter
+//   than its Content-Length at finish() closes the connection after it; bytes beyond it are
+//   dropped and close it too (the client sees the framing break, never a corrupt next response).
 // - on_abort(f): the connection closed before the exchange finished; f runs once and the
-//   exchange must not be touched afterwards. After finish() the exchange must not be touched
-//   either, except that `written` callbacks still run.
-// A response sent before the request body was read ends the connection after it (Connection:
-// close is added), unless the remaining body is small enough to drain.
+//   exchange must not be touched afterwards (no other callback of the exchange runs after f).
+//   After finish() the exchange must not be touched either, except that `written` callbacks
+//   still run as the bytes go out; if the connection closes first they are destroyed unrun.
+// - Callbacks never run inside the call that caused them (no re-entrancy): on_end, `written`
+//   of an empty write and the like run from the event loop.
+// Responding ends the request body for the handler: consumer and on_end never run after
+// respond(). If the body was not completely read, the rest is read and dropped when at most
+// drain_body_max bytes remain, otherwise (or when a 100-continue was never sent) the response
+// carries Connection: close and the connection closes after it.
 //
 // Limits (options below) bound connections, buffers, the head size (parser options) and time.
 // A malformed request gets its 4xx/5xx answer with Connection: close; nothing from the network
@@ -50,6 +61,8 @@ struct http_server_options {
     /// a body streams in, and shrunk back afterwards, so idle connections stay cheap.
     std::size_t head_buffer_size = 16 * 1024;
     std::size_t body_buffer_size = 256 * 1024;
+    // A connection with more than body_buffer_size bytes of responses unsent reads no further
+    // (pipelined) request until they drain: a client that never reads cannot grow the queue.
     /// A request head must arrive completely within this after its first byte (slowloris).
     std::uint64_t head_timeout_ns = 10'000'000'000;
     /// A keep-alive connection with no request in progress is closed after this.
@@ -68,8 +81,8 @@ struct http_server_counters {
     std::uint64_t accepted = 0;
     std::uint64_t refused = 0;  // over connections_max
     std::uint64_t accept_errors = 0;
-    std::uint64_t requests = 0;
-    std::uint64_t responses = 0;
+    std::uint64_t requests = 0;   // request heads handed to the handler
+    std::uint64_t responses = 0;  // exchanges completed (finished, body read or dropped)
     std::uint64_t parse_errors = 0;  // answered with the parser's status, then closed
     std::uint64_t head_timeouts = 0;
     std::uint64_t idle_timeouts = 0;
@@ -98,6 +111,8 @@ public:
                       toastyfs::http::fields extra_headers = {});
 
     void on_abort(std::function<void()> aborted);
+    /// Closes the connection now (a response that cannot be completed). on_abort does not run.
+    void abandon();
 
 private:
     friend class http_server;
@@ -121,13 +136,19 @@ public:
     http_server& operator=(const http_server&) = delete;
 
     bool start(io_error& error);
-    /// Closes the listener and every connection (aborting their exchanges). Idempotent.
+    /// Closes the listener and every connection; on_abort of every exchange in flight runs
+    /// before it returns. Idempotent. The destructor calls it, then runs the loop until every
+    /// pending operation has called back (so it must not run inside a loop callback).
     void shutdown();
     bool drained() const noexcept;
     std::uint16_t port() const;
 
     const http_server_counters& counters() const noexcept { return counters_; }
+    /// Open connections (closed ones still releasing their operations are not counted).
     std::size_t connections() const noexcept { return open_connections_; }
+    /// Bytes of read buffers held by all connections (for tests and memory accounting): each
+    /// connection holds head_buffer_size, or body_buffer_size while a body streams in.
+    std::size_t read_buffer_bytes() const noexcept;
 
 private:
     friend class http_exchange;
@@ -139,6 +160,7 @@ private:
     void handle_accept(completion& c);
     void handle_tick();
     void sweep();
+    struct callback_scope;
 
     event_loop& loop_;
     http_server_options options_;
@@ -151,6 +173,10 @@ private:
     bool tick_pending_ = false;
     bool accept_paused_ = false;
     bool stopping_ = false;
+    /// Loop callbacks of this server on the stack: connections are released only at depth 0,
+    /// so a handler that closes or shuts down from inside a callback never frees a connection
+    /// that is still executing.
+    int callback_depth_ = 0;
     std::vector<std::unique_ptr<http_connection>> connections_;
     std::size_t open_connections_ = 0;
     std::size_t closed_unreleased_ = 0;

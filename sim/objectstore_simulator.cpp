@@ -1880,6 +1880,8 @@ objectstore_result objectstore_simulation::run() {
             trace(e.kind, e.a, e.b, 0);
         }
         handle(e);
+        // As the proxy's event loop does after every batch: deferred work waits for no tick.
+        for (auto& proxy : proxies_) proxy.service->poll();
     }
     if (result_.ok && phase_ != final_phase::done) fail("liveness", "simulation ended before the final phase completed");
     if (result_.ok) final_checks();

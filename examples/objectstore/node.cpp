@@ -58,7 +58,7 @@ struct arguments {
     bool recovering = false;
     std::uint64_t upload_lease_ms = 3'600'000;
     std::uint64_t disk_quota_bytes = 0;
-    std::uint64_t scrub_bytes_per_second = 64ull << 20;
+    std::uint64_t scrub_bytes_per_second = 8ull << 20;
     log_level level = log_level::info;
 };
 
@@ -74,7 +74,7 @@ void usage(std::FILE* out) {
                  "  --upload-lease-ms MS       how long an upload may take to commit (default 3600000);\n"
                  "                             every node and proxy must agree\n"
                  "  --disk-quota-bytes N       refuse chunk writes beyond N bytes stored (default 0: disk size)\n"
-                 "  --scrub-bytes-per-second N background re-verification rate (default 67108864; 0: off)\n"
+                 "  --scrub-bytes-per-second N background re-verification rate (default 8388608; 0: off)\n"
                  "  --log-level L              debug, info (default) or warn\n");
 }
 
@@ -142,6 +142,8 @@ std::uint64_t random_seed() {
 
 /// Ticks a loop-driven component every `period_ns` until stop_signal.
 struct ticker {
+    ticker(platform::event_loop& l, std::uint64_t period, std::function<void()> f)
+        : loop(l), period_ns(period), on_tick(std::move(f)) {}
     platform::event_loop& loop;
     std::uint64_t period_ns;
     std::function<void()> on_tick;
@@ -184,7 +186,7 @@ int run_chunk_thread(const arguments& args, std::atomic<bool>& ready, std::atomi
     }
     toastyfs::chunk_store_options store_options;
     store_options.bytes_max = args.disk_quota_bytes;
-    store_options.free_bytes_reserve = 64ull << 20;  // leave room for the logs and the OS
+    store_options.free_bytes_min = 64ull << 20;  // leave room for the logs and the OS
     store_type store(disk, store_options);
     if (!store.open(error)) {
         log(log_level::warn, "chunk store: %s", error.c_str());

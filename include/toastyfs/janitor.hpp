@@ -5,9 +5,8 @@
 //  1. inventory: every connected node lists its chunks (sha256, size, token);
 //  2. clock: t_inventory, the metadata clock after every inventory was taken;
 //  3. scan: list_chunks pages through the chunk index. For each referenced chunk, a listed holder
-//     whose inventory lacks it in two consecutive passes is stale (remove_holder: once is not
-//     enough, an upload's write may land just after the inventory and commit before the scan);
-//     a chunk with fewer than
+//     whose inventory lacks it in two passes running is stale (remove_holder: one miss may be a
+//     chunk written after the inventory); a chunk with fewer than
 //     replication_factor good copies (listed holders that have it, plus listed holders that are
 //     disconnected for less than node_down_grace_ns) is queued for repair. Every inventory entry
 //     whose node is not a listed holder is a garbage candidate.
@@ -127,8 +126,8 @@ private:
         inventory_total_ = 0;
         overflow_ = false;
         repairs_.clear();
+        next_suspects_.clear();
         for (auto& [key, c] : candidates_) c.present = false;
-        stale_suspects_next_.clear();
         inventory_node(0, std::nullopt);
     }
 
@@ -201,8 +200,8 @@ private:
             if (page->truncated && !page->entries.empty()) {
                 scan_chunks(page->entries.back().sha256);
             } else {
-                stale_suspects_ = std::move(stale_suspects_next_);
-                stale_suspects_next_.clear();
+                suspects_ = std::move(next_suspects_);
+                next_suspects_.clear();
                 note_candidates();
                 repair_next();
             }
@@ -222,12 +221,16 @@ private:
                 good = with(good, n);
                 sources = with(sources, n);
             } else if (contains(c.holders, n) && contains(inventoried_, n) && !has) {
-                // Missing from this inventory, but the write of an upload that commits before
-                // this scan may have landed just after the inventory: only a holder missing
-                // from two passes' inventories in a row is stale.
+                // Missing from this inventory. It may have been written (and committed) after
+                // the inventory was taken; if the previous pass already saw it listed and
+                // missing, this inventory came after that scan, so the copy is really gone.
                 const candidate_key key{n, c.sha256};
-                if (stale_suspects_.contains(key)) remove_stale_holder(c.sha256, n);
-                stale_suspects_next_.insert(key);
+                if (suspects_.contains(key)) {
+                    remove_stale_holder(c.sha256, n);
+                } else {
+                    if (next_suspects_.size() < options_.candidates_max) next_suspects_.insert(key);
+                    good = with(good, n);  // presumed fresh until the next pass
+                }
             } else if (contains(c.holders, n) && !contains(inventoried_, n) &&
                        now_ns_ - std::min(now_ns_, last_connected_ns_[n]) < options_.node_down_grace_ns) {
                 good = with(good, n);  // down only briefly: presumed good
@@ -406,8 +409,8 @@ private:
     std::uint64_t t_inventory_ = 0;
     std::vector<repair_task> repairs_;
     std::map<candidate_key, candidate> candidates_;
-    std::set<candidate_key> stale_suspects_;       // listed holders missing from the last scanned pass
-    std::set<candidate_key> stale_suspects_next_;  // ... from this pass (bounded by the chunk index)
+    std::set<candidate_key> suspects_;       // listed holder missing from the last scan's inventory
+    std::set<candidate_key> next_suspects_;  // being collected by the running scan
 };
 
 }  // namespace toastyfs

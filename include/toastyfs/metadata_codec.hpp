@@ -35,6 +35,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -491,7 +492,11 @@ public:
     void u16(std::uint16_t v) { vsr::store_le16(grow(2), v); }
     void u32(std::uint32_t v) { vsr::store_le32(grow(4), v); }
     void u64(std::uint64_t v) { vsr::store_le64(grow(8), v); }
-    void bytes(std::span<const std::uint8_t> v) { out_.insert(out_.end(), v.begin(), v.end()); }
+    // resize + memcpy rather than insert: GCC 12 at -O3 reports a false -Warray-bounds on
+    // vector::insert after a small push_back.
+    void bytes(std::span<const std::uint8_t> v) {
+        if (!v.empty()) std::memcpy(grow(v.size()), v.data(), v.size());
+    }
     void string(std::string_view v) {
         out_.insert(out_.end(), reinterpret_cast<const std::uint8_t*>(v.data()),
                     reinterpret_cast<const std::uint8_t*>(v.data()) + v.size());

@@ -311,10 +311,10 @@ public:
 
     /// Any encoded metadata operation (the repairer's clock, add_holder, list_chunks...).
     /// `done` gets the raw result body when the status is ok.
-    void submit_metadata(std::span<const std::uint8_t> operation_bytes,
+    void submit_metadata(std::span<const std::uint8_t> encoded,
                          std::function<void(service_status, std::span<const std::uint8_t>)> done) {
         auto shared_done = std::make_shared<std::function<void(service_status, std::span<const std::uint8_t>)>>(std::move(done));
-        const vsr::submit_error error = metadata_.submit(operation_bytes, [shared_done](const vsr::client_result& r) {
+        const vsr::submit_error error = metadata_.submit(encoded, [shared_done](const vsr::client_result& r) {
             (*shared_done)(from_client(r.status), r.body);
         });
         if (error != vsr::submit_error::none) {
@@ -407,12 +407,15 @@ public:
         requests_.emplace(id, pending_request{header.kind, node, 0, 0, id, now_ns_ + options_.chunk_request_timeout_ns, true});
     }
 
-    bool node_connected(std::uint8_t node) { return node < options_.node_count && transport_.connected(node); }
-
-    /// The Crypto policy's SHA-256 (the janitor verifies the copies it repairs from).
     static sha256_digest sha256(std::span<const std::uint8_t> bytes) { return Crypto::sha256(bytes); }
 
+    bool node_connected(std::uint8_t node) { return node < options_.node_count && transport_.connected(node); }
+
     // ---- driver inputs ----------------------------------------------------------------------
+
+    /// Runs work that API calls deferred (callbacks never run inside those calls). The driver
+    /// calls it after every batch of events, so deferred work waits for no tick.
+    void poll() { run_deferred(); }
 
     void tick(std::uint64_t now_ns) {
         now_ns_ = now_ns;
