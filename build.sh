@@ -17,8 +17,9 @@ esac
 
 # --- dependencies: commands (command -> Debian package) and -dev packages ---
 missing=()
-declare -A cmd_pkg=([meson]=meson [ninja]=ninja-build [g++]=g++ [pkg-config]=pkg-config)
-for cmd in meson ninja g++ pkg-config; do
+# curl: cluster.sh and the e2e tests talk to the proxy with it.
+declare -A cmd_pkg=([meson]=meson [ninja]=ninja-build [g++]=g++ [pkg-config]=pkg-config [curl]=curl)
+for cmd in meson ninja g++ pkg-config curl; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${cmd_pkg[$cmd]}")
 done
 for pkg in libssl-dev libboost-test-dev libbenchmark-dev; do

@@ -14,7 +14,8 @@
 # Settings (environment): TOASTYFS_NODES (3), TOASTYFS_PROXY (127.0.0.1:3000),
 # TOASTYFS_PORT_BASE (7000: node N listens on BASE+N for metadata and BASE+100+N for chunks),
 # TOASTYFS_CLUSTER (cluster id, 1), TOASTYFS_PROXY_ARGS and TOASTYFS_NODE_ARGS (extra flags),
-# TOASTYFS_BUILD (build directory, default build).
+# TOASTYFS_BUILD (build directory, default build), TOASTYFS_SKIP_BUILD=1 (use the binaries as they
+# are when they exist: no build step).
 set -euo pipefail
 root=$(cd "$(dirname "$0")" && pwd)
 home=${TOASTYFS_HOME:-$root/.cluster}
@@ -39,16 +40,32 @@ say() { echo "cluster: $*"; }
 die() { echo "cluster: $*" >&2; exit 1; }
 
 pid_of() { cat "$home/pids/$1.pid" 2>/dev/null || true; }
-alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+# running PID: the process exists, is not a zombie waiting to be reaped (kill -0 succeeds on those,
+# and some init processes reap late) and is one of ours (a stale pid file may name a reused pid).
+running() {
+    kill -0 "$1" 2>/dev/null || return 1
+    [ -r "/proc/$1/stat" ] || return 0  # no /proc: kill -0 is all there is
+    local state comm
+    state=$(sed "s/.*) //" "/proc/$1/stat" 2>/dev/null | cut -c1)
+    comm=$(cat "/proc/$1/comm" 2>/dev/null)
+    [ -n "$state" ] && [ "$state" != Z ] && [[ "$comm" == toastyfs-* ]]
+}
+alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && running "$p"; }
 
 check_node_number() {
     [[ "${1:-}" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$nodes" ] || die "node must be a number from 1 to $nodes"
 }
 
+# build.sh (dependencies, then build/) for the default build directory; another TOASTYFS_BUILD
+# (build-asan, a test's) must already be configured and is compiled in place, never build/ instead.
 build_if_needed() {
-    if [ ! -x "$node_bin" ] || [ ! -x "$proxy_bin" ] || [ "${TOASTYFS_SKIP_BUILD:-0}" != 1 ]; then
-        "$root/build.sh" >"$home/logs/build.log" 2>&1 || { tail -n 40 "$home/logs/build.log" >&2; die "build failed (see $home/logs/build.log)"; }
+    if [ -x "$node_bin" ] && [ -x "$proxy_bin" ] && [ "${TOASTYFS_SKIP_BUILD:-0}" = 1 ]; then return 0; fi
+    local command=("$root/build.sh")
+    if [ "$(cd "$build" 2>/dev/null && pwd)" != "$root/build" ]; then
+        [ -f "$build/build.ninja" ] || die "TOASTYFS_BUILD=$build is not a configured build directory"
+        command=(meson compile -C "$build")
     fi
+    "${command[@]}" >"$home/logs/build.log" 2>&1 || { tail -n 40 "$home/logs/build.log" >&2; die "build failed (see $home/logs/build.log)"; }
 }
 
 # start_node N [--recovering]
@@ -70,16 +87,24 @@ start_proxy() {
 
 status_json() { curl -s --max-time 2 "http://$proxy_address/?status" 2>/dev/null || true; }
 
-# Ready when the proxy answers and sees a normal primary and a quorum.
+# Ready when the proxy answers and has heard every node report status normal, one of them primary
+# (so a `status` right after `start` shows every node, not the ones the proxy has not polled yet).
+# Every process is checked alive first: a process that could not listen exits, and the address
+# may then be answered by someone else's proxy. Returns 1 on timeout, 2 if a process exited.
 wait_ready() {
-    local deadline=$((SECONDS + ${1:-20}))
+    local deadline=$((SECONDS + ${1:-20})) json name
     while [ $SECONDS -lt $deadline ]; do
-        local json
-        json=$(status_json)
-        if [[ "$json" == *'"role":"primary"'* ]] && [[ "$json" == *'"status":"normal"'* ]]; then return 0; fi
         for name in proxy $(seq -f "node%g" 1 "$nodes"); do
-            alive "$name" || die "$name exited during start; see $home/logs/$name.log"
+            if ! alive "$name"; then
+                echo "cluster: $name exited during start; see $home/logs/$name.log:" >&2
+                tail -n 5 "$home/logs/$name.log" >&2
+                return 2
+            fi
         done
+        json=$(status_json)
+        if [[ "$json" == *'"role":"primary"'* ]] && [ "$(grep -o '"status":"normal"' <<<"$json" | wc -l)" -eq "$nodes" ]; then
+            return 0
+        fi
         sleep 0.1
     done
     return 1
@@ -93,28 +118,44 @@ cmd_start() {
     build_if_needed
     for ((i = 1; i <= nodes; i++)); do start_node "$i"; done
     start_proxy
-    if wait_ready 20; then
+    local ready=0
+    wait_ready 20 || ready=$?
+    if [ "$ready" -eq 0 ]; then
         say "started $nodes nodes and the proxy on http://$proxy_address (logs in $home/logs)"
-    else
-        die "the cluster did not become ready within 20 s; see $home/logs"
+        return 0
     fi
+    # Leave nothing half-started behind: a second start would refuse ("already running").
+    cmd_stop >/dev/null
+    [ "$ready" -eq 1 ] && die "the cluster did not become ready within 20 s; stopped it again; see $home/logs"
+    die "start failed; stopped the processes that were started"
 }
 
-stop_process() {
-    local name=$1 p
-    p=$(pid_of "$name")
-    [ -n "$p" ] || return 0
-    if kill -0 "$p" 2>/dev/null; then
-        kill "$p" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-    fi
-    rm -f "$home/pids/$name.pid"
+# stop_processes NAME...: SIGTERM to each, up to 5 s for all of them to exit, then SIGKILL.
+stop_processes() {
+    local name p pids=()
+    for name in "$@"; do
+        p=$(pid_of "$name")
+        if [ -n "$p" ] && running "$p"; then
+            kill "$p" 2>/dev/null || true
+            pids+=("$p")
+        fi
+        rm -f "$home/pids/$name.pid"
+    done
+    for _ in $(seq 50); do
+        local left=0
+        for p in "${pids[@]}"; do running "$p" && left=1; done
+        [ "$left" -eq 0 ] && return 0
+        sleep 0.1
+    done
+    for p in "${pids[@]}"; do running "$p" && kill -9 "$p" 2>/dev/null; done
+    return 0
 }
 
 cmd_stop() {
-    stop_process proxy
-    for ((i = 1; i <= nodes; i++)); do stop_process "node$i"; done
+    # The proxy first (it stops taking requests), then the nodes together, so that no node sees
+    # its peers go one by one and starts view changes on the way down.
+    stop_processes proxy
+    stop_processes $(seq -f "node%g" 1 "$nodes")
     say "stopped"
 }
 
@@ -153,6 +194,7 @@ cmd_kill() {
     alive "node$1" || die "node $1 is not running"
     kill -9 "$p"
     rm -f "$home/pids/node$1.pid"
+    for _ in $(seq 50); do running "$p" || break; sleep 0.1; done  # gone, its ports released
     say "killed node $1 (pid $p) with SIGKILL"
 }
 
@@ -161,6 +203,8 @@ cmd_revive() {
     alive "node$1" && die "node $1 is running"
     [ -x "$node_bin" ] || die "not built"
     start_node "$1" --recovering
+    sleep 0.2
+    alive "node$1" || { tail -n 5 "$home/logs/node$1.log" >&2; die "node $1 exited at once; see $home/logs/node$1.log"; }
     say "revived node $1 (pid $(pid_of "node$1")); it recovers its metadata from the other nodes"
 }
 
@@ -172,5 +216,5 @@ case "${1:-}" in
     clean) cmd_stop; rm -rf "$home"; say "removed $home" ;;
     kill) cmd_kill "${2:-}" ;;
     revive) cmd_revive "${2:-}" ;;
-    *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

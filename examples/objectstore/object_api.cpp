@@ -256,7 +256,10 @@ void object_api::handle_put(std::shared_ptr<request_state> state, std::string ke
     }
     // A condition the state machine cannot check alone: read the current ETag, evaluate the
     // headers, then put on the condition that the object is still exactly what was evaluated.
-    service_.lookup(request.key, false, [state, p, request = std::move(request), start_upload](service_status s, const object_result& current) mutable {
+    // The key is copied first: the lambda below moves `request`, and the order in which function
+    // arguments are evaluated is unspecified (GCC built the lambda first: the lookup saw "").
+    const std::string key_to_check = request.key;
+    service_.lookup(key_to_check, false, [state, p, request = std::move(request), start_upload](service_status s, const object_result& current) mutable {
         if (!state->alive) return;
         if (s != service_status::ok && s != service_status::not_found) {
             send_service_error(*state->exchange, s, "cannot evaluate the precondition");
@@ -378,9 +381,12 @@ void object_api::handle_delete(std::shared_ptr<request_state> state, std::string
         return;
     }
     auto remove = [this, state](const std::string& target, condition c) {
-        service_.remove(target, c, [state](service_status s) {
+        const bool if_match = c.kind == condition_kind::if_match;
+        service_.remove(target, c, [state, if_match](service_status s) {
             if (!state->alive) return;
             if (s == service_status::ok) state->exchange->respond_with(204, "", "");
+            // If-Match on an absent object fails (RFC 9110 13.1.1), as on the lookup path below.
+            else if (s == service_status::not_found && if_match) send_error(*state->exchange, 412, "PreconditionFailed", "If-Match: the object does not exist");
             else send_service_error(*state->exchange, s, s == service_status::not_found ? "no object under this key" : "the object was not deleted");
         });
     };
@@ -476,7 +482,7 @@ void object_api::handle_status(std::shared_ptr<request_state> state) {
         const node_view& n = cluster_.nodes[i];
         if (i != 0) body += ',';
         body += "{\"node\":" + std::to_string(i + 1);
-        const bool fresh = n.metadata_answered && cluster_.now_ns - n.metadata_answered_ns < 3'000'000'000ull;
+        const bool fresh = cluster_.answered_within(n, 3'000'000'000ull);
         if (fresh) {
             body += ",\"status\":\"";
             body += n.metadata.status < 3 ? status_names[n.metadata.status] : "unknown";

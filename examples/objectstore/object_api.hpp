@@ -49,10 +49,16 @@ struct cluster_view {
     std::uint64_t now_ns = 0;
     /// Metadata replicas the proxy's bus is connected to. Below quorum, requests get 503 at once.
     std::size_t replicas_connected = 0;
+    /// Whether `node` answered a status request within `within_ns` of now_ns. now_ns is set on
+    /// each tick while answers are stamped when they arrive, so an answer may be newer than now_ns
+    /// (fresh, not 2^64 ns old).
+    bool answered_within(const node_view& node, std::uint64_t within_ns) const {
+        return node.metadata_answered && (node.metadata_answered_ns >= now_ns || now_ns - node.metadata_answered_ns <= within_ns);
+    }
     /// Nodes whose metadata replica answered a status request in the last few seconds.
     std::size_t metadata_reachable(std::uint64_t within_ns) const {
         std::size_t n = 0;
-        for (const auto& node : nodes) n += node.metadata_answered && now_ns - node.metadata_answered_ns <= within_ns;
+        for (const auto& node : nodes) n += answered_within(node, within_ns);
         return n;
     }
 };

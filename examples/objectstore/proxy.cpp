@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -307,12 +308,26 @@ int main(int argc, char** argv) {
     ticker tick{loop, std::uint64_t{cfg.tick_ms} * 1'000'000, [&] {
                     const std::uint64_t now = loop.monotonic_ns();
                     cluster.now_ns = now;
-                    cluster.replicas_connected = bus->status().connected_replicas.size();
+                    const auto connected = bus->status().connected_replicas;
+                    cluster.replicas_connected = connected.size();
+                    // A node whose connection dropped (killed, restarting) is unreachable now, not
+                    // "normal" for the seconds its last answer stays fresh: a restarted node must
+                    // be seen recovering, then normal, before anyone relies on it.
+                    bool unheard = false;  // a connected node that has not answered yet
+                    for (std::uint8_t n = 0; n < node_count; ++n) {
+                        if (std::find(connected.begin(), connected.end(), n) == connected.end()) {
+                            cluster.nodes[n].metadata_answered = false;
+                        } else {
+                            unheard = unheard || !cluster.nodes[n].metadata_answered;
+                        }
+                    }
                     client->tick();
                     service.tick(now);
                     janitor.tick(now);
                     if (now < next_poll_ns) return;
-                    next_poll_ns = now + 1'000'000'000;
+                    // Every second; every 200 ms while a node that just (re)connected is unheard
+                    // from, so /?status (and cluster.sh start) see it without waiting a second.
+                    next_poll_ns = now + (unheard ? 200'000'000 : 1'000'000'000);
                     for (std::uint8_t n = 0; n < node_count; ++n) {
                         vsr::header h;
                         h.cmd = vsr::command::status_request;
