@@ -10,6 +10,12 @@ source "$(dirname "$0")/lib.sh"
 watchdog 270
 
 bytes=${E2E_BIG_BYTES:-$((1 << 30))}
+# The source and two replicas of it live under $TMPDIR: skip (exit 77) rather than fill the disk.
+free_kb=$(df -Pk "$work" | awk 'NR == 2 {print $4}')
+if [ "${free_kb:-0}" -lt $((bytes / 1024 * 4)) ]; then
+    echo "SKIP: $((free_kb / 1024)) MB free in $work, the test needs $((bytes / 1048576 * 4)) MB"
+    exit 77
+fi
 start_cluster
 
 # The source: pseudo-random bytes (AES-CTR of zeros is ~10x faster than /dev/urandom), written to
