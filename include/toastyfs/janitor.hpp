@@ -212,6 +212,7 @@ private:
         ++counters_.chunks_scanned;
         node_set good = 0;
         node_set sources = 0;
+        node_set holders = c.holders;  // minus the stale ones: those nodes may take a new copy
         for (std::uint8_t n = 0; n < node_count_; ++n) {
             auto& inv = inventories_[n];
             const auto it = inv.find(c.sha256);
@@ -227,6 +228,7 @@ private:
                 const candidate_key key{n, c.sha256};
                 if (suspects_.contains(key)) {
                     remove_stale_holder(c.sha256, n);
+                    holders = without(holders, n);
                 } else {
                     if (next_suspects_.size() < options_.candidates_max) next_suspects_.insert(key);
                     good = with(good, n);  // presumed fresh until the next pass
@@ -237,7 +239,7 @@ private:
             }
         }
         if (count(good) < options_.replication_factor && sources != 0 && repairs_.size() < options_.repairs_per_pass_max) {
-            repairs_.push_back(repair_task{c.sha256, c.size, sources, c.holders});
+            repairs_.push_back(repair_task{c.sha256, c.size, sources, holders});
         }
     }
 
