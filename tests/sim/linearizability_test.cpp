@@ -125,6 +125,15 @@ reference_step apply_reference(std::optional<std::string>& state,
         return {kv_status::ok, std::nullopt};
       }
       return {kv_status::mismatch, std::nullopt};
+    case kv_kind::put_if_absent:
+      if (state) return {kv_status::mismatch, std::nullopt};
+      state = op.value;
+      return {kv_status::ok, std::nullopt};
+    case kv_kind::del_if:
+      if (!state) return {kv_status::not_found, std::nullopt};
+      if (*state != op.expected) return {kv_status::mismatch, std::nullopt};
+      state.reset();
+      return {kv_status::ok, std::nullopt};
   }
   return {};
 }
@@ -182,16 +191,20 @@ std::vector<kv_history_op> generate_history(const generator_config& config) {
     // append, not "k" + to_string(): g++ 12 -O3 warns falsely (-Wrestrict).
     op.key = "k";
     op.key += std::to_string(uniform(0, config.key_count - 1));
-    const std::uint64_t roll = uniform(0, 9);
+    const std::uint64_t roll = uniform(0, 11);
     op.kind = roll < 4 ? kv_kind::get
               : roll < 7 ? kv_kind::put
               : roll < 8 ? kv_kind::del
-                         : kv_kind::cas;
-    if (op.kind == kv_kind::put || op.kind == kv_kind::cas) {
+              : roll < 10 ? kv_kind::cas
+              : roll < 11 ? kv_kind::put_if_absent
+                          : kv_kind::del_if;
+    if (op.kind == kv_kind::put || op.kind == kv_kind::cas || op.kind == kv_kind::put_if_absent) {
       op.value = "v";
       op.value += std::to_string(op.id);
       op.expected = last_written.count(op.key) ? last_written[op.key] : "none";
       last_written[op.key] = op.value;
+    } else if (op.kind == kv_kind::del_if) {
+      op.expected = last_written.count(op.key) ? last_written[op.key] : "none";
     }
     std::uint64_t& now = client_time[op.client];
     op.invoke_ns = now + uniform(1, 20);
