@@ -26,6 +26,7 @@
 #include "platform/chunk_disk_posix.hpp"
 #include "platform/chunk_transport.hpp"
 #include "platform/cli.hpp"
+#include "process.hpp"
 #include "platform/crypto.hpp"
 #include "platform/event_loop.hpp"
 #include "platform/log.hpp"
@@ -46,8 +47,6 @@ using replica_type = vsr::basic_replica<toastyfs::metadata_state_machine, platfo
                                         platform::real_time, vsr::xoshiro256>;
 using store_type = toastyfs::chunk_store<platform::posix_chunk_disk, platform::openssl_crypto>;
 
-std::atomic<int> stop_signal{0};
-extern "C" void on_signal(int signal) { stop_signal.store(signal); }
 
 struct arguments {
     std::uint64_t index = 0;
@@ -135,39 +134,6 @@ int parse_arguments(int argc, char** argv, arguments& out) {
     return -1;
 }
 
-std::uint64_t random_seed() {
-    std::random_device device;
-    return (std::uint64_t{device()} << 32) ^ device();
-}
-
-/// Ticks a loop-driven component every `period_ns` until stop_signal.
-struct ticker {
-    ticker(platform::event_loop& l, std::uint64_t period, std::function<void()> f)
-        : loop(l), period_ns(period), on_tick(std::move(f)) {}
-    platform::event_loop& loop;
-    std::uint64_t period_ns;
-    std::function<void()> on_tick;
-    platform::completion c;
-    bool pending = false;
-
-    void start() {
-        c.callback = [](platform::completion& self) {
-            auto* t = static_cast<ticker*>(self.context);
-            t->pending = false;
-            if (self.error == platform::io_error::cancelled || stop_signal.load() != 0) return;
-            t->on_tick();
-            t->start();
-        };
-        c.context = this;
-        pending = true;
-        loop.timeout(period_ns, c);
-    }
-    void stop() {
-        if (pending) loop.cancel(c);
-        for (int i = 0; i < 1000 && pending; i++) loop.run_once(0);
-    }
-};
-
 // ---- the chunk thread ----------------------------------------------------------------------------
 
 int run_chunk_thread(const arguments& args, std::atomic<bool>& ready, std::atomic<bool>& failed) {
@@ -225,7 +191,7 @@ int run_chunk_thread(const arguments& args, std::atomic<bool>& ready, std::atomi
 
     // Scrub a slice every second: a full pass over the store takes bytes_stored / rate seconds.
     std::uint64_t corrupt_reported = 0;
-    ticker scrub{loop, 1'000'000'000, [&] {
+    toastyfs::process::ticker scrub{loop, 1'000'000'000, [&] {
                      if (args.scrub_bytes_per_second == 0) return;
                      const auto result = store.scrub(args.scrub_bytes_per_second);
                      if (result.corrupt > 0) {
@@ -236,7 +202,7 @@ int run_chunk_thread(const arguments& args, std::atomic<bool>& ready, std::atomi
                      }
                  }};
     scrub.start();
-    while (stop_signal.load() == 0) loop.run_once(100'000'000);
+    while (!toastyfs::process::stopping()) loop.run_once(100'000'000);
     scrub.stop();
     server.shutdown();
     for (int i = 0; i < 1000 && !server.drained(); i++) loop.run_once(0);
@@ -266,12 +232,7 @@ int main(int argc, char** argv) {
     if (const int code = parse_arguments(argc, argv, args); code >= 0) return code;
     platform::log_setup("node=" + std::to_string(args.index + 1), args.level);
 
-    struct sigaction action {};
-    action.sa_handler = &on_signal;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGTERM, &action, nullptr);
-    sigaction(SIGINT, &action, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    toastyfs::process::install_signal_handlers();
 
     vsr::config cfg;
     cfg.cluster = static_cast<std::uint32_t>(args.cluster);
@@ -296,11 +257,11 @@ int main(int argc, char** argv) {
     std::string error;
     if (!loop.open(error)) {
         log(log_level::warn, "event loop: %s", error.c_str());
-        stop_signal = SIGTERM;
+        toastyfs::process::stop_signal = SIGTERM;
         chunk_thread.join();
         return 1;
     }
-    const std::uint64_t seed = random_seed();
+    const std::uint64_t seed = toastyfs::process::random_seed();
     replica_type* replica_pointer = nullptr;
     platform::tcp_bus_options options;
     options.cluster = cfg.cluster;
@@ -317,7 +278,7 @@ int main(int argc, char** argv) {
     if (!bus->start(io)) {
         log(log_level::warn, "cannot listen on %s: %s", platform::to_string(args.replicas[args.index]).c_str(),
             std::string(platform::to_string(io)).c_str());
-        stop_signal = SIGTERM;
+        toastyfs::process::stop_signal = SIGTERM;
         chunk_thread.join();
         return 1;
     }
@@ -334,7 +295,7 @@ int main(int argc, char** argv) {
     std::uint64_t last_view = replica->view();
     bool last_primary = replica->is_primary();
     std::uint64_t next_report_ns = loop.monotonic_ns() + 10'000'000'000ull;
-    ticker tick{loop, std::uint64_t{cfg.tick_ms} * 1'000'000, [&] {
+    toastyfs::process::ticker tick{loop, std::uint64_t{cfg.tick_ms} * 1'000'000, [&] {
                     replica->tick();
                     if (replica->status() != last_status || replica->view() != last_view ||
                         replica->is_primary() != last_primary) {
@@ -352,9 +313,9 @@ int main(int argc, char** argv) {
                     }
                 }};
     tick.start();
-    while (stop_signal.load() == 0) loop.run_once(tick.period_ns);
+    while (!toastyfs::process::stopping()) loop.run_once(tick.period_ns);
 
-    log(log_level::info, "signal %d: shutting down", stop_signal.load());
+    log(log_level::info, "signal %d: shutting down", toastyfs::process::stop_signal.load());
     report(*replica, *bus);
     tick.stop();
     replica_pointer = nullptr;

@@ -20,6 +20,7 @@
 
 #include "object_api.hpp"
 #include "platform/cli.hpp"
+#include "process.hpp"
 #include "platform/log.hpp"
 #include "vsr/config.hpp"
 
@@ -29,8 +30,6 @@ using platform::log;
 using platform::log_level;
 using namespace toastyfs::proxy;
 
-std::atomic<int> stop_signal{0};
-extern "C" void on_signal(int signal) { stop_signal.store(signal); }
 
 struct arguments {
     std::vector<platform::socket_address> replicas;
@@ -134,11 +133,6 @@ int parse_arguments(int argc, char** argv, arguments& out) {
     return -1;
 }
 
-std::uint64_t random_seed() {
-    std::random_device device;
-    return (std::uint64_t{device()} << 32) ^ device();
-}
-
 /// Thousands of HTTP connections need file descriptors: take the hard limit.
 void raise_file_limit() {
     rlimit limit{};
@@ -148,45 +142,13 @@ void raise_file_limit() {
     }
 }
 
-struct ticker {
-    ticker(platform::event_loop& l, std::uint64_t period, std::function<void()> f)
-        : loop(l), period_ns(period), on_tick(std::move(f)) {}
-    platform::event_loop& loop;
-    std::uint64_t period_ns;
-    std::function<void()> on_tick;
-    platform::completion c;
-    bool pending = false;
-
-    void start() {
-        c.callback = [](platform::completion& self) {
-            auto* t = static_cast<ticker*>(self.context);
-            t->pending = false;
-            if (self.error == platform::io_error::cancelled || stop_signal.load() != 0) return;
-            t->on_tick();
-            t->start();
-        };
-        c.context = this;
-        pending = true;
-        loop.timeout(period_ns, c);
-    }
-    void stop() {
-        if (pending) loop.cancel(c);
-        for (int i = 0; i < 1000 && pending; i++) loop.run_once(0);
-    }
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
     arguments args;
     if (const int code = parse_arguments(argc, argv, args); code >= 0) return code;
     platform::log_setup("proxy", args.level);
-    struct sigaction action {};
-    action.sa_handler = &on_signal;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGTERM, &action, nullptr);
-    sigaction(SIGINT, &action, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    toastyfs::process::install_signal_handlers();
     raise_file_limit();
 
     const auto node_count = static_cast<std::uint8_t>(args.replicas.size());
@@ -200,7 +162,7 @@ int main(int argc, char** argv) {
         log(log_level::warn, "event loop: %s", error.c_str());
         return 1;
     }
-    const std::uint64_t seed = random_seed();
+    const std::uint64_t seed = toastyfs::process::random_seed();
     vsr::xoshiro256 random(seed);
 
     // Metadata: a VSR client over the TCP bus. Status replies go to the cluster view instead.
@@ -305,7 +267,7 @@ int main(int argc, char** argv) {
     std::uint64_t next_poll_ns = 0;
     std::uint64_t janitor_repairs_logged = 0, janitor_collected_logged = 0;
     std::vector<std::uint8_t> message;
-    ticker tick{loop, std::uint64_t{cfg.tick_ms} * 1'000'000, [&] {
+    toastyfs::process::ticker tick{loop, std::uint64_t{cfg.tick_ms} * 1'000'000, [&] {
                     const std::uint64_t now = loop.monotonic_ns();
                     cluster.now_ns = now;
                     const auto connected = bus->status().connected_replicas;
@@ -356,12 +318,12 @@ int main(int argc, char** argv) {
                     }
                 }};
     tick.start();
-    while (stop_signal.load() == 0) {
+    while (!toastyfs::process::stopping()) {
         loop.run_once(tick.period_ns);
         service.poll();
     }
 
-    log(log_level::info, "signal %d: shutting down", stop_signal.load());
+    log(log_level::info, "signal %d: shutting down", toastyfs::process::stop_signal.load());
     tick.stop();
     http.shutdown();
     chunks.shutdown();
