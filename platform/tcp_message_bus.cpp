@@ -58,12 +58,13 @@ void encode_keepalive(std::uint32_t cluster, std::uint8_t sender,
 }
 
 bool is_keepalive(std::span<const std::uint8_t, vsr::header_size> bytes, std::uint32_t cluster) noexcept {
-    const std::uint8_t* p = bytes.data();
-    if (p[10] != keepalive_command || vsr::load_le16(p + 8) != vsr::wire_version ||
-        vsr::load_le32(p + 16) != cluster || vsr::load_le32(p + 20) != 0) {
-        return false;
-    }
-    return vsr::load_le64(p) == vsr::checksum(bytes.subspan(8), cluster);
+    // Exactly the frame encode_keepalive makes for the claimed sender: a sealed command-0 header
+    // with any other field set (view, op, target, reserved...) is not a keepalive but a bad
+    // header, as the format promises (found by tests/fuzz/tcp_bus_fuzz).
+    if (bytes[10] != keepalive_command) return false;
+    std::array<std::uint8_t, vsr::header_size> canonical{};
+    encode_keepalive(cluster, bytes[11], canonical);
+    return std::equal(canonical.begin(), canonical.end(), bytes.begin());
 }
 
 std::uint64_t backoff_delay_ns(std::uint32_t attempt, std::uint64_t min_ns, std::uint64_t max_ns,

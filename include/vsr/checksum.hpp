@@ -76,11 +76,13 @@ inline std::uint64_t checksum(std::span<const std::uint8_t> bytes, std::uint64_t
         h = seed + xxh_prime5;
     }
     h += static_cast<std::uint64_t>(bytes.size());
-    for (; p + 8 <= end; p += 8) {
+    // Compare what is left, never p + n with end: p + n may point past the end (or be null + n
+    // for an empty span), which is undefined behaviour even if never dereferenced.
+    for (; end - p >= 8; p += 8) {
         h ^= xxh_round(0, load_le64(p));
         h = std::rotl(h, 27) * xxh_prime1 + xxh_prime4;
     }
-    if (p + 4 <= end) {
+    if (end - p >= 4) {
         h ^= static_cast<std::uint64_t>(load_le32(p)) * xxh_prime1;
         h = std::rotl(h, 23) * xxh_prime2 + xxh_prime3;
         p += 4;

@@ -568,6 +568,21 @@ BOOST_AUTO_TEST_CASE(keepalive_frame_round_trips_and_rejects_corruption) {
                                        cluster_id));
 }
 
+// Only the exact frame is a keepalive: a command-0 header resealed with any other field set (a
+// view, a target, the reserved bytes) is a bad header, as the format promises. Found by
+// tests/fuzz/tcp_bus_fuzz (regression input keepalive_with_nonzero_view_accepted).
+BOOST_AUTO_TEST_CASE(keepalive_with_any_other_field_set_is_not_a_keepalive) {
+    std::array<std::uint8_t, vsr::header_size> frame{};
+    platform::encode_keepalive(cluster_id, 1, frame);
+    for (std::size_t i = 8; i < frame.size(); i++) {
+        if (i == 11) continue;  // the sender: any identity may send one
+        auto changed = frame;
+        changed[i] ^= 0x01;
+        vsr::seal(changed, cluster_id);
+        BOOST_TEST(!platform::is_keepalive(changed, cluster_id), "byte " << i);
+    }
+}
+
 // Idle but healthy connections (nothing to say for many idle timeouts) stay open: each side
 // sends keepalives, the other counts and drops them, and nothing is delivered to on_message.
 BOOST_AUTO_TEST_CASE(idle_connections_are_kept_alive) {
