@@ -9,7 +9,9 @@
 // never exceeds the input and need_more consumes it all; body_data is non-empty and lies
 // inside the input; bodies never exceed body_size_max or the declared Content-Length; an error
 // is sticky. Every head is also run through the URI, Range, ETag and date parsers, as the proxy
-// would.
+// would. FUZZ_VERBOSE=1 prints the events of each input.
+#include <cstdlib>
+
 #include "toastyfs/http/date.hpp"
 #include "toastyfs/http/etag.hpp"
 #include "toastyfs/http/range.hpp"
@@ -145,6 +147,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const outcome bytewise = drive(stream, options, [] { return std::size_t{1}; });
     std::size_t next = 0;
     const outcome split = drive(stream, options, [&] { return pieces[next++ % pieces.size()]; });
+    static const bool verbose = std::getenv("FUZZ_VERBOSE") != nullptr;
+    if (verbose) {
+        for (const std::string& event : whole.trace) std::fprintf(stderr, "  %s\n", event.c_str());
+    }
     FUZZ_CHECK(whole.trace == bytewise.trace);
     FUZZ_CHECK(whole.trace == split.trace);
     return 0;

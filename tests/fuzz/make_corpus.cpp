@@ -176,7 +176,7 @@ void http() {
     write(t, "pipelined", "GET /a HTTP/1.1\r\nHost: h\r\n\r\nHEAD /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nDELETE /c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", plain);
     write(t, "expect_continue", "PUT /k HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc", bytes{0, 3, 1, 2, 5});
     write(t, "absolute_target", "GET http://example.com:80/x/y?z HTTP/1.1\r\nHost: example.com\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", plain);
-    write(t, "small_limits", "\r\nGET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: h\r\nA: b\r\nC: d\r\n\r\n", bytes{7, 9, 9, 9, 9, 9, 9, 9, 0});
+    write(t, "small_limits", "\r\nGET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: h\r\nA: b\r\nC: d\r\n\r\n", bytes{7, 9, 9, 9, 9, 9, 1, 9, 0});
     write(t, "errors", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", plain);
     write(t, "both_framings", "PUT /k HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", plain);
     write(t, "bare_lf", "GET / HTTP/1.1\nHost: h\n\n", plain);

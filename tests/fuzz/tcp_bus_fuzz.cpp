@@ -168,6 +168,31 @@ bool peer_closed(int fd) {
     }
 }
 
+/// A connection to the bus from the next of 2^16 loopback source addresses (127.1.0.0/16). We
+/// close first, so each connection leaves a TIME_WAIT entry on our side for a minute; from one
+/// source address the ephemeral ports would run out within seconds at fuzzing speed.
+int connect_to(const platform::socket_address& address) {
+    static std::uint32_t next_source = 0;
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(address.port);
+    to.sin_addr.s_addr = htonl(address.ipv4_host_order);
+    for (int attempt = 0; attempt < 16; ++attempt) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        FUZZ_CHECK(fd >= 0);
+        sockaddr_in from{};
+        from.sin_family = AF_INET;
+        from.sin_addr.s_addr = htonl(0x7f010000u | (next_source++ & 0xFFFFu));
+        if (::bind(fd, reinterpret_cast<const sockaddr*>(&from), sizeof from) == 0 &&
+            ::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0) {
+            return fd;
+        }
+        ::close(fd);
+    }
+    FUZZ_CHECK(!"cannot connect to the bus");
+    return -1;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -175,13 +200,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fixture& f = the_fixture();
     fuzz::input in(data, size);
 
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    FUZZ_CHECK(fd >= 0);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(f.address.port);
-    to.sin_addr.s_addr = htonl(f.address.ipv4_host_order);
-    FUZZ_CHECK(::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0);
+    const int fd = connect_to(f.address);
 
     f.claimed_sender.reset();
     f.first_sender.reset();

@@ -7,10 +7,12 @@
 // Input: a sequence of steps; each starts with a step byte:
 //   0  n ticks (the replica and the client)                1  raw bytes to the replica
 //   2  a sealed message to the replica: chosen header, body raw / one log entry / a log suffix
-//   3  something the replica or client sent, re-addressed as if from another replica (sealed)
+//   3  something the replica or client sent: a request or reply delivered as is, or re-addressed
+//      as if another replica had sent it (resealed)
 //   4  a sealed reply/eviction/status_reply to the client   5  the client submits a KV operation
-// Invariants: no crash, no sanitizer report, and the replica's own assertions hold (they are on
-// in every build). Small numbers for views and ops keep the protocol paths reachable.
+// Invariants: no crash, no sanitizer report, the replica's own assertions hold (they are on in
+// every build), and everything the replica and client send is a sealed message of the cluster
+// with its sender set and addressed where it is sent. Small numbers for views and ops keep the protocol paths reachable.
 #include <deque>
 #include <optional>
 
@@ -32,18 +34,34 @@ struct manual_clock {
     std::uint64_t realtime_ns() { return now_ns; }
 };
 
-/// Drops every message, keeping the last few so steps can re-address them.
+/// Drops every message, keeping the last few so steps can re-address them. Checks what is
+/// sent: a sealed message of our cluster, with the sender set (the replica's index, or
+/// address_client from the client) and addressed to where it goes.
 struct capture_bus {
+    std::uint8_t replica_index = 0;
+    std::uint8_t replica_count = 0;
     std::deque<fuzz::bytes> captured;
     void keep(std::span<const std::uint8_t> message) {
         if (captured.size() == captured_max) captured.pop_front();
         captured.emplace_back(message.begin(), message.end());
     }
+    static vsr::header decoded(std::span<const std::uint8_t> message) {
+        vsr::header h;
+        FUZZ_CHECK(vsr::decode_message(message, cluster, 1 << 20, h) == vsr::decode_error::none);
+        return h;
+    }
     void send_to_replica(std::uint8_t replica, std::span<const std::uint8_t> message) {
-        FUZZ_CHECK(replica < vsr::replicas_max);
+        FUZZ_CHECK(replica < replica_count);
+        const vsr::header h = decoded(message);
+        FUZZ_CHECK(h.target == replica);
+        FUZZ_CHECK(h.sender == vsr::address_client || (h.sender == replica_index && replica != replica_index));
         keep(message);
     }
-    void send_to_client(std::uint64_t, std::span<const std::uint8_t> message) { keep(message); }
+    void send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message) {
+        const vsr::header h = decoded(message);
+        FUZZ_CHECK(h.sender == replica_index && h.target == vsr::address_client && h.client_id == client_id);
+        keep(message);
+    }
 };
 
 using replica_type = vsr::basic_replica<kv::state_machine, capture_bus, manual_clock, vsr::xoshiro256>;
@@ -125,6 +143,8 @@ struct harness {
 
     harness(std::uint8_t replica_count, std::uint8_t replica_index, bool recovering)
         : config(make_config(replica_count)), index(replica_index) {
+        bus.replica_index = replica_index;
+        bus.replica_count = replica_count;
         replica.emplace(config, index, bus, clock, replica_random, recovering);
         vsr::client_options options;
         options.cluster = cluster;
@@ -182,6 +202,10 @@ struct harness {
         const std::uint8_t sender = static_cast<std::uint8_t>(in.below(config.replica_count));
         if (h.sender == vsr::address_client) {  // the client's request: to the replica as is
             replica->on_message(message);
+            return;
+        }
+        if (h.target == vsr::address_client && in.boolean()) {  // the replica's reply: to the client as is
+            client->on_message(message);
             return;
         }
         message[11] = sender;  // as if another replica sent the same
