@@ -1,0 +1,358 @@
+// toastyfs-chaos: a nemesis against a real ToastyFS cluster (Jepsen-style).
+//
+//   toastyfs-chaos --node PATH --proxy PATH [--duration SECONDS] [--seed N] [--clients N]
+//                  [--keys N] [--work DIR] [--keep] [--no-namespaces] [--port-base N]
+//
+// Starts 3 toastyfs-node processes and a toastyfs-proxy (see cluster.hpp for the network
+// layout), runs a concurrent PUT/GET/DELETE/LIST workload with unique values while the nemesis
+// (nemesis.hpp) applies faults for --duration seconds, then heals everything, waits for the
+// cluster to converge and checks:
+//   - the history is linearizable (per key, the simulator's checker, final reads included);
+//   - every LIST is sound; every GET returned exactly the bytes some PUT wrote;
+//   - no acknowledged write was lost, and every key reads back the same with each node down in
+//     turn (so every chunk has a good copy on more than one node);
+//   - no process died unasked.
+// It reports operations, faults, anomalies and the longest time without a successful write, and
+// exits 1 on any anomaly. The fault schedule and the workload follow from --seed; the timing of
+// real processes does not, so a seed does not replay exactly.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "checks.hpp"
+#include "cluster.hpp"
+#include "nemesis.hpp"
+#include "process.hpp"
+#include "sim/linearizability.hpp"
+#include "workload.hpp"
+
+namespace {
+
+std::atomic<bool> interrupted{false};
+void on_signal(int) { interrupted = true; }
+
+struct arguments {
+    std::string node_binary;
+    std::string proxy_binary;
+    std::uint64_t duration_s = 120;
+    std::uint64_t seed = 1;
+    std::uint32_t clients = 6;
+    std::uint32_t keys = 96;
+    std::string work_directory;
+    bool keep = false;
+    bool namespaces = true;
+    std::uint16_t port_base = 0;
+};
+
+void usage() {
+    std::fprintf(stderr,
+                 "usage: toastyfs-chaos --node PATH --proxy PATH [--duration SECONDS (120)] [--seed N (1)]\n"
+                 "                      [--clients N (6)] [--keys N (96)] [--work DIR] [--keep] [--no-namespaces]\n"
+                 "                      [--port-base N (loopback mode; default from the pid)]\n");
+}
+
+bool parse_number(std::string_view text, std::uint64_t low, std::uint64_t high, std::uint64_t& out) {
+    const auto r = std::from_chars(text.data(), text.data() + text.size(), out);
+    return r.ec == std::errc() && r.ptr == text.data() + text.size() && out >= low && out <= high;
+}
+
+bool parse(int argc, char** argv, arguments& a) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view flag = argv[i];
+        if (flag == "--keep") {
+            a.keep = true;
+            continue;
+        }
+        if (flag == "--no-namespaces") {
+            a.namespaces = false;
+            continue;
+        }
+        if (i + 1 >= argc) return false;
+        const std::string_view value = argv[++i];
+        std::uint64_t n = 0;
+        if (flag == "--node") a.node_binary = value;
+        else if (flag == "--proxy") a.proxy_binary = value;
+        else if (flag == "--work") a.work_directory = value;
+        else if (flag == "--duration" && parse_number(value, 1, 7 * 24 * 3600, n)) a.duration_s = n;
+        else if (flag == "--seed" && parse_number(value, 0, UINT64_MAX, n)) a.seed = n;
+        else if (flag == "--clients" && parse_number(value, 1, 64, n)) a.clients = static_cast<std::uint32_t>(n);
+        else if (flag == "--keys" && parse_number(value, 1, 1000, n)) a.keys = static_cast<std::uint32_t>(n);
+        else if (flag == "--port-base" && parse_number(value, 1024, 65000, n)) a.port_base = static_cast<std::uint16_t>(n);
+        else return false;
+    }
+    return !a.node_binary.empty() && !a.proxy_binary.empty();
+}
+
+/// Namespaces need root, iproute2 and nftables; probes them without touching anything else.
+bool namespaces_work(std::string& why) {
+    if (::geteuid() != 0) {
+        why = "not root";
+        return false;
+    }
+    const std::string probe = "tfc" + std::to_string(::getpid()) + "-probe";
+    std::string output;
+    int status = chaos::run({"ip", "netns", "add", probe}, {}, &output);
+    if (status != 0) {
+        why = chaos::describe_failure({"ip", "netns", "add", probe}, status, output);
+        return false;
+    }
+    status = chaos::run({"ip", "netns", "exec", probe, "nft", "-f", "-"},
+                        "table ip chaos { chain out { type filter hook output priority 0; numgen random mod 100 < 5 drop; }; }\n",
+                        &output);
+    chaos::run({"ip", "netns", "del", probe});
+    if (status != 0) {
+        why = chaos::describe_failure({"nft"}, status, output);
+        return false;
+    }
+    return true;
+}
+
+double seconds(std::uint64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+struct report {
+    std::vector<std::string> anomalies;
+    void anomaly(const std::string& what) {
+        std::printf("ANOMALY: %s\n", what.c_str());
+        anomalies.push_back(what);
+    }
+};
+
+/// Waits until the proxy sees every node normal in one view with equal commit numbers and its
+/// chunk server up, and the janitor has finished `passes` more passes. False on timeout.
+bool wait_converged(const chaos::cluster& c, std::uint64_t passes, std::uint64_t timeout_ms, std::string& last) {
+    const std::uint64_t deadline = chaos::now_ns() + timeout_ms * 1'000'000ull;
+    std::optional<std::uint64_t> passes_at_start;
+    while (chaos::now_ns() < deadline && !interrupted) {
+        const auto s = c.status();
+        if (s && s->nodes.size() == c.nodes()) {
+            if (!passes_at_start) passes_at_start = s->janitor_passes;
+            bool ok = true;
+            for (const auto& n : s->nodes)
+                ok = ok && n.normal && n.chunk_server_up && n.view == s->nodes[0].view && n.commit == s->nodes[0].commit &&
+                     n.op == n.commit;
+            last = "view " + std::to_string(s->nodes[0].view) + ", janitor passes " + std::to_string(s->janitor_passes);
+            for (std::size_t i = 0; i < s->nodes.size(); ++i)
+                last += "; node " + std::to_string(i + 1) + (s->nodes[i].normal ? " normal" : " not normal") + " commit " +
+                        std::to_string(s->nodes[i].commit) + (s->nodes[i].chunk_server_up ? "" : " chunks down");
+            if (ok && s->janitor_passes >= *passes_at_start + passes) return true;
+        } else {
+            last = "no status from the proxy";
+        }
+        chaos::sleep_ms(200);
+    }
+    return false;
+}
+
+bool wait_for_primary(const chaos::cluster& c, std::uint64_t timeout_ms) {
+    const std::uint64_t deadline = chaos::now_ns() + timeout_ms * 1'000'000ull;
+    while (chaos::now_ns() < deadline && !interrupted) {
+        if (c.primary()) return true;
+        chaos::sleep_ms(100);
+    }
+    return false;
+}
+
+void print_tail(const std::string& path, std::size_t lines) {
+    std::string output;
+    chaos::run({"tail", "-n", std::to_string(lines), path}, {}, &output);
+    std::printf("--- %s (last %zu lines)\n%s", path.c_str(), lines, output.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    arguments args;
+    if (!parse(argc, argv, args)) {
+        usage();
+        return 2;
+    }
+    ::signal(SIGPIPE, SIG_IGN);
+    ::signal(SIGINT, on_signal);
+    ::signal(SIGTERM, on_signal);
+    const bool own_work_directory = args.work_directory.empty();
+    if (own_work_directory) {
+        char pattern[] = "/tmp/toastyfs-chaos-XXXXXX";
+        if (!::mkdtemp(pattern)) {
+            std::perror("mkdtemp");
+            return 2;
+        }
+        args.work_directory = pattern;
+    }
+    std::string why;
+    if (args.namespaces && !namespaces_work(why)) {
+        std::printf("network namespaces unavailable (%s): running on loopback with process and disk faults only; no partitions, loss or duplication\n",
+                    why.c_str());
+        args.namespaces = false;
+    }
+    if (args.port_base == 0) args.port_base = static_cast<std::uint16_t>(20000 + (::getpid() % 400) * 100);
+
+    chaos::cluster_options options;
+    options.node_binary = std::filesystem::absolute(args.node_binary).string();
+    options.proxy_binary = std::filesystem::absolute(args.proxy_binary).string();
+    options.work_directory = args.work_directory;
+    options.use_namespaces = args.namespaces;
+    options.port_base = args.port_base;
+    // Small chunks so that objects span several; a fast janitor so repairs happen within the run.
+    options.proxy_extra_arguments = {"--chunk-size", "16384", "--janitor-interval-ms", "1000", "--node-down-grace-ms", "3000",
+                                     "--metadata-timeout-ms", "5000"};
+    chaos::cluster cluster(options);
+    report result;
+    std::printf("toastyfs-chaos: seed %llu, %llu s of faults, %u clients, %u keys, work directory %s, %s\n",
+                static_cast<unsigned long long>(args.seed), static_cast<unsigned long long>(args.duration_s), args.clients,
+                args.keys, args.work_directory.c_str(),
+                args.namespaces ? "nodes in network namespaces (nftables faults)" : "loopback");
+    std::fflush(stdout);
+    std::string error;
+    if (!cluster.start(error)) {
+        std::printf("cannot start the cluster: %s\n", error.c_str());
+        return 2;
+    }
+    std::string last;
+    if (!wait_converged(cluster, 0, 30'000, last)) {
+        std::printf("the cluster did not become ready in 30 s: %s\n", last.c_str());
+        for (std::uint32_t i = 0; i < cluster.nodes(); ++i) print_tail(cluster.log_directory() + "/node" + std::to_string(i + 1) + ".log", 20);
+        print_tail(cluster.log_directory() + "/proxy.log", 20);
+        return 2;
+    }
+
+    chaos::workload_options load;
+    load.host = cluster.proxy_host();
+    load.port = cluster.proxy_port();
+    load.clients = args.clients;
+    load.keys = args.keys;
+    load.seed = args.seed;
+    chaos::workload workload(load);
+    const std::uint64_t run_start = chaos::now_ns();
+    workload.start();
+    chaos::sleep_ms(2000);
+
+    chaos::nemesis_options nemesis_options;
+    nemesis_options.seed = args.seed;
+    const std::uint64_t faults_start = chaos::now_ns();
+    nemesis_options.end_ns = faults_start + args.duration_s * 1'000'000'000ull;
+    chaos::nemesis nemesis(cluster, nemesis_options);
+    nemesis.start();
+    std::uint64_t next_progress = faults_start + 30'000'000'000ull;
+    while (chaos::now_ns() < nemesis_options.end_ns && !interrupted) {
+        chaos::sleep_ms(100);
+        if (chaos::now_ns() >= next_progress) {
+            const chaos::workload_counters c = workload.counters();
+            std::printf("[%5.0f s] faulting\n", seconds(chaos::now_ns() - faults_start));
+            std::fflush(stdout);
+            (void)c;
+            next_progress += 30'000'000'000ull;
+        }
+    }
+    if (interrupted) nemesis.cancel();
+    nemesis.join();
+    const std::uint64_t faults_end = chaos::now_ns();
+    // The workload goes on for a while on the healed cluster: recovery is part of availability.
+    chaos::sleep_ms(5000);
+    workload.stop();
+    const std::uint64_t workload_end = chaos::now_ns();
+
+    for (const std::string& e : nemesis.errors()) result.anomaly("nemesis could not apply a fault: " + e);
+    for (const std::string& c : nemesis.crashes()) result.anomaly(c);
+    for (const std::string& c : cluster.unexpected_exits()) result.anomaly(c);
+
+    // Converge: everything healed, every node caught up, the janitor done a few passes.
+    const std::uint64_t heal_start = chaos::now_ns();
+    if (!wait_converged(cluster, 4, 120'000, last)) result.anomaly("no convergence within 120 s of healing: " + last);
+    const std::uint64_t converged_ns = chaos::now_ns() - heal_start;
+
+    // Final reads, recorded: the checker sees them, so a lost write is a linearizability violation.
+    std::string detail;
+    const std::vector<std::string> unreadable = workload.read_every_key(1000, 30, detail);
+    for (const std::string& key : unreadable) result.anomaly("after healing, " + key + " cannot be read: " + detail);
+    std::vector<std::string> problems;
+    const std::map<std::string, std::string> final_state = workload.snapshot(problems, 30);
+    for (const std::string& p : problems) result.anomaly("after healing: " + p);
+
+    // With each node down in turn every key must still read back the same: each chunk has a good
+    // copy elsewhere, i.e. repair and scrub converged.
+    for (std::uint32_t n = 0; n < cluster.nodes() && !interrupted; ++n) {
+        cluster.kill_node(n);
+        if (!wait_for_primary(cluster, 20'000)) {
+            result.anomaly("no primary within 20 s after stopping node " + std::to_string(n + 1));
+        } else {
+            problems.clear();
+            const auto state = workload.snapshot(problems, 40);
+            for (const std::string& p : problems) result.anomaly("with node " + std::to_string(n + 1) + " down: " + p);
+            for (const auto& [key, value] : final_state) {
+                const auto it = state.find(key);
+                if (it != state.end() && it->second != value)
+                    result.anomaly("with node " + std::to_string(n + 1) + " down, " + key + " reads " +
+                                   (it->second.empty() ? "404" : it->second) + " instead of " + (value.empty() ? "404" : value));
+            }
+        }
+        if (!cluster.restart_node(n, error)) result.anomaly("cannot restart node " + std::to_string(n + 1) + ": " + error);
+        if (!wait_converged(cluster, 1, 60'000, last))
+            result.anomaly("no convergence after restarting node " + std::to_string(n + 1) + ": " + last);
+    }
+    for (const std::string& c : cluster.unexpected_exits()) result.anomaly(c);
+
+    // The history.
+    const std::vector<sim::kv_history_op> history = workload.history();
+    for (const std::string& c : workload.corrupt_reads()) result.anomaly(c);
+    const std::uint64_t check_start = chaos::now_ns();
+    const sim::linearizability_report linear = sim::check_linearizable(history);
+    const double check_s = seconds(chaos::now_ns() - check_start);
+    if (!linear.linearizable)
+        result.anomaly(std::string(linear.undecided ? "linearizability undecided: " : "not linearizable: ") + linear.explanation);
+    for (const std::string& p : chaos::check_lists(history, workload.lists(), workload.written())) result.anomaly(p);
+    const chaos::lost_write_report lost = chaos::check_final_writes(history, final_state);
+    for (const std::string& l : lost.lost) result.anomaly("acknowledged write lost: " + l);
+    const chaos::unavailability gap = chaos::longest_write_gap(history, faults_start, workload_end);
+
+    // Report.
+    const chaos::workload_counters c = workload.counters();
+    std::map<std::string, std::uint64_t> faults_by_kind;
+    for (const chaos::fault_record& f : nemesis.faults()) ++faults_by_kind[f.kind];
+    std::printf("\n== toastyfs-chaos seed %llu: %.0f s of faults, %.0f s of workload\n", static_cast<unsigned long long>(args.seed),
+                seconds(faults_end - faults_start), seconds(workload_end - run_start));
+    std::printf("operations: %llu (%llu ok, %llu unknown outcome, %llu refused); answers 2xx %llu, 3xx %llu, 4xx %llu, 5xx %llu, none %llu; %zu LISTs\n",
+                static_cast<unsigned long long>(c.ops), static_cast<unsigned long long>(c.ok), static_cast<unsigned long long>(c.unknown),
+                static_cast<unsigned long long>(c.failed), static_cast<unsigned long long>(c.by_status[2]),
+                static_cast<unsigned long long>(c.by_status[3]), static_cast<unsigned long long>(c.by_status[4]),
+                static_cast<unsigned long long>(c.by_status[5]), static_cast<unsigned long long>(c.by_status[0]), workload.lists().size());
+    std::printf("faults: %zu (", nemesis.faults().size());
+    bool first = true;
+    for (const auto& [kind, count] : faults_by_kind) {
+        std::printf("%s%s %llu", first ? "" : ", ", kind.c_str(), static_cast<unsigned long long>(count));
+        first = false;
+    }
+    std::printf(")\n");
+    std::printf("longest time without a successful write: %.2f s (from %.1f s into the faults); %llu writes succeeded during and after the faults\n",
+                seconds(gap.longest_ns), seconds(gap.starts_ns - faults_start), static_cast<unsigned long long>(gap.writes));
+    for (const chaos::fault_record& f : nemesis.faults())
+        if (f.start_ns <= gap.starts_ns + gap.longest_ns && f.end_ns + 1'000'000'000ull >= gap.starts_ns)
+            std::printf("  during: %s %s (%.1f-%.1f s)\n", f.kind.c_str(), f.detail.c_str(), seconds(f.start_ns - faults_start),
+                        seconds(f.end_ns - faults_start));
+    std::printf("converged %.1f s after healing; linearizability: %llu keys (%llu by search, %llu steps) in %.1f s; "
+                "%llu keys' last acknowledged write checked directly\n",
+                seconds(converged_ns), static_cast<unsigned long long>(linear.keys_checked),
+                static_cast<unsigned long long>(linear.keys_by_search), static_cast<unsigned long long>(linear.search_steps), check_s,
+                static_cast<unsigned long long>(lost.keys_checked));
+    std::printf("anomalies: %zu\n", result.anomalies.size());
+    if (!result.anomalies.empty() || args.keep) {
+        std::printf("fault log:\n");
+        for (const chaos::fault_record& f : nemesis.faults())
+            std::printf("  %7.2f-%7.2f s %s %s\n", seconds(f.start_ns - faults_start), seconds(f.end_ns - faults_start), f.kind.c_str(),
+                        f.detail.c_str());
+        std::printf("logs kept in %s/logs\n", args.work_directory.c_str());
+    }
+    std::fflush(stdout);
+    cluster.teardown();
+    if (own_work_directory && result.anomalies.empty() && !args.keep) std::filesystem::remove_all(args.work_directory);
+    if (interrupted) return 2;
+    return result.anomalies.empty() ? 0 : 1;
+}

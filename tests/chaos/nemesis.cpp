@@ -1,0 +1,227 @@
+#include "nemesis.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "process.hpp"
+
+namespace chaos {
+
+namespace {
+
+bool is_chunk_name(const std::string& name) {
+    if (name.size() != 64) return false;
+    for (char c : name)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+
+}  // namespace
+
+void nemesis::hold(std::uint64_t ms) {
+    const std::uint64_t until = now_ns() + ms * 1'000'000ull;
+    while (!cancelled_ && now_ns() < until) {
+        sleep_ms(std::min<std::uint64_t>(50, (until - now_ns()) / 1'000'000 + 1));
+        for (std::string& crash : cluster_.unexpected_exits()) crashes_.push_back(std::move(crash));
+    }
+}
+
+std::uint32_t nemesis::pick_node(bool prefer_primary) {
+    if (prefer_primary)
+        if (auto p = cluster_.primary()) return *p;
+    return static_cast<std::uint32_t>(random_() % cluster_.nodes());
+}
+
+void nemesis::kill_and_restart(fault_record& f, bool prefer_primary) {
+    const std::uint32_t node = pick_node(prefer_primary);
+    f.detail = "node " + std::to_string(node + 1);
+    cluster_.kill_node(node);
+    hold(between(200, options_.hold_ms_max));
+    std::string error;
+    if (!cluster_.restart_node(node, error)) note_error(error);
+}
+
+void nemesis::pause(fault_record& f) {
+    const std::uint32_t node = pick_node(random_() % 2 == 0);
+    f.detail = "node " + std::to_string(node + 1);
+    cluster_.pause_node(node);
+    hold(between(300, options_.hold_ms_max));
+    cluster_.resume_node(node);
+}
+
+void nemesis::delay_by_pauses(fault_record& f) {
+    const std::uint32_t node = pick_node(random_() % 2 == 0);
+    const std::uint64_t until = now_ns() + between(1000, options_.hold_ms_max) * 1'000'000ull;
+    std::uint64_t pauses = 0;
+    while (!cancelled_ && now_ns() < until) {
+        cluster_.pause_node(node);
+        hold(between(20, 250));
+        cluster_.resume_node(node);
+        hold(between(5, 60));
+        ++pauses;
+    }
+    f.detail = "node " + std::to_string(node + 1) + ", " + std::to_string(pauses) + " pauses of 20-250 ms";
+}
+
+void nemesis::partition(fault_record& f) {
+    const std::uint32_t node = pick_node(random_() % 2 == 0);
+    std::vector<std::uint32_t> peers;
+    const std::uint64_t shape = random_() % 4;
+    std::string what;
+    if (shape == 0) {  // from every other node and the proxy
+        for (std::uint32_t p = 0; p <= cluster_.nodes(); ++p)
+            if (p != node) peers.push_back(p);
+        what = "isolated from everyone";
+    } else if (shape == 1) {  // from the other nodes; the proxy still reaches it
+        for (std::uint32_t p = 0; p < cluster_.nodes(); ++p)
+            if (p != node) peers.push_back(p);
+        what = "isolated from the other nodes";
+    } else if (shape == 2) {  // from the proxy only
+        peers.push_back(cluster_.nodes());
+        what = "isolated from the proxy";
+    } else {  // one peer, one way
+        std::uint32_t peer = static_cast<std::uint32_t>(random_() % (cluster_.nodes() - 1));
+        if (peer >= node) ++peer;
+        peers.push_back(peer);
+        what = "cannot send to node " + std::to_string(peer + 1) + " (one way)";
+    }
+    f.detail = "node " + std::to_string(node + 1) + " " + what;
+    std::string error;
+    if (!cluster_.block(node, peers, shape == 3, error)) note_error(error);
+    hold(between(500, options_.hold_ms_max));
+    if (!cluster_.heal_network(node, error)) note_error(error);
+}
+
+void nemesis::packet_loss(fault_record& f) {
+    const std::uint32_t percent = static_cast<std::uint32_t>(between(5, 40));
+    f.detail = std::to_string(percent) + "% on every node";
+    std::string error;
+    for (std::uint32_t n = 0; n < cluster_.nodes(); ++n)
+        if (!cluster_.lose(n, percent, error)) note_error(error);
+    hold(between(1000, options_.hold_ms_max));
+    if (!cluster_.heal_all_networks(error)) note_error(error);
+}
+
+void nemesis::duplication(fault_record& f) {
+    std::string error;
+    std::uint32_t count = 0;
+    for (std::uint32_t n = 0; n < cluster_.nodes(); ++n) {
+        if (random_() % 2 == 0 && n + 1 < cluster_.nodes()) continue;
+        if (!cluster_.duplicate(n, error)) note_error(error);
+        f.detail += (count++ ? ", node " : "every packet sent by node ") + std::to_string(n + 1);
+    }
+    hold(between(1000, options_.hold_ms_max));
+    if (!cluster_.heal_all_networks(error)) note_error(error);
+}
+
+void nemesis::loss_and_crash(fault_record& f) {
+    const std::uint32_t percent = static_cast<std::uint32_t>(between(5, 20));
+    std::string error;
+    for (std::uint32_t n = 0; n < cluster_.nodes(); ++n)
+        if (!cluster_.lose(n, percent, error)) note_error(error);
+    hold(between(200, 1000));
+    fault_record inner;
+    kill_and_restart(inner, true);
+    f.detail = std::to_string(percent) + "% loss, kill -9 of " + inner.detail;
+    hold(between(500, 2000));
+    if (!cluster_.heal_all_networks(error)) note_error(error);
+}
+
+void nemesis::corrupt_chunk(fault_record& f) {
+    const std::uint32_t node = static_cast<std::uint32_t>(random_() % cluster_.nodes());
+    std::vector<std::filesystem::path> candidates;
+    std::error_code ec;
+    const std::filesystem::path root = cluster_.node_data(node) + "/chunks";
+    for (auto it = std::filesystem::recursive_directory_iterator(root, ec); !ec && it != std::filesystem::recursive_directory_iterator();
+         it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (it->is_regular_file(ec) && is_chunk_name(name) && !corrupted_.contains(name) &&
+            it->path().parent_path().filename().string() == name.substr(0, 2))
+            candidates.push_back(it->path());
+    }
+    if (candidates.empty()) {
+        f.detail = "node " + std::to_string(node + 1) + ": no chunk file to corrupt";
+        return;
+    }
+    const std::filesystem::path victim = candidates[random_() % candidates.size()];
+    const int fd = ::open(victim.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        f.detail = "node " + std::to_string(node + 1) + ": " + victim.filename().string() + " vanished";
+        return;
+    }
+    const off_t size = ::lseek(fd, 0, SEEK_END);
+    if (size > 0) {
+        const off_t at = static_cast<off_t>(random_() % static_cast<std::uint64_t>(size));
+        unsigned char byte = 0;
+        if (::pread(fd, &byte, 1, at) == 1) {
+            byte ^= static_cast<unsigned char>(1u << (random_() % 8));
+            if (::pwrite(fd, &byte, 1, at) != 1) note_error("cannot write " + victim.string());
+        }
+        f.detail = "node " + std::to_string(node + 1) + ": one bit of chunk " + victim.filename().string().substr(0, 12) +
+                   " at byte " + std::to_string(at);
+        corrupted_.insert(victim.filename().string());
+    }
+    ::close(fd);
+}
+
+bool nemesis::heal_all(std::string& error) {
+    bool ok = true;
+    for (std::uint32_t n = 0; n < cluster_.nodes(); ++n) {
+        if (cluster_.paused(n)) cluster_.resume_node(n);
+        if (!cluster_.node_running(n)) ok = cluster_.restart_node(n, error) && ok;
+    }
+    ok = cluster_.heal_all_networks(error) && ok;
+    return ok;
+}
+
+void nemesis::run() {
+    // (name, weight, needs network namespaces)
+    struct kind {
+        const char* name;
+        std::uint32_t weight;
+        bool network;
+    };
+    const kind kinds[] = {
+        {"kill", 12, false},    {"kill_primary", 12, false}, {"pause", 12, false},     {"delay", 8, false},
+        {"partition", 16, true}, {"loss", 10, true},          {"duplicate", 6, true},   {"loss_and_crash", 8, true},
+        {"corrupt", 10, false},
+    };
+    std::uint32_t total = 0;
+    for (const kind& k : kinds)
+        if (!k.network || cluster_.namespaces()) total += k.weight;
+    while (!cancelled_ && now_ns() < options_.end_ns) {
+        hold(between(100, options_.rest_ms_max));
+        if (cancelled_ || now_ns() >= options_.end_ns) break;
+        std::uint32_t pick = static_cast<std::uint32_t>(random_() % total);
+        const kind* chosen = nullptr;
+        for (const kind& k : kinds) {
+            if (k.network && !cluster_.namespaces()) continue;
+            if (pick < k.weight) {
+                chosen = &k;
+                break;
+            }
+            pick -= k.weight;
+        }
+        fault_record f;
+        f.kind = chosen->name;
+        f.start_ns = now_ns();
+        const std::string name = chosen->name;
+        if (name == "kill") kill_and_restart(f, false);
+        else if (name == "kill_primary") kill_and_restart(f, true);
+        else if (name == "pause") pause(f);
+        else if (name == "delay") delay_by_pauses(f);
+        else if (name == "partition") partition(f);
+        else if (name == "loss") packet_loss(f);
+        else if (name == "duplicate") duplication(f);
+        else if (name == "loss_and_crash") loss_and_crash(f);
+        else corrupt_chunk(f);
+        f.end_ns = now_ns();
+        faults_.push_back(std::move(f));
+    }
+    std::string error;
+    if (!heal_all(error)) note_error(error);
+}
+
+}  // namespace chaos

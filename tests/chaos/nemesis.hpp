@@ -1,0 +1,81 @@
+#pragma once
+
+// The nemesis: a thread that applies one fault at a time to the real cluster, holds it, heals it,
+// and rests, until its deadline. Faults: kill -9 and restart (the primary half the time), SIGSTOP
+// and SIGCONT, bursts of short pauses (the delay fault: this kernel has no netem), partitions
+// (one node isolated from the others, from the proxy, or one way), packet loss, packet
+// duplication, a network fault together with a crash, and a chunk file corrupted on disk.
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster.hpp"
+
+namespace chaos {
+
+struct fault_record {
+    std::string kind;
+    std::string detail;
+    std::uint64_t start_ns = 0;
+    std::uint64_t end_ns = 0;
+};
+
+struct nemesis_options {
+    std::uint64_t seed = 1;
+    std::uint64_t end_ns = 0;          // no fault starts after this; the running one is healed
+    std::uint64_t hold_ms_max = 6000;  // how long a fault lasts, at most
+    std::uint64_t rest_ms_max = 2000;  // quiet time between faults, at most
+};
+
+class nemesis {
+public:
+    nemesis(cluster& target, nemesis_options options) : cluster_(target), options_(options), random_(options.seed) {}
+    ~nemesis() { join(); }
+
+    void start() { thread_ = std::thread([this] { run(); }); }
+    void join() {
+        if (thread_.joinable()) thread_.join();
+    }
+    void cancel() { cancelled_ = true; }
+
+    /// Heals everything: resumes paused nodes, restarts killed ones, removes network rules.
+    bool heal_all(std::string& error);
+
+    // After join().
+    const std::vector<fault_record>& faults() const { return faults_; }
+    const std::vector<std::string>& errors() const { return errors_; }  // the nemesis itself failed
+    const std::vector<std::string>& crashes() const { return crashes_; }  // processes that died unasked
+
+private:
+    void run();
+    void hold(std::uint64_t ms);  // sleeps, but wakes early on cancel; checks for crashes
+    std::uint32_t pick_node(bool prefer_primary);
+    std::uint64_t between(std::uint64_t low, std::uint64_t high) { return low + random_() % (high - low + 1); }
+    void note_error(const std::string& what) { errors_.push_back(what); }
+
+    void kill_and_restart(fault_record& f, bool prefer_primary);
+    void pause(fault_record& f);
+    void delay_by_pauses(fault_record& f);
+    void partition(fault_record& f);
+    void packet_loss(fault_record& f);
+    void duplication(fault_record& f);
+    void loss_and_crash(fault_record& f);
+    void corrupt_chunk(fault_record& f);
+
+    cluster& cluster_;
+    nemesis_options options_;
+    std::mt19937_64 random_;
+    std::thread thread_;
+    std::atomic<bool> cancelled_{false};
+    std::vector<fault_record> faults_;
+    std::vector<std::string> errors_;
+    std::vector<std::string> crashes_;
+    std::set<std::string> corrupted_;  // chunk digests: each is corrupted on at most one node, once
+};
+
+}  // namespace chaos

@@ -1,0 +1,321 @@
+#include "workload.hpp"
+
+#include <charconv>
+#include <cstdio>
+#include <random>
+
+#include "http_client.hpp"
+#include "platform/crypto.hpp"
+#include "process.hpp"
+#include "toastyfs/types.hpp"
+
+namespace chaos {
+
+using sim::kv_history_op;
+using sim::kv_kind;
+using sim::kv_status;
+using sim::outcome;
+
+namespace {
+
+std::uint64_t splitmix(std::uint64_t& state) {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+std::string value_header(std::uint32_t client, std::uint64_t sequence, std::size_t size) {
+    char line[80];
+    const int n = std::snprintf(line, sizeof line, "tfc %u %llu %zu\n", client, static_cast<unsigned long long>(sequence), size);
+    return std::string(line, static_cast<std::size_t>(n));
+}
+
+std::string md5_hex(std::string_view bytes) {
+    platform::openssl_crypto::md5_context context;
+    context.update({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
+    const toastyfs::md5_digest digest = context.finish();
+    return toastyfs::to_hex(digest);
+}
+
+std::string value_name(std::uint32_t client, std::uint64_t sequence) {
+    return std::to_string(client) + "." + std::to_string(sequence);
+}
+
+/// Object sizes: mostly small (kept inline in the metadata), a quarter a few chunks of 16 KiB,
+/// some up to 200 KiB.
+std::size_t pick_size(std::mt19937_64& random) {
+    const std::uint64_t r = random() % 100;
+    if (r < 65) return 40 + random() % 1000;
+    if (r < 90) return 4097 + random() % 36000;
+    return 40'000 + random() % 160'000;
+}
+
+void count_status(workload_counters& c, const std::optional<http_response>& response) {
+    ++c.ops;
+    const int bucket = response ? response->status / 100 : 0;
+    if (bucket >= 0 && bucket <= 5) ++c.by_status[bucket];
+}
+
+std::vector<list_entry> parse_listing(const std::string& body, bool& truncated) {
+    std::vector<list_entry> out;
+    truncated = body.find("\"is_truncated\":true") != std::string::npos;
+    std::size_t at = 0;
+    while ((at = body.find("{\"key\":\"", at)) != std::string::npos) {
+        at += 8;
+        const std::size_t key_end = body.find('"', at);
+        if (key_end == std::string::npos) break;
+        list_entry e;
+        e.key = body.substr(at, key_end - at);
+        const std::size_t size_at = body.find("\"size\":", key_end);
+        if (size_at != std::string::npos) std::from_chars(body.data() + size_at + 7, body.data() + body.size(), e.size);
+        const std::size_t etag_at = body.find("\"etag\":", key_end);
+        if (etag_at != std::string::npos) {
+            std::size_t p = etag_at + 7;
+            while (p < body.size() && (body[p] == '"' || body[p] == '\\')) ++p;
+            e.etag = body.substr(p, 32);
+        }
+        out.push_back(std::move(e));
+        at = key_end;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string key_name(std::uint32_t index) {
+    char name[16];
+    std::snprintf(name, sizeof name, "k%03u", index);
+    return name;
+}
+
+std::string make_value(std::uint32_t client, std::uint64_t sequence, std::size_t size) {
+    std::string value = value_header(client, sequence, size);
+    if (value.size() > size) size = value.size();
+    value.resize(size);
+    std::uint64_t state = (static_cast<std::uint64_t>(client) << 40) ^ sequence ^ 0x746663ull;
+    for (std::size_t i = value_header(client, sequence, size).size(); i < size; i += 8) {
+        const std::uint64_t word = splitmix(state);
+        for (std::size_t b = 0; b < 8 && i + b < size; ++b) value[i + b] = static_cast<char>(word >> (8 * b));
+    }
+    return value;
+}
+
+std::optional<std::string> verify_value(std::string_view body) {
+    unsigned client = 0;
+    unsigned long long sequence = 0;
+    std::size_t size = 0;
+    const std::size_t line_end = body.find('\n');
+    if (line_end == std::string_view::npos || line_end > 64) return std::nullopt;
+    const std::string line(body.substr(0, line_end));
+    if (std::sscanf(line.c_str(), "tfc %u %llu %zu", &client, &sequence, &size) != 3 || size != body.size()) return std::nullopt;
+    if (make_value(client, sequence, size) != body) return std::nullopt;
+    return value_name(client, sequence);
+}
+
+void workload::start() {
+    for (std::uint32_t c = 0; c < options_.clients; ++c) threads_.emplace_back([this, c] { run_client(c); });
+}
+
+void workload::stop() {
+    stop_ = true;
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+}
+
+void workload::merge(client_result& r) {
+    std::lock_guard lock(mutex_);
+    for (auto& op : r.history) history_.push_back(std::move(op));
+    for (auto& l : r.lists) lists_.push_back(std::move(l));
+    written_.merge(r.written);
+    for (auto& c : r.corrupt) corrupt_.push_back(std::move(c));
+    counters_.ops += r.counters.ops;
+    counters_.ok += r.counters.ok;
+    counters_.unknown += r.counters.unknown;
+    counters_.failed += r.counters.failed;
+    for (int i = 0; i < 6; ++i) counters_.by_status[i] += r.counters.by_status[i];
+}
+
+void workload::run_client(std::uint32_t client) {
+    std::mt19937_64 random(options_.seed * 1000 + client);
+    http_client http(options_.host, options_.port, options_.timeout_ms);
+    client_result r;
+    std::uint64_t sequence = 0;
+    while (!stop_) {
+        const std::string key = key_name(static_cast<std::uint32_t>(random() % options_.keys));
+        const std::uint64_t pick = random() % 100;
+        kv_history_op op;
+        op.id = next_id_++;
+        op.client = client;
+        op.key = key;
+        if (pick < 40) {
+            const bool create_only = random() % 10 == 0;
+            op.kind = create_only ? kv_kind::put_if_absent : kv_kind::put;
+            const std::uint64_t s = ++sequence;
+            const std::string value = make_value(client, s, pick_size(random));
+            op.value = value_name(client, s);
+            r.written[op.value] = written_value{key, value.size(), md5_hex(value)};
+            std::vector<std::pair<std::string, std::string>> headers;
+            if (create_only) headers.emplace_back("If-None-Match", "*");
+            op.invoke_ns = now_ns();
+            const auto response = http.request("PUT", "/" + key, value, headers);
+            op.complete_ns = now_ns();
+            count_status(r.counters, response);
+            if (response && response->status == 200) {
+                op.result_outcome = outcome::ok;
+            } else if (response && create_only && response->status == 412) {
+                op.result_outcome = outcome::ok;
+                op.status = kv_status::mismatch;
+            } else if (response && response->status >= 400 && response->status < 500) {
+                op.result_outcome = outcome::fail;  // refused before anything was written
+                ++r.counters.failed;
+            } else {
+                op.result_outcome = outcome::unknown;
+            }
+        } else if (pick < 75) {
+            op.kind = kv_kind::get;
+            op.invoke_ns = now_ns();
+            const auto response = http.request("GET", "/" + key);
+            op.complete_ns = now_ns();
+            count_status(r.counters, response);
+            op.result_outcome = outcome::unknown;
+            if (response && response->status == 200) {
+                if (auto name = verify_value(response->body)) {
+                    op.result_outcome = outcome::ok;
+                    op.result_value = *name;
+                } else {
+                    r.corrupt.push_back("GET " + key + " by client " + std::to_string(client) + " returned " +
+                                        std::to_string(response->body.size()) + " bytes that no PUT wrote (first line: " +
+                                        response->body.substr(0, std::min<std::size_t>(40, response->body.find('\n'))) + ")");
+                }
+            } else if (response && response->status == 404) {
+                op.result_outcome = outcome::ok;
+                op.status = kv_status::not_found;
+            }
+        } else if (pick < 88) {
+            op.kind = kv_kind::del;
+            op.invoke_ns = now_ns();
+            const auto response = http.request("DELETE", "/" + key);
+            op.complete_ns = now_ns();
+            count_status(r.counters, response);
+            op.result_outcome = outcome::unknown;
+            if (response && response->status == 204) {
+                op.result_outcome = outcome::ok;
+            } else if (response && response->status == 404) {
+                op.result_outcome = outcome::ok;
+                op.status = kv_status::not_found;
+            }
+        } else {
+            list_record l;
+            l.prefix = random() % 4 == 0 ? std::string() : key.substr(0, 3);
+            l.invoke_ns = now_ns();
+            const auto response = http.request("GET", "/?prefix=" + l.prefix + "&max-keys=1000");
+            l.complete_ns = now_ns();
+            count_status(r.counters, response);
+            if (response && response->status == 200) {
+                l.ok = true;
+                l.entries = parse_listing(response->body, l.truncated);
+                ++r.counters.ok;
+            } else {
+                ++r.counters.unknown;
+            }
+            r.lists.push_back(std::move(l));
+            continue;
+        }
+        if (op.result_outcome == outcome::ok) ++r.counters.ok;
+        if (op.result_outcome == outcome::unknown) ++r.counters.unknown;
+        r.history.push_back(std::move(op));
+        if (options_.think_ms_max) sleep_ms(random() % (options_.think_ms_max + 1));
+    }
+    merge(r);
+}
+
+std::vector<std::string> workload::read_every_key(std::uint32_t client_id, std::uint64_t attempts, std::string& detail) {
+    http_client http(options_.host, options_.port, options_.timeout_ms);
+    std::vector<std::string> failed;
+    client_result r;
+    for (std::uint32_t k = 0; k < options_.keys; ++k) {
+        const std::string key = key_name(k);
+        bool done = false;
+        for (std::uint64_t attempt = 0; attempt < attempts && !done; ++attempt) {
+            kv_history_op op;
+            op.id = next_id_++;
+            op.client = client_id;
+            op.key = key;
+            op.kind = kv_kind::get;
+            op.invoke_ns = now_ns();
+            const auto response = http.request("GET", "/" + key);
+            op.complete_ns = now_ns();
+            op.result_outcome = outcome::unknown;
+            if (response && response->status == 200) {
+                if (auto name = verify_value(response->body)) {
+                    op.result_outcome = outcome::ok;
+                    op.result_value = *name;
+                } else {
+                    r.corrupt.push_back("final GET " + key + " returned bytes no PUT wrote");
+                }
+                done = true;
+            } else if (response && response->status == 404) {
+                op.result_outcome = outcome::ok;
+                op.status = kv_status::not_found;
+                done = true;
+            } else {
+                detail = "GET " + key + ": " + (response ? "HTTP " + std::to_string(response->status) + " " + response->body
+                                                         : http.last_error());
+                sleep_ms(200);
+            }
+            r.history.push_back(std::move(op));
+        }
+        if (!done) failed.push_back(key);
+    }
+    merge(r);
+    return failed;
+}
+
+std::map<std::string, std::string> workload::snapshot(std::vector<std::string>& problems, std::uint64_t attempts) {
+    http_client http(options_.host, options_.port, options_.timeout_ms);
+    std::map<std::string, std::string> out;
+    for (std::uint32_t k = 0; k < options_.keys; ++k) {
+        const std::string key = key_name(k);
+        std::string last;
+        bool done = false;
+        for (std::uint64_t attempt = 0; attempt < attempts && !done; ++attempt) {
+            const auto response = http.request("GET", "/" + key);
+            if (response && response->status == 404) {
+                out[key] = "";
+                done = true;
+            } else if (response && response->status == 200) {
+                auto name = verify_value(response->body);
+                if (!name) {
+                    problems.push_back("GET " + key + " returned bytes no PUT wrote");
+                    out[key] = "?";
+                } else {
+                    out[key] = *name;
+                }
+                done = true;
+            } else {
+                last = response ? "HTTP " + std::to_string(response->status) + " " + response->body : http.last_error();
+                sleep_ms(250);
+            }
+        }
+        if (!done) problems.push_back("GET " + key + " failed " + std::to_string(attempts) + " times, last: " + last);
+    }
+    return out;
+}
+
+std::vector<kv_history_op> workload::history() const {
+    std::lock_guard lock(mutex_);
+    return history_;
+}
+
+workload_counters workload::counters() const {
+    std::lock_guard lock(mutex_);
+    return counters_;
+}
+
+std::vector<std::string> workload::corrupt_reads() const {
+    std::lock_guard lock(mutex_);
+    return corrupt_;
+}
+
+}  // namespace chaos

@@ -1,0 +1,114 @@
+#pragma once
+
+// The nemesis workload: client threads issuing PUT (some create-only), GET, DELETE and LIST over
+// a small key space through the proxy, each with its own keep-alive connection. Every PUT writes
+// a unique value whose first line names its writer (client, sequence) and whose remaining bytes
+// follow from that name, so any GET can be verified byte for byte and mapped back to its write.
+// Every operation is recorded with its invoke/complete times and outcome for the checkers.
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "sim/linearizability.hpp"
+
+namespace chaos {
+
+struct workload_options {
+    std::string host;
+    std::uint16_t port = 0;
+    std::uint32_t clients = 6;
+    std::uint32_t keys = 96;
+    std::uint64_t seed = 1;
+    std::uint64_t timeout_ms = 15'000;
+    std::uint64_t think_ms_max = 5;  // random pause between a client's operations
+};
+
+struct list_entry {
+    std::string key;
+    std::uint64_t size = 0;
+    std::string etag;  // hex MD5, quotes removed
+};
+
+struct list_record {
+    std::uint64_t invoke_ns = 0;
+    std::uint64_t complete_ns = 0;
+    std::string prefix;
+    bool ok = false;
+    bool truncated = false;
+    std::vector<list_entry> entries;
+};
+
+/// What a PUT wrote, by its value name ("client.sequence").
+struct written_value {
+    std::string key;
+    std::uint64_t size = 0;
+    std::string md5;
+};
+
+struct workload_counters {
+    std::uint64_t ops = 0;
+    std::uint64_t ok = 0;
+    std::uint64_t unknown = 0;
+    std::uint64_t failed = 0;  // definite failures (4xx other than expected ones)
+    std::uint64_t by_status[6] = {};  // 1xx..5xx buckets, [0] = no answer
+};
+
+/// Value bytes: "tfc <client> <sequence> <size>\n" then bytes derived from (client, sequence).
+std::string make_value(std::uint32_t client, std::uint64_t sequence, std::size_t size);
+/// The value name of a GET body if it is exactly a value make_value could have produced.
+std::optional<std::string> verify_value(std::string_view body);
+std::string key_name(std::uint32_t index);
+
+class workload {
+public:
+    explicit workload(workload_options options) : options_(std::move(options)) {}
+    ~workload() { stop(); }
+
+    void start();
+    void stop();  // signals and joins
+
+    /// One GET per key, sequentially, recorded like any other operation (the final reads).
+    /// Returns keys whose read failed (no 200/404) or whose bytes were wrong.
+    std::vector<std::string> read_every_key(std::uint32_t client_id, std::uint64_t attempts, std::string& detail);
+    /// A plain GET of every key, not recorded; fills key -> value name ("" for 404). Failures
+    /// (no answer, 5xx, wrong bytes) are listed in `problems`.
+    std::map<std::string, std::string> snapshot(std::vector<std::string>& problems, std::uint64_t attempts);
+
+    // Results, valid after stop().
+    std::vector<sim::kv_history_op> history() const;
+    const std::vector<list_record>& lists() const { return lists_; }
+    const std::map<std::string, written_value>& written() const { return written_; }
+    workload_counters counters() const;
+    std::vector<std::string> corrupt_reads() const;
+    std::uint32_t keys() const { return options_.keys; }
+
+private:
+    void run_client(std::uint32_t client);
+    struct client_result {
+        std::vector<sim::kv_history_op> history;
+        std::vector<list_record> lists;
+        std::map<std::string, written_value> written;
+        std::vector<std::string> corrupt;
+        workload_counters counters;
+    };
+    void merge(client_result& result);
+
+    workload_options options_;
+    std::atomic<bool> stop_{false};
+    std::vector<std::thread> threads_;
+    mutable std::mutex mutex_;
+    std::vector<sim::kv_history_op> history_;
+    std::vector<list_record> lists_;
+    std::map<std::string, written_value> written_;
+    std::vector<std::string> corrupt_;
+    workload_counters counters_;
+    std::atomic<std::uint64_t> next_id_{1};
+};
+
+}  // namespace chaos
