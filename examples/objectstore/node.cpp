@@ -59,6 +59,7 @@ struct arguments {
     std::uint64_t disk_quota_bytes = 0;
     std::uint64_t scrub_bytes_per_second = 8ull << 20;
     log_level level = log_level::info;
+    toastyfs::planted_bug bug = toastyfs::planted_bug::none;  // tests only (tests/chaos)
 };
 
 void usage(std::FILE* out) {
@@ -74,7 +75,8 @@ void usage(std::FILE* out) {
                  "                             every node and proxy must agree\n"
                  "  --disk-quota-bytes N       refuse chunk writes beyond N bytes stored (default 0: disk size)\n"
                  "  --scrub-bytes-per-second N background re-verification rate (default 8388608; 0: off)\n"
-                 "  --log-level L              debug, info (default) or warn\n");
+                 "  --log-level L              debug, info (default) or warn\n"
+                 "  --planted-bug NAME         tests only: put_ignores_condition, to show a checker catches it\n");
 }
 
 int parse_arguments(int argc, char** argv, arguments& out) {
@@ -110,6 +112,8 @@ int parse_arguments(int argc, char** argv, arguments& out) {
         else if (flag == "--disk-quota-bytes") ok = cli::parse_u64(value, 0, UINT64_MAX, out.disk_quota_bytes);
         else if (flag == "--scrub-bytes-per-second") ok = cli::parse_u64(value, 0, UINT64_MAX, out.scrub_bytes_per_second);
         else if (flag == "--log-level") ok = platform::parse_log_level(value, out.level);
+        else if (flag == "--planted-bug")
+            ok = toastyfs::parse_planted_bug(value, out.bug) && out.bug == toastyfs::planted_bug::put_ignores_condition;
         else {
             std::fprintf(stderr, "toastyfs-node: unknown argument '%s'\n", argv[i - 1]);
             usage(stderr);
@@ -243,6 +247,8 @@ int main(int argc, char** argv) {
     }
     toastyfs::metadata_options metadata;
     metadata.upload_lease_ns = args.upload_lease_ms * 1'000'000;
+    metadata.bug = args.bug;
+    if (args.bug != toastyfs::planted_bug::none) log(log_level::warn, "a planted bug is active: for tests only");
     metadata.result_size_max = static_cast<std::uint32_t>(cfg.operation_size_max());
 
     std::atomic<bool> chunk_ready{false}, chunk_failed{false};

@@ -48,6 +48,7 @@ struct arguments {
     std::uint64_t metadata_sessions = 256;
     std::uint64_t metadata_timeout_ms = 10'000;
     log_level level = log_level::info;
+    toastyfs::planted_bug bug = toastyfs::planted_bug::none;
 };
 
 void usage(std::FILE* out) {
@@ -67,7 +68,9 @@ void usage(std::FILE* out) {
                  "  --node-down-grace-ms MS     a down holder counts as a copy this long (default 60000)\n"
                  "  --connections-max N         open HTTP connections (default 10000)\n"
                  "  --metadata-timeout-ms MS    a metadata operation's deadline; then 504 (default 10000)\n"
-                 "  --log-level L               debug, info (default) or warn\n");
+                 "  --log-level L               debug, info (default) or warn\n"
+                 "  --planted-bug NAME          tests only: plant a known bug (gc_ignores_lease, put_acks_one_copy,\n"
+                 "                              get_skips_verification) to show a checker catches it\n");
 }
 
 int parse_arguments(int argc, char** argv, arguments& out) {
@@ -105,6 +108,7 @@ int parse_arguments(int argc, char** argv, arguments& out) {
         else if (flag == "--connections-max") ok = cli::parse_u64(value, 1, 1'000'000, out.connections_max);
         else if (flag == "--metadata-timeout-ms") ok = cli::parse_u64(value, 100, 3'600'000, out.metadata_timeout_ms);
         else if (flag == "--log-level") ok = platform::parse_log_level(value, out.level);
+        else if (flag == "--planted-bug") ok = toastyfs::parse_planted_bug(value, out.bug) && out.bug != toastyfs::planted_bug::put_ignores_condition;
         else {
             std::fprintf(stderr, "toastyfs-proxy: unknown argument '%s'\n", argv[i - 1]);
             usage(stderr);
@@ -237,6 +241,7 @@ int main(int argc, char** argv) {
     service_options.object_size_max = args.object_size_max;
     service_options.buffer_bytes_max = args.memory_max;
     service_options.request_id_seed = random.next_u64() >> 33;
+    service_options.bug = args.bug;
     service_type service(service_options, *client, chunks);
     service_pointer = &service;
 
@@ -245,6 +250,8 @@ int main(int argc, char** argv) {
     janitor_options.upload_lease_ns = args.upload_lease_ms * 1'000'000;
     janitor_options.node_down_grace_ns = args.node_down_grace_ms * 1'000'000;
     janitor_options.replication_factor = static_cast<std::uint8_t>(args.replication_factor);
+    janitor_options.bug = args.bug;
+    if (args.bug != toastyfs::planted_bug::none) log(log_level::warn, "a planted bug is active: for tests only");
     janitor_type janitor(janitor_options, service, node_count);
 
     object_api_options api_options;

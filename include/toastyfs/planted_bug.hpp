@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 namespace toastyfs {
 
@@ -14,5 +15,15 @@ enum class planted_bug : std::uint8_t {
     get_skips_verification,  // object_service: a read trusts a node's bytes without SHA-256
     put_ignores_condition,   // metadata state machine: put_object ignores its condition
 };
+
+/// For the processes' --planted-bug flag (tests/chaos). False for an unknown name.
+inline bool parse_planted_bug(std::string_view name, planted_bug& out) {
+    if (name == "gc_ignores_lease") out = planted_bug::gc_ignores_lease;
+    else if (name == "put_acks_one_copy") out = planted_bug::put_acks_one_copy;
+    else if (name == "get_skips_verification") out = planted_bug::get_skips_verification;
+    else if (name == "put_ignores_condition") out = planted_bug::put_ignores_condition;
+    else return false;
+    return true;
+}
 
 }  // namespace toastyfs

@@ -2,6 +2,7 @@
 //
 //   toastyfs-chaos --node PATH --proxy PATH [--duration SECONDS] [--seed N] [--clients N]
 //                  [--keys N] [--work DIR] [--keep] [--no-namespaces] [--port-base N]
+//                  [--proxy-arg ARG]... [--node-arg ARG]... [--faults KIND,...] [--expect-anomaly]
 //
 // Starts 3 toastyfs-node processes and a toastyfs-proxy (see cluster.hpp for the network
 // layout), runs a concurrent PUT/GET/DELETE/LIST workload with unique values while the nemesis
@@ -13,17 +14,21 @@
 //     turn (so every chunk has a good copy on more than one node);
 //   - no process died unasked.
 // It reports operations, faults, anomalies and the longest time without a successful write, and
-// exits 1 on any anomaly. The fault schedule and the workload follow from --seed; the timing of
+// exits 1 on any anomaly (2 when it could not run). --expect-anomaly inverts the verdict (0 only
+// if an anomaly was found); with --node-arg --planted-bug --node-arg NAME (or --proxy-arg) it
+// shows that the checks catch a known bug. The fault schedule and the workload follow from --seed; the timing of
 // real processes does not, so a seed does not replay exactly.
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,18 +51,24 @@ struct arguments {
     std::uint64_t duration_s = 120;
     std::uint64_t seed = 1;
     std::uint32_t clients = 6;
-    std::uint32_t keys = 96;
+    std::uint32_t keys = 64;
     std::string work_directory;
     bool keep = false;
     bool namespaces = true;
     std::uint16_t port_base = 0;
+    std::vector<std::string> proxy_arguments;
+    std::vector<std::string> node_arguments;
+    bool expect_anomaly = false;
+    std::set<std::string> faults;
 };
 
 void usage() {
     std::fprintf(stderr,
                  "usage: toastyfs-chaos --node PATH --proxy PATH [--duration SECONDS (120)] [--seed N (1)]\n"
-                 "                      [--clients N (6)] [--keys N (96)] [--work DIR] [--keep] [--no-namespaces]\n"
-                 "                      [--port-base N (loopback mode; default from the pid)]\n");
+                 "                      [--clients N (6)] [--keys N per generation (64)] [--work DIR] [--keep] [--no-namespaces]\n"
+                 "                      [--port-base N (loopback mode; default from the pid)]\n"
+                 "                      [--proxy-arg ARG]... [--node-arg ARG]... [--faults KIND,... (all)] [--expect-anomaly]\n"
+                 "fault kinds: kill, kill_primary, pause, delay, partition, loss, duplicate, loss_and_crash, corrupt\n");
 }
 
 bool parse_number(std::string_view text, std::uint64_t low, std::uint64_t high, std::uint64_t& out) {
@@ -76,12 +87,28 @@ bool parse(int argc, char** argv, arguments& a) {
             a.namespaces = false;
             continue;
         }
+        if (flag == "--expect-anomaly") {
+            a.expect_anomaly = true;
+            continue;
+        }
         if (i + 1 >= argc) return false;
         const std::string_view value = argv[++i];
         std::uint64_t n = 0;
         if (flag == "--node") a.node_binary = value;
         else if (flag == "--proxy") a.proxy_binary = value;
         else if (flag == "--work") a.work_directory = value;
+        else if (flag == "--proxy-arg") a.proxy_arguments.emplace_back(value);
+        else if (flag == "--node-arg") a.node_arguments.emplace_back(value);
+        else if (flag == "--faults") {
+            const std::vector<std::string> known = chaos::fault_kinds();
+            for (std::string_view rest = value; !rest.empty();) {
+                const std::size_t comma = rest.find(',');
+                const std::string name(rest.substr(0, comma));
+                if (std::find(known.begin(), known.end(), name) == known.end()) return false;
+                a.faults.insert(name);
+                rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+            }
+        }
         else if (flag == "--duration" && parse_number(value, 1, 7 * 24 * 3600, n)) a.duration_s = n;
         else if (flag == "--seed" && parse_number(value, 0, UINT64_MAX, n)) a.seed = n;
         else if (flag == "--clients" && parse_number(value, 1, 64, n)) a.clients = static_cast<std::uint32_t>(n);
@@ -193,6 +220,9 @@ int main(int argc, char** argv) {
                     why.c_str());
         args.namespaces = false;
     }
+    if (args.namespaces)
+        if (const std::uint32_t stale = chaos::cluster::remove_stale_namespaces())
+            std::printf("removed %u network namespaces left by an earlier run that was killed\n", stale);
     if (args.port_base == 0) args.port_base = static_cast<std::uint16_t>(20000 + (::getpid() % 400) * 100);
 
     chaos::cluster_options options;
@@ -204,9 +234,11 @@ int main(int argc, char** argv) {
     // Small chunks so that objects span several; a fast janitor so repairs happen within the run.
     options.proxy_extra_arguments = {"--chunk-size", "16384", "--janitor-interval-ms", "1000", "--node-down-grace-ms", "3000",
                                      "--metadata-timeout-ms", "5000"};
+    options.node_extra_arguments = args.node_arguments;
+    options.proxy_extra_arguments.insert(options.proxy_extra_arguments.end(), args.proxy_arguments.begin(), args.proxy_arguments.end());
     chaos::cluster cluster(options);
     report result;
-    std::printf("toastyfs-chaos: seed %llu, %llu s of faults, %u clients, %u keys, work directory %s, %s\n",
+    std::printf("toastyfs-chaos: seed %llu, %llu s of faults, %u clients, %u keys per 15 s, work directory %s, %s\n",
                 static_cast<unsigned long long>(args.seed), static_cast<unsigned long long>(args.duration_s), args.clients,
                 args.keys, args.work_directory.c_str(),
                 args.namespaces ? "nodes in network namespaces (nftables faults)" : "loopback");
@@ -237,6 +269,8 @@ int main(int argc, char** argv) {
 
     chaos::nemesis_options nemesis_options;
     nemesis_options.seed = args.seed;
+    nemesis_options.only = args.faults;
+    nemesis_options.live_chunks = [&workload](std::uint64_t pick) { return workload.recent_chunk_names(pick); };
     const std::uint64_t faults_start = chaos::now_ns();
     nemesis_options.end_ns = faults_start + args.duration_s * 1'000'000'000ull;
     chaos::nemesis nemesis(cluster, nemesis_options);
@@ -245,15 +279,20 @@ int main(int argc, char** argv) {
     while (chaos::now_ns() < nemesis_options.end_ns && !interrupted) {
         chaos::sleep_ms(100);
         if (chaos::now_ns() >= next_progress) {
-            const chaos::workload_counters c = workload.counters();
-            std::printf("[%5.0f s] faulting\n", seconds(chaos::now_ns() - faults_start));
+            std::printf("[%5.0f s] %llu operations, %llu writes acknowledged\n", seconds(chaos::now_ns() - faults_start),
+                        static_cast<unsigned long long>(workload.completed()), static_cast<unsigned long long>(workload.writes_ok()));
             std::fflush(stdout);
-            (void)c;
             next_progress += 30'000'000'000ull;
         }
     }
     if (interrupted) nemesis.cancel();
     nemesis.join();
+    if (interrupted) {  // stopped from outside: no verdict, just leave nothing behind
+        workload.stop();
+        cluster.teardown();
+        std::printf("interrupted\n");
+        return 2;
+    }
     const std::uint64_t faults_end = chaos::now_ns();
     // The workload goes on for a while on the healed cluster: recovery is part of availability.
     chaos::sleep_ms(5000);
@@ -304,7 +343,9 @@ int main(int argc, char** argv) {
     const std::vector<sim::kv_history_op> history = workload.history();
     for (const std::string& c : workload.corrupt_reads()) result.anomaly(c);
     const std::uint64_t check_start = chaos::now_ns();
-    const sim::linearizability_report linear = sim::check_linearizable(history);
+    sim::linearizability_options search;
+    search.search_steps_max = 20'000'000;
+    const sim::linearizability_report linear = sim::check_linearizable(history, search);
     const double check_s = seconds(chaos::now_ns() - check_start);
     if (!linear.linearizable)
         result.anomaly(std::string(linear.undecided ? "linearizability undecided: " : "not linearizable: ") + linear.explanation);
@@ -354,5 +395,9 @@ int main(int argc, char** argv) {
     cluster.teardown();
     if (own_work_directory && result.anomalies.empty() && !args.keep) std::filesystem::remove_all(args.work_directory);
     if (interrupted) return 2;
+    if (args.expect_anomaly) {
+        std::printf("%s\n", result.anomalies.empty() ? "expected an anomaly, found none" : "an anomaly was expected and found");
+        return result.anomalies.empty() ? 1 : 0;
+    }
     return result.anomalies.empty() ? 0 : 1;
 }

@@ -50,6 +50,29 @@ std::string cluster::node_data(std::uint32_t node) const {
     return options_.work_directory + "/data/node" + std::to_string(node + 1);
 }
 
+std::uint32_t cluster::remove_stale_namespaces() {
+    std::uint32_t removed = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator("/run/netns", ec); !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (!name.starts_with("tfc")) continue;
+        pid_t owner = 0;
+        const auto r = std::from_chars(name.data() + 3, name.data() + name.size(), owner);
+        if (r.ec != std::errc() || *r.ptr != '-' || owner <= 0 || ::kill(owner, 0) == 0 || errno != ESRCH) continue;
+        std::string pids;
+        run({"ip", "netns", "pids", name}, {}, &pids);
+        for (std::size_t at = 0; at < pids.size();) {
+            pid_t pid = 0;
+            const auto p = std::from_chars(pids.data() + at, pids.data() + pids.size(), pid);
+            if (p.ec == std::errc() && pid > 0) ::kill(pid, SIGKILL);
+            const std::size_t line = pids.find('\n', at);
+            at = line == std::string::npos ? pids.size() : line + 1;
+        }
+        if (run({"ip", "netns", "del", name}) == 0) ++removed;
+    }
+    return removed;
+}
+
 bool cluster::setup_namespaces(std::string& error) {
     const std::string hub = namespace_name("hub");
     std::vector<std::vector<std::string>> steps = {
@@ -101,6 +124,7 @@ std::vector<std::string> cluster::node_command(std::uint32_t node, bool recoveri
     argv.insert(argv.end(), {"--index", std::to_string(node), "--replicas", replica_list_, "--chunk-listen",
                              node_address(node) + ":" + std::to_string(chunks), "--data", node_data(node)});
     if (recovering) argv.push_back("--recovering");
+    argv.insert(argv.end(), options_.node_extra_arguments.begin(), options_.node_extra_arguments.end());
     return argv;
 }
 

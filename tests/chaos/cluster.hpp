@@ -26,6 +26,7 @@ struct cluster_options {
     bool use_namespaces = true;
     std::uint16_t port_base = 0;   // loopback mode only: node N on base+N, chunks base+100+N, proxy base+200
     std::vector<std::string> proxy_extra_arguments;
+    std::vector<std::string> node_extra_arguments;
 };
 
 struct node_status {
@@ -57,6 +58,9 @@ public:
     /// Namespaces (if used), then every node and the proxy. Moves the calling process into the
     /// hub namespace, so call it before starting any thread. Returns false with `error` set.
     bool start(std::string& error);
+    /// Removes what killed runs left behind: namespaces tfc<pid>-* whose pid is gone, with every
+    /// process still inside them. Returns how many namespaces were removed.
+    static std::uint32_t remove_stale_namespaces();
     /// Kills every process and deletes the namespaces. Idempotent.
     void teardown();
 

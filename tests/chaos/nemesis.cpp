@@ -130,22 +130,35 @@ void nemesis::loss_and_crash(fault_record& f) {
 }
 
 void nemesis::corrupt_chunk(fault_record& f) {
-    const std::uint32_t node = static_cast<std::uint32_t>(random_() % cluster_.nodes());
-    std::vector<std::filesystem::path> candidates;
+    // Usually a chunk of an object written moments ago (live data: the store must notice and
+    // repair it), otherwise any chunk file (most are garbage awaiting collection).
+    std::vector<std::pair<std::uint32_t, std::filesystem::path>> candidates;
     std::error_code ec;
-    const std::filesystem::path root = cluster_.node_data(node) + "/chunks";
-    for (auto it = std::filesystem::recursive_directory_iterator(root, ec); !ec && it != std::filesystem::recursive_directory_iterator();
-         it.increment(ec)) {
-        const std::string name = it->path().filename().string();
-        if (it->is_regular_file(ec) && is_chunk_name(name) && !corrupted_.contains(name) &&
-            it->path().parent_path().filename().string() == name.substr(0, 2))
-            candidates.push_back(it->path());
+    if (options_.live_chunks && random_() % 4 != 0) {
+        for (const std::string& name : options_.live_chunks(random_())) {
+            if (corrupted_.contains(name)) continue;
+            for (std::uint32_t node = 0; node < cluster_.nodes(); ++node) {
+                const std::filesystem::path path = cluster_.node_data(node) + "/chunks/" + name.substr(0, 2) + "/" + name;
+                if (std::filesystem::is_regular_file(path, ec)) candidates.emplace_back(node, path);
+            }
+        }
     }
     if (candidates.empty()) {
-        f.detail = "node " + std::to_string(node + 1) + ": no chunk file to corrupt";
+        const std::uint32_t node = static_cast<std::uint32_t>(random_() % cluster_.nodes());
+        const std::filesystem::path root = cluster_.node_data(node) + "/chunks";
+        for (auto it = std::filesystem::recursive_directory_iterator(root, ec); !ec && it != std::filesystem::recursive_directory_iterator();
+             it.increment(ec)) {
+            const std::string name = it->path().filename().string();
+            if (it->is_regular_file(ec) && is_chunk_name(name) && !corrupted_.contains(name) &&
+                it->path().parent_path().filename().string() == name.substr(0, 2))
+                candidates.emplace_back(node, it->path());
+        }
+    }
+    if (candidates.empty()) {
+        f.detail = "no chunk file to corrupt";
         return;
     }
-    const std::filesystem::path victim = candidates[random_() % candidates.size()];
+    const auto& [node, victim] = candidates[random_() % candidates.size()];
     const int fd = ::open(victim.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         f.detail = "node " + std::to_string(node + 1) + ": " + victim.filename().string() + " vanished";
@@ -176,28 +189,41 @@ bool nemesis::heal_all(std::string& error) {
     return ok;
 }
 
+namespace {
+
+struct kind {
+    const char* name;
+    std::uint32_t weight;
+    bool network;  // needs network namespaces
+};
+constexpr kind kinds[] = {
+    {"kill", 12, false},     {"kill_primary", 12, false}, {"pause", 12, false},     {"delay", 8, false},
+    {"partition", 16, true}, {"loss", 10, true},          {"duplicate", 6, true},   {"loss_and_crash", 8, true},
+    {"corrupt", 10, false},
+};
+
+}  // namespace
+
+std::vector<std::string> fault_kinds() {
+    std::vector<std::string> out;
+    for (const kind& k : kinds) out.emplace_back(k.name);
+    return out;
+}
+
 void nemesis::run() {
-    // (name, weight, needs network namespaces)
-    struct kind {
-        const char* name;
-        std::uint32_t weight;
-        bool network;
-    };
-    const kind kinds[] = {
-        {"kill", 12, false},    {"kill_primary", 12, false}, {"pause", 12, false},     {"delay", 8, false},
-        {"partition", 16, true}, {"loss", 10, true},          {"duplicate", 6, true},   {"loss_and_crash", 8, true},
-        {"corrupt", 10, false},
+    const auto usable = [&](const kind& k) {
+        return (!k.network || cluster_.namespaces()) && (options_.only.empty() || options_.only.contains(k.name));
     };
     std::uint32_t total = 0;
     for (const kind& k : kinds)
-        if (!k.network || cluster_.namespaces()) total += k.weight;
-    while (!cancelled_ && now_ns() < options_.end_ns) {
+        if (usable(k)) total += k.weight;
+    while (!cancelled_ && now_ns() < options_.end_ns && total > 0) {
         hold(between(100, options_.rest_ms_max));
         if (cancelled_ || now_ns() >= options_.end_ns) break;
         std::uint32_t pick = static_cast<std::uint32_t>(random_() % total);
         const kind* chosen = nullptr;
         for (const kind& k : kinds) {
-            if (k.network && !cluster_.namespaces()) continue;
+            if (!usable(k)) continue;
             if (pick < k.weight) {
                 chosen = &k;
                 break;

@@ -7,6 +7,7 @@
 // duplication, a network fault together with a crash, and a chunk file corrupted on disk.
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -30,7 +31,13 @@ struct nemesis_options {
     std::uint64_t end_ns = 0;          // no fault starts after this; the running one is healed
     std::uint64_t hold_ms_max = 6000;  // how long a fault lasts, at most
     std::uint64_t rest_ms_max = 2000;  // quiet time between faults, at most
+    std::set<std::string> only;        // fault kinds to use; empty: all (fault_kinds())
+    /// Chunk names (hex SHA-256) of some live object, given a random number; may be empty.
+    std::function<std::vector<std::string>(std::uint64_t)> live_chunks;
 };
+
+/// Every fault kind's name, for --faults.
+std::vector<std::string> fault_kinds();
 
 class nemesis {
 public:

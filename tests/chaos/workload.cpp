@@ -83,10 +83,17 @@ std::vector<list_entry> parse_listing(const std::string& body, bool& truncated) 
 
 }  // namespace
 
-std::string key_name(std::uint32_t index) {
-    char name[16];
-    std::snprintf(name, sizeof name, "k%03u", index);
+std::string key_name(std::uint32_t generation, std::uint32_t index) {
+    char name[32];
+    std::snprintf(name, sizeof name, "g%04u-k%03u", generation, index);
     return name;
+}
+
+std::vector<std::string> workload::keys_used() const {
+    std::vector<std::string> keys;
+    for (std::uint32_t g = 0; g < generations_.load(); ++g)
+        for (std::uint32_t k = 0; k < options_.keys; ++k) keys.push_back(key_name(g, k));
+    return keys;
 }
 
 std::string make_value(std::uint32_t client, std::uint64_t sequence, std::size_t size) {
@@ -114,6 +121,7 @@ std::optional<std::string> verify_value(std::string_view body) {
 }
 
 void workload::start() {
+    start_ns_ = now_ns();
     for (std::uint32_t c = 0; c < options_.clients; ++c) threads_.emplace_back([this, c] { run_client(c); });
 }
 
@@ -142,7 +150,10 @@ void workload::run_client(std::uint32_t client) {
     client_result r;
     std::uint64_t sequence = 0;
     while (!stop_) {
-        const std::string key = key_name(static_cast<std::uint32_t>(random() % options_.keys));
+        const std::uint32_t generation = static_cast<std::uint32_t>((now_ns() - start_ns_) / (options_.generation_ms * 1'000'000ull));
+        for (std::uint32_t seen = generations_.load(); seen < generation + 1 && !generations_.compare_exchange_weak(seen, generation + 1);) {
+        }
+        const std::string key = key_name(generation, static_cast<std::uint32_t>(random() % options_.keys));
         const std::uint64_t pick = random() % 100;
         kv_history_op op;
         op.id = next_id_++;
@@ -163,6 +174,12 @@ void workload::run_client(std::uint32_t client) {
             count_status(r.counters, response);
             if (response && response->status == 200) {
                 op.result_outcome = outcome::ok;
+                if (value.size() > options_.chunk_size) {
+                    std::lock_guard lock(recent_mutex_);
+                    const recent_put p{client, s, value.size()};
+                    if (recent_chunked_.size() < recent_max) recent_chunked_.push_back(p);
+                    else recent_chunked_[recent_next_++ % recent_max] = p;
+                }
             } else if (response && create_only && response->status == 412) {
                 op.result_outcome = outcome::ok;
                 op.status = kv_status::mismatch;
@@ -207,7 +224,8 @@ void workload::run_client(std::uint32_t client) {
             }
         } else {
             list_record l;
-            l.prefix = random() % 4 == 0 ? std::string() : key.substr(0, 3);
+            // A whole generation ("g0003-") or ten keys of it ("g0003-k01").
+            l.prefix = random() % 4 == 0 ? key.substr(0, 6) : key.substr(0, 9);
             l.invoke_ns = now_ns();
             const auto response = http.request("GET", "/?prefix=" + l.prefix + "&max-keys=1000");
             l.complete_ns = now_ns();
@@ -220,10 +238,13 @@ void workload::run_client(std::uint32_t client) {
                 ++r.counters.unknown;
             }
             r.lists.push_back(std::move(l));
+            completed_.fetch_add(1, std::memory_order_relaxed);
             continue;
         }
         if (op.result_outcome == outcome::ok) ++r.counters.ok;
         if (op.result_outcome == outcome::unknown) ++r.counters.unknown;
+        completed_.fetch_add(1, std::memory_order_relaxed);
+        if (op.kind != kv_kind::get && op.result_outcome == outcome::ok) writes_ok_.fetch_add(1, std::memory_order_relaxed);
         r.history.push_back(std::move(op));
         if (options_.think_ms_max) sleep_ms(random() % (options_.think_ms_max + 1));
     }
@@ -234,8 +255,7 @@ std::vector<std::string> workload::read_every_key(std::uint32_t client_id, std::
     http_client http(options_.host, options_.port, options_.timeout_ms);
     std::vector<std::string> failed;
     client_result r;
-    for (std::uint32_t k = 0; k < options_.keys; ++k) {
-        const std::string key = key_name(k);
+    for (const std::string& key : keys_used()) {
         bool done = false;
         for (std::uint64_t attempt = 0; attempt < attempts && !done; ++attempt) {
             kv_history_op op;
@@ -275,8 +295,7 @@ std::vector<std::string> workload::read_every_key(std::uint32_t client_id, std::
 std::map<std::string, std::string> workload::snapshot(std::vector<std::string>& problems, std::uint64_t attempts) {
     http_client http(options_.host, options_.port, options_.timeout_ms);
     std::map<std::string, std::string> out;
-    for (std::uint32_t k = 0; k < options_.keys; ++k) {
-        const std::string key = key_name(k);
+    for (const std::string& key : keys_used()) {
         std::string last;
         bool done = false;
         for (std::uint64_t attempt = 0; attempt < attempts && !done; ++attempt) {
@@ -301,6 +320,22 @@ std::map<std::string, std::string> workload::snapshot(std::vector<std::string>& 
         if (!done) problems.push_back("GET " + key + " failed " + std::to_string(attempts) + " times, last: " + last);
     }
     return out;
+}
+
+std::vector<std::string> workload::recent_chunk_names(std::uint64_t pick) {
+    recent_put p{};
+    {
+        std::lock_guard lock(recent_mutex_);
+        if (recent_chunked_.empty()) return {};
+        p = recent_chunked_[pick % recent_chunked_.size()];
+    }
+    const std::string value = make_value(p.client, p.sequence, p.size);
+    std::vector<std::string> names;
+    for (std::size_t at = 0; at < value.size(); at += options_.chunk_size) {
+        const std::size_t length = std::min<std::size_t>(options_.chunk_size, value.size() - at);
+        names.push_back(toastyfs::to_hex(platform::openssl_crypto::sha256({reinterpret_cast<const std::uint8_t*>(value.data()) + at, length})));
+    }
+    return names;
 }
 
 std::vector<kv_history_op> workload::history() const {

@@ -5,6 +5,10 @@
 // a unique value whose first line names its writer (client, sequence) and whose remaining bytes
 // follow from that name, so any GET can be verified byte for byte and mapped back to its write.
 // Every operation is recorded with its invoke/complete times and outcome for the checkers.
+//
+// Keys come in generations (Jepsen's independent keys): every generation_ms the clients move to
+// a fresh set of `keys` keys. Faults leave writes with unknown outcomes, and the linearizability
+// search grows exponentially with the unknown writes on one key; rotating keys bounds them.
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -23,10 +27,12 @@ struct workload_options {
     std::string host;
     std::uint16_t port = 0;
     std::uint32_t clients = 6;
-    std::uint32_t keys = 96;
+    std::uint32_t keys = 64;              // per generation
+    std::uint64_t generation_ms = 15'000;
     std::uint64_t seed = 1;
     std::uint64_t timeout_ms = 15'000;
     std::uint64_t think_ms_max = 5;  // random pause between a client's operations
+    std::uint64_t chunk_size = 16384;  // the proxy's --chunk-size, to name a value's chunks
 };
 
 struct list_entry {
@@ -63,7 +69,7 @@ struct workload_counters {
 std::string make_value(std::uint32_t client, std::uint64_t sequence, std::size_t size);
 /// The value name of a GET body if it is exactly a value make_value could have produced.
 std::optional<std::string> verify_value(std::string_view body);
-std::string key_name(std::uint32_t index);
+std::string key_name(std::uint32_t generation, std::uint32_t index);
 
 class workload {
 public:
@@ -85,8 +91,15 @@ public:
     const std::vector<list_record>& lists() const { return lists_; }
     const std::map<std::string, written_value>& written() const { return written_; }
     workload_counters counters() const;
+    /// Operations completed so far (any outcome), readable while the clients run.
+    std::uint64_t completed() const { return completed_.load(std::memory_order_relaxed); }
+    std::uint64_t writes_ok() const { return writes_ok_.load(std::memory_order_relaxed); }
     std::vector<std::string> corrupt_reads() const;
-    std::uint32_t keys() const { return options_.keys; }
+    /// Every key used so far, in order.
+    std::vector<std::string> keys_used() const;
+    /// SHA-256 names (hex) of the chunks of one recently acknowledged multi-chunk PUT, picked at
+    /// random: the nemesis corrupts live data rather than garbage awaiting collection.
+    std::vector<std::string> recent_chunk_names(std::uint64_t pick);
 
 private:
     void run_client(std::uint32_t client);
@@ -109,6 +122,19 @@ private:
     std::vector<std::string> corrupt_;
     workload_counters counters_;
     std::atomic<std::uint64_t> next_id_{1};
+    std::uint64_t start_ns_ = 0;
+    std::atomic<std::uint32_t> generations_{1};
+    std::atomic<std::uint64_t> completed_{0};
+    std::atomic<std::uint64_t> writes_ok_{0};
+    struct recent_put {
+        std::uint32_t client;
+        std::uint64_t sequence;
+        std::size_t size;
+    };
+    std::mutex recent_mutex_;
+    std::vector<recent_put> recent_chunked_;  // ring of the last recent_max
+    std::size_t recent_next_ = 0;
+    static constexpr std::size_t recent_max = 64;
 };
 
 }  // namespace chaos
