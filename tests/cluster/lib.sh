@@ -3,15 +3,49 @@
 #
 # Source it after setting `server` and `client` (paths to kv-server and kv-client). Tests use it,
 # and so do the scripts in bench/. LOG_LEVEL (default debug) sets the servers' log level.
+#
+# Sanitizer builds (build-asan): every process started after sourcing writes its ASan/UBSan/LSan
+# reports to $work/sanitizer/report.<pid> (log_path), and the script fails on exit if any
+# exists, printing them: a report counts even from a replica killed afterwards. On exit the
+# servers still running get SIGTERM first (so they check for leaks), SIGKILL after 5 s.
 
 cluster=$((RANDOM + 1))
 work=$(mktemp -d "${TMPDIR:-/tmp}/kv_cluster.XXXXXX")
 pids=()
+sanitizer_dir=$work/sanitizer
+mkdir -p "$sanitizer_dir"
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$sanitizer_dir/report"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$sanitizer_dir/report"
+
+# process_running PID: the process exists and is not a zombie.
+process_running() {
+    local state
+    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+    [ -n "$state" ] && [ "$state" != Z ]
+}
 
 cleanup() {
+    local pid left reports=0 f
+    for pid in "${pids[@]}"; do process_running "$pid" && kill -TERM "$pid" 2>/dev/null; done
+    for _ in $(seq 50); do
+        left=0
+        for pid in "${pids[@]}"; do process_running "$pid" && left=1; done
+        [ "$left" = 0 ] && break
+        sleep 0.1
+    done
     for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done
     wait 2>/dev/null
+    for f in "$sanitizer_dir"/*; do
+        [ -f "$f" ] || continue
+        reports=1
+        echo "---- sanitizer report $f"
+        head -n 80 "$f"
+    done
     rm -rf "$work"
+    if [ "$reports" = 1 ]; then
+        echo "FAIL: a sanitizer reported an error (above)"
+        exit 1
+    fi
 }
 trap cleanup EXIT
 

@@ -6,6 +6,12 @@
 # build directory (meson passes both; TOASTYFS_SKIP_BUILD=1 so nothing is rebuilt). On exit
 # (success, failure or signal) the cluster is stopped and every temporary file removed.
 # fail MESSAGE prints the tails of the cluster's logs and exits 1.
+#
+# Sanitizer builds (build-asan): every process the test starts writes its ASan/UBSan/LSan reports
+# to $work/sanitizer/report.<pid> (log_path, appended to ASAN_OPTIONS and UBSAN_OPTIONS),
+# not to its log, and the test fails when it ends if any report exists, printing them. So a
+# report counts even from a node that was killed afterwards, exited through a signal, or reported
+# a leak while cluster.sh stopped it. Other builds never write there.
 set -u
 set -o pipefail
 
@@ -14,6 +20,10 @@ export TOASTYFS_SKIP_BUILD=1
 export TOASTYFS_BUILD=${TOASTYFS_BUILD:?TOASTYFS_BUILD must name the build directory}
 work=$(mktemp -d "${TMPDIR:-/tmp}/toastyfs_e2e.XXXXXX")
 export TOASTYFS_HOME=$work/cluster
+sanitizer_dir=$work/sanitizer
+mkdir -p "$sanitizer_dir"
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$sanitizer_dir/report"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$sanitizer_dir/report"
 test_started=$SECONDS
 extra_pids=()
 
@@ -28,15 +38,32 @@ kill_leftovers() {
     done
 }
 
+# sanitizer_reports: prints every sanitizer report written so far; false if there is none.
+sanitizer_reports() {
+    local f found=1
+    for f in "$sanitizer_dir"/*; do
+        [ -f "$f" ] || continue
+        found=0
+        echo "---- sanitizer report $f"
+        head -n 80 "$f"
+    done
+    return $found
+}
+
 cleanup() {
-    local p
+    local p reports=0
     for p in "${extra_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
     if [ -d "$TOASTYFS_HOME/pids" ]; then
-        cluster stop >/dev/null 2>&1
+        cluster stop >/dev/null 2>&1  # SIGTERM: the processes exit and check for leaks
         kill_leftovers
     fi
     wait 2>/dev/null
+    if sanitizer_reports; then
+        echo "FAIL: a sanitizer reported an error (above)"
+        reports=1
+    fi
     rm -rf "$work"
+    [ "$reports" = 0 ] || exit 1
 }
 trap cleanup EXIT
 trap 'echo "interrupted"; exit 1' INT TERM

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets in tests/fuzz for a while each, one at a time.
 #
-#   tests/fuzz/run.sh [SECONDS] [TARGET...]      default: 30 seconds, every target
+#   tests/fuzz/run.sh [-j JOBS] [SECONDS] [TARGET...]      default: 30 seconds, every target
 #
 # - Builds build-fuzz/ (clang, -Dfuzz=true, ASan+UBSan), only the fuzz targets. As root it
 #   installs clang and libclang-rt-14-dev (the libFuzzer runtime) if they are missing.
+# - -j JOBS runs up to JOBS targets at a time (.ci/run: -j 2 on its quiet 2-core machine); the
+#   default, one at a time, leaves a core free for whoever else uses the machine.
 # - Each target runs under `nice -n 10` on a scratch copy of its committed corpus
 #   (build-fuzz/fuzz-work/<target>/corpus): new inputs never land in tests/fuzz/corpus. Copy the
 #   interesting ones by hand (small files; keep the whole corpus directory under ~2 MB).
@@ -15,12 +17,19 @@
 #   exits 1. Minimise it (<target>_fuzz -minimize_crash=1 -runs=10000 FILE), fix the code, and
 #   commit the reproducer as tests/fuzz/regressions/<target>/<what_it_broke> so the `fuzz`
 #   suite replays it.
-# Environment: FUZZ_JOBS is not supported on purpose: one fuzzer process at a time.
-#   FUZZ_ARGS  extra libFuzzer flags, e.g. FUZZ_ARGS="-max_len=8192"
+# Exits 0 if every target ran its time without a finding, 1 otherwise, 2 on bad arguments.
+# Environment: FUZZ_ARGS  extra libFuzzer flags, e.g. FUZZ_ARGS="-max_len=8192"
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
+jobs=1
+if [ "${1:-}" = -j ]; then
+  jobs="${2:-}"
+  shift 2 || true
+  [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "-j needs a number of jobs" >&2; exit 2; }
+fi
 seconds="${1:-30}"
+[[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "SECONDS must be a positive number, got '$seconds'" >&2; exit 2; }
 shift || true
 all_targets=$(sed -n "s/^  '\([a-z_0-9]*\)' : \[files(.*_fuzz.cpp.*/\1/p" tests/fuzz/meson.build)
 targets=("$@")
@@ -54,13 +63,15 @@ nice -n 10 ninja -C build-fuzz "${ninja_targets[@]}" >/dev/null || { ninja -C bu
 # --- run ---
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
-status=0
-summary=()
 run_id=$(date +%Y%m%d-%H%M%S)
-for t in "${targets[@]}"; do
+
+# run_target TARGET: fuzzes it for $seconds, prints its stats (and findings) in one piece, leaves
+# its summary line in build-fuzz/fuzz-work/TARGET/summary; false on a finding.
+run_target() {
+  local t=$1 work artifacts rc final runs rate cov ft corpus crashes line report
   work="build-fuzz/fuzz-work/$t"
   artifacts="$work/$run_id"
-  rm -rf "$work/corpus" && mkdir -p "$work/corpus" "$artifacts"
+  rm -rf "$work/corpus" "$work/summary" && mkdir -p "$work/corpus" "$artifacts"
   cp -r tests/fuzz/corpus/"$t"/. "$work/corpus/" 2>/dev/null || true
   [ -d tests/fuzz/regressions/"$t" ] && cp -r tests/fuzz/regressions/"$t"/. "$work/corpus/"
   echo "=== $t: ${seconds}s"
@@ -77,16 +88,34 @@ for t in "${targets[@]}"; do
   crashes=$(find "$artifacts" -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
   line=$(printf '%-22s runs %-11s exec/s %-8s cov %-6s ft %-7s corpus %-12s crashes %s' \
     "$t" "${runs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corpus:-?}" "$crashes")
-  echo "$line"
-  summary+=("$line")
   if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
-    status=1
-    grep -E 'ERROR:|FUZZ_CHECK|runtime error|SUMMARY' "$work/log" | head -5
-    echo "    reproducers: $(find "$artifacts" -type f | tr '\n' ' ')"
-  else
-    rmdir "$artifacts" 2>/dev/null
+    line+="   FAILED (exit $rc, log $work/log)"
+    report=$(grep -E 'ERROR:|FUZZ_CHECK|runtime error|SUMMARY' "$work/log" | head -5)
+    printf '%s\n%s\n    reproducers: %s\n' "$line" "$report" "$(find "$artifacts" -type f | tr '\n' ' ')"
+    echo "$line" >"$work/summary"
+    return 1
   fi
+  rmdir "$artifacts" 2>/dev/null
+  echo "$line"
+  echo "$line" >"$work/summary"
+}
+
+status=0
+running=0
+for t in "${targets[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || status=1
+    running=$((running - 1))
+  fi
+  run_target "$t" &
+  running=$((running + 1))
 done
-echo "=== summary (${seconds}s each)"
-printf '%s\n' "${summary[@]}"
+while [ "$running" -gt 0 ]; do
+  wait -n || status=1
+  running=$((running - 1))
+done
+echo "=== summary (${seconds}s each, $jobs at a time)"
+for t in "${targets[@]}"; do
+  cat "build-fuzz/fuzz-work/$t/summary" 2>/dev/null || { echo "$t: no summary"; status=1; }
+done
 exit $status
