@@ -477,7 +477,8 @@ void object_api::handle_status(std::shared_ptr<request_state> state) {
                        ",\"puts_failed\":" + std::to_string(service_.counters().puts_failed) +
                        ",\"repairs\":" + std::to_string(janitor_.counters().repairs) +
                        ",\"chunks_collected\":" + std::to_string(janitor_.counters().chunks_collected) +
-                       ",\"janitor_passes\":" + std::to_string(janitor_.counters().passes) + "},\"nodes\":[";
+                       ",\"janitor_passes\":" + std::to_string(janitor_.counters().passes) +
+                       ",\"janitor_passes_completed\":" + std::to_string(janitor_.counters().passes_completed) + "},\"nodes\":[";
     for (std::size_t i = 0; i < cluster_.nodes.size(); ++i) {
         const node_view& n = cluster_.nodes[i];
         if (i != 0) body += ',';

@@ -60,7 +60,8 @@ struct janitor_options {
 };
 
 struct janitor_counters {
-    std::uint64_t passes = 0;
+    std::uint64_t passes = 0;             // started
+    std::uint64_t passes_completed = 0;   // ran every step to the end
     std::uint64_t passes_aborted = 0;     // a metadata operation or inventory failed midway
     std::uint64_t chunks_scanned = 0;
     std::uint64_t repairs = 0;            // copies made and recorded
@@ -133,6 +134,7 @@ private:
 
     void end_pass(bool aborted) {
         if (aborted) ++counters_.passes_aborted;
+        else ++counters_.passes_completed;
         running_ = false;
         next_pass_ns_ = now_ns_ + options_.interval_ns;
     }

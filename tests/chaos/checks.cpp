@@ -1,7 +1,13 @@
 #include "checks.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <iterator>
 #include <set>
+
+#include "platform/crypto.hpp"
+#include "toastyfs/types.hpp"
 
 namespace chaos {
 
@@ -45,6 +51,10 @@ std::vector<std::string> check_lists(std::span<const kv_history_op> history, std
                 continue;
             }
             const kv_history_op& p = *put->second;
+            if (p.result_outcome == outcome::fail || (p.result_outcome == outcome::ok && p.status != kv_status::ok)) {
+                problems.push_back(where + " listed " + e.key + " = " + sim::describe_op(p) + ", a PUT that was refused");
+                continue;
+            }
             if (p.invoke_ns > l.complete_ns) {
                 problems.push_back(where + " listed " + e.key + " = " + sim::describe_op(p) + " before that PUT began");
                 continue;
@@ -126,6 +136,127 @@ unavailability longest_write_gap(std::span<const kv_history_op> history, std::ui
         previous = t;
     }
     return out;
+}
+
+namespace {
+
+/// Value name -> the PUT that wrote it.
+std::map<std::string, const kv_history_op*> puts_by_value(std::span<const kv_history_op> history) {
+    std::map<std::string, const kv_history_op*> out;
+    for (const kv_history_op& h : history)
+        if (is_write(h) && !is_delete(h)) out[h.value] = &h;
+    return out;
+}
+
+}  // namespace
+
+std::vector<std::string> check_truncated_gets(std::span<const kv_history_op> history, std::span<const truncated_get> cut,
+                                              const std::map<std::string, written_value>& written,
+                                              std::span<const std::pair<std::uint64_t, std::uint64_t>> noisy, std::uint64_t& excused) {
+    std::vector<std::string> problems;
+    excused = 0;
+    std::map<std::string, std::string> value_by_md5;
+    for (const auto& [name, w] : written) value_by_md5[w.md5] = name;
+    const auto puts = puts_by_value(history);
+    std::map<std::string, std::vector<const kv_history_op*>> writes;
+    for (const kv_history_op& h : history)
+        if (is_write(h)) writes[h.key].push_back(&h);
+    for (const truncated_get& t : cut) {
+        bool during_faults = false;
+        for (const auto& [from, to] : noisy) during_faults = during_faults || (t.invoke_ns < to && t.complete_ns > from);
+        const auto name = value_by_md5.find(t.etag);
+        const auto put = name == value_by_md5.end() ? puts.end() : puts.find(name->second);
+        if (put == puts.end() || put->second->key != t.key) {
+            problems.push_back("GET " + t.key + " was cut short after a head with ETag " + t.etag + ", which no PUT of that key wrote");
+            continue;
+        }
+        const kv_history_op& p = *put->second;
+        bool replaced = false;
+        for (const kv_history_op* w : writes[t.key]) {
+            if (w == &p || w->result_outcome == outcome::fail || (w->result_outcome == outcome::ok && w->status != kv_status::ok)) continue;
+            const bool strictly_before = w->result_outcome == outcome::ok && w->complete_ns < p.invoke_ns;
+            if (!strictly_before && w->invoke_ns < t.complete_ns) replaced = true;
+        }
+        if (replaced || during_faults) {
+            ++excused;
+            continue;
+        }
+        problems.push_back("GET " + t.key + " of " + sim::describe_op(p) + " was cut short with no fault active and no newer write: its chunks were lost");
+    }
+    return problems;
+}
+
+std::vector<std::string> check_final_listing(std::span<const list_record> lists, const std::map<std::string, std::string>& final_state,
+                                             const std::map<std::string, written_value>& written) {
+    std::vector<std::string> problems;
+    std::set<std::string> listed;
+    for (const list_record& l : lists) {
+        if (!l.ok || l.truncated) {
+            problems.push_back("final LIST of \"" + l.prefix + "\" failed or was truncated");
+            continue;
+        }
+        for (const list_entry& e : l.entries) {
+            listed.insert(e.key);
+            const auto state = final_state.find(e.key);
+            if (state == final_state.end() || state->second.empty()) {
+                problems.push_back("final LIST shows " + e.key + ", which reads as absent");
+                continue;
+            }
+            const auto w = written.find(state->second);
+            if (w == written.end() || w->second.md5 != e.etag || w->second.size != e.size)
+                problems.push_back("final LIST shows " + e.key + " with ETag " + e.etag + " and size " + std::to_string(e.size) +
+                                   ", but it reads as " + state->second);
+        }
+    }
+    for (const auto& [key, value] : final_state) {
+        bool covered = false;
+        for (const list_record& l : lists) covered = covered || key.starts_with(l.prefix);
+        if (covered && !value.empty() && !listed.contains(key)) problems.push_back("final LIST omits " + key + " = " + value);
+    }
+    return problems;
+}
+
+copies_report check_chunk_copies(const std::map<std::string, std::string>& final_state, const std::map<std::string, written_value>& written,
+                                 std::uint32_t nodes, const std::function<std::string(std::uint32_t)>& chunk_directory,
+                                 const std::set<std::pair<std::uint32_t, std::string>>& corrupted, std::size_t chunk_size,
+                                 std::size_t inline_size_max, std::uint32_t replication_factor) {
+    copies_report report;
+    for (const auto& [key, name] : final_state) {
+        const auto w = written.find(name);
+        if (name.empty() || w == written.end() || w->second.size <= inline_size_max) continue;
+        unsigned client = 0;
+        unsigned long long sequence = 0;
+        const std::size_t dot = name.find('.');
+        std::from_chars(name.data(), name.data() + dot, client);
+        std::from_chars(name.data() + dot + 1, name.data() + name.size(), sequence);
+        const std::string value = make_value(client, sequence, w->second.size);
+        for (std::size_t at = 0; at < value.size(); at += chunk_size) {
+            const std::size_t length = std::min(chunk_size, value.size() - at);
+            const toastyfs::sha256_digest digest =
+                platform::openssl_crypto::sha256({reinterpret_cast<const std::uint8_t*>(value.data()) + at, length});
+            const std::string hex = toastyfs::to_hex(digest);
+            ++report.chunks;
+            std::uint32_t good = 0;
+            std::uint32_t corrupt_known = 0;
+            for (std::uint32_t node = 0; node < nodes; ++node) {
+                std::ifstream file(chunk_directory(node) + "/" + hex.substr(0, 2) + "/" + hex, std::ios::binary);
+                if (!file) continue;
+                const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+                if (platform::openssl_crypto::sha256({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()}) == digest) ++good;
+                else if (corrupted.contains({node, hex})) ++corrupt_known;
+                else report.problems.push_back("node " + std::to_string(node + 1) + " holds a bad copy of chunk " + hex.substr(0, 12) +
+                                               " of " + key + " that nobody corrupted");
+            }
+            report.good_copies += good;
+            report.corrupt_unscrubbed += corrupt_known;
+            if (good == 0)
+                report.problems.push_back("chunk " + hex.substr(0, 12) + " of " + key + " = " + name + " has no good copy on any node");
+            else if (good + corrupt_known < replication_factor)
+                report.problems.push_back("chunk " + hex.substr(0, 12) + " of " + key + " = " + name + " has " + std::to_string(good) +
+                                          " good copies after convergence (replication factor " + std::to_string(replication_factor) + ")");
+        }
+    }
+    return report;
 }
 
 }  // namespace chaos

@@ -3,7 +3,9 @@
 // Checks of a recorded nemesis history that the linearizability checker (sim/linearizability)
 // does not make: LIST results, the explicit "no acknowledged write lost" count, and availability.
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -36,5 +38,32 @@ struct unavailability {
 };
 /// Longest stretch of [from_ns, to_ns) without a completed write (PUT or DELETE answered).
 unavailability longest_write_gap(std::span<const sim::kv_history_op> history, std::uint64_t from_ns, std::uint64_t to_ns);
+
+/// A GET cut short after its 200 head is allowed only while faults may have made every holder
+/// unreachable, or when the version being read was overwritten or deleted meanwhile (its chunks
+/// may then be collected once the upload lease passes). `noisy` holds the intervals faults may
+/// affect. Returns one line per cut GET that had neither excuse; `excused` counts the others.
+std::vector<std::string> check_truncated_gets(std::span<const sim::kv_history_op> history, std::span<const truncated_get> cut,
+                                              const std::map<std::string, written_value>& written,
+                                              std::span<const std::pair<std::uint64_t, std::uint64_t>> noisy, std::uint64_t& excused);
+
+/// A LIST of each whole generation after the faults, with nothing running, must show exactly the
+/// keys `final_state` has, each with its value's ETag and size.
+std::vector<std::string> check_final_listing(std::span<const list_record> lists, const std::map<std::string, std::string>& final_state,
+                                             const std::map<std::string, written_value>& written);
+
+struct copies_report {
+    std::uint64_t chunks = 0;          // chunks of the objects in final_state
+    std::uint64_t good_copies = 0;
+    std::uint64_t corrupt_unscrubbed = 0;  // copies the nemesis corrupted that are still bad
+    std::vector<std::string> problems;
+};
+/// On disk, after convergence: every chunk of every object in `final_state` has at least one good
+/// copy, and at least `replication_factor` copies counting those the nemesis corrupted that the
+/// scrubber has not reached yet. chunk_directory(node) is that node's chunks/ directory.
+copies_report check_chunk_copies(const std::map<std::string, std::string>& final_state, const std::map<std::string, written_value>& written,
+                                 std::uint32_t nodes, const std::function<std::string(std::uint32_t)>& chunk_directory,
+                                 const std::set<std::pair<std::uint32_t, std::string>>& corrupted, std::size_t chunk_size,
+                                 std::size_t inline_size_max, std::uint32_t replication_factor);
 
 }  // namespace chaos

@@ -295,6 +295,7 @@ std::optional<cluster_status> cluster::status() const {
     cluster_status out;
     out.replicas_connected = number_after(body, "\"replicas_connected\":");
     out.janitor_passes = number_after(body, "\"janitor_passes\":");
+    out.janitor_passes_completed = number_after(body, "\"janitor_passes_completed\":");
     out.repairs = number_after(body, "\"repairs\":");
     out.chunks_collected = number_after(body, "\"chunks_collected\":");
     // One object per node: {"node":N,...}

@@ -42,7 +42,8 @@ struct node_status {
 
 struct cluster_status {
     std::uint64_t replicas_connected = 0;
-    std::uint64_t janitor_passes = 0;
+    std::uint64_t janitor_passes = 0;            // started
+    std::uint64_t janitor_passes_completed = 0;  // not aborted
     std::uint64_t repairs = 0;
     std::uint64_t chunks_collected = 0;
     std::vector<node_status> nodes;

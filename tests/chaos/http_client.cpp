@@ -140,6 +140,12 @@ bool http_client::read_response(std::string_view method, std::uint64_t deadline_
         return read_response(method, deadline_ns, out, keep_alive);
     }
     if (method == "HEAD" || out.status == 204 || out.status == 304) return true;
+    out.complete = read_body(deadline_ns, out, keep_alive);
+    if (!out.complete) keep_alive = false;
+    return true;
+}
+
+bool http_client::read_body(std::uint64_t deadline_ns, http_response& out, bool& keep_alive) {
     const std::string* encoding = out.header("transfer-encoding");
     if (encoding && lower(*encoding) == "chunked") {
         for (;;) {
@@ -174,7 +180,10 @@ bool http_client::read_response(std::string_view method, std::uint64_t deadline_
     const auto r = std::from_chars(length_text->data(), length_text->data() + length_text->size(), length);
     if (r.ec != std::errc() || length > response_size_max) return false;
     while (buffer_.size() < length)
-        if (!fill(deadline_ns)) return false;
+        if (!fill(deadline_ns)) {
+            out.body = buffer_;
+            return false;
+        }
     out.body = buffer_.substr(0, length);
     buffer_.erase(0, length);
     return true;
@@ -193,7 +202,8 @@ std::optional<http_response> http_client::request(std::string_view method, std::
     if (!send_all(request, deadline)) return fail("send failed or timed out");
     http_response response;
     bool keep_alive = true;
-    if (!read_response(method, deadline, response, keep_alive)) return fail("no complete answer before the deadline");
+    if (!read_response(method, deadline, response, keep_alive)) return fail("no answer before the deadline");
+    if (!response.complete) error_ = "the body was cut short";
     if (!keep_alive) close();
     return response;
 }

@@ -14,6 +14,9 @@ namespace chaos {
 
 struct http_response {
     int status = 0;
+    /// False when the head arrived but the body was cut short (the server closed, or the
+    /// deadline passed): status and headers are real, the body is partial.
+    bool complete = true;
     std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
     std::string body;
 
@@ -30,6 +33,8 @@ public:
     http_client& operator=(const http_client&) = delete;
     ~http_client();
 
+    /// No response when nothing usable arrived; a response with complete == false when only the
+    /// head did (the connection is closed then either way).
     std::optional<http_response> request(std::string_view method, std::string_view target, std::string_view body = {},
                                          const std::vector<std::pair<std::string, std::string>>& headers = {});
     /// Why the last request returned nothing.
@@ -40,7 +45,9 @@ private:
     bool connect_to(std::uint64_t deadline_ns);
     bool send_all(std::string_view bytes, std::uint64_t deadline_ns);
     bool fill(std::uint64_t deadline_ns);  // reads more into buffer_
+    /// False when no complete head arrived; out.complete says whether the body did.
     bool read_response(std::string_view method, std::uint64_t deadline_ns, http_response& out, bool& keep_alive);
+    bool read_body(std::uint64_t deadline_ns, http_response& out, bool& keep_alive);
     std::optional<http_response> fail(std::string why);
 
     std::string host_;

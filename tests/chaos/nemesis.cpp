@@ -34,6 +34,18 @@ std::uint32_t nemesis::pick_node(bool prefer_primary) {
     return static_cast<std::uint32_t>(random_() % cluster_.nodes());
 }
 
+void nemesis::wait_recovered(std::uint32_t node) {
+    constexpr std::uint64_t recovery_timeout_ms = 30'000;
+    const std::uint64_t start = now_ns();
+    while (now_ns() - start < recovery_timeout_ms * 1'000'000ull) {
+        if (const auto s = cluster_.status(); s && node < s->nodes.size() && s->nodes[node].normal) return;
+        hold(100);
+        if (cancelled_) return;
+    }
+    stuck_.push_back("node " + std::to_string(node + 1) + " was not normal " + std::to_string(recovery_timeout_ms / 1000) +
+                     " s after its restart, with no other fault active");
+}
+
 void nemesis::kill_and_restart(fault_record& f, bool prefer_primary) {
     const std::uint32_t node = pick_node(prefer_primary);
     f.detail = "node " + std::to_string(node + 1);
@@ -41,6 +53,7 @@ void nemesis::kill_and_restart(fault_record& f, bool prefer_primary) {
     hold(between(200, options_.hold_ms_max));
     std::string error;
     if (!cluster_.restart_node(node, error)) note_error(error);
+    wait_recovered(node);
 }
 
 void nemesis::pause(fault_record& f) {
@@ -122,11 +135,14 @@ void nemesis::loss_and_crash(fault_record& f) {
     for (std::uint32_t n = 0; n < cluster_.nodes(); ++n)
         if (!cluster_.lose(n, percent, error)) note_error(error);
     hold(between(200, 1000));
-    fault_record inner;
-    kill_and_restart(inner, true);
-    f.detail = std::to_string(percent) + "% loss, kill -9 of " + inner.detail;
-    hold(between(500, 2000));
+    const std::uint32_t node = pick_node(true);
+    f.detail = std::to_string(percent) + "% loss, kill -9 of node " + std::to_string(node + 1);
+    cluster_.kill_node(node);
+    hold(between(200, options_.hold_ms_max / 2));
+    if (!cluster_.restart_node(node, error)) note_error(error);
+    hold(between(500, 2000));  // it recovers through the loss
     if (!cluster_.heal_all_networks(error)) note_error(error);
+    wait_recovered(node);
 }
 
 void nemesis::corrupt_chunk(fault_record& f) {
@@ -175,6 +191,7 @@ void nemesis::corrupt_chunk(fault_record& f) {
         f.detail = "node " + std::to_string(node + 1) + ": one bit of chunk " + victim.filename().string().substr(0, 12) +
                    " at byte " + std::to_string(at);
         corrupted_.insert(victim.filename().string());
+        corrupted_copies_.emplace(node, victim.filename().string());
     }
     ::close(fd);
 }

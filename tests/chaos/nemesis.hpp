@@ -57,6 +57,9 @@ public:
     const std::vector<fault_record>& faults() const { return faults_; }
     const std::vector<std::string>& errors() const { return errors_; }  // the nemesis itself failed
     const std::vector<std::string>& crashes() const { return crashes_; }  // processes that died unasked
+    const std::vector<std::string>& stuck() const { return stuck_; }      // restarted nodes that never recovered
+    /// (node, chunk name) pairs the nemesis corrupted.
+    const std::set<std::pair<std::uint32_t, std::string>>& corrupted_copies() const { return corrupted_copies_; }
 
 private:
     void run();
@@ -66,6 +69,9 @@ private:
     void note_error(const std::string& what) { errors_.push_back(what); }
 
     void kill_and_restart(fault_record& f, bool prefer_primary);
+    /// After a restart: waits until the node is normal again, so that no two nodes are ever
+    /// without their memory at once (recovery needs both others; f = 1).
+    void wait_recovered(std::uint32_t node);
     void pause(fault_record& f);
     void delay_by_pauses(fault_record& f);
     void partition(fault_record& f);
@@ -82,6 +88,8 @@ private:
     std::vector<fault_record> faults_;
     std::vector<std::string> errors_;
     std::vector<std::string> crashes_;
+    std::vector<std::string> stuck_;
+    std::set<std::pair<std::uint32_t, std::string>> corrupted_copies_;
     std::set<std::string> corrupted_;  // chunk digests: each is corrupted on at most one node, once
 };
 

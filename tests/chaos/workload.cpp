@@ -81,6 +81,23 @@ std::vector<list_entry> parse_listing(const std::string& body, bool& truncated) 
     return out;
 }
 
+/// The proxy keeps objects up to this size in the metadata (its --inline-max default).
+constexpr std::size_t inline_size_max = 4096;
+
+/// Answers to a PUT or DELETE that mean it was not applied. 4xx: refused before anything was
+/// written (412 and 404 are handled before this). 503: the proxy reached no majority, could not
+/// place the chunks, or could not queue the metadata operation; the metadata path itself never
+/// answers 503 (object_service.hpp from_client/from_status). 507: the log is full (not executed).
+/// 500 and 504 stay unknown.
+bool refused_unapplied(int status) { return (status >= 400 && status < 500) || status == 503 || status == 507; }
+
+std::string unquote(std::string_view etag) {
+    std::string out;
+    for (char c : etag)
+        if (c != '"') out += c;
+    return out;
+}
+
 }  // namespace
 
 std::string key_name(std::uint32_t generation, std::uint32_t index) {
@@ -137,6 +154,7 @@ void workload::merge(client_result& r) {
     for (auto& l : r.lists) lists_.push_back(std::move(l));
     written_.merge(r.written);
     for (auto& c : r.corrupt) corrupt_.push_back(std::move(c));
+    for (auto& t : r.truncated) truncated_.push_back(std::move(t));
     counters_.ops += r.counters.ops;
     counters_.ok += r.counters.ok;
     counters_.unknown += r.counters.unknown;
@@ -174,7 +192,7 @@ void workload::run_client(std::uint32_t client) {
             count_status(r.counters, response);
             if (response && response->status == 200) {
                 op.result_outcome = outcome::ok;
-                if (value.size() > options_.chunk_size) {
+                if (value.size() > inline_size_max) {
                     std::lock_guard lock(recent_mutex_);
                     const recent_put p{client, s, value.size()};
                     if (recent_chunked_.size() < recent_max) recent_chunked_.push_back(p);
@@ -183,8 +201,8 @@ void workload::run_client(std::uint32_t client) {
             } else if (response && create_only && response->status == 412) {
                 op.result_outcome = outcome::ok;
                 op.status = kv_status::mismatch;
-            } else if (response && response->status >= 400 && response->status < 500) {
-                op.result_outcome = outcome::fail;  // refused before anything was written
+            } else if (response && refused_unapplied(response->status)) {
+                op.result_outcome = outcome::fail;
                 ++r.counters.failed;
             } else {
                 op.result_outcome = outcome::unknown;
@@ -196,7 +214,10 @@ void workload::run_client(std::uint32_t client) {
             op.complete_ns = now_ns();
             count_status(r.counters, response);
             op.result_outcome = outcome::unknown;
-            if (response && response->status == 200) {
+            if (response && response->status == 200 && !response->complete) {
+                const std::string* etag = response->header("etag");
+                r.truncated.push_back(truncated_get{key, etag ? unquote(*etag) : std::string(), op.invoke_ns, op.complete_ns});
+            } else if (response && response->status == 200) {
                 if (auto name = verify_value(response->body)) {
                     op.result_outcome = outcome::ok;
                     op.result_value = *name;
@@ -221,6 +242,9 @@ void workload::run_client(std::uint32_t client) {
             } else if (response && response->status == 404) {
                 op.result_outcome = outcome::ok;
                 op.status = kv_status::not_found;
+            } else if (response && refused_unapplied(response->status)) {
+                op.result_outcome = outcome::fail;
+                ++r.counters.failed;
             }
         } else {
             list_record l;
@@ -230,7 +254,7 @@ void workload::run_client(std::uint32_t client) {
             const auto response = http.request("GET", "/?prefix=" + l.prefix + "&max-keys=1000");
             l.complete_ns = now_ns();
             count_status(r.counters, response);
-            if (response && response->status == 200) {
+            if (response && response->status == 200 && response->complete) {
                 l.ok = true;
                 l.entries = parse_listing(response->body, l.truncated);
                 ++r.counters.ok;
@@ -251,75 +275,77 @@ void workload::run_client(std::uint32_t client) {
     merge(r);
 }
 
-std::vector<std::string> workload::read_every_key(std::uint32_t client_id, std::uint64_t attempts, std::string& detail) {
+std::map<std::string, std::string> workload::read_all(bool record, std::uint64_t deadline_ns, std::vector<std::string>& problems) {
+    constexpr std::uint32_t failed_in_a_row_max = 20;
     http_client http(options_.host, options_.port, options_.timeout_ms);
-    std::vector<std::string> failed;
+    std::map<std::string, std::string> out;
     client_result r;
-    for (const std::string& key : keys_used()) {
+    std::uint32_t failed_in_a_row = 0;
+    const std::vector<std::string> keys = keys_used();
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        const std::string& key = keys[i];
+        if (failed_in_a_row == failed_in_a_row_max || now_ns() >= deadline_ns) {
+            problems.push_back("gave up reading: " + std::to_string(keys.size() - i) + " keys left unread (" +
+                               (now_ns() >= deadline_ns ? "deadline passed" : "20 keys in a row failed") + ")");
+            break;
+        }
+        std::string last;
         bool done = false;
-        for (std::uint64_t attempt = 0; attempt < attempts && !done; ++attempt) {
+        while (!done && now_ns() < deadline_ns) {
             kv_history_op op;
             op.id = next_id_++;
-            op.client = client_id;
+            op.client = final_reader;
             op.key = key;
             op.kind = kv_kind::get;
             op.invoke_ns = now_ns();
             const auto response = http.request("GET", "/" + key);
             op.complete_ns = now_ns();
             op.result_outcome = outcome::unknown;
-            if (response && response->status == 200) {
+            if (response && response->status == 200 && response->complete) {
                 if (auto name = verify_value(response->body)) {
                     op.result_outcome = outcome::ok;
                     op.result_value = *name;
+                    out[key] = *name;
                 } else {
-                    r.corrupt.push_back("final GET " + key + " returned bytes no PUT wrote");
+                    problems.push_back("GET " + key + " returned bytes no PUT wrote");
+                    out[key] = "?";
                 }
                 done = true;
             } else if (response && response->status == 404) {
                 op.result_outcome = outcome::ok;
                 op.status = kv_status::not_found;
-                done = true;
-            } else {
-                detail = "GET " + key + ": " + (response ? "HTTP " + std::to_string(response->status) + " " + response->body
-                                                         : http.last_error());
-                sleep_ms(200);
-            }
-            r.history.push_back(std::move(op));
-        }
-        if (!done) failed.push_back(key);
-    }
-    merge(r);
-    return failed;
-}
-
-std::map<std::string, std::string> workload::snapshot(std::vector<std::string>& problems, std::uint64_t attempts) {
-    http_client http(options_.host, options_.port, options_.timeout_ms);
-    std::map<std::string, std::string> out;
-    for (const std::string& key : keys_used()) {
-        std::string last;
-        bool done = false;
-        for (std::uint64_t attempt = 0; attempt < attempts && !done; ++attempt) {
-            const auto response = http.request("GET", "/" + key);
-            if (response && response->status == 404) {
                 out[key] = "";
                 done = true;
-            } else if (response && response->status == 200) {
-                auto name = verify_value(response->body);
-                if (!name) {
-                    problems.push_back("GET " + key + " returned bytes no PUT wrote");
-                    out[key] = "?";
-                } else {
-                    out[key] = *name;
-                }
-                done = true;
             } else {
-                last = response ? "HTTP " + std::to_string(response->status) + " " + response->body : http.last_error();
+                last = response ? "HTTP " + std::to_string(response->status) + (response->complete ? " " + response->body : " cut short")
+                                : http.last_error();
                 sleep_ms(250);
             }
+            if (record) r.history.push_back(std::move(op));
         }
-        if (!done) problems.push_back("GET " + key + " failed " + std::to_string(attempts) + " times, last: " + last);
+        if (done) {
+            failed_in_a_row = 0;
+        } else {
+            ++failed_in_a_row;
+            problems.push_back("GET " + key + " failed until the deadline, last: " + last);
+        }
     }
+    if (record) merge(r);
     return out;
+}
+
+list_record workload::list(const std::string& prefix) {
+    http_client http(options_.host, options_.port, options_.timeout_ms);
+    list_record l;
+    l.prefix = prefix;
+    l.invoke_ns = now_ns();
+    const auto response = http.request("GET", "/?prefix=" + prefix + "&max-keys=1000");
+    l.complete_ns = now_ns();
+    if (response && response->status == 200 && response->complete) {
+        l.ok = true;
+        l.entries = parse_listing(response->body, l.truncated);
+    }
+    return l;
 }
 
 std::vector<std::string> workload::recent_chunk_names(std::uint64_t pick) {
@@ -346,6 +372,11 @@ std::vector<kv_history_op> workload::history() const {
 workload_counters workload::counters() const {
     std::lock_guard lock(mutex_);
     return counters_;
+}
+
+std::vector<truncated_get> workload::truncated_gets() const {
+    std::lock_guard lock(mutex_);
+    return truncated_;
 }
 
 std::vector<std::string> workload::corrupt_reads() const {

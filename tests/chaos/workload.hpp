@@ -57,6 +57,16 @@ struct written_value {
     std::string md5;
 };
 
+/// A GET whose 200 head arrived but whose body was cut short: the proxy lost the chunks while
+/// streaming. Allowed only if the version was overwritten or deleted meanwhile (an upload lease
+/// after which its chunks may be collected); checks.hpp decides.
+struct truncated_get {
+    std::string key;
+    std::string etag;  // hex MD5 of the version being read
+    std::uint64_t invoke_ns = 0;
+    std::uint64_t complete_ns = 0;
+};
+
 struct workload_counters {
     std::uint64_t ops = 0;
     std::uint64_t ok = 0;
@@ -79,12 +89,15 @@ public:
     void start();
     void stop();  // signals and joins
 
-    /// One GET per key, sequentially, recorded like any other operation (the final reads).
-    /// Returns keys whose read failed (no 200/404) or whose bytes were wrong.
-    std::vector<std::string> read_every_key(std::uint32_t client_id, std::uint64_t attempts, std::string& detail);
-    /// A plain GET of every key, not recorded; fills key -> value name ("" for 404). Failures
-    /// (no answer, 5xx, wrong bytes) are listed in `problems`.
-    std::map<std::string, std::string> snapshot(std::vector<std::string>& problems, std::uint64_t attempts);
+    /// After stop(): one GET of every key used, sequentially, each retried until it is answered
+    /// (200 with exactly a written value, or 404) or `deadline_ns`. Returns key -> value name
+    /// ("" for 404); what failed goes to `problems`. With `record`, the GETs join the history
+    /// (the final reads the linearizability checker sees).
+    std::map<std::string, std::string> read_all(bool record, std::uint64_t deadline_ns, std::vector<std::string>& problems);
+    static constexpr std::uint32_t final_reader = 1000;  // client id of read_all's GETs
+    /// One LIST of `prefix` (up to 1000 keys), not recorded in lists().
+    list_record list(const std::string& prefix);
+    std::uint32_t generations() const { return generations_.load(); }
 
     // Results, valid after stop().
     std::vector<sim::kv_history_op> history() const;
@@ -95,6 +108,7 @@ public:
     std::uint64_t completed() const { return completed_.load(std::memory_order_relaxed); }
     std::uint64_t writes_ok() const { return writes_ok_.load(std::memory_order_relaxed); }
     std::vector<std::string> corrupt_reads() const;
+    std::vector<truncated_get> truncated_gets() const;
     /// Every key used so far, in order.
     std::vector<std::string> keys_used() const;
     /// SHA-256 names (hex) of the chunks of one recently acknowledged multi-chunk PUT, picked at
@@ -108,6 +122,7 @@ private:
         std::vector<list_record> lists;
         std::map<std::string, written_value> written;
         std::vector<std::string> corrupt;
+        std::vector<truncated_get> truncated;
         workload_counters counters;
     };
     void merge(client_result& result);
@@ -120,6 +135,7 @@ private:
     std::vector<list_record> lists_;
     std::map<std::string, written_value> written_;
     std::vector<std::string> corrupt_;
+    std::vector<truncated_get> truncated_;
     workload_counters counters_;
     std::atomic<std::uint64_t> next_id_{1};
     std::uint64_t start_ns_ = 0;
