@@ -25,6 +25,14 @@ done
 for pkg in libssl-dev libboost-test-dev libbenchmark-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# iproute2 and nftables: the nemesis (tests/chaos) builds network namespaces and injects network
+# faults with them. It needs root for that and runs without network faults otherwise, so they are
+# installed only when we are root.
+if [ "$(id -u)" -eq 0 ]; then
+  for pkg in iproute2 nftables; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+fi
 
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
