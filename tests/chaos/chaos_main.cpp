@@ -416,6 +416,30 @@ int main(int argc, char** argv) {
         if (f.start_ns <= gap.starts_ns + gap.longest_ns && f.end_ns + 1'000'000'000ull >= gap.starts_ns)
             std::printf("  during: %s %s (%.1f-%.1f s)\n", f.kind.c_str(), f.detail.c_str(), seconds(f.start_ns - faults_start),
                         seconds(f.end_ns - faults_start));
+    // Which faults cost availability: every gap of 1 s or more without a successful write,
+    // charged to each kind of fault active during it.
+    std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> gaps_by_kind;  // kind -> (gaps, longest)
+    for (const auto& [start, length] : chaos::write_gaps(history, faults_start, workload_end, 1'000'000'000ull)) {
+        std::set<std::string> kinds;
+        for (const chaos::fault_record& f : nemesis.faults())
+            if (f.start_ns <= start + length && f.end_ns + 1'000'000'000ull >= start) kinds.insert(f.kind);
+        if (kinds.empty()) kinds.insert("(no fault)");
+        for (const std::string& k : kinds) {
+            auto& [count, longest] = gaps_by_kind[k];
+            ++count;
+            longest = std::max(longest, length);
+        }
+    }
+    std::printf("gaps of 1 s or more without a successful write, by the faults active then:\n");
+    for (const auto& [kind, stats] : faults_by_kind) {
+        const auto it = gaps_by_kind.find(kind);
+        std::printf("  %-18s %4llu faults, %4llu gaps, longest %.2f s\n", kind.c_str(), static_cast<unsigned long long>(stats),
+                    static_cast<unsigned long long>(it == gaps_by_kind.end() ? 0 : it->second.first),
+                    seconds(it == gaps_by_kind.end() ? 0 : it->second.second));
+    }
+    if (const auto it = gaps_by_kind.find("(no fault)"); it != gaps_by_kind.end())
+        std::printf("  %-18s %4llu gaps, longest %.2f s\n", "(no fault)", static_cast<unsigned long long>(it->second.first),
+                    seconds(it->second.second));
     std::printf("converged %.1f s after healing; linearizability: %llu keys (%llu by search, %llu steps) in %.1f s; "
                 "%llu keys' last acknowledged write checked directly\n",
                 seconds(converged_ns), static_cast<unsigned long long>(linear.keys_checked),

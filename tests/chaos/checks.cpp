@@ -118,16 +118,25 @@ lost_write_report check_final_writes(std::span<const kv_history_op> history, con
     return report;
 }
 
-unavailability longest_write_gap(std::span<const kv_history_op> history, std::uint64_t from_ns, std::uint64_t to_ns) {
+namespace {
+
+std::vector<std::uint64_t> write_completions(std::span<const kv_history_op> history, std::uint64_t from_ns, std::uint64_t to_ns) {
     std::vector<std::uint64_t> done;
     for (const kv_history_op& h : history)
         if (is_write(h) && h.result_outcome == outcome::ok && h.complete_ns >= from_ns && h.complete_ns < to_ns)
             done.push_back(h.complete_ns);
     std::sort(done.begin(), done.end());
-    unavailability out;
-    out.writes = done.size();
-    std::uint64_t previous = from_ns;
     done.push_back(to_ns);
+    return done;
+}
+
+}  // namespace
+
+unavailability longest_write_gap(std::span<const kv_history_op> history, std::uint64_t from_ns, std::uint64_t to_ns) {
+    const std::vector<std::uint64_t> done = write_completions(history, from_ns, to_ns);
+    unavailability out;
+    out.writes = done.size() - 1;
+    std::uint64_t previous = from_ns;
     for (std::uint64_t t : done) {
         if (t - previous > out.longest_ns) {
             out.longest_ns = t - previous;
@@ -136,6 +145,17 @@ unavailability longest_write_gap(std::span<const kv_history_op> history, std::ui
         previous = t;
     }
     return out;
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> write_gaps(std::span<const kv_history_op> history, std::uint64_t from_ns,
+                                                                std::uint64_t to_ns, std::uint64_t min_ns) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> gaps;
+    std::uint64_t previous = from_ns;
+    for (std::uint64_t t : write_completions(history, from_ns, to_ns)) {
+        if (t - previous >= min_ns) gaps.emplace_back(previous, t - previous);
+        previous = t;
+    }
+    return gaps;
 }
 
 namespace {

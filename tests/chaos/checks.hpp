@@ -38,6 +38,9 @@ struct unavailability {
 };
 /// Longest stretch of [from_ns, to_ns) without a completed write (PUT or DELETE answered).
 unavailability longest_write_gap(std::span<const sim::kv_history_op> history, std::uint64_t from_ns, std::uint64_t to_ns);
+/// Every such stretch of at least min_ns, as (start, length).
+std::vector<std::pair<std::uint64_t, std::uint64_t>> write_gaps(std::span<const sim::kv_history_op> history, std::uint64_t from_ns,
+                                                                std::uint64_t to_ns, std::uint64_t min_ns);
 
 /// A GET cut short after its 200 head is allowed only while faults may have made every holder
 /// unreachable, or when the version being read was overwritten or deleted meanwhile (its chunks

@@ -83,6 +83,8 @@ void nemesis::partition(fault_record& f) {
     std::vector<std::uint32_t> peers;
     const std::uint64_t shape = random_() % 4;
     std::string what;
+    static constexpr const char* shape_names[] = {"partition_all", "partition_nodes", "partition_proxy", "partition_one_way"};
+    f.kind = shape_names[shape];
     if (shape == 0) {  // from every other node and the proxy
         for (std::uint32_t p = 0; p <= cluster_.nodes(); ++p)
             if (p != node) peers.push_back(p);
