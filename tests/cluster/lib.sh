@@ -12,10 +12,8 @@
 cluster=$((RANDOM + 1))
 work=$(mktemp -d "${TMPDIR:-/tmp}/kv_cluster.XXXXXX")
 pids=()
-sanitizer_dir=$work/sanitizer
-mkdir -p "$sanitizer_dir"
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$sanitizer_dir/report"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$sanitizer_dir/report"
+# shellcheck source=../sanitizer_reports.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../sanitizer_reports.sh"
 
 # process_running PID: the process exists and is not a zombie.
 process_running() {
@@ -25,7 +23,7 @@ process_running() {
 }
 
 cleanup() {
-    local pid left reports=0 f
+    local pid left reports=0
     for pid in "${pids[@]}"; do process_running "$pid" && kill -TERM "$pid" 2>/dev/null; done
     for _ in $(seq 50); do
         left=0
@@ -35,12 +33,7 @@ cleanup() {
     done
     for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done
     wait 2>/dev/null
-    for f in "$sanitizer_dir"/*; do
-        [ -f "$f" ] || continue
-        reports=1
-        echo "---- sanitizer report $f"
-        head -n 80 "$f"
-    done
+    sanitizer_reports && reports=1
     rm -rf "$work"
     if [ "$reports" = 1 ]; then
         echo "FAIL: a sanitizer reported an error (above)"

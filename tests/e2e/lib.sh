@@ -20,10 +20,8 @@ export TOASTYFS_SKIP_BUILD=1
 export TOASTYFS_BUILD=${TOASTYFS_BUILD:?TOASTYFS_BUILD must name the build directory}
 work=$(mktemp -d "${TMPDIR:-/tmp}/toastyfs_e2e.XXXXXX")
 export TOASTYFS_HOME=$work/cluster
-sanitizer_dir=$work/sanitizer
-mkdir -p "$sanitizer_dir"
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$sanitizer_dir/report"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$sanitizer_dir/report"
+# shellcheck source=../sanitizer_reports.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../sanitizer_reports.sh"
 test_started=$SECONDS
 extra_pids=()
 
@@ -36,18 +34,6 @@ kill_leftovers() {
         p=$(cat "$f")
         [ -n "$p" ] && kill -9 "$p" 2>/dev/null
     done
-}
-
-# sanitizer_reports: prints every sanitizer report written so far; false if there is none.
-sanitizer_reports() {
-    local f found=1
-    for f in "$sanitizer_dir"/*; do
-        [ -f "$f" ] || continue
-        found=0
-        echo "---- sanitizer report $f"
-        head -n 80 "$f"
-    done
-    return $found
 }
 
 cleanup() {
