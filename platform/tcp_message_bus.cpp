@@ -3,12 +3,22 @@
 #include "platform/tcp_message_bus.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cassert>
+#include <cstring>
 #include <utility>
 
 #include "vsr/checksum.hpp"
 
 namespace platform {
+
+namespace {
+// Bytes each connection's receive buffer reads ahead: many small messages per recv, while a
+// thousand client connections still cost only 16 MiB. A larger message grows its buffer.
+constexpr std::size_t receive_ahead_bytes = 16 * 1024;
+// A send buffer larger than this is released once its burst has been sent.
+constexpr std::size_t send_buffer_keep_bytes = 1 << 20;
+}  // namespace
 
 // ---- hello frame -------------------------------------------------------------------------------
 
@@ -118,20 +128,34 @@ struct tcp_message_bus::connection {
     bool recv_pending = false;
     bool send_pending = false;
 
-    // Receive side: bytes [0, filled) of buffer hold the current hello or message; recv asks
-    // for exactly target - filled more, so one message never spills into the next.
+    // Receive side: bytes [0, filled) of buffer were received; the current hello or message
+    // starts at `consumed` and is complete once target bytes follow it. recv reads ahead up to
+    // the buffer's size, so one system call can bring many small messages.
     phase receive_phase = phase::header;
     std::vector<std::uint8_t> buffer;
     std::size_t filled = 0;
+    std::size_t consumed = 0;
     std::size_t target = vsr::header_size;
     std::uint64_t opened_ns = 0;
     std::uint64_t last_receive_ns = 0;
     std::uint64_t message_started_ns = 0;  // 0: no hello or message in progress
     std::uint64_t last_send_ns = 0;        // last enqueue (or establishment): keepalive pacing
 
-    // Send side: the front is in flight while send_pending.
-    std::deque<std::vector<std::uint8_t>> queue;
-    std::size_t queued_bytes = 0;
+    // Send side: messages queue back to back in `pending`; while send_pending, `in_flight`
+    // holds the bytes handed to the socket. One send carries everything queued before it.
+    std::vector<std::uint8_t> pending;
+    std::size_t pending_messages = 0;
+    std::vector<std::uint8_t> in_flight;
+    std::size_t in_flight_messages = 0;
+    std::size_t queued_bytes = 0;  // pending + in_flight
+
+    bool send_idle() const noexcept { return pending.empty() && !send_pending; }
+    const std::uint8_t* current() const noexcept { return buffer.data() + consumed; }
+    void append(std::span<const std::uint8_t> frame) {
+        pending.insert(pending.end(), frame.begin(), frame.end());
+        pending_messages++;
+        queued_bytes += frame.size();
+    }
 
     bool releasable() const noexcept {
         return !open && !connect_pending && !recv_pending && !send_pending;
@@ -283,7 +307,7 @@ tcp_message_bus::connection& tcp_message_bus::make_connection(socket_handle sock
     conn.socket = socket;
     conn.opened_ns = loop_.monotonic_ns();
     conn.last_receive_ns = conn.opened_ns;
-    conn.buffer.resize(vsr::header_size);
+    conn.buffer.resize(receive_ahead_bytes);
     for (completion* c : {&conn.connect_completion, &conn.recv_completion, &conn.send_completion}) {
         c->context = &conn;
     }
@@ -342,14 +366,13 @@ void tcp_message_bus::check_timeouts(connection& conn, std::uint64_t now) {
 // connection we have nothing to say on gets a keepalive every idle_timeout_ns / 3. Exempt from
 // the queue limits; sent only when the queue is empty (a non-empty queue is already traffic).
 void tcp_message_bus::send_keepalive_if_quiet(connection& conn, std::uint64_t now) {
-    if (!conn.open || !conn.established || !conn.queue.empty()) return;
+    if (!conn.open || !conn.established || !conn.send_idle()) return;
     if (now - conn.last_send_ns < options_.idle_timeout_ns / 3) return;
-    std::vector<std::uint8_t> frame(vsr::header_size);
+    std::array<std::uint8_t, vsr::header_size> frame{};
     const std::uint8_t self =
         options_.role == bus_role::client ? vsr::address_client : options_.replica_index;
-    encode_keepalive(options_.cluster, self, std::span<std::uint8_t, vsr::header_size>(frame.data(), vsr::header_size));
-    conn.queued_bytes += frame.size();
-    conn.queue.push_back(std::move(frame));
+    encode_keepalive(options_.cluster, self, frame);
+    conn.append(frame);
     conn.last_send_ns = now;
     counters_.keepalives_sent++;
     start_send(conn);
@@ -388,15 +411,14 @@ void tcp_message_bus::handle_connect(connection& conn) {
     conn.last_receive_ns = loop_.monotonic_ns();
     conn.last_send_ns = conn.last_receive_ns;
     // The hello goes first and is exempt from the queue limits.
-    std::vector<std::uint8_t> frame(hello_size);
+    std::array<std::uint8_t, hello_size> frame{};
     const hello h{.role = options_.role == bus_role::client ? hello_role::client : hello_role::replica,
                   .replica = options_.role == bus_role::client ? vsr::address_client
                                                                : options_.replica_index,
                   .cluster = options_.cluster,
                   .client_id = options_.client_process_id};
-    encode_hello(h, std::span<std::uint8_t, hello_size>(frame.data(), hello_size));
-    conn.queued_bytes += frame.size();
-    conn.queue.push_back(std::move(frame));
+    encode_hello(h, frame);
+    conn.append(frame);
     start_send(conn);
     start_recv(conn);
 }
@@ -405,10 +427,17 @@ void tcp_message_bus::handle_connect(connection& conn) {
 
 void tcp_message_bus::start_recv(connection& conn) {
     if (!conn.open || conn.recv_pending) return;
-    assert(conn.target > conn.filled && conn.target <= conn.buffer.size());
+    // Move the unfinished message to the front, and make room for all of it (target is at most
+    // message_size_max, checked with its header) plus read-ahead.
+    if (conn.consumed > 0) {
+        std::memmove(conn.buffer.data(), conn.buffer.data() + conn.consumed, conn.filled - conn.consumed);
+        conn.filled -= conn.consumed;
+        conn.consumed = 0;
+    }
+    if (conn.buffer.size() < conn.target) conn.buffer.resize(conn.target);
+    assert(conn.target > conn.filled && conn.filled < conn.buffer.size());
     conn.recv_pending = true;
-    loop_.recv(conn.socket, std::span(conn.buffer).subspan(conn.filled, conn.target - conn.filled),
-               conn.recv_completion);
+    loop_.recv(conn.socket, std::span(conn.buffer).subspan(conn.filled), conn.recv_completion);
 }
 
 void tcp_message_bus::handle_recv(connection& conn) {
@@ -422,23 +451,25 @@ void tcp_message_bus::handle_recv(connection& conn) {
     conn.last_receive_ns = loop_.monotonic_ns();
     if (conn.message_started_ns == 0) conn.message_started_ns = conn.last_receive_ns;
     conn.filled += c.bytes;
-    if (conn.filled < conn.target) {
-        start_recv(conn);
-        return;
+    // Every complete hello, header and message received so far, in order.
+    while (conn.filled - conn.consumed >= conn.target) {
+        bool keep = false;
+        switch (conn.receive_phase) {
+        case connection::phase::hello: keep = handle_hello(conn); break;
+        case connection::phase::header: keep = handle_header(conn); break;
+        case connection::phase::body: keep = handle_message(conn); break;
+        }
+        if (!keep || !conn.open) return;  // on_message may have closed it
     }
-    bool keep = false;
-    switch (conn.receive_phase) {
-    case connection::phase::hello: keep = handle_hello(conn); break;
-    case connection::phase::header: keep = handle_header(conn); break;
-    case connection::phase::body: keep = handle_message(conn); break;
-    }
-    if (keep) start_recv(conn);  // on_message may have closed it: start_recv checks
+    // Bytes of the next message already here: its clock started with this read.
+    if (conn.filled > conn.consumed && conn.message_started_ns == 0) conn.message_started_ns = conn.last_receive_ns;
+    start_recv(conn);
 }
 
 bool tcp_message_bus::handle_hello(connection& conn) {
     hello h;
     const hello_error error =
-        decode_hello(std::span<const std::uint8_t, hello_size>(conn.buffer.data(), hello_size),
+        decode_hello(std::span<const std::uint8_t, hello_size>(conn.current(), hello_size),
                      options_.cluster, h);
     conn.unidentified = false;
     unidentified_connections_--;
@@ -476,7 +507,7 @@ bool tcp_message_bus::handle_hello(connection& conn) {
     conn.established = true;
     conn.last_send_ns = loop_.monotonic_ns();
     conn.receive_phase = connection::phase::header;
-    conn.filled = 0;
+    conn.consumed += hello_size;
     conn.target = vsr::header_size;
     conn.message_started_ns = 0;
     return true;
@@ -485,33 +516,32 @@ bool tcp_message_bus::handle_hello(connection& conn) {
 // Framing is checked before any body byte is read: a zero or huge length or a wrong cluster
 // never makes us wait for (or allocate) a body.
 bool tcp_message_bus::handle_header(connection& conn) {
-    if (conn.buffer[10] == keepalive_command &&
-        is_keepalive(std::span<const std::uint8_t, vsr::header_size>(conn.buffer.data(), vsr::header_size),
+    if (conn.current()[10] == keepalive_command &&
+        is_keepalive(std::span<const std::uint8_t, vsr::header_size>(conn.current(), vsr::header_size),
                      options_.cluster)) {
         counters_.keepalives_received++;
-        conn.filled = 0;
+        conn.consumed += vsr::header_size;
         conn.target = vsr::header_size;
         conn.message_started_ns = 0;
         return true;
     }
     const vsr::decode_error error = vsr::check_header_prefix(
-        std::span<const std::uint8_t>(conn.buffer.data(), vsr::header_size), options_.cluster,
+        std::span<const std::uint8_t>(conn.current(), vsr::header_size), options_.cluster,
         options_.message_size_max);
     if (error != vsr::decode_error::none) {
         counters_.decode_errors[static_cast<std::size_t>(error)]++;
         close_connection(conn, close_reason::bad_header);
         return false;
     }
-    const std::size_t body_size = vsr::load_le32(conn.buffer.data() + 20);
+    const std::size_t body_size = vsr::load_le32(conn.current() + 20);
     if (body_size == 0) return handle_message(conn);
     conn.receive_phase = connection::phase::body;
     conn.target = vsr::header_size + body_size;  // <= message_size_max, checked above
-    if (conn.buffer.size() < conn.target) conn.buffer.resize(conn.target);
     return true;
 }
 
 bool tcp_message_bus::handle_message(connection& conn) {
-    const std::span<const std::uint8_t> message(conn.buffer.data(), conn.target);
+    const std::span<const std::uint8_t> message(conn.current(), conn.target);
     vsr::header h;
     const vsr::decode_error error =
         vsr::decode_message(message, options_.cluster, options_.message_size_max, h);
@@ -529,11 +559,11 @@ bool tcp_message_bus::handle_message(connection& conn) {
     }
     if (conn.peer_kind == connection::kind::client) remember_route(h.client_id, conn);
     conn.receive_phase = connection::phase::header;
-    conn.filled = 0;
+    conn.consumed += conn.target;
     conn.target = vsr::header_size;
     conn.message_started_ns = 0;
     counters_.messages_received++;
-    // Delivered from the buffer in place; the next recv into it starts only after this returns.
+    // Delivered from the buffer in place; the buffer moves only in start_recv, after this returns.
     if (options_.on_message) options_.on_message(message);
     return true;
 }
@@ -597,21 +627,25 @@ void tcp_message_bus::enqueue(connection& conn, std::span<const std::uint8_t> me
         counters_.dropped_not_connected++;
         return;
     }
-    if (conn.queue.size() >= options_.send_queue_messages_max ||
+    if (conn.pending_messages + conn.in_flight_messages >= options_.send_queue_messages_max ||
         conn.queued_bytes + message.size() > options_.send_queue_bytes_max) {
         counters_.dropped_queue_full++;
         return;
     }
-    conn.queue.emplace_back(message.begin(), message.end());
-    conn.queued_bytes += message.size();
+    conn.append(message);
     conn.last_send_ns = loop_.monotonic_ns();
     start_send(conn);
 }
 
+// Hands everything pending to the socket in one send. What is enqueued meanwhile waits for the
+// next, so under load one system call carries many messages.
 void tcp_message_bus::start_send(connection& conn) {
-    if (!conn.open || conn.send_pending || conn.queue.empty()) return;
+    if (!conn.open || conn.send_pending || conn.pending.empty()) return;
     conn.send_pending = true;
-    loop_.send(conn.socket, conn.queue.front(), conn.send_completion);
+    std::swap(conn.in_flight, conn.pending);
+    conn.in_flight_messages = std::exchange(conn.pending_messages, 0);
+    conn.pending.clear();
+    loop_.send(conn.socket, conn.in_flight, conn.send_completion);
 }
 
 void tcp_message_bus::handle_send(connection& conn) {
@@ -622,9 +656,12 @@ void tcp_message_bus::handle_send(connection& conn) {
                                    : close_reason::io_error);
         return;
     }
-    conn.queued_bytes -= conn.queue.front().size();
-    conn.queue.pop_front();
-    counters_.messages_sent++;
+    conn.queued_bytes -= conn.in_flight.size();
+    counters_.messages_sent += conn.in_flight_messages;
+    conn.in_flight_messages = 0;
+    conn.in_flight.clear();
+    // A burst of large messages should not pin its buffer for the connection's lifetime.
+    if (conn.in_flight.capacity() > send_buffer_keep_bytes) conn.in_flight.shrink_to_fit();
     start_send(conn);
 }
 

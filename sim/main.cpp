@@ -28,7 +28,8 @@ int usage() {
                  "usage: vsr-sim --seed N | --seeds A..B  [--replicas 3|5] [--requests R] [--verbose]\n"
                  "               [--bug none|commit_without_quorum|skip_client_deduplication|\n"
                  "                      view_change_picks_wrong_log|accept_prepare_out_of_order|\n"
-                 "                      recovering_replica_answers] [--check-determinism]\n");
+                 "                      recovering_replica_answers|query_without_round]\n"
+                 "               [--check-determinism]\n");
     return 2;
 }
 
@@ -94,9 +95,10 @@ bool run_seed(const command_line& cl, std::uint64_t seed, std::uint64_t& request
             detail = "second run gave trace-hash " + std::to_string(again.trace_hash);
         }
     }
-    std::printf("seed=%llu replicas=%u %s ops=%llu requests_ok=%llu sim_ms=%llu messages=%llu crashes=%llu views=%llu trace-hash=%016llx\n",
+    std::printf("seed=%llu replicas=%u %s ops=%llu requests_ok=%llu queries=%llu sim_ms=%llu messages=%llu crashes=%llu views=%llu trace-hash=%016llx\n",
                 static_cast<unsigned long long>(seed), static_cast<unsigned>(options.replicas), ok ? "ok" : "FAIL",
                 static_cast<unsigned long long>(r.ops_committed), static_cast<unsigned long long>(r.requests_ok),
+                static_cast<unsigned long long>(r.queries_answered),
                 static_cast<unsigned long long>(r.simulated_ms), static_cast<unsigned long long>(r.messages_delivered),
                 static_cast<unsigned long long>(r.crashes), static_cast<unsigned long long>(r.view_changes),
                 static_cast<unsigned long long>(r.trace_hash));

@@ -118,13 +118,17 @@ using sim_client = vsr::basic_client<sim_bus, vsr::xoshiro256>;
 struct metadata_adapter {
     sim_client* client = nullptr;
     std::uint64_t position = 0;  // op << 20 | index of the result being delivered, else 0
-    vsr::submit_error submit(std::span<const std::uint8_t> operation, std::function<void(const vsr::client_result&)> done) {
+    vsr::submit_error submit(std::span<const std::uint8_t> operation, std::function<void(const vsr::client_result&)> done,
+                             vsr::request_kind kind) {
         return client->submit(operation, [this, done = std::move(done)](const vsr::client_result& r) {
             const std::uint64_t saved = position;
-            position = r.status == vsr::result_status::ok ? (r.op << 20 | r.index) : 0;
+            // A query read the state after every request of entry op: it sorts after them all
+            // (batch indices stay below 2^20), tied with the other queries of that state.
+            const std::uint64_t index = r.index == vsr::reply_index_query ? 0xFFFFF : r.index;
+            position = r.status == vsr::result_status::ok ? (r.op << 20 | index) : 0;
             done(r);
             position = saved;
-        });
+        }, kind);
     }
 };
 static_assert(tfs::metadata_client<metadata_adapter>);

@@ -442,14 +442,15 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
         ++result_.requests_ok;
         const kv::result decoded = kv::decode_result(r.body);
         h.result_outcome = outcome::ok;
-        h.position = (r.op << 20) | r.index;
+        // A query read the state after every request of entry op (batch indices stay below 2^20).
+        h.position = (r.op << 20) | (r.index == vsr::reply_index_query ? 0xFFFFF : r.index);
         h.status = decoded.result_status == kv::status::ok ? kv_status::ok
                  : decoded.result_status == kv::status::not_found ? kv_status::not_found : kv_status::mismatch;
         if (decoded.result_status == kv::status::invalid) fail("kv", "valid operation answered invalid: " + describe_op(h));
         h.result_value = std::string(decoded.value);
         if (h.kind == kv_kind::get && h.status == kv_status::ok) owner.last_seen[key_index] = h.result_value;
         if ((h.kind == kv_kind::put || h.kind == kv_kind::cas) && h.status == kv_status::ok) owner.last_seen[key_index] = h.value;
-    });
+    }, stored.kind == kv_kind::get ? vsr::request_kind::query : vsr::request_kind::operation);
     if (submitted != vsr::submit_error::none) {
         history_.back().result_outcome = outcome::fail;
         return;
@@ -749,6 +750,7 @@ simulation_result kv_simulation::run() {
         result_.entries_transferred += counters.entries_transferred;
         result_.recoveries += counters.recoveries_completed;
         result_.sessions_evicted += counters.sessions_evicted;
+        result_.queries_answered += counters.queries_answered;
     }
     result_.simulated_ms = now_ / ns_per_ms;
     result_.trace_hash = trace_hash_;
@@ -770,6 +772,7 @@ constexpr std::pair<vsr::planted_bug, const char*> bug_names[] = {
     {vsr::planted_bug::view_change_picks_wrong_log, "view_change_picks_wrong_log"},
     {vsr::planted_bug::accept_prepare_out_of_order, "accept_prepare_out_of_order"},
     {vsr::planted_bug::recovering_replica_answers, "recovering_replica_answers"},
+    {vsr::planted_bug::query_without_round, "query_without_round"},
 };
 }  // namespace
 

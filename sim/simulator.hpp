@@ -46,6 +46,7 @@ struct simulation_result {
     std::uint64_t entries_transferred = 0;
     std::uint64_t recoveries = 0;
     std::uint64_t sessions_evicted = 0;
+    std::uint64_t queries_answered = 0;  // reads answered by a primary without a log entry
     bool profile_crashes = false;
     bool profile_partitions = false;
     bool profile_pauses = false;

@@ -104,6 +104,19 @@ public:
         }
     }
 
+    /// get is a query: the primary answers it without a log entry (vsr::state_machine_with_queries).
+    bool is_query(std::span<const std::uint8_t> bytes) const noexcept {
+        return !bytes.empty() && bytes[0] == static_cast<std::uint8_t>(kind::get);
+    }
+    void query(std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) const {
+        const auto op = decode_operation(bytes);
+        if (!op || op->op_kind != kind::get) {
+            out.push_back(static_cast<std::uint8_t>(status::invalid));
+            return;
+        }
+        get(op->key, out);
+    }
+
     void snapshot(std::vector<std::uint8_t>& out) const {
         std::vector<std::pair<std::string_view, std::string_view>> sorted;
         sorted.reserve(map_.size());

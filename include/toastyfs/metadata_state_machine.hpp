@@ -109,6 +109,46 @@ public:
         assert(out.size() - begin <= options_.result_size_max);
     }
 
+    /// Reads the primary may answer without logging them (vsr::state_machine_with_queries).
+    /// clock is not one: its result is the timestamp the log gives it.
+    bool is_query(std::span<const std::uint8_t> bytes) const noexcept {
+        if (bytes.empty()) return false;
+        switch (static_cast<opcode>(bytes[0])) {
+            case opcode::get_object:
+            case opcode::head_object:
+            case opcode::list_objects:
+            case opcode::list_chunks:
+            case opcode::chunks_held:
+            case opcode::stats: return true;
+            default: return false;
+        }
+    }
+
+    /// What execute() would append for a query, without changing the state.
+    void query(std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) const {
+        const std::size_t begin = out.size();
+        const auto op = decode_operation(bytes);
+        if (!op) {
+            out.push_back(static_cast<std::uint8_t>(status::invalid));
+            return;
+        }
+        std::visit([&](const auto& alternative) {
+            using operation_type = std::decay_t<decltype(alternative)>;
+            if constexpr (std::is_same_v<operation_type, get_object_operation> ||
+                          std::is_same_v<operation_type, head_object_operation> ||
+                          std::is_same_v<operation_type, list_objects_operation> ||
+                          std::is_same_v<operation_type, list_chunks_operation> ||
+                          std::is_same_v<operation_type, chunks_held_operation> ||
+                          std::is_same_v<operation_type, stats_operation>) {
+                apply(vsr::operation_context{}, alternative, out);
+            } else {
+                out.push_back(static_cast<std::uint8_t>(status::invalid));  // not a query
+            }
+        }, *op);
+        assert(out.size() > begin && out.size() - begin <= options_.result_size_max);
+        (void)begin;
+    }
+
     std::size_t result_size_max() const noexcept { return options_.result_size_max; }
     const metadata_options& options() const noexcept { return options_; }
 

@@ -12,8 +12,8 @@
 // a `clock` operation has given the upload its lease begin time (see metadata_codec.hpp): the
 // garbage collector relies on it.
 //
-// GET: lookup() reads the metadata linearizably through the primary (get_object goes through
-// the log). read() then streams a byte range, fetching up to read_ahead_chunks chunks ahead
+// GET: lookup() reads the metadata linearizably from the primary (get_object is a VSR query:
+// answered by the primary after a quorum confirms its view, without a log entry). read() then streams a byte range, fetching up to read_ahead_chunks chunks ahead
 // from a holder, verifying each chunk's SHA-256 and falling back to the next holder (then to
 // any other node) on a miss, an error or a corrupt copy.
 //
@@ -64,11 +64,12 @@ concept chunk_transport = requires(T& t, std::uint8_t node, const frame_header& 
     { t.connected(node) } -> std::same_as<bool>;
 };
 
-/// The metadata client: anything that submits VSR operations like vsr::basic_client.
+/// The metadata client: anything that submits VSR operations like vsr::basic_client, reads
+/// as queries (vsr::request_kind::query).
 template <typename T>
 concept metadata_client = requires(T& c, std::span<const std::uint8_t> operation,
-                                   std::function<void(const vsr::client_result&)> done) {
-    { c.submit(operation, done) } -> std::same_as<vsr::submit_error>;
+                                   std::function<void(const vsr::client_result&)> done, vsr::request_kind kind) {
+    { c.submit(operation, done, kind) } -> std::same_as<vsr::submit_error>;
 };
 
 struct service_options {
@@ -273,7 +274,7 @@ public:
     void lookup(const std::string& key, bool with_data,
                 std::function<void(service_status, const object_result&)> done) {
         std::vector<std::uint8_t> op = with_data ? encode(get_object_operation{key}) : encode(head_object_operation{key});
-        submit_metadata(op, [done = std::move(done)](service_status s, std::span<const std::uint8_t> body) {
+        submit_metadata(op, vsr::request_kind::query, [done = std::move(done)](service_status s, std::span<const std::uint8_t> body) {
             object_result result;
             if (s == service_status::ok) {
                 auto decoded = decode_object_result(body);
@@ -297,7 +298,7 @@ public:
     }
 
     void list(list_objects_operation request, std::function<void(service_status, const list_objects_result&)> done) {
-        submit_metadata(encode(request), [done = std::move(done)](service_status s, std::span<const std::uint8_t> body) {
+        submit_metadata(encode(request), vsr::request_kind::query, [done = std::move(done)](service_status s, std::span<const std::uint8_t> body) {
             list_objects_result result;
             if (s == service_status::ok) {
                 auto decoded = decode_list_objects_result(body);
@@ -313,10 +314,15 @@ public:
     /// `done` gets the raw result body when the status is ok.
     void submit_metadata(std::span<const std::uint8_t> encoded,
                          std::function<void(service_status, std::span<const std::uint8_t>)> done) {
+        submit_metadata(encoded, vsr::request_kind::operation, std::move(done));
+    }
+    /// As above; kind query for read-only operations (vsr::request_kind).
+    void submit_metadata(std::span<const std::uint8_t> encoded, vsr::request_kind kind,
+                         std::function<void(service_status, std::span<const std::uint8_t>)> done) {
         auto shared_done = std::make_shared<std::function<void(service_status, std::span<const std::uint8_t>)>>(std::move(done));
         const vsr::submit_error error = metadata_.submit(encoded, [shared_done](const vsr::client_result& r) {
             (*shared_done)(from_client(r.status), r.body);
-        });
+        }, kind);
         if (error != vsr::submit_error::none) {
             const service_status s = error == vsr::submit_error::too_large ? service_status::too_large : service_status::unavailable;
             deferred_.push_back([shared_done, s] { (*shared_done)(s, {}); });

@@ -66,7 +66,9 @@ inline const char* to_string(result_status s) noexcept {
 struct client_result {
     result_status status = result_status::ok;
     std::uint64_t op = 0;       // log position where it executed (ok only)
-    std::uint32_t index = 0;    // index inside that entry's batch (ok only)
+    std::uint32_t index = 0;    // index inside that entry's batch (ok only); reply_index_query
+                                // for a query answered without a log entry (it read the state
+                                // after every request of entry `op`)
     std::span<const std::uint8_t> body;
     // Which session carried it, as (client id, session, request number): with these, a log
     // can tell whether an operation with an unknown outcome executed.
@@ -114,10 +116,14 @@ public:
     const counters_type& counters() const noexcept { return counters_; }
 
     /// Queues `operation`; `done` runs later, from tick() or on_message(), never from here.
-    submit_error submit(std::span<const std::uint8_t> operation, callback done) {
+    /// `kind` query: a read-only operation the primary may answer without logging it (if its
+    /// state machine agrees it is one; otherwise it runs as an ordinary operation).
+    submit_error submit(std::span<const std::uint8_t> operation, callback done,
+                        request_kind kind = request_kind::operation) {
+        assert(kind != request_kind::register_session);
         if (header_size + operation.size() > options_.message_size_max) return submit_error::too_large;
         if (queue_.size() >= options_.queue_max) return submit_error::queue_full;
-        queue_.push_back(pending{std::vector<std::uint8_t>(operation.begin(), operation.end()), std::move(done), now_ticks_});
+        queue_.push_back(pending{std::vector<std::uint8_t>(operation.begin(), operation.end()), std::move(done), now_ticks_, kind});
         dispatch();
         return submit_error::none;
     }
@@ -191,6 +197,7 @@ private:
         std::vector<std::uint8_t> operation;
         callback done;
         std::uint64_t submitted_tick = 0;
+        request_kind kind = request_kind::operation;
     };
 
     struct session_slot {
@@ -278,7 +285,7 @@ private:
             queue_.pop_front();
             s.done = std::move(next.done);
             s.submitted_tick = next.submitted_tick;
-            send_new(*index, request_kind::operation, next.operation, s.request_number + 1);
+            send_new(*index, next.kind, next.operation, s.request_number + 1);
         }
         while (queue_.size() > registering_) {
             const auto index = pop_listed(unregistered_, slot_state::unregistered, &session_slot::listed_unregistered);

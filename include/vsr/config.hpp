@@ -18,6 +18,7 @@ enum class planted_bug : std::uint8_t {
     view_change_picks_wrong_log,// the new primary takes the DoViewChange with the lowest op
     accept_prepare_out_of_order,// a backup appends a prepare even with a gap before it
     recovering_replica_answers, // a restarted replica skips recovery and votes with an empty log
+    query_without_round,        // the primary answers queries without confirming its view
 };
 
 struct config {

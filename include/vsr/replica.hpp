@@ -18,6 +18,14 @@
 // - A replica joins a view it missed only through start_view (request_start_view).
 // - A new primary accepts client requests only after the entries it inherited are executed,
 //   so the (replicated) client table is complete before it deduplicates anything.
+// - Queries (request_kind::query, for state machines with is_query/query) are not logged. The
+//   primary notes its op number when one arrives, confirms it still leads the view by a round
+//   of commit messages answered by a quorum after the arrival, and answers once it has executed
+//   up to that op ("read index"). Every write acknowledged before the query was sent is at or
+//   below that op (writes of this view are executed before they are acknowledged, and a new
+//   primary takes requests only once it has executed what it inherited), and no newer view can
+//   have acknowledged a write while a quorum still answered in this one. The answer is then a
+//   committed prefix that includes them. No clocks or leases are involved.
 #pragma once
 
 #include <array>
@@ -61,6 +69,9 @@ struct replica_counters {
     std::uint64_t dropped_not_primary = 0;    // requests at a backup or a non-normal replica
     std::uint64_t dropped_primary_catching_up = 0;
     std::uint64_t dropped_request_queue_full = 0;
+    std::uint64_t dropped_query_queue_full = 0;
+    std::uint64_t queries_answered = 0;
+    std::uint64_t query_rounds = 0;
     std::uint64_t dropped_duplicate_request = 0;
     std::uint64_t dropped_stale_suffix = 0;   // a log suffix that conflicts with executed entries
     std::uint64_t requests_refused_log_full = 0;
@@ -211,6 +222,15 @@ private:
         std::vector<std::uint8_t> suffix_body;  // only the primary's response carries one
     };
 
+    struct pending_query {
+        std::uint64_t client_id;
+        std::uint64_t session;
+        std::uint64_t request_number;
+        std::uint64_t op;     // answered once executed up to here (our op number at arrival)
+        std::uint64_t round;  // ... and once this confirmation round has a quorum
+        std::vector<std::uint8_t> operation;
+    };
+
     struct queued_request {
         std::uint64_t client_id;
         std::uint64_t session;
@@ -277,7 +297,10 @@ private:
     void tick_normal() {
         if (is_primary()) {
             if (heartbeat_timeout_.tick()) send_commit_heartbeat();
-            if (prepare_resend_timeout_.tick()) resend_prepares();
+            if (prepare_resend_timeout_.tick()) {
+                resend_prepares();
+                if (query_round_confirmed_ < query_round_sent_) send_query_round(0xFF);
+            }
             return;
         }
         if (normal_timeout_.tick()) {
@@ -327,7 +350,7 @@ private:
             ++counters_.dropped_not_primary;
             return;
         }
-        if (h.extra > static_cast<std::uint64_t>(request_kind::register_session)) {
+        if (h.extra > request_kind_max) {
             ++counters_.dropped_malformed_body;
             return;
         }
@@ -341,7 +364,14 @@ private:
             ++counters_.dropped_primary_catching_up;
             return;
         }
-        const auto kind = static_cast<request_kind>(h.extra);
+        auto kind = static_cast<request_kind>(h.extra);
+        if (kind == request_kind::query) {
+            if (is_query(body)) {
+                on_query(h, body);
+                return;
+            }
+            kind = request_kind::operation;  // not read-only after all: order it like any other
+        }
         if (!admit_request(h, kind)) return;
         if (committed_in_log() >= config_.log_entries_max) {
             // Only a full *committed* log is final: uncommitted entries may yet be replaced by
@@ -360,6 +390,99 @@ private:
         // Prepare at once when nothing is in flight (latency). Otherwise let requests gather
         // until the next commit frees the pipeline (throughput: one prepare, many requests).
         if (log_.op() == commit_max_ || request_queue_.size() >= config_.batch_requests_max) flush_requests();
+    }
+
+    // ---- queries: answered by the primary without a log entry ----
+
+    bool is_query(std::span<const std::uint8_t> operation) const {
+        if constexpr (state_machine_with_queries<StateMachine>) return machine_.is_query(operation);
+        return false;
+    }
+
+    /// A query waits for two things: a confirmation round started after it arrived (so the
+    /// primary still led the view after the query was sent), and execution up to the op number
+    /// it arrived at (so it sees every write acknowledged before it). Both only grow in arrival
+    /// order, so the queue is served from the front.
+    void on_query(const header& h, std::span<const std::uint8_t> body) {
+        if (queries_.size() >= config_.request_queue_max) {
+            ++counters_.dropped_query_queue_full;  // the client retries
+            return;
+        }
+        queries_.push_back(pending_query{h.client_id, h.session, h.request_number, log_.op(), query_round_sent_ + 1,
+                                         std::vector<std::uint8_t>(body.begin(), body.end())});
+        if (query_round_confirmed_ == query_round_sent_) start_query_round();
+        if (config_.bug == planted_bug::query_without_round) answer_queries();
+    }
+
+    void start_query_round() {
+        ++query_round_sent_;
+        ++counters_.query_rounds;
+        if (config_.replica_count == 1) {
+            query_round_confirmed_ = query_round_sent_;
+            answer_queries();
+            return;
+        }
+        send_query_round(0xFF);
+    }
+
+    /// The round's commit message to every backup that has not answered it (target 0xFF), or to one.
+    void send_query_round(std::uint8_t only) {
+        for (std::uint8_t r = 0; r < config_.replica_count; ++r) {
+            if (r == index_ || (only != 0xFF && r != only) || query_round_ack_[r] >= query_round_sent_) continue;
+            header h = make_header(command::commit, r);
+            h.extra = query_round_sent_;
+            send_to_replica(h, {});
+        }
+    }
+
+    void on_query_round_ack(const header& h) {
+        if (h.extra > query_round_sent_) {
+            ++counters_.dropped_malformed_body;  // a round we never started
+            return;
+        }
+        query_round_ack_[h.sender] = std::max(query_round_ack_[h.sender], h.extra);
+        // The highest round answered by a quorum, counting ourselves.
+        std::array<std::uint64_t, replicas_max> acked{};
+        for (std::uint8_t r = 0; r < config_.replica_count; ++r) acked[r] = r == index_ ? query_round_sent_ : query_round_ack_[r];
+        std::sort(acked.begin(), acked.begin() + config_.replica_count, std::greater<>());
+        const std::uint64_t confirmed = acked[config_.quorum() - 1];
+        if (confirmed <= query_round_confirmed_) return;
+        query_round_confirmed_ = confirmed;
+        answer_queries();
+    }
+
+    /// Answers every query whose round is confirmed and whose op is executed; starts the round
+    /// the next waiting query needs.
+    void answer_queries() {
+        if constexpr (state_machine_with_queries<StateMachine>) {
+            const bool skip_round = config_.bug == planted_bug::query_without_round;
+            while (!queries_.empty() && (skip_round || queries_.front().round <= query_round_confirmed_) &&
+                   queries_.front().op <= commit_executed_) {
+                const pending_query& q = queries_.front();
+                result_buffer_.clear();
+                machine_.query(q.operation, result_buffer_);
+                if (result_buffer_.size() > config_.operation_size_max()) result_buffer_.clear();
+                header reply = make_header(command::reply, address_client);
+                reply.op = commit_executed_;
+                reply.client_id = q.client_id;
+                reply.session = q.session;
+                reply.request_number = q.request_number;
+                reply.extra = reply_index_query;
+                encode_message(reply, result_buffer_, send_buffer_);
+                bus_.send_to_client(q.client_id, send_buffer_);
+                ++counters_.queries_answered;
+                queries_.pop_front();
+            }
+        }
+        if (!queries_.empty() && queries_.back().round > query_round_sent_ && query_round_confirmed_ == query_round_sent_) {
+            start_query_round();
+        }
+    }
+
+    /// Queries die with the view they arrived in; their clients retry with the next primary.
+    void drop_queries() {
+        queries_.clear();
+        query_round_confirmed_ = query_round_sent_;
     }
 
     /// Deduplication against the client table and the requests already queued or in flight.
@@ -505,6 +628,7 @@ private:
             return;
         }
         ack_op_[h.sender] = std::max(ack_op_[h.sender], std::min(h.op, log_.op()));
+        if (h.extra != 0) on_query_round_ack(h);
         update_commit();
     }
 
@@ -533,6 +657,14 @@ private:
         normal_timeout_.reset();
         commit_max_ = std::max(commit_max_, h.commit);
         execute_committed();
+        if (h.extra != 0) {
+            // A query round: answering says "still in this view, normal". While syncing our log
+            // is incomplete, so we claim no ops (0) but still answer.
+            header ack = make_header(command::prepare_ok, primary_index(view_));
+            ack.op = sync_.active ? 0 : log_.op();
+            ack.extra = h.extra;
+            send_to_replica(ack, {});
+        }
     }
 
     void send_commit_heartbeat() { send_to_other_replicas(make_header(command::commit, 0), {}); }
@@ -557,6 +689,7 @@ private:
     void execute_committed() {
         if (status_ == replica_status::recovering && !sync_.active) return;
         while (commit_executed_ < committed_in_log()) execute_entry(commit_executed_ + 1);
+        if (!queries_.empty()) answer_queries();
         if (status_ == replica_status::normal && !is_primary() && !sync_.active &&
             commit_max_ > log_.op()) {
             request_state();
@@ -684,6 +817,7 @@ private:
         for (auto& record : do_view_changes_) record = do_view_change_record{};
         request_queue_.clear();
         inflight_requests_.clear();
+        drop_queries();
         if (sync_.purpose != sync_purpose::recovery) sync_.active = false;
     }
 
@@ -1120,6 +1254,10 @@ private:
     std::array<std::uint64_t, replicas_max> ack_op_{};
     std::deque<queued_request> request_queue_;
     std::unordered_map<std::uint64_t, std::uint64_t> inflight_requests_;  // client -> request number
+    std::deque<pending_query> queries_;  // at most request_queue_max, in arrival order
+    std::uint64_t query_round_sent_ = 0;       // rounds only grow, across views
+    std::uint64_t query_round_confirmed_ = 0;  // highest round a quorum answered (or abandoned)
+    std::array<std::uint64_t, replicas_max> query_round_ack_{};
     entry_builder entry_builder_;
 
     // view change

@@ -36,4 +36,16 @@ concept state_machine = std::default_initializable<T> &&
         { const_machine.result_size_max() } -> std::convertible_to<std::size_t>;
     };
 
+/// Optional: queries, read-only operations the primary answers without logging them.
+/// - is_query(operation): whether `operation` only reads. It must be a pure function of the
+///   bytes (every replica would answer the same).
+/// - query(operation, result): appends exactly what execute() would for this operation in the
+///   current state, without changing anything. Called only when is_query() said true.
+template <typename T>
+concept state_machine_with_queries = state_machine<T> &&
+    requires(const T& const_machine, std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) {
+        { const_machine.is_query(bytes) } -> std::same_as<bool>;
+        const_machine.query(bytes, out);
+    };
+
 }  // namespace vsr

@@ -42,9 +42,12 @@ enum class command : std::uint8_t {
     none = 0,
     request = 1,           // client -> primary. extra: request_kind
     reply = 2,             // primary -> client. op: entry op, extra: index in the entry's batch
+                           // (reply_index_query for a query: the state after entry op)
     prepare = 3,           // primary -> backup. body: one log entry
-    prepare_ok = 4,        // backup -> primary. op: highest op held (cumulative)
-    commit = 5,            // primary -> backup. heartbeat; commit: commit number
+    prepare_ok = 4,        // backup -> primary. op: highest op held (cumulative); extra: the
+                           // query round of the commit it answers, else 0
+    commit = 5,            // primary -> backup. heartbeat; commit: commit number; extra: a query
+                           // round the backup must answer with prepare_ok, else 0
     start_view_change = 6, // all -> all
     do_view_change = 7,    // all -> new primary. extra: last normal view; body: log suffix
     start_view = 8,        // new primary -> all. body: log suffix
@@ -59,7 +62,15 @@ enum class command : std::uint8_t {
 };
 inline constexpr std::uint8_t command_max = 16;
 
-enum class request_kind : std::uint8_t { operation = 0, register_session = 1 };
+/// `query`: a read-only operation the primary may answer without appending it to the log (see
+/// basic_replica::on_query). The primary checks that the state machine agrees it is read-only;
+/// otherwise it is ordered and executed like any operation.
+enum class request_kind : std::uint8_t { operation = 0, register_session = 1, query = 2 };
+inline constexpr std::uint8_t request_kind_max = 2;
+
+/// The `extra` (batch index) of a reply to a query: it read the state after every request of
+/// entry `op`, so it orders after all of them and before entry op + 1.
+inline constexpr std::uint32_t reply_index_query = 0xFFFFFFFF;
 
 enum class reply_status : std::uint8_t {
     ok = 0,

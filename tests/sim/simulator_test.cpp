@@ -67,7 +67,7 @@ BOOST_AUTO_TEST_CASE(controls_are_honoured) {
     for (const std::uint8_t replicas : {std::uint8_t{3}, std::uint8_t{5}}) {
         const std::uint32_t f = (replicas - 1u) / 2u;
         std::uint64_t crashes = 0, partitions = 0, pauses = 0, clogs = 0, dropped = 0, duplicated = 0;
-        std::uint64_t transferred = 0, recoveries = 0, evicted = 0, view_changes = 0;
+        std::uint64_t transferred = 0, recoveries = 0, evicted = 0, view_changes = 0, queries = 0;
         for (std::uint64_t seed = 1; seed <= 150; ++seed) {
             const auto r = run(seed, replicas);
             BOOST_TEST_REQUIRE(r.ok, "seed " << seed << ": " << r.property << " " << r.detail);
@@ -85,12 +85,14 @@ BOOST_AUTO_TEST_CASE(controls_are_honoured) {
             transferred += r.entries_transferred;
             recoveries += r.recoveries;
             evicted += r.sessions_evicted;
+            queries += r.queries_answered;
             view_changes += r.view_changes;
         }
         // The sweep reaches the protocol's rarer paths.
         BOOST_TEST(transferred > 0u);
         BOOST_TEST(recoveries > 0u);
         BOOST_TEST(evicted > 0u);
+        BOOST_TEST(queries > 0u);
         BOOST_TEST(view_changes > 0u);
         BOOST_TEST(crashes > 0u);
         BOOST_TEST(partitions > 0u);
