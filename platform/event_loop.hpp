@@ -149,6 +149,11 @@ private:
     struct socket_state {
         bool open = false;
         bool listener = false;
+        // False after a recv came back short or would block: the socket was drained, and the
+        // edge that new bytes raise sets it again. A recv started meanwhile waits for that edge
+        // instead of trying a system call that can only say EAGAIN.
+        bool maybe_readable = true;
+        bool hung_up = false;  // RDHUP, HUP or ERR seen: a short read may hide the end of stream
         completion* reader = nullptr;  // pending accept or recv
         completion* writer = nullptr;  // pending connect or send
     };
@@ -159,6 +164,7 @@ private:
     void start_reader(completion& c);
     void start_writer(completion& c);
     void progress(int fd, bool reader);
+    void mark_drained(socket_handle socket);
     void complete(completion& c, io_error error);
     void push_ready(completion& c);
     void timer_insert(completion& c);

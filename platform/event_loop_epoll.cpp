@@ -243,7 +243,7 @@ void event_loop::start_reader(completion& c) {
     }
     c.loop_state = completion::state::pending;
     state->reader = &c;
-    progress(to_fd(c.loop_socket), true);
+    if (wants_listener || state->maybe_readable) progress(to_fd(c.loop_socket), true);
 }
 
 void event_loop::start_writer(completion& c) {
@@ -281,8 +281,11 @@ void event_loop::dispatch(int fd, std::uint32_t events) {
     if (state == nullptr) return;  // closed sockets are removed from epoll; be defensive anyway
     const bool has_writer = state->writer != nullptr;
     // Errors and hang-ups wake both sides: their system calls then report what happened.
-    if (state->reader != nullptr && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
-        progress(fd, true);
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+        socket_state& readable = sockets_[static_cast<std::size_t>(fd)];
+        readable.maybe_readable = true;  // even with no reader yet
+        if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) readable.hung_up = true;
+        if (state->reader != nullptr) progress(fd, true);
     }
     if (has_writer && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) progress(fd, false);
 }
@@ -341,6 +344,8 @@ bool event_loop::try_recv(completion& c) {
         if (count > 0) {
             c.bytes = static_cast<std::size_t>(count);
             c.error = io_error::none;
+            // Short: the kernel had no more. Full: more may wait, so the next recv tries at once.
+            if (c.bytes < c.loop_buffer_size) mark_drained(c.loop_socket);
             return true;
         }
         if (count == 0) {
@@ -348,10 +353,18 @@ bool event_loop::try_recv(completion& c) {
             return true;
         }
         if (errno == EINTR) continue;
-        if (would_block(errno)) return false;
+        if (would_block(errno)) {
+            mark_drained(c.loop_socket);
+            return false;
+        }
         c.error = error_from_errno(errno);
         return true;
     }
+}
+
+void event_loop::mark_drained(socket_handle socket) {
+    socket_state* state = find_socket(socket);
+    if (state != nullptr && !state->hung_up) state->maybe_readable = false;
 }
 
 // Writes until everything is sent or the socket would block; `bytes` keeps the progress.

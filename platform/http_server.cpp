@@ -27,6 +27,9 @@ namespace {
 constexpr std::size_t send_piece_bytes_max = 256 * 1024;
 /// Owned bytes joined into one send item (a head with a small body, chunk frames).
 constexpr std::size_t coalesce_bytes_max = 64 * 1024;
+/// Writes up to this size are copied into the send queue instead of borrowed (one send for a
+/// head and a small body).
+constexpr std::size_t small_write_bytes_max = 16 * 1024;
 /// response_remaining when the response body has no Content-Length.
 constexpr std::uint64_t length_unknown = UINT64_MAX;
 
@@ -670,7 +673,7 @@ void http_exchange::respond(http::response_head head) {
         (void)http::append_response_head(fallback, bytes);
     }
     c.queue_owned(std::move(bytes));
-    c.start_send(false);
+    // Sent from the kick, not now: a small body written next joins the head in one send.
     c.schedule();
 }
 
@@ -696,6 +699,11 @@ void http_exchange::write(std::span<const std::uint8_t> data, std::function<void
         std::string trailer;
         http::append_chunk_end(trailer);
         c.out.push_back(http_connection::out_item{std::move(trailer), {}, std::move(written), true, 0});
+    } else if (data.size() <= small_write_bytes_max) {
+        // Copied, so it joins the head (or the write before it) in one send; the empty item
+        // behind it completes the write once those bytes are out.
+        c.queue_owned(std::string(reinterpret_cast<const char*>(data.data()), data.size()));
+        c.out.push_back(http_connection::out_item{{}, {}, std::move(written), true, 0});
     } else {
         c.out.push_back(http_connection::out_item{{}, data, std::move(written), true, 0});
     }

@@ -237,6 +237,7 @@ int main(int argc, char** argv) {
     platform::log_setup("node=" + std::to_string(args.index + 1), args.level);
 
     toastyfs::process::install_signal_handlers();
+    toastyfs::process::keep_chunk_buffers_mapped();
 
     vsr::config cfg;
     cfg.cluster = static_cast<std::uint32_t>(args.cluster);

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <signal.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <atomic>
 #include <cstdint>
@@ -18,6 +21,17 @@ namespace toastyfs::process {
 inline std::atomic<int> stop_signal{0};
 
 extern "C" inline void on_stop_signal(int signal) { stop_signal.store(signal); }
+
+/// Chunk buffers (up to the chunk size, 4 MiB by default) come and go with every transfer. By
+/// default glibc maps each one fresh and unmaps it on free, so every chunk pays a page fault per
+/// 4 KiB and the kernel's zeroing. Served from the heap instead and not trimmed, freed buffers are
+/// reused as they are; the heap stays bounded by the processes' own buffer limits.
+inline void keep_chunk_buffers_mapped() {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
+}
 
 /// SIGTERM and SIGINT set stop_signal; SIGPIPE is ignored (sends report EPIPE instead).
 inline void install_signal_handlers() {

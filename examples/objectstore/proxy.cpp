@@ -153,6 +153,7 @@ int main(int argc, char** argv) {
     if (const int code = parse_arguments(argc, argv, args); code >= 0) return code;
     platform::log_setup("proxy", args.level);
     toastyfs::process::install_signal_handlers();
+    toastyfs::process::keep_chunk_buffers_mapped();
     raise_file_limit();
 
     const auto node_count = static_cast<std::uint8_t>(args.replicas.size());

@@ -90,7 +90,7 @@ struct service_options {
     /// chunk's bytes are accepted meanwhile; beyond it put_body accepts nothing.
     std::uint32_t chunk_writes_per_upload_max = 2;
     /// Chunks one read fetches ahead of the one being delivered (at least 1).
-    std::uint32_t read_ahead_chunks = 2;
+    std::uint32_t read_ahead_chunks = 4;
     /// A chunk request unanswered after this is failed and retried on another node.
     std::uint64_t chunk_request_timeout_ns = 30'000'000'000;
     /// Seed for request ids (several proxies must not share ids on one node; any value works).
