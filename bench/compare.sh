@@ -204,6 +204,9 @@ big_transfer() {
     local system=$1 url=$2 put get pid name rss="" got
     shift 2
     [ -f "$big_file" ] || head -c $((big_mb << 20)) /dev/urandom >"$big_file"
+    # Earlier rows leave dirty pages (nginx's 1 MiB PUTs are never synced); flush them so this
+    # transfer is not throttled by another row's writeback.
+    sync
     for pid in "$@"; do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; done
     put=$(curl -sf -T "$big_file" "$url/bigobject" -o /dev/null -w '%{speed_upload}') || die "$system: $big_mb MiB PUT failed"
     get=$(curl -sf "$url/bigobject" -o /dev/null -w '%{speed_download}') || die "$system: $big_mb MiB GET failed"
@@ -321,6 +324,7 @@ run_etcd() {
 
 say "work directory $work; systems: $systems; ${duration} s per row"
 for system in $systems; do
+    sync  # the previous system's dirty pages are not this one's cost
     case $system in
         toastyfs) BENCH_PREFIX_BASE=t run_toastyfs ;;
         nginx) BENCH_PREFIX_BASE=n run_nginx ;;

@@ -56,7 +56,8 @@ struct metadata_options {
     /// proxy stores such objects as chunks).
     std::uint32_t inline_size_max = 4096;
     /// Sum of inline data over all objects. A put that would exceed it answers store_full.
-    std::uint64_t inline_bytes_max = std::uint64_t{256} << 20;
+    /// Until the log is compacted each inline byte is held twice per node (state and log).
+    std::uint64_t inline_bytes_max = std::uint64_t{1} << 30;
     /// Largest logical object size (the S3 maximum, 5 TiB). Larger answers too_large.
     std::uint64_t object_size_max = std::uint64_t{5} << 40;
     /// How long after lease_begin_ns a put with chunks, or an add_holder, is still accepted.
