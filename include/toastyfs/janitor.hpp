@@ -192,7 +192,8 @@ private:
         list_chunks_operation op;
         op.after = after;
         op.max_entries = 2048;
-        service_.submit_metadata(encode(op), [this](service_status s, std::span<const std::uint8_t> body) {
+        // Reads are queries: they see every write acknowledged before them, without a log entry.
+        service_.submit_metadata(encode(op), vsr::request_kind::query, [this](service_status s, std::span<const std::uint8_t> body) {
             const auto page = s == service_status::ok ? decode_list_chunks_result(body) : std::nullopt;
             if (!page || page->result_status != status::ok) {
                 end_pass(true);
@@ -375,7 +376,7 @@ private:
         }
         auto shas = std::make_shared<std::vector<sha256_digest>>(op.chunks);
         auto shared_tokens = std::make_shared<std::vector<std::uint64_t>>(std::move(tokens));
-        service_.submit_metadata(encode(op), [this, node, now, shas, shared_tokens](service_status s, std::span<const std::uint8_t> body) {
+        service_.submit_metadata(encode(op), vsr::request_kind::query, [this, node, now, shas, shared_tokens](service_status s, std::span<const std::uint8_t> body) {
             const auto held = s == service_status::ok ? decode_chunks_held_result(body) : std::nullopt;
             if (!held || held->result_status != status::ok || held->held.size() != shas->size()) {
                 end_pass(true);
