@@ -19,34 +19,8 @@ using namespace test_support;
 
 namespace {
 
-struct query_outcome {
-    bool done = false;
-    vsr::result_status status = vsr::result_status::ok;
-    kv::status kv_status = kv::status::invalid;
-    std::string value;
-    std::uint64_t op = 0;
-    std::uint32_t index = 0;
-};
-
-std::shared_ptr<query_outcome> submit_as(client_type& client, const bytes& operation, vsr::request_kind kind) {
-    auto result = std::make_shared<query_outcome>();
-    const auto error = client.submit(operation, [result](const vsr::client_result& r) {
-        result->done = true;
-        result->status = r.status;
-        result->op = r.op;
-        result->index = r.index;
-        if (r.status == vsr::result_status::ok) {
-            const kv::result decoded = kv::decode_result(r.body);
-            result->kv_status = decoded.result_status;
-            result->value = std::string(decoded.value);
-        }
-    }, kind);
-    BOOST_TEST_REQUIRE((error == vsr::submit_error::none));
-    return result;
-}
-
-std::shared_ptr<query_outcome> run_query(cluster& c, client_type& client, std::string_view key) {
-    auto result = submit_as(client, kv_get(key), vsr::request_kind::query);
+std::shared_ptr<outcome> run_query(cluster& c, client_type& client, std::string_view key) {
+    auto result = submit(client, kv_get(key), vsr::request_kind::query);
     BOOST_REQUIRE_MESSAGE(c.run_until([&] { return result->done; }), "query never answered");
     return result;
 }
@@ -55,13 +29,7 @@ std::shared_ptr<query_outcome> run_query(cluster& c, client_type& client, std::s
 /// second client then overwrites `k` through it. Returns the new primary's index.
 std::uint8_t depose_primary_0(cluster& c, client_type& writer) {
     c.isolate(0);
-    const bool elected = c.run_until([&] {
-        const replica_type& r1 = c.replica(1);
-        const replica_type& r2 = c.replica(2);
-        return r1.status() == vsr::replica_status::normal && r2.status() == vsr::replica_status::normal &&
-               r1.view() == r2.view() && r1.view() >= 1 && (r1.is_primary() || r2.is_primary());
-    });
-    BOOST_TEST_REQUIRE(elected);
+    BOOST_TEST_REQUIRE(c.run_until([&] { return c.elected_without_0(); }));
     require_ok(*c.execute(writer, kv_put("k", "new")));
     return c.replica(1).is_primary() ? 1 : 2;
 }
@@ -111,7 +79,7 @@ BOOST_AUTO_TEST_CASE(query_is_answered_without_a_log_entry) {
 BOOST_AUTO_TEST_CASE(operation_sent_as_query_is_ordered_like_any_other) {
     cluster c(test_config());
     auto& client = c.add_client();
-    auto put = submit_as(client, kv_put("k", "v"), vsr::request_kind::query);
+    auto put = submit(client, kv_put("k", "v"), vsr::request_kind::query);
     BOOST_TEST_REQUIRE(c.run_until([&] { return put->done; }));
     BOOST_TEST((put->kv_status == kv::status::ok));
     BOOST_TEST(put->index != vsr::reply_index_query);
@@ -141,7 +109,7 @@ BOOST_AUTO_TEST_CASE(deposed_primary_never_answers_a_query) {
     const std::uint8_t new_primary = depose_primary_0(c, writer);
 
     // The reader still thinks replica 0 leads, and replica 0 still thinks so too.
-    auto read = submit_as(reader, kv_get("k"), vsr::request_kind::query);
+    auto read = submit(reader, kv_get("k"), vsr::request_kind::query);
     BOOST_TEST_REQUIRE(c.replica(0).is_primary());
     BOOST_TEST(deliver_client_messages_to_0(c, reader.client_ids().at(0)) == 0);
     // Its confirmation round reaches the others, who are in a newer view and do not answer.
@@ -171,7 +139,7 @@ BOOST_AUTO_TEST_CASE(without_the_round_a_deposed_primary_answers_stale_data) {
     c.settle();
     depose_primary_0(c, writer);
 
-    auto read = submit_as(reader, kv_get("k"), vsr::request_kind::query);
+    auto read = submit(reader, kv_get("k"), vsr::request_kind::query);
     BOOST_TEST(deliver_client_messages_to_0(c, reader.client_ids().at(0)) == 1);
     c.deliver();
     BOOST_TEST(read->done);
@@ -185,7 +153,7 @@ BOOST_AUTO_TEST_CASE(queries_wait_for_a_quorum) {
     c.settle();
     c.isolate(1);
     c.isolate(2);
-    auto read = submit_as(client, kv_get("k"), vsr::request_kind::query);
+    auto read = submit(client, kv_get("k"), vsr::request_kind::query);
     c.run(20);  // the round is resent, nobody answers
     BOOST_TEST(!read->done);
     BOOST_TEST(c.replica(0).counters().queries_answered == 0u);

@@ -122,23 +122,26 @@ struct outcome {
     kv::status kv_status = kv::status::invalid;  // and value: the KV result, when status is ok
     std::string value;
     std::uint64_t op = 0;
+    std::uint32_t index = 0;  // vsr::reply_index_query for a query answered without a log entry
 };
 
 /// Submits and records the result when it comes. Shared ownership: a callback that never runs
 /// must not dangle.
-inline std::shared_ptr<outcome> submit(client_type& client, const bytes& operation) {
+inline std::shared_ptr<outcome> submit(client_type& client, const bytes& operation,
+                                       vsr::request_kind kind = vsr::request_kind::operation) {
     auto result = std::make_shared<outcome>();
     const auto error = client.submit(operation, [result](const vsr::client_result& r) {
         result->done = true;
         ++result->calls;
         result->status = r.status;
         result->op = r.op;
+        result->index = r.index;
         if (r.status == vsr::result_status::ok) {
             const kv::result decoded = kv::decode_result(r.body);
             result->kv_status = decoded.result_status;
             result->value = std::string(decoded.value);
         }
-    });
+    }, kind);
     BOOST_TEST_REQUIRE((error == vsr::submit_error::none));
     return result;
 }
@@ -320,6 +323,15 @@ public:
             }
         }
         return true;
+    }
+
+    /// Replicas 1 and 2 are normal in one view >= 1 and one of them leads it (after replica 0,
+    /// the primary of view 0, was cut off).
+    bool elected_without_0() {
+        const replica_type& r1 = replica(1);
+        const replica_type& r2 = replica(2);
+        return r1.status() == vsr::replica_status::normal && r2.status() == vsr::replica_status::normal &&
+               r1.view() == r2.view() && r1.view() >= 1 && (r1.is_primary() || r2.is_primary());
     }
 
     void settle() { BOOST_REQUIRE_MESSAGE(run_until([this] { return converged(); }), "replicas never converged"); }
