@@ -61,10 +61,12 @@ check_node_number() {
 build_if_needed() {
     if [ -x "$node_bin" ] && [ -x "$proxy_bin" ] && [ "${TOASTYFS_SKIP_BUILD:-0}" = 1 ]; then return 0; fi
     local command=("$root/build.sh")
-    if [ "$(cd "$build" 2>/dev/null && pwd)" != "$root/build" ]; then
+    # realpath -m: build/ does not exist yet on a fresh clone, and it is still the default one.
+    if [ "$(realpath -m "$build")" != "$(realpath -m "$root/build")" ]; then
         [ -f "$build/build.ninja" ] || die "TOASTYFS_BUILD=$build is not a configured build directory"
         command=(meson compile -C "$build")
     fi
+    [ -x "$node_bin" ] || say "building (the first build takes a few minutes; output in $home/logs/build.log)"
     "${command[@]}" >"$home/logs/build.log" 2>&1 || { tail -n 40 "$home/logs/build.log" >&2; die "build failed (see $home/logs/build.log)"; }
 }
 

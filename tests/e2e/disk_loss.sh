@@ -40,6 +40,20 @@ say "$distinct chunks, each with 2 or more copies"
 
 # node_chunks N: the chunks node N reports in /?status; repairs: the janitor's repairs.
 node_chunks() { json_field "$(json_node "$(status_json)" "$1")" chunks; }
+# wait_status_current: until every node's chunk count in /?status equals the chunk files on its
+# disk. The proxy polls the nodes' status periodically: wait for that poll, don't sleep through it.
+wait_status_current() {
+    local deadline=$((SECONDS + 30)) n stale
+    while :; do
+        stale=""
+        for n in 1 2 3; do
+            [ "$(node_chunks "$n")" = "$(copies "$n" | wc -l)" ] || stale+=" node$n"
+        done
+        [ -z "$stale" ] && return 0
+        [ $SECONDS -lt $deadline ] || fail "/?status chunk counts differ from the disks after 30 s:$stale ($(chunk_counts))"
+        sleep 0.2
+    done
+}
 repairs() { json_field "$(status_json)" repairs; }
 chunk_counts() { echo "node1=$(node_chunks 1) node2=$(node_chunks 2) node3=$(node_chunks 3)"; }
 
@@ -50,7 +64,7 @@ other=$((victim % 3 + 1))  # the node killed later
 [ "$other" != "$victim" ] || fail "bad node choice"
 held=$(copies "$victim" | wc -l)
 [ "$held" -gt 0 ] || fail "node $victim holds no chunk"
-sleep 1.2  # one status poll, so the counts below are current
+wait_status_current  # so the counts below are current
 repairs_before=$(repairs)
 say "before: primary node $p; node $victim holds $held chunks; counts $(chunk_counts); repairs $repairs_before"
 
@@ -71,7 +85,7 @@ while :; do
     sleep 0.5
 done
 repair_ms=$(($(now_ms) - lost_ms))
-sleep 1.2  # the next status poll
+wait_status_current
 repairs_after=$(repairs)
 [ "$(node_chunks "$victim")" -gt 0 ] || say "note: node $victim received no copy yet (the repairs went to the other nodes)"
 total=0
