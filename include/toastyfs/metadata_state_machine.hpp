@@ -249,7 +249,7 @@ private:
     std::uint64_t inline_bytes_ = 0;
     std::uint64_t chunk_bytes_ = 0;
 };
-static_assert(vsr::state_machine<metadata_state_machine>);
+static_assert(vsr::state_machine_with_queries<metadata_state_machine>);
 
 // ---- put ------------------------------------------------------------------------------------
 
