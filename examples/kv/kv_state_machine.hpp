@@ -188,6 +188,6 @@ private:
 
     flat_map map_;
 };
-static_assert(vsr::state_machine<state_machine>);
+static_assert(vsr::state_machine_with_queries<state_machine>);  // get is answered as a query
 
 }  // namespace kv
