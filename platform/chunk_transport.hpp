@@ -31,6 +31,7 @@
 
 #include "platform/event_loop.hpp"
 #include "toastyfs/chunk_protocol.hpp"
+#include "toastyfs/object_service.hpp"
 #include "vsr/random.hpp"
 
 namespace platform {
@@ -319,3 +320,5 @@ private:
 };
 
 }  // namespace platform
+
+static_assert(toastyfs::chunk_transport<platform::chunk_client>);

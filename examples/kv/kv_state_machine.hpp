@@ -39,23 +39,19 @@ inline void encode_operation(const operation& op, std::vector<std::uint8_t>& out
     out.clear();
     vsr::byte_writer w(out);
     w.u8(static_cast<std::uint8_t>(op.op_kind));
-    out.push_back(static_cast<std::uint8_t>(op.key.size()));
-    out.push_back(static_cast<std::uint8_t>(op.key.size() >> 8));
+    w.u16(static_cast<std::uint16_t>(op.key.size()));
     w.u32(static_cast<std::uint32_t>(op.value.size()));
     w.u32(static_cast<std::uint32_t>(op.expected.size()));
-    auto bytes = [](std::string_view s) {
-        return std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
-    };
-    w.bytes(bytes(op.key));
-    w.bytes(bytes(op.value));
-    w.bytes(bytes(op.expected));
+    w.string(op.key);
+    w.string(op.value);
+    w.string(op.expected);
 }
 
 /// Decodes and validates an operation from untrusted bytes.
 inline std::optional<operation> decode_operation(std::span<const std::uint8_t> bytes) {
     if (bytes.size() < operation_header_size) return std::nullopt;
     const auto op_kind = bytes[0];
-    const std::size_t key_size = bytes[1] | (std::size_t{bytes[2]} << 8);
+    const std::size_t key_size = vsr::load_le16(bytes.data() + 1);
     const std::size_t value_size = vsr::load_le32(bytes.data() + 3);
     const std::size_t expected_size = vsr::load_le32(bytes.data() + 7);
     if (op_kind < 1 || op_kind > 4 || key_size == 0 || key_size > key_size_max ||
@@ -192,6 +188,6 @@ private:
 
     flat_map map_;
 };
-static_assert(vsr::state_machine<state_machine>);
+static_assert(vsr::state_machine_with_queries<state_machine>);  // get is answered as a query
 
 }  // namespace kv

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "toastyfs/types.hpp"
+#include "vsr/bytes.hpp"
 #include "vsr/checksum.hpp"
 
 namespace toastyfs {
@@ -105,34 +106,23 @@ enum class frame_error : std::uint8_t {
 };
 inline constexpr std::size_t frame_error_count = 9;
 
-namespace detail {
-inline void store_le(std::uint8_t* p, std::uint64_t v, std::size_t n) noexcept {
-    for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-inline std::uint64_t load_le(const std::uint8_t* p, std::size_t n) noexcept {
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{p[i]} << (8 * i);
-    return v;
-}
-}  // namespace detail
-
 /// Encodes `h` with the checksum of `body` (which the caller sends right after the header).
 inline void encode_frame_header(const frame_header& h, std::span<const std::uint8_t> body,
                                 std::span<std::uint8_t, frame_header_size> out) noexcept {
     std::uint8_t* p = out.data();
     std::memset(p, 0, frame_header_size);
-    detail::store_le(p + 0, frame_magic, 4);
-    detail::store_le(p + 4, frame_version, 2);
+    vsr::store_le32(p + 0, frame_magic);
+    vsr::store_le16(p + 4, frame_version);
     p[6] = static_cast<std::uint8_t>(static_cast<std::uint8_t>(h.kind) | (h.reply ? reply_bit : 0));
     p[7] = static_cast<std::uint8_t>(h.status);
-    detail::store_le(p + 8, h.cluster, 4);
-    detail::store_le(p + 16, h.request_id, 8);
-    detail::store_le(p + 24, body.size(), 8);
+    vsr::store_le32(p + 8, h.cluster);
+    vsr::store_le64(p + 16, h.request_id);
+    vsr::store_le64(p + 24, body.size());
     std::memcpy(p + 32, h.sha256.data(), 32);
-    detail::store_le(p + 64, h.token, 8);
-    detail::store_le(p + 72, h.argument, 8);
-    detail::store_le(p + 80, vsr::checksum(body, h.cluster), 8);
-    detail::store_le(p + 88, vsr::checksum({p, 88}, h.cluster), 8);
+    vsr::store_le64(p + 64, h.token);
+    vsr::store_le64(p + 72, h.argument);
+    vsr::store_le64(p + 80, vsr::checksum(body, h.cluster));
+    vsr::store_le64(p + 88, vsr::checksum({p, 88}, h.cluster));
 }
 
 /// Checks a received header on its own. The body is checked later with body_matches().
@@ -140,29 +130,29 @@ inline frame_error decode_frame_header(std::span<const std::uint8_t, frame_heade
                                        std::uint32_t cluster, std::uint64_t body_size_max,
                                        frame_header& out) noexcept {
     const std::uint8_t* p = bytes.data();
-    if (detail::load_le(p, 4) != frame_magic) return frame_error::bad_magic;
-    if (detail::load_le(p + 4, 2) != frame_version) return frame_error::bad_version;
-    if (detail::load_le(p + 88, 8) != vsr::checksum({p, 88}, static_cast<std::uint32_t>(detail::load_le(p + 8, 4))))
+    if (vsr::load_le32(p) != frame_magic) return frame_error::bad_magic;
+    if (vsr::load_le16(p + 4) != frame_version) return frame_error::bad_version;
+    if (vsr::load_le64(p + 88) != vsr::checksum({p, 88}, vsr::load_le32(p + 8)))
         return frame_error::bad_checksum;
-    if (detail::load_le(p + 8, 4) != cluster) return frame_error::wrong_cluster;
-    if (detail::load_le(p + 12, 4) != 0) return frame_error::bad_reserved;
+    if (vsr::load_le32(p + 8) != cluster) return frame_error::wrong_cluster;
+    if (vsr::load_le32(p + 12) != 0) return frame_error::bad_reserved;
     const std::uint8_t kind = p[6] & static_cast<std::uint8_t>(~reply_bit);
     if (kind == 0 || kind > frame_kind_max) return frame_error::bad_kind;
     if (p[7] > frame_status_max) return frame_error::bad_status;
     const bool reply = (p[6] & reply_bit) != 0;
     if (!reply && p[7] != 0) return frame_error::bad_status;
-    const std::uint64_t body_size = detail::load_le(p + 24, 8);
+    const std::uint64_t body_size = vsr::load_le64(p + 24);
     if (body_size > body_size_max) return frame_error::too_large;
     out.kind = static_cast<frame_kind>(kind);
     out.reply = reply;
     out.status = static_cast<frame_status>(p[7]);
     out.cluster = cluster;
-    out.request_id = detail::load_le(p + 16, 8);
+    out.request_id = vsr::load_le64(p + 16);
     out.body_size = body_size;
     std::memcpy(out.sha256.data(), p + 32, 32);
-    out.token = detail::load_le(p + 64, 8);
-    out.argument = detail::load_le(p + 72, 8);
-    out.body_checksum = detail::load_le(p + 80, 8);
+    out.token = vsr::load_le64(p + 64);
+    out.argument = vsr::load_le64(p + 72);
+    out.body_checksum = vsr::load_le64(p + 80);
     return frame_error::none;
 }
 
@@ -180,11 +170,10 @@ struct inventory_entry {
 };
 
 inline void append_inventory_entry(const inventory_entry& e, std::vector<std::uint8_t>& out) {
-    const std::size_t at = out.size();
-    out.resize(at + inventory_entry_size);
-    std::memcpy(out.data() + at, e.sha256.data(), 32);
-    detail::store_le(out.data() + at + 32, e.size, 8);
-    detail::store_le(out.data() + at + 40, e.token, 8);
+    vsr::byte_writer w(out);
+    w.bytes(e.sha256);
+    w.u64(e.size);
+    w.u64(e.token);
 }
 
 /// Decodes an inventory reply body. False if the body is not `count` well-formed entries in
@@ -194,12 +183,10 @@ inline bool decode_inventory(std::span<const std::uint8_t> body, std::uint64_t c
     if (count > body.size() / inventory_entry_size || body.size() != count * inventory_entry_size) return false;
     out.clear();
     out.reserve(count);
+    vsr::byte_reader r(body);
     for (std::uint64_t i = 0; i < count; ++i) {
-        const std::uint8_t* p = body.data() + i * inventory_entry_size;
         inventory_entry e;
-        std::memcpy(e.sha256.data(), p, 32);
-        e.size = detail::load_le(p + 32, 8);
-        e.token = detail::load_le(p + 40, 8);
+        if (!(r.read_bytes(e.sha256) && r.read_u64(e.size) && r.read_u64(e.token))) return false;
         if (!out.empty() && !(out.back().sha256 < e.sha256)) return false;
         out.push_back(e);
     }
@@ -224,19 +211,17 @@ struct node_stats {
 inline void encode_node_stats(const node_stats& s, std::vector<std::uint8_t>& out) {
     const std::uint64_t fields[] = {s.chunks, s.bytes_stored, s.bytes_free, s.quarantined,
                                     s.corrupt_found, s.reads, s.writes, s.io_errors};
-    for (std::uint64_t f : fields) {
-        const std::size_t at = out.size();
-        out.resize(at + 8);
-        detail::store_le(out.data() + at, f, 8);
-    }
+    vsr::byte_writer w(out);
+    for (std::uint64_t f : fields) w.u64(f);
 }
 
 inline bool decode_node_stats(std::span<const std::uint8_t> body, node_stats& out) noexcept {
     if (body.size() != node_stats_size) return false;
     std::uint64_t* fields[] = {&out.chunks, &out.bytes_stored, &out.bytes_free, &out.quarantined,
                                &out.corrupt_found, &out.reads, &out.writes, &out.io_errors};
-    for (std::size_t i = 0; i < 8; ++i) *fields[i] = detail::load_le(body.data() + 8 * i, 8);
-    return true;
+    vsr::byte_reader r(body);
+    for (std::uint64_t* f : fields) r.read_u64(*f);
+    return r.done();
 }
 
 }  // namespace toastyfs

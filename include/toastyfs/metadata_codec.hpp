@@ -35,7 +35,6 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -45,7 +44,7 @@
 #include <vector>
 
 #include "toastyfs/types.hpp"
-#include "vsr/wire.hpp"
+#include "vsr/bytes.hpp"
 
 namespace toastyfs {
 
@@ -414,135 +413,61 @@ bool valid_chunk_list(std::uint64_t size, std::span<const Chunk> chunks) {
     return true;
 }
 
-// ---- byte reader and writer -----------------------------------------------------------------
+// ---- byte codec helpers ---------------------------------------------------------------------
 
 namespace detail {
 
-class reader {
-public:
-    explicit reader(std::span<const std::uint8_t> bytes) noexcept : bytes_(bytes) {}
+using vsr::byte_reader;
+using vsr::byte_writer;
 
-    bool u8(std::uint8_t& v) noexcept {
-        if (remaining() < 1) return false;
-        v = bytes_[offset_++];
-        return true;
-    }
-    bool u16(std::uint16_t& v) noexcept {
-        if (remaining() < 2) return false;
-        v = vsr::load_le16(bytes_.data() + offset_);
-        offset_ += 2;
-        return true;
-    }
-    bool u32(std::uint32_t& v) noexcept {
-        if (remaining() < 4) return false;
-        v = vsr::load_le32(bytes_.data() + offset_);
-        offset_ += 4;
-        return true;
-    }
-    bool u64(std::uint64_t& v) noexcept {
-        if (remaining() < 8) return false;
-        v = vsr::load_le64(bytes_.data() + offset_);
-        offset_ += 8;
-        return true;
-    }
-    template <std::size_t N>
-    bool digest(std::array<std::uint8_t, N>& v) noexcept {
-        if (remaining() < N) return false;
-        std::copy_n(bytes_.data() + offset_, N, v.begin());
-        offset_ += N;
-        return true;
-    }
-    bool string(std::size_t size, std::string& v) {
-        if (remaining() < size) return false;
-        v.assign(reinterpret_cast<const char*>(bytes_.data() + offset_), size);
-        offset_ += size;
-        return true;
-    }
-    bool bytes(std::size_t size, std::vector<std::uint8_t>& v) {
-        if (remaining() < size) return false;
-        v.assign(bytes_.begin() + static_cast<std::ptrdiff_t>(offset_),
-                 bytes_.begin() + static_cast<std::ptrdiff_t>(offset_ + size));
-        offset_ += size;
-        return true;
-    }
-    /// u16 size | bytes, with size in [size_min, size_max].
-    bool sized_string(std::string& v, std::size_t size_min, std::size_t size_max) {
-        std::uint16_t size = 0;
-        return u16(size) && size >= size_min && size <= size_max && string(size, v);
-    }
-    /// A u8 that must be 0 or 1.
-    bool flag(bool& v) noexcept {
-        std::uint8_t b = 0;
-        if (!u8(b) || b > 1) return false;
-        v = b == 1;
-        return true;
-    }
-    std::size_t remaining() const noexcept { return bytes_.size() - offset_; }
-    bool done() const noexcept { return offset_ == bytes_.size(); }
+// Pieces of the formats above that vsr's byte codec does not know.
 
-private:
-    std::span<const std::uint8_t> bytes_;
-    std::size_t offset_ = 0;
-};
-
-class writer {
-public:
-    explicit writer(std::vector<std::uint8_t>& out) noexcept : out_(out) {}
-    void u8(std::uint8_t v) { out_.push_back(v); }
-    void u16(std::uint16_t v) { vsr::store_le16(grow(2), v); }
-    void u32(std::uint32_t v) { vsr::store_le32(grow(4), v); }
-    void u64(std::uint64_t v) { vsr::store_le64(grow(8), v); }
-    // resize + memcpy rather than insert: GCC 12 at -O3 reports a false -Warray-bounds on
-    // vector::insert after a small push_back.
-    void bytes(std::span<const std::uint8_t> v) {
-        if (!v.empty()) std::memcpy(grow(v.size()), v.data(), v.size());
-    }
-    void string(std::string_view v) {
-        out_.insert(out_.end(), reinterpret_cast<const std::uint8_t*>(v.data()),
-                    reinterpret_cast<const std::uint8_t*>(v.data()) + v.size());
-    }
-    /// u16 size | bytes. The caller keeps v.size() within u16.
-    void sized_string(std::string_view v) {
-        u16(static_cast<std::uint16_t>(v.size()));
-        string(v);
-    }
-
-private:
-    std::uint8_t* grow(std::size_t n) {
-        out_.resize(out_.size() + n);
-        return out_.data() + out_.size() - n;
-    }
-    std::vector<std::uint8_t>& out_;
-};
+/// `key`/`string`: u16 size | bytes, with size in [size_min, size_max].
+inline bool read_sized_string(byte_reader& r, std::string& v, std::size_t size_min, std::size_t size_max) {
+    std::uint16_t size = 0;
+    return r.read_u16(size) && size >= size_min && size <= size_max && r.read_string(size, v);
+}
+/// u16 size | bytes. The caller keeps v.size() within u16.
+inline void write_sized_string(byte_writer& w, std::string_view v) {
+    w.u16(static_cast<std::uint16_t>(v.size()));
+    w.string(v);
+}
+/// A u8 that must be 0 or 1.
+inline bool read_flag(byte_reader& r, bool& v) noexcept {
+    std::uint8_t b = 0;
+    if (!r.read_u8(b) || b > 1) return false;
+    v = b == 1;
+    return true;
+}
 
 // Attributes: shared by put_object and object_result (same member names).
 template <typename T>
-void write_attributes(writer& w, const T& v) {
+void write_attributes(byte_writer& w, const T& v) {
     w.u64(v.size);
     w.bytes(v.md5);
     w.bytes(v.sha256);
-    w.sized_string(v.content_type);
+    write_sized_string(w, v.content_type);
     w.u16(static_cast<std::uint16_t>(v.user_metadata.size()));
     for (const auto& entry : v.user_metadata) {
         w.u8(static_cast<std::uint8_t>(entry.name.size()));
         w.string(entry.name);
-        w.sized_string(entry.value);
+        write_sized_string(w, entry.value);
     }
 }
 
 template <typename T>
-bool read_attributes(reader& r, T& v) {
+bool read_attributes(byte_reader& r, T& v) {
     std::uint16_t count = 0;
-    if (!(r.u64(v.size) && r.digest(v.md5) && r.digest(v.sha256) &&
-          r.sized_string(v.content_type, 0, content_type_size_max) && valid_content_type(v.content_type) &&
-          r.u16(count) && count <= user_metadata_size_max && count <= r.remaining() / 3)) {
+    if (!(r.read_u64(v.size) && r.read_bytes(v.md5) && r.read_bytes(v.sha256) &&
+          read_sized_string(r, v.content_type, 0, content_type_size_max) && valid_content_type(v.content_type) &&
+          r.read_u16(count) && count <= user_metadata_size_max && count <= r.remaining() / 3)) {
         return false;
     }
     v.user_metadata.resize(count);
     for (auto& entry : v.user_metadata) {
         std::uint8_t name_size = 0;
-        if (!(r.u8(name_size) && r.string(name_size, entry.name) &&
-              r.sized_string(entry.value, 0, user_metadata_size_max))) {
+        if (!(r.read_u8(name_size) && r.read_string(name_size, entry.name) &&
+              read_sized_string(r, entry.value, 0, user_metadata_size_max))) {
             return false;
         }
     }
@@ -551,7 +476,7 @@ bool read_attributes(reader& r, T& v) {
 
 // Data: inline bytes or a chunk list (with holders); `omitted` is accepted only in head results.
 template <typename T>
-void write_data(writer& w, const T& v) {
+void write_data(byte_writer& w, const T& v) {
     w.u8(static_cast<std::uint8_t>(v.kind));
     if (v.kind == data_kind::inline_data) {
         w.u32(static_cast<std::uint32_t>(v.inline_data.size()));
@@ -567,40 +492,39 @@ void write_data(writer& w, const T& v) {
 }
 
 template <typename T>
-bool read_data(reader& r, T& v, bool allow_omitted) {
+bool read_data(byte_reader& r, T& v, bool allow_omitted) {
     std::uint8_t kind = 0;
     std::uint32_t count = 0;
-    if (!r.u8(kind)) return false;
+    if (!r.read_u8(kind)) return false;
     v.kind = static_cast<data_kind>(kind);
     if (v.kind == data_kind::omitted) return allow_omitted;
     if (v.kind == data_kind::inline_data) {
-        return r.u32(count) && count == v.size && r.bytes(count, v.inline_data);
+        return r.read_u32(count) && count == v.size && r.read_bytes(count, v.inline_data);
     }
     if (v.kind != data_kind::chunks) return false;
-    if (!r.u32(count) || count > r.remaining() / chunk_location_encoded_size) return false;
+    if (!r.read_u32(count) || count > r.remaining() / chunk_location_encoded_size) return false;
     v.chunks.resize(count);
     for (auto& chunk : v.chunks) {
-        if (!(r.digest(chunk.sha256) && r.u32(chunk.size) && r.u16(chunk.holders)) || chunk.holders == 0) {
-            return false;
-        }
+        if (!(r.read_bytes(chunk.sha256) && r.read_u32(chunk.size) && r.read_u16(chunk.holders))) return false;
+        if (chunk.holders == 0) return false;
     }
     return valid_chunk_list(v.size, std::span<const chunk_location>(v.chunks));
 }
 
-inline void write_condition(writer& w, const condition& c) {
+inline void write_condition(byte_writer& w, const condition& c) {
     w.u8(static_cast<std::uint8_t>(c.kind));
     if (c.kind == condition_kind::if_match || c.kind == condition_kind::if_none_match) w.bytes(c.etag);
 }
 
-inline bool read_condition(reader& r, condition& c, condition_kind kind_max) {
+inline bool read_condition(byte_reader& r, condition& c, condition_kind kind_max) {
     std::uint8_t kind = 0;
-    if (!r.u8(kind) || kind > static_cast<std::uint8_t>(kind_max)) return false;
+    if (!r.read_u8(kind) || kind > static_cast<std::uint8_t>(kind_max)) return false;
     c.kind = static_cast<condition_kind>(kind);
-    if (c.kind == condition_kind::if_match || c.kind == condition_kind::if_none_match) return r.digest(c.etag);
+    if (c.kind == condition_kind::if_match || c.kind == condition_kind::if_none_match) return r.read_bytes(c.etag);
     return true;
 }
 
-inline void write_opcode(writer& w, opcode code) { w.u8(static_cast<std::uint8_t>(code)); }
+inline void write_opcode(byte_writer& w, opcode code) { w.u8(static_cast<std::uint8_t>(code)); }
 
 }  // namespace detail
 
@@ -610,70 +534,70 @@ inline void write_opcode(writer& w, opcode code) { w.u8(static_cast<std::uint8_t
 // operation that breaks the rules encodes, and the state machine answers `invalid`.
 
 inline void encode_to(const put_object_operation& op, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     detail::write_opcode(w, opcode::put_object);
-    w.sized_string(op.key);
+    detail::write_sized_string(w, op.key);
     detail::write_attributes(w, op);
     detail::write_condition(w, op.put_condition);
     w.u64(op.lease_begin_ns);
     detail::write_data(w, op);
 }
 inline void encode_to(const get_object_operation& op, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     detail::write_opcode(w, opcode::get_object);
-    w.sized_string(op.key);
+    detail::write_sized_string(w, op.key);
 }
 inline void encode_to(const head_object_operation& op, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     detail::write_opcode(w, opcode::head_object);
-    w.sized_string(op.key);
+    detail::write_sized_string(w, op.key);
 }
 inline void encode_to(const delete_object_operation& op, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     detail::write_opcode(w, opcode::delete_object);
-    w.sized_string(op.key);
+    detail::write_sized_string(w, op.key);
     detail::write_condition(w, op.delete_condition);
 }
 inline void encode_to(const list_objects_operation& op, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     detail::write_opcode(w, opcode::list_objects);
-    w.sized_string(op.prefix);
-    w.sized_string(op.start_after);
+    detail::write_sized_string(w, op.prefix);
+    detail::write_sized_string(w, op.start_after);
     w.u16(op.max_keys);
 }
 inline void encode_to(const clock_operation&, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     detail::write_opcode(w, opcode::clock);
 }
 inline void encode_to(const add_holder_operation& op, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     detail::write_opcode(w, opcode::add_holder);
     w.bytes(op.sha256);
     w.u8(op.node);
     w.u64(op.lease_begin_ns);
 }
 inline void encode_to(const remove_holder_operation& op, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     detail::write_opcode(w, opcode::remove_holder);
     w.bytes(op.sha256);
     w.u8(op.node);
 }
 inline void encode_to(const list_chunks_operation& op, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     detail::write_opcode(w, opcode::list_chunks);
     w.u8(op.after ? 1 : 0);
     if (op.after) w.bytes(*op.after);
     w.u16(op.max_entries);
 }
 inline void encode_to(const chunks_held_operation& op, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     detail::write_opcode(w, opcode::chunks_held);
     w.u8(op.node);
     w.u16(static_cast<std::uint16_t>(op.chunks.size()));
     for (const auto& sha : op.chunks) w.bytes(sha);
 }
 inline void encode_to(const stats_operation&, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     detail::write_opcode(w, opcode::stats);
 }
 inline void encode_to(const operation& op, std::vector<std::uint8_t>& out) {
@@ -685,24 +609,24 @@ inline void encode_to(const operation& op, std::vector<std::uint8_t>& out) {
 // A result whose status is not ok encodes as that status byte alone, whatever the other fields.
 
 namespace detail {
-inline bool write_status(writer& w, status s) {
+inline bool write_status(byte_writer& w, status s) {
     w.u8(static_cast<std::uint8_t>(s));
     return s == status::ok;
 }
 }  // namespace detail
 
 inline void encode_to(const status_result& result, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     detail::write_status(w, result.result_status);
 }
 inline void encode_to(const put_object_result& result, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     if (!detail::write_status(w, result.result_status)) return;
     w.u64(result.version);
     w.u64(result.last_modified_ns);
 }
 inline void encode_to(const object_result& result, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     if (!detail::write_status(w, result.result_status)) return;
     w.u64(result.version);
     w.u64(result.last_modified_ns);
@@ -710,24 +634,24 @@ inline void encode_to(const object_result& result, std::vector<std::uint8_t>& ou
     detail::write_data(w, result);
 }
 inline void encode_to(const list_objects_result& result, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     if (!detail::write_status(w, result.result_status)) return;
     w.u8(result.truncated ? 1 : 0);
     w.u16(static_cast<std::uint16_t>(result.entries.size()));
     for (const auto& entry : result.entries) {
-        w.sized_string(entry.key);
+        detail::write_sized_string(w, entry.key);
         w.u64(entry.size);
         w.bytes(entry.md5);
         w.u64(entry.last_modified_ns);
     }
 }
 inline void encode_to(const clock_result& result, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     if (!detail::write_status(w, result.result_status)) return;
     w.u64(result.timestamp_ns);
 }
 inline void encode_to(const list_chunks_result& result, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     if (!detail::write_status(w, result.result_status)) return;
     w.u8(result.truncated ? 1 : 0);
     w.u32(static_cast<std::uint32_t>(result.entries.size()));
@@ -739,7 +663,7 @@ inline void encode_to(const list_chunks_result& result, std::vector<std::uint8_t
     }
 }
 inline void encode_to(const chunks_held_result& result, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     if (!detail::write_status(w, result.result_status)) return;
     w.u16(static_cast<std::uint16_t>(result.held.size()));
     std::vector<std::uint8_t> bitmap((result.held.size() + 7) / 8, 0);
@@ -749,7 +673,7 @@ inline void encode_to(const chunks_held_result& result, std::vector<std::uint8_t
     w.bytes(bitmap);
 }
 inline void encode_to(const stats_result& result, std::vector<std::uint8_t>& out) {
-    detail::writer w(out);
+    detail::byte_writer w(out);
     if (!detail::write_status(w, result.result_status)) return;
     w.u64(result.objects);
     w.u64(result.chunks);
@@ -770,55 +694,55 @@ std::vector<std::uint8_t> encode(const T& value) {
 
 namespace detail {
 
-inline bool read_node(reader& r, std::uint8_t& node) noexcept {
-    return r.u8(node) && node < nodes_max;
+inline bool read_node(byte_reader& r, std::uint8_t& node) noexcept {
+    return r.read_u8(node) && node < nodes_max;
 }
 
-inline bool read_operation(reader& r, put_object_operation& op) {
-    return r.sized_string(op.key, 1, key_size_max) && read_attributes(r, op) &&
+inline bool read_operation(byte_reader& r, put_object_operation& op) {
+    return read_sized_string(r, op.key, 1, key_size_max) && read_attributes(r, op) &&
            read_condition(r, op.put_condition, condition_kind::if_none_match_any) &&
-           r.u64(op.lease_begin_ns) && read_data(r, op, false);
+           r.read_u64(op.lease_begin_ns) && read_data(r, op, false);
 }
-inline bool read_operation(reader& r, get_object_operation& op) {
-    return r.sized_string(op.key, 1, key_size_max);
+inline bool read_operation(byte_reader& r, get_object_operation& op) {
+    return read_sized_string(r, op.key, 1, key_size_max);
 }
-inline bool read_operation(reader& r, head_object_operation& op) {
-    return r.sized_string(op.key, 1, key_size_max);
+inline bool read_operation(byte_reader& r, head_object_operation& op) {
+    return read_sized_string(r, op.key, 1, key_size_max);
 }
-inline bool read_operation(reader& r, delete_object_operation& op) {
-    return r.sized_string(op.key, 1, key_size_max) &&
+inline bool read_operation(byte_reader& r, delete_object_operation& op) {
+    return read_sized_string(r, op.key, 1, key_size_max) &&
            read_condition(r, op.delete_condition, condition_kind::if_match);
 }
-inline bool read_operation(reader& r, list_objects_operation& op) {
-    return r.sized_string(op.prefix, 0, key_size_max) && r.sized_string(op.start_after, 0, key_size_max) &&
-           r.u16(op.max_keys) && op.max_keys >= 1 && op.max_keys <= list_keys_max;
+inline bool read_operation(byte_reader& r, list_objects_operation& op) {
+    return read_sized_string(r, op.prefix, 0, key_size_max) && read_sized_string(r, op.start_after, 0, key_size_max) &&
+           r.read_u16(op.max_keys) && op.max_keys >= 1 && op.max_keys <= list_keys_max;
 }
-inline bool read_operation(reader&, clock_operation&) { return true; }
-inline bool read_operation(reader&, stats_operation&) { return true; }
-inline bool read_operation(reader& r, add_holder_operation& op) {
-    return r.digest(op.sha256) && read_node(r, op.node) && r.u64(op.lease_begin_ns);
+inline bool read_operation(byte_reader&, clock_operation&) { return true; }
+inline bool read_operation(byte_reader&, stats_operation&) { return true; }
+inline bool read_operation(byte_reader& r, add_holder_operation& op) {
+    return r.read_bytes(op.sha256) && read_node(r, op.node) && r.read_u64(op.lease_begin_ns);
 }
-inline bool read_operation(reader& r, remove_holder_operation& op) {
-    return r.digest(op.sha256) && read_node(r, op.node);
+inline bool read_operation(byte_reader& r, remove_holder_operation& op) {
+    return r.read_bytes(op.sha256) && read_node(r, op.node);
 }
-inline bool read_operation(reader& r, list_chunks_operation& op) {
+inline bool read_operation(byte_reader& r, list_chunks_operation& op) {
     bool has_after = false;
-    if (!r.flag(has_after)) return false;
-    if (has_after && !r.digest(op.after.emplace())) return false;
-    return r.u16(op.max_entries) && op.max_entries >= 1;
+    if (!read_flag(r, has_after)) return false;
+    if (has_after && !r.read_bytes(op.after.emplace())) return false;
+    return r.read_u16(op.max_entries) && op.max_entries >= 1;
 }
-inline bool read_operation(reader& r, chunks_held_operation& op) {
+inline bool read_operation(byte_reader& r, chunks_held_operation& op) {
     std::uint16_t count = 0;
-    if (!(read_node(r, op.node) && r.u16(count) && count >= 1 && count <= chunks_held_max)) return false;
+    if (!(read_node(r, op.node) && r.read_u16(count) && count >= 1 && count <= chunks_held_max)) return false;
     op.chunks.resize(count);
     for (auto& sha : op.chunks) {
-        if (!r.digest(sha)) return false;
+        if (!r.read_bytes(sha)) return false;
     }
     return true;
 }
 
 template <std::size_t I>
-std::optional<operation> decode_alternative(reader& r) {
+std::optional<operation> decode_alternative(byte_reader& r) {
     std::variant_alternative_t<I, operation> op;
     if (!read_operation(r, op) || !r.done()) return std::nullopt;
     return operation(std::in_place_index<I>, std::move(op));
@@ -828,9 +752,9 @@ std::optional<operation> decode_alternative(reader& r) {
 
 /// Decodes and validates an operation from untrusted bytes; nullopt if malformed.
 inline std::optional<operation> decode_operation(std::span<const std::uint8_t> bytes) {
-    detail::reader r(bytes);
+    detail::byte_reader r(bytes);
     std::uint8_t code = 0;
-    if (!r.u8(code)) return std::nullopt;
+    if (!r.read_u8(code)) return std::nullopt;
     switch (static_cast<opcode>(code)) {
         case opcode::put_object: return detail::decode_alternative<0>(r);
         case opcode::get_object: return detail::decode_alternative<1>(r);
@@ -853,10 +777,10 @@ namespace detail {
 
 /// Reads the status byte. Returns true if the body follows (status ok). On an error status,
 /// `well_formed` says whether the result is well-formed (exactly one byte).
-inline bool read_status(reader& r, status& s, bool& well_formed) {
+inline bool read_status(byte_reader& r, status& s, bool& well_formed) {
     std::uint8_t byte = 0;
     well_formed = false;
-    if (!r.u8(byte) || byte > status_max) return false;
+    if (!r.read_u8(byte) || byte > status_max) return false;
     s = static_cast<status>(byte);
     if (s == status::ok) return true;
     well_formed = r.done();
@@ -865,7 +789,7 @@ inline bool read_status(reader& r, status& s, bool& well_formed) {
 
 template <typename Result, typename ReadBody>
 std::optional<Result> decode_result(std::span<const std::uint8_t> bytes, ReadBody read_body) {
-    reader r(bytes);
+    byte_reader r(bytes);
     Result result;
     bool well_formed = false;
     if (!read_status(r, result.result_status, well_formed)) {
@@ -879,33 +803,33 @@ std::optional<Result> decode_result(std::span<const std::uint8_t> bytes, ReadBod
 }  // namespace detail
 
 inline std::optional<status_result> decode_status_result(std::span<const std::uint8_t> bytes) {
-    return detail::decode_result<status_result>(bytes, [](detail::reader&, status_result&) { return true; });
+    return detail::decode_result<status_result>(bytes, [](detail::byte_reader&, status_result&) { return true; });
 }
 
 inline std::optional<put_object_result> decode_put_object_result(std::span<const std::uint8_t> bytes) {
-    return detail::decode_result<put_object_result>(bytes, [](detail::reader& r, put_object_result& v) {
-        return r.u64(v.version) && v.version >= 1 && r.u64(v.last_modified_ns);
+    return detail::decode_result<put_object_result>(bytes, [](detail::byte_reader& r, put_object_result& v) {
+        return r.read_u64(v.version) && v.version >= 1 && r.read_u64(v.last_modified_ns);
     });
 }
 
 /// get_object and head_object results.
 inline std::optional<object_result> decode_object_result(std::span<const std::uint8_t> bytes) {
-    return detail::decode_result<object_result>(bytes, [](detail::reader& r, object_result& v) {
-        return r.u64(v.version) && v.version >= 1 && r.u64(v.last_modified_ns) &&
+    return detail::decode_result<object_result>(bytes, [](detail::byte_reader& r, object_result& v) {
+        return r.read_u64(v.version) && v.version >= 1 && r.read_u64(v.last_modified_ns) &&
                detail::read_attributes(r, v) && detail::read_data(r, v, true);
     });
 }
 
 inline std::optional<list_objects_result> decode_list_objects_result(std::span<const std::uint8_t> bytes) {
-    return detail::decode_result<list_objects_result>(bytes, [](detail::reader& r, list_objects_result& v) {
+    return detail::decode_result<list_objects_result>(bytes, [](detail::byte_reader& r, list_objects_result& v) {
         std::uint16_t count = 0;
-        if (!(r.flag(v.truncated) && r.u16(count) && count <= list_keys_max)) return false;
+        if (!(detail::read_flag(r, v.truncated) && r.read_u16(count) && count <= list_keys_max)) return false;
         if (v.truncated && count == 0) return false;
         v.entries.resize(count);
         for (std::size_t i = 0; i < v.entries.size(); ++i) {
             auto& entry = v.entries[i];
-            if (!(r.sized_string(entry.key, 1, key_size_max) && r.u64(entry.size) && r.digest(entry.md5) &&
-                  r.u64(entry.last_modified_ns))) {
+            if (!(detail::read_sized_string(r, entry.key, 1, key_size_max) && r.read_u64(entry.size) &&
+                  r.read_bytes(entry.md5) && r.read_u64(entry.last_modified_ns))) {
                 return false;
             }
             if (i > 0 && !(v.entries[i - 1].key < entry.key)) return false;
@@ -917,20 +841,22 @@ inline std::optional<list_objects_result> decode_list_objects_result(std::span<c
 
 inline std::optional<clock_result> decode_clock_result(std::span<const std::uint8_t> bytes) {
     return detail::decode_result<clock_result>(
-        bytes, [](detail::reader& r, clock_result& v) { return r.u64(v.timestamp_ns); });
+        bytes, [](detail::byte_reader& r, clock_result& v) { return r.read_u64(v.timestamp_ns); });
 }
 
 inline std::optional<list_chunks_result> decode_list_chunks_result(std::span<const std::uint8_t> bytes) {
-    return detail::decode_result<list_chunks_result>(bytes, [](detail::reader& r, list_chunks_result& v) {
+    return detail::decode_result<list_chunks_result>(bytes, [](detail::byte_reader& r, list_chunks_result& v) {
         std::uint32_t count = 0;
-        if (!(r.flag(v.truncated) && r.u32(count) && count <= r.remaining() / chunk_info_encoded_size)) {
+        if (!(detail::read_flag(r, v.truncated) && r.read_u32(count) &&
+              count <= r.remaining() / chunk_info_encoded_size)) {
             return false;
         }
         if (v.truncated && count == 0) return false;
         v.entries.resize(count);
         for (std::size_t i = 0; i < v.entries.size(); ++i) {
             auto& entry = v.entries[i];
-            if (!(r.digest(entry.sha256) && r.u32(entry.size) && r.u64(entry.refcount) && r.u16(entry.holders))) {
+            if (!(r.read_bytes(entry.sha256) && r.read_u32(entry.size) && r.read_u64(entry.refcount) &&
+                  r.read_u16(entry.holders))) {
                 return false;
             }
             if (entry.size == 0 || entry.refcount == 0 || entry.holders == 0) return false;
@@ -941,10 +867,12 @@ inline std::optional<list_chunks_result> decode_list_chunks_result(std::span<con
 }
 
 inline std::optional<chunks_held_result> decode_chunks_held_result(std::span<const std::uint8_t> bytes) {
-    return detail::decode_result<chunks_held_result>(bytes, [](detail::reader& r, chunks_held_result& v) {
+    return detail::decode_result<chunks_held_result>(bytes, [](detail::byte_reader& r, chunks_held_result& v) {
         std::uint16_t count = 0;
         std::vector<std::uint8_t> bitmap;
-        if (!(r.u16(count) && count <= chunks_held_max && r.bytes((count + 7u) / 8u, bitmap))) return false;
+        if (!(r.read_u16(count) && count <= chunks_held_max && r.read_bytes((count + 7u) / 8u, bitmap))) {
+            return false;
+        }
         v.held.resize(count);
         for (std::size_t i = 0; i < count; ++i) v.held[i] = ((bitmap[i / 8] >> (i % 8)) & 1u) != 0;
         if (count % 8 != 0 && (bitmap.back() >> (count % 8)) != 0) return false;  // padding bits
@@ -953,9 +881,9 @@ inline std::optional<chunks_held_result> decode_chunks_held_result(std::span<con
 }
 
 inline std::optional<stats_result> decode_stats_result(std::span<const std::uint8_t> bytes) {
-    return detail::decode_result<stats_result>(bytes, [](detail::reader& r, stats_result& v) {
-        return r.u64(v.objects) && r.u64(v.chunks) && r.u64(v.logical_bytes) && r.u64(v.inline_bytes) &&
-               r.u64(v.chunk_bytes);
+    return detail::decode_result<stats_result>(bytes, [](detail::byte_reader& r, stats_result& v) {
+        return r.read_u64(v.objects) && r.read_u64(v.chunks) && r.read_u64(v.logical_bytes) &&
+               r.read_u64(v.inline_bytes) && r.read_u64(v.chunk_bytes);
     });
 }
 

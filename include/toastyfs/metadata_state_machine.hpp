@@ -237,8 +237,8 @@ private:
         inline_bytes_ -= object.inline_data.size();
     }
 
-    bool read_object(detail::reader& r, std::string& key, stored_object& object) const;
-    bool restore_chunks(detail::reader& r, const object_map& objects, chunk_map& chunks) const;
+    bool read_object(vsr::byte_reader& r, std::string& key, stored_object& object) const;
+    bool restore_chunks(vsr::byte_reader& r, const object_map& objects, chunk_map& chunks) const;
 
     metadata_options options_;
     object_map objects_;
@@ -249,7 +249,7 @@ private:
     std::uint64_t inline_bytes_ = 0;
     std::uint64_t chunk_bytes_ = 0;
 };
-static_assert(vsr::state_machine<metadata_state_machine>);
+static_assert(vsr::state_machine_with_queries<metadata_state_machine>);
 
 // ---- put ------------------------------------------------------------------------------------
 
@@ -477,12 +477,12 @@ inline void metadata_state_machine::apply(const vsr::operation_context&, const c
 // ---- snapshot and restore -------------------------------------------------------------------
 
 inline void metadata_state_machine::snapshot(std::vector<std::uint8_t>& out) const {
-    detail::writer w(out);
+    vsr::byte_writer w(out);
     w.u64(snapshot_magic);
     w.u64(next_version_);
     w.u64(objects_.size());
     for (const auto& [key, object] : objects_) {
-        w.sized_string(key);
+        detail::write_sized_string(w, key);
         w.u64(object.version);
         w.u64(object.last_modified_ns);
         detail::write_attributes(w, object);
@@ -508,17 +508,18 @@ inline void metadata_state_machine::snapshot(std::vector<std::uint8_t>& out) con
 }
 
 /// One object of a snapshot, with every rule a put enforces (except the lease and condition).
-inline bool metadata_state_machine::read_object(detail::reader& r, std::string& key, stored_object& object) const {
+inline bool metadata_state_machine::read_object(vsr::byte_reader& r, std::string& key, stored_object& object) const {
     std::uint8_t kind = 0;
     std::uint32_t count = 0;
-    if (!(r.sized_string(key, 1, key_size_max) && r.u64(object.version) && r.u64(object.last_modified_ns) &&
-          detail::read_attributes(r, object) && r.u8(kind) && r.u32(count))) {
+    if (!(detail::read_sized_string(r, key, 1, key_size_max) && r.read_u64(object.version) &&
+          r.read_u64(object.last_modified_ns) && detail::read_attributes(r, object) && r.read_u8(kind) &&
+          r.read_u32(count))) {
         return false;
     }
     if (object.size > options_.object_size_max) return false;
     object.kind = static_cast<data_kind>(kind);
     if (object.kind == data_kind::inline_data) {
-        return count == object.size && count <= options_.inline_size_max && r.bytes(count, object.inline_data);
+        return count == object.size && count <= options_.inline_size_max && r.read_bytes(count, object.inline_data);
     }
     if (object.kind != data_kind::chunks || count > options_.chunks_per_object_max ||
         count > r.remaining() / (32 + 4)) {
@@ -526,13 +527,13 @@ inline bool metadata_state_machine::read_object(detail::reader& r, std::string& 
     }
     object.chunks.resize(count);
     for (auto& chunk : object.chunks) {
-        if (!(r.digest(chunk.sha256) && r.u32(chunk.size))) return false;
+        if (!(r.read_bytes(chunk.sha256) && r.read_u32(chunk.size))) return false;
     }
     return valid_chunk_list(object.size, std::span<const chunk_ref>(object.chunks));
 }
 
 /// The chunk index of a snapshot must equal the one the objects imply, holders aside.
-inline bool metadata_state_machine::restore_chunks(detail::reader& r, const object_map& objects,
+inline bool metadata_state_machine::restore_chunks(vsr::byte_reader& r, const object_map& objects,
                                                    chunk_map& chunks) const {
     chunk_map expected;
     for (const auto& [key, object] : objects) {
@@ -543,12 +544,15 @@ inline bool metadata_state_machine::restore_chunks(detail::reader& r, const obje
         }
     }
     std::uint64_t count = 0;
-    if (!r.u64(count) || count != expected.size() || count > options_.chunks_max) return false;
+    if (!r.read_u64(count) || count != expected.size() || count > options_.chunks_max) return false;
     auto want = expected.begin();
     for (std::uint64_t i = 0; i < count; ++i, ++want) {
         sha256_digest sha{};
         chunk_entry entry;
-        if (!(r.digest(sha) && r.u32(entry.size) && r.u64(entry.refcount) && r.u16(entry.holders))) return false;
+        if (!(r.read_bytes(sha) && r.read_u32(entry.size) && r.read_u64(entry.refcount) &&
+              r.read_u16(entry.holders))) {
+            return false;
+        }
         if (sha != want->first || entry.size != want->second.size || entry.refcount != want->second.refcount ||
             entry.holders == 0) {
             return false;
@@ -559,10 +563,10 @@ inline bool metadata_state_machine::restore_chunks(detail::reader& r, const obje
 }
 
 inline bool metadata_state_machine::restore(std::span<const std::uint8_t> bytes) {
-    detail::reader r(bytes);
+    vsr::byte_reader r(bytes);
     std::uint64_t magic = 0, next_version = 0, object_count = 0;
-    if (!(r.u64(magic) && magic == snapshot_magic && r.u64(next_version) && next_version >= 1 &&
-          r.u64(object_count) && object_count <= options_.objects_max)) {
+    if (!(r.read_u64(magic) && magic == snapshot_magic && r.read_u64(next_version) && next_version >= 1 &&
+          r.read_u64(object_count) && object_count <= options_.objects_max)) {
         return false;
     }
     object_map objects;

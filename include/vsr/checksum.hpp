@@ -8,8 +8,9 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <span>
+
+#include "vsr/bytes.hpp"
 
 namespace vsr {
 
@@ -20,20 +21,6 @@ inline constexpr std::uint64_t xxh_prime2 = 0xC2B2AE3D27D4EB4FULL;
 inline constexpr std::uint64_t xxh_prime3 = 0x165667B19E3779F9ULL;
 inline constexpr std::uint64_t xxh_prime4 = 0x85EBCA77C2B2AE63ULL;
 inline constexpr std::uint64_t xxh_prime5 = 0x27D4EB2F165667C5ULL;
-
-inline std::uint64_t load_le64(const std::uint8_t* p) noexcept {
-    std::uint64_t v;
-    std::memcpy(&v, p, sizeof v);
-    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
-    return v;
-}
-
-inline std::uint32_t load_le32(const std::uint8_t* p) noexcept {
-    std::uint32_t v;
-    std::memcpy(&v, p, sizeof v);
-    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap32(v);
-    return v;
-}
 
 inline std::uint64_t xxh_round(std::uint64_t acc, std::uint64_t input) noexcept {
     acc += input * xxh_prime2;

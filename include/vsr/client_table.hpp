@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "vsr/bytes.hpp"
 #include "vsr/wire.hpp"
 
 namespace vsr {

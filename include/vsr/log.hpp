@@ -6,6 +6,7 @@
 #include <span>
 #include <vector>
 
+#include "vsr/bytes.hpp"
 #include "vsr/log_entry.hpp"
 
 namespace vsr {

@@ -19,6 +19,7 @@
 #include <span>
 #include <vector>
 
+#include "vsr/bytes.hpp"
 #include "vsr/wire.hpp"
 
 namespace vsr {

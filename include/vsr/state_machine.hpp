@@ -26,8 +26,10 @@ struct operation_context {
 /// - restore(bytes): replaces the state with a snapshot; returns false (state unchanged) if the
 ///   bytes are not a valid snapshot.
 /// - result_size_max(): upper bound on any result, so replies fit in a message.
+/// - Default-initializable (the empty state) and move-constructible: the replica takes its
+///   initial machine by value.
 template <typename T>
-concept state_machine = std::default_initializable<T> &&
+concept state_machine = std::default_initializable<T> && std::move_constructible<T> &&
     requires(T& machine, const T& const_machine, const operation_context& context,
              std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) {
         machine.execute(context, bytes, out);

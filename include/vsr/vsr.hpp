@@ -1,6 +1,7 @@
 // Umbrella header for the VSR library.
 #pragma once
 
+#include "vsr/bytes.hpp"
 #include "vsr/checksum.hpp"
 #include "vsr/client.hpp"
 #include "vsr/client_table.hpp"

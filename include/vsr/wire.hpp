@@ -21,13 +21,13 @@
 #pragma once
 
 #include <array>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <span>
 #include <vector>
 
+#include "vsr/bytes.hpp"
 #include "vsr/checksum.hpp"
 
 namespace vsr {
@@ -133,29 +133,6 @@ struct status_body {
     std::uint64_t commit_executed = 0;
     std::uint64_t clients = 0;
 };
-
-// ---- little-endian primitives ---------------------------------------------------------------
-
-inline void store_le16(std::uint8_t* p, std::uint16_t v) noexcept {
-    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap16(v);
-    std::memcpy(p, &v, sizeof v);
-}
-inline void store_le32(std::uint8_t* p, std::uint32_t v) noexcept {
-    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap32(v);
-    std::memcpy(p, &v, sizeof v);
-}
-inline void store_le64(std::uint8_t* p, std::uint64_t v) noexcept {
-    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
-    std::memcpy(p, &v, sizeof v);
-}
-inline std::uint16_t load_le16(const std::uint8_t* p) noexcept {
-    std::uint16_t v;
-    std::memcpy(&v, p, sizeof v);
-    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap16(v);
-    return v;
-}
-using detail::load_le32;
-using detail::load_le64;
 
 // ---- encoding -------------------------------------------------------------------------------
 
@@ -272,80 +249,6 @@ inline decode_error decode_message(std::span<const std::uint8_t> bytes, std::uin
 inline std::span<const std::uint8_t> message_body(std::span<const std::uint8_t> message) noexcept {
     return message.subspan(header_size);
 }
-
-/// Bounds-checked sequential reader for bodies that came off the wire.
-class byte_reader {
-public:
-    explicit byte_reader(std::span<const std::uint8_t> bytes) noexcept : bytes_(bytes) {}
-
-    bool read_u8(std::uint8_t& v) noexcept { return read_raw(&v, 1); }
-    bool read_u32(std::uint32_t& v) noexcept {
-        if (remaining() < 4) return fail();
-        v = load_le32(bytes_.data() + offset_);
-        offset_ += 4;
-        return true;
-    }
-    bool read_u64(std::uint64_t& v) noexcept {
-        if (remaining() < 8) return fail();
-        v = load_le64(bytes_.data() + offset_);
-        offset_ += 8;
-        return true;
-    }
-    bool read_span(std::size_t size, std::span<const std::uint8_t>& v) noexcept {
-        if (remaining() < size) return fail();
-        v = bytes_.subspan(offset_, size);
-        offset_ += size;
-        return true;
-    }
-    std::size_t remaining() const noexcept { return bytes_.size() - offset_; }
-    std::size_t offset() const noexcept { return offset_; }
-    bool ok() const noexcept { return ok_; }
-
-private:
-    bool read_raw(void* out, std::size_t size) noexcept {
-        if (remaining() < size) return fail();
-        std::memcpy(out, bytes_.data() + offset_, size);
-        offset_ += size;
-        return true;
-    }
-    bool fail() noexcept {
-        ok_ = false;
-        return false;
-    }
-
-    std::span<const std::uint8_t> bytes_;
-    std::size_t offset_ = 0;
-    bool ok_ = true;
-};
-
-/// Appending writer for building bodies.
-class byte_writer {
-public:
-    explicit byte_writer(std::vector<std::uint8_t>& out) noexcept : out_(out) {}
-    void u8(std::uint8_t v) { out_.push_back(v); }
-    void u32(std::uint32_t v) {
-        const auto at = grow(4);
-        store_le32(out_.data() + at, v);
-    }
-    void u64(std::uint64_t v) {
-        const auto at = grow(8);
-        store_le64(out_.data() + at, v);
-    }
-    void bytes(std::span<const std::uint8_t> v) {
-        if (v.empty()) return;
-        const auto at = grow(v.size());
-        std::memcpy(out_.data() + at, v.data(), v.size());
-    }
-    std::size_t size() const noexcept { return out_.size(); }
-
-private:
-    std::size_t grow(std::size_t n) {
-        const auto at = out_.size();
-        out_.resize(at + n);
-        return at;
-    }
-    std::vector<std::uint8_t>& out_;
-};
 
 // ---- status body codec -----------------------------------------------------------------------
 

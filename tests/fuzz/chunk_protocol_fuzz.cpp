@@ -70,9 +70,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             const auto rest = in.rest();
             fuzz::bytes frame(rest.begin(), rest.end());
             if (frame.size() >= toastyfs::frame_header_size) {
-                if (ours) toastyfs::detail::store_le(frame.data() + 8, cluster, 4);
-                const auto frame_cluster = static_cast<std::uint32_t>(toastyfs::detail::load_le(frame.data() + 8, 4));
-                toastyfs::detail::store_le(frame.data() + 88, vsr::checksum({frame.data(), 88}, frame_cluster), 8);
+                if (ours) vsr::store_le32(frame.data() + 8, cluster);
+                const auto frame_cluster = vsr::load_le32(frame.data() + 8);
+                vsr::store_le64(frame.data() + 88, vsr::checksum({frame.data(), 88}, frame_cluster));
             }
             check_frame(frame);
             break;

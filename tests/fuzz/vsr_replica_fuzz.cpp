@@ -33,6 +33,7 @@ struct manual_clock {
     std::uint64_t monotonic_ns() { return now_ns; }
     std::uint64_t realtime_ns() { return now_ns; }
 };
+static_assert(vsr::time_source<manual_clock>);
 
 /// Drops every message, keeping the last few so steps can re-address them. Checks what is
 /// sent: a sealed message of our cluster, with the sender set (the replica's index, or
@@ -63,6 +64,7 @@ struct capture_bus {
         keep(message);
     }
 };
+static_assert(vsr::message_bus<capture_bus>);
 
 using replica_type = vsr::basic_replica<kv::state_machine, capture_bus, manual_clock, vsr::xoshiro256>;
 using client_type = vsr::basic_client<capture_bus, vsr::xoshiro256>;

@@ -65,15 +65,15 @@ bytes make_frame(const frame_header& h, std::span<const std::uint8_t> body = {})
 
 // Recomputes the header checksum after a test patched a field (with the frame's own cluster).
 void reseal(bytes& frame) {
-    const auto cluster = static_cast<std::uint32_t>(toastyfs::detail::load_le(frame.data() + 8, 4));
-    toastyfs::detail::store_le(frame.data() + 88, vsr::checksum({frame.data(), 88}, cluster), 8);
+    const auto cluster = vsr::load_le32(frame.data() + 8);
+    vsr::store_le64(frame.data() + 88, vsr::checksum({frame.data(), 88}, cluster));
 }
 
 bytes oversized_header(std::uint64_t body_size, bool reply) {
     frame_header h = request_header(frame_kind::write, 1);
     h.reply = reply;
     bytes frame = make_frame(h);
-    toastyfs::detail::store_le(frame.data() + 24, body_size, 8);
+    vsr::store_le64(frame.data() + 24, body_size);
     reseal(frame);
     return frame;
 }

@@ -43,6 +43,7 @@ struct recording_bus {
     }
     void send_to_client(std::uint64_t, std::span<const std::uint8_t>) { ++sent_to_clients; }
 };
+static_assert(vsr::message_bus<recording_bus>);
 
 using client_type = vsr::basic_client<recording_bus, vsr::xoshiro256>;
 

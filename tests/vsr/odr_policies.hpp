@@ -27,11 +27,13 @@ struct loopback_bus {
         to_client.emplace_back(message.begin(), message.end());
     }
 };
+static_assert(vsr::message_bus<loopback_bus>);
 
 struct fixed_clock {
     std::uint64_t monotonic_ns() { return 1; }
     std::uint64_t realtime_ns() { return 1; }
 };
+static_assert(vsr::time_source<fixed_clock>);
 
 using replica = vsr::basic_replica<kv::state_machine, loopback_bus, fixed_clock, vsr::xoshiro256>;
 using client = vsr::basic_client<loopback_bus, vsr::xoshiro256>;

@@ -7,10 +7,12 @@
 #endif
 #include <boost/test/unit_test.hpp>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vsr/config.hpp"
@@ -64,6 +66,29 @@ put_object_operation chunked_put(std::string key, std::vector<chunk_location> ch
 }
 
 bool decodes(const bytes& b) { return decode_operation(b).has_value(); }
+
+// An independent little-endian appender, so the layout tests do not check the codec against
+// the byte writer it is built on.
+struct layout {
+    bytes out;
+    layout& le(std::uint64_t v, int width) {
+        for (int i = 0; i < width; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+        return *this;
+    }
+    layout& u8(std::uint64_t v) { return le(v, 1); }
+    layout& u16(std::uint64_t v) { return le(v, 2); }
+    layout& u32(std::uint64_t v) { return le(v, 4); }
+    layout& u64(std::uint64_t v) { return le(v, 8); }
+    template <std::size_t N>
+    layout& raw(const std::array<std::uint8_t, N>& v) {
+        out.insert(out.end(), v.begin(), v.end());
+        return *this;
+    }
+    layout& text(std::string_view v) {
+        out.insert(out.end(), v.begin(), v.end());
+        return *this;
+    }
+};
 
 template <typename T>
 void check_round_trip(const T& op) {
@@ -125,6 +150,45 @@ BOOST_AUTO_TEST_CASE(operation_layouts) {
                boost::test_tools::per_element());
     // list_chunks without a start: opcode | has_after=0 | u16 max
     BOOST_TEST(encode(list_chunks_operation{std::nullopt, 2}) == (bytes{8, 0, 2, 0}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(put_object_layouts_are_exact) {
+    auto put = inline_put("k1", "hey");
+    put.put_condition = {condition_kind::if_none_match, md5_of(7)};
+    put.lease_begin_ns = 0x0102030405060708ULL;
+    layout expected;
+    expected.u8(1).u16(2).text("k1");                                          // opcode, key
+    expected.u64(3).raw(md5_of(1)).raw(sha_of(2)).u16(10).text("text/plain");  // attributes
+    expected.u16(2).u8(6).text("author").u16(2).text("me");
+    expected.u8(6).text("colour").u16(7).text("blue \xC3\xA9");
+    expected.u8(2).raw(md5_of(7));                                             // condition, etag
+    expected.u64(0x0102030405060708ULL);                                       // lease_begin_ns
+    expected.u8(0).u32(3).text("hey");                                         // inline data
+    BOOST_TEST(encode(put) == expected.out, boost::test_tools::per_element());
+
+    const auto chunked = chunked_put("c", {{sha_of(1), 10, 0x0003}, {sha_of(2), 0x01020304, 0x8000}});
+    layout chunks;
+    chunks.u8(1).u16(1).text("c").u64(10 + 0x01020304).raw(md5_of(3)).raw(sha_of(4)).u16(0).u16(0);
+    chunks.u8(1).raw(md5_of(9)).u64(123456789);
+    chunks.u8(1).u32(2).raw(sha_of(1)).u32(10).u16(3).raw(sha_of(2)).u32(0x01020304).u16(0x8000);
+    BOOST_TEST(encode(chunked) == chunks.out, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(result_layouts_are_exact) {
+    layout listing;
+    listing.u8(0).u8(1).u32(1).raw(sha_of(5)).u32(0x0A0B0C0D).u64(0x1112131415161718ULL).u16(0x8001);
+    const list_chunks_result chunks{status::ok, true, {{sha_of(5), 0x0A0B0C0D, 0x1112131415161718ULL, 0x8001}}};
+    BOOST_TEST(encode(chunks) == listing.out, boost::test_tools::per_element());
+
+    layout keys;
+    keys.u8(0).u8(0).u16(1).u16(2).text("ab").u64(0x0102).raw(md5_of(3)).u64(0x0304);
+    const list_objects_result objects{status::ok, false, {{"ab", 0x0102, md5_of(3), 0x0304}}, "ab"};
+    BOOST_TEST(encode(objects) == keys.out, boost::test_tools::per_element());
+
+    layout stats;
+    stats.u8(0).u64(1).u64(2).u64(3).u64(4).u64(0xF0E0D0C0B0A09080ULL);
+    BOOST_TEST(encode(stats_result{status::ok, 1, 2, 3, 4, 0xF0E0D0C0B0A09080ULL}) == stats.out,
+               boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(rejects_bad_opcodes) {
