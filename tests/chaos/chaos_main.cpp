@@ -12,9 +12,15 @@
 //   - every LIST is sound; every GET returned exactly the bytes some PUT wrote;
 //   - no acknowledged write was lost, and every key reads back the same with each node down in
 //     turn (so every chunk has a good copy on more than one node);
-//   - no process died unasked.
-// It reports operations, faults, anomalies and the longest time without a successful write, and
-// exits 1 on any anomaly (2 when it could not run). --expect-anomaly TEXT inverts the verdict (0
+//   - no process died unasked;
+//   - availability: some write was acknowledged; after each kill -9 of one node, and after the
+//     last fault healed, a write issued afterwards succeeded within a bound from the product's
+//     timers (write_resume_after_kill_ms, write_resume_after_heal_ms);
+//   - every fault kind asked for (--faults, default all) was injected at least once. Network
+//     kinds need namespaces; without them (--no-namespaces, not root, no nftables) asking for
+//     one fails the run before it starts.
+// It reports operations, faults injected per kind, anomalies and availability, and exits 1 on
+// any anomaly (2 when it could not run). --expect-anomaly TEXT inverts the verdict (0
 // only if an anomaly containing TEXT was found); with --node-arg --planted-bug --node-arg NAME (or --proxy-arg) it
 // shows that the checks catch a known bug. The fault schedule and the workload follow from --seed; the timing of
 // real processes does not, so a seed does not replay exactly.
@@ -62,15 +68,19 @@ constexpr std::uint64_t fault_hold_ms_max = 6000;  // nemesis_options::hold_ms_m
 constexpr std::uint64_t write_resume_after_kill_ms() {
     constexpr vsr::config replica;
     constexpr vsr::client_options client;
-    constexpr std::uint64_t timers_ms = replica.view_change_timeout_ms + replica.view_change_jitter_ms + 3 * replica.retry_ms +
-                                        client.retry_max_ms * 3 / 2 + 2 * (client.retry_initial_ms * 3 / 2);
+    constexpr std::uint64_t view_change_ms =
+        replica.view_change_timeout_ms + replica.view_change_jitter_ms + 3 * replica.retry_ms;
+    constexpr std::uint64_t retries_ms = client.retry_max_ms * 3 / 2 + 2 * (client.retry_initial_ms * 3 / 2);
+    constexpr std::uint64_t timers_ms = view_change_ms + retries_ms;
     return 2 * timers_ms;
 }
 /// After the last fault heals: as after a kill, plus TCP's recovery from the longest fault. A
 /// partition drops packets for up to fault_hold_ms_max; TCP's retransmission timeout doubles
 /// from 200 ms, so the next retransmission comes at most about half the hold after the heal (or
 /// the idle bus connection was closed and reconnects within its 2 s backoff).
-constexpr std::uint64_t write_resume_after_heal_ms() { return write_resume_after_kill_ms() + 2 * (fault_hold_ms_max / 2 + 200); }
+constexpr std::uint64_t write_resume_after_heal_ms() {
+    return write_resume_after_kill_ms() + 2 * (fault_hold_ms_max / 2 + 200);
+}
 /// A GET cut short is excused for this long after a fault healed: the proxy's chunk connection to
 /// a restarted or reachable-again node comes back within its reconnect backoff (at most 2 s,
 /// platform/chunk_transport.hpp). Longer would cover the quiet periods between faults too.
@@ -241,8 +251,9 @@ void check_injectable(const std::set<std::string>& requested, bool namespaces, c
     if (namespaces) return;
     for (const std::string& kind : requested)
         if (chaos::is_network_kind(kind))
-            result.anomaly("fault kind " + kind + " was requested but cannot be injected: network namespaces unavailable (" + why +
-                           "); ask only for kill, kill_primary, pause, delay, corrupt to run without them");
+            result.anomaly("fault kind " + kind + " was requested but cannot be injected: network namespaces " +
+                           "unavailable (" + why + "); ask only for kill, kill_primary, pause, delay, corrupt to run " +
+                           "without them");
 }
 
 /// Exit status: 1 on any anomaly; with --expect-anomaly, 0 only if one contains its text.
@@ -257,7 +268,8 @@ int verdict(const report& result, const arguments& args) {
 
 /// The workload goes on after healing (recovery is part of availability) until a write issued
 /// after `healed_ns` took effect and at least `minimum_ms` passed, or until `maximum_ms`.
-void run_after_heal(const chaos::workload& load, std::uint64_t healed_ns, std::uint64_t minimum_ms, std::uint64_t maximum_ms) {
+void run_after_heal(const chaos::workload& load, std::uint64_t healed_ns, std::uint64_t minimum_ms,
+                    std::uint64_t maximum_ms) {
     const std::uint64_t minimum_end = healed_ns + minimum_ms * 1'000'000ull;
     const std::uint64_t maximum_end = healed_ns + maximum_ms * 1'000'000ull;
     while (!interrupted && chaos::now_ns() < maximum_end) {
@@ -271,11 +283,24 @@ void print_fault_counts(const std::set<std::string>& requested, const chaos::fau
     for (const std::string& kind : requested) {
         const auto injected = counts.injected.find(kind);
         const auto failed = counts.not_injected.find(kind);
-        std::printf(" %s %llu", kind.c_str(), static_cast<unsigned long long>(injected == counts.injected.end() ? 0 : injected->second));
+        const std::uint64_t count = injected == counts.injected.end() ? 0 : injected->second;
+        std::printf(" %s %llu", kind.c_str(), static_cast<unsigned long long>(count));
         if (failed != counts.not_injected.end())
             std::printf(" (+%llu not injected)", static_cast<unsigned long long>(failed->second));
     }
     std::printf("\n");
+}
+
+void print_availability(const chaos::availability_report& available, double cut_check_on) {
+    std::printf("availability: %llu writes acknowledged; after each of %llu kill -9s a new write succeeded "
+                "within %.2f s (bound %.1f s); after healing ",
+                static_cast<unsigned long long>(available.acknowledged_writes),
+                static_cast<unsigned long long>(available.kills_checked), seconds(available.slowest_after_kill_ns),
+                static_cast<double>(write_resume_after_kill_ms()) / 1000);
+    if (available.resumed_after_heal) std::printf("within %.2f s", seconds(available.after_heal_ns));
+    else std::printf("not within");
+    std::printf(" (bound %.1f s); the cut-GET check was on for %.0f%% of the workload's time\n",
+                static_cast<double>(write_resume_after_heal_ms()) / 1000, cut_check_on * 100);
 }
 
 }  // namespace
@@ -431,8 +456,8 @@ int main(int argc, char** argv) {
     // With a chunk already short of copies, a round with its holder down would only wait for
     // the deadline on a read the copy check has already failed.
     const bool copies_complete = copies.problems.empty();
-    for (std::uint32_t round = 0; round < cluster.nodes() && converged && copies_complete && !interrupted && time_left_ms() > 0;
-         ++round) {
+    for (std::uint32_t round = 0;
+         round < cluster.nodes() && converged && copies_complete && !interrupted && time_left_ms() > 0; ++round) {
         const auto primary = cluster.primary();
         if (!primary) {
             result.anomaly("no primary after convergence");
@@ -500,11 +525,7 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(c.by_status[3]), static_cast<unsigned long long>(c.by_status[4]),
                 static_cast<unsigned long long>(c.by_status[5]), static_cast<unsigned long long>(c.by_status[0]), workload.lists().size());
     print_fault_counts(requested, fault_counts);
-    std::printf("availability: %llu writes acknowledged; after %llu kill -9s writes resumed within %.2f s at worst (bound %.1f s); "
-                "after healing within %.2f s (bound %.1f s); the cut-GET check was on for %.0f%% of the workload's time\n",
-                static_cast<unsigned long long>(available.acknowledged_writes), static_cast<unsigned long long>(available.kills_checked),
-                seconds(available.slowest_after_kill_ns), static_cast<double>(write_resume_after_kill_ms()) / 1000,
-                seconds(available.after_heal_ns), static_cast<double>(write_resume_after_heal_ms()) / 1000, cut_check_on * 100);
+    print_availability(available, cut_check_on);
     std::printf("longest time without a successful write: %.2f s (from %.1f s into the faults); %llu writes succeeded during and after the faults\n",
                 seconds(gap.longest_ns), seconds(gap.starts_ns - faults_start), static_cast<unsigned long long>(gap.writes));
     for (const chaos::fault_record& f : nemesis.faults())
@@ -541,11 +562,12 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(linear.keys_by_search), static_cast<unsigned long long>(linear.search_steps), check_s,
                 static_cast<unsigned long long>(lost.keys_checked));
     std::printf("after healing: %zu keys read back, %zu generations listed, %llu chunks with %llu good copies on disk "
-                "(%llu corrupted copies not yet scrubbed), every key read again with %u different primaries; "
+                "(%llu corrupted copies not yet scrubbed), every key read again with %u different primaries%s; "
                 "%llu GETs cut short by faults or overwrites\n",
                 final_state.size(), final_lists.size(), static_cast<unsigned long long>(copies.chunks),
                 static_cast<unsigned long long>(copies.good_copies), static_cast<unsigned long long>(copies.corrupt_unscrubbed),
-                primaries_checked, static_cast<unsigned long long>(cut_excused));
+                primaries_checked, copies_complete ? "" : " (skipped: chunks short of copies)",
+                static_cast<unsigned long long>(cut_excused));
     std::printf("anomalies: %zu\n", result.anomalies.size());
     if (!result.anomalies.empty() || args.keep) {
         std::printf("fault log:\n");

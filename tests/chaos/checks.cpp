@@ -242,9 +242,10 @@ std::vector<std::string> check_faults_injected(const std::set<std::string>& requ
     for (const std::string& kind : requested) {
         if (counts.injected.contains(kind)) continue;
         const auto tried = counts.not_injected.find(kind);
-        problems.push_back("fault kind " + kind + " was requested but never injected (" +
-                           (tried == counts.not_injected.end() ? std::string("never tried before the run ended")
-                                                               : std::to_string(tried->second) + " attempts failed") + ")");
+        const bool tried_once = tried != counts.not_injected.end();
+        const std::string why =
+            tried_once ? std::to_string(tried->second) + " attempts failed" : "never tried before the run ended";
+        problems.push_back("fault kind " + kind + " was requested but never injected (" + why + ")");
     }
     return problems;
 }
@@ -267,8 +268,9 @@ std::string seconds_text(std::uint64_t ns) {
 
 }  // namespace
 
-availability_report check_availability(std::span<const kv_history_op> history, std::span<const fault_record> faults,
-                                       std::uint64_t healed_ns, const availability_bounds& bounds) {
+availability_report check_availability(std::span<const kv_history_op> history,
+                                       std::span<const fault_record> faults, std::uint64_t healed_ns,
+                                       const availability_bounds& bounds) {
     availability_report report;
     for (const kv_history_op& h : history) report.acknowledged_writes += effective_write(h) ? 1 : 0;
     if (report.acknowledged_writes == 0) report.problems.push_back("no write was acknowledged in the whole run");
@@ -279,14 +281,16 @@ availability_report check_availability(std::span<const kv_history_op> history, s
         const std::uint64_t took = first ? *first - f.start_ns : UINT64_MAX;
         if (first) report.slowest_after_kill_ns = std::max(report.slowest_after_kill_ns, took);
         if (took > bounds.after_kill_ns)
-            report.problems.push_back("writes did not resume within " + seconds_text(bounds.after_kill_ns) + " of the kill -9 of " +
-                                      f.detail + (first ? " (first after " + seconds_text(took) + ")" : " (none afterwards)"));
+            report.problems.push_back("writes did not resume within " + seconds_text(bounds.after_kill_ns) +
+                                      " of the kill -9 of " + f.detail +
+                                      (first ? " (first after " + seconds_text(took) + ")" : " (none afterwards)"));
     }
     const auto after_heal = first_write_issued_after(history, healed_ns);
     report.resumed_after_heal = after_heal && *after_heal - healed_ns <= bounds.after_heal_ns;
     if (after_heal) report.after_heal_ns = *after_heal - healed_ns;
     if (!report.resumed_after_heal)
-        report.problems.push_back("no write issued after healing succeeded within " + seconds_text(bounds.after_heal_ns) +
+        report.problems.push_back("no write issued after healing succeeded within " +
+                                  seconds_text(bounds.after_heal_ns) +
                                   (after_heal ? " (first after " + seconds_text(report.after_heal_ns) + ")" : ""));
     return report;
 }

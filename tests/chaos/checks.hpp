@@ -83,8 +83,9 @@ struct availability_report {
 /// Availability as properties: some write was acknowledged; after every injected kill or
 /// kill_primary, a write issued after the SIGKILL succeeded within bounds.after_kill_ns; after
 /// `healed_ns`, a write issued after it succeeded within bounds.after_heal_ns.
-availability_report check_availability(std::span<const sim::kv_history_op> history, std::span<const fault_record> faults,
-                                       std::uint64_t healed_ns, const availability_bounds& bounds);
+availability_report check_availability(std::span<const sim::kv_history_op> history,
+                                       std::span<const fault_record> faults, std::uint64_t healed_ns,
+                                       const availability_bounds& bounds);
 
 /// A LIST of each whole generation after the faults, with nothing running, must show exactly the
 /// keys `final_state` has, each with its value's ETag and size.

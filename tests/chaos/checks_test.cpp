@@ -21,7 +21,8 @@ using sim::outcome;
 
 constexpr std::uint64_t second = 1'000'000'000;
 
-kv_history_op write(std::uint64_t invoke_ns, std::uint64_t complete_ns, outcome result, kv_status status = kv_status::ok) {
+kv_history_op write(std::uint64_t invoke_ns, std::uint64_t complete_ns, outcome result,
+                    kv_status status = kv_status::ok) {
     static std::uint64_t id = 0;
     kv_history_op op;
     op.id = ++id;
@@ -66,7 +67,8 @@ BOOST_AUTO_TEST_CASE(a_requested_kind_never_injected_fails) {
 BOOST_AUTO_TEST_CASE(no_acknowledged_write_fails) {
     // A proxy that refuses every PUT (503): every write failed, nothing else is wrong.
     std::vector<kv_history_op> history;
-    for (std::uint64_t i = 0; i < 100; ++i) history.push_back(write(i * second / 10, i * second / 10 + 1000, outcome::fail));
+    for (std::uint64_t i = 0; i < 100; ++i)
+        history.push_back(write(i * second / 10, i * second / 10 + 1000, outcome::fail));
     const auto report = chaos::check_availability(history, {}, 5 * second, bounds);
     BOOST_TEST(report.acknowledged_writes == 0u);
     BOOST_TEST(mentions(report.problems, "no write was acknowledged"));
@@ -77,11 +79,13 @@ BOOST_AUTO_TEST_CASE(writes_must_resume_after_a_kill_within_the_bound) {
     // A write issued before the kill and answered after it does not count: it may have
     // committed before the kill took effect.
     const std::vector<chaos::fault_record> faults = {fault("kill_primary", 10 * second, 14 * second)};
-    std::vector<kv_history_op> history = {write(1 * second, 2 * second, outcome::ok), write(9 * second, 11 * second, outcome::ok),
+    std::vector<kv_history_op> history = {write(1 * second, 2 * second, outcome::ok),
+                                          write(9 * second, 11 * second, outcome::ok),
                                           write(19 * second, 19 * second + 1000, outcome::ok)};
     auto report = chaos::check_availability(history, faults, 20 * second, bounds);
     BOOST_TEST(report.kills_checked == 1u);
-    BOOST_TEST(mentions(report.problems, "writes did not resume within 8.0 s of the kill -9 of node 1 (first after 9.0 s)"));
+    BOOST_TEST(mentions(report.problems, "writes did not resume within 8.0 s of the kill -9 of node 1"));
+    BOOST_TEST(mentions(report.problems, "(first after 9.0 s)"));
     // Within the bound; writes after the heal too.
     history.push_back(write(12 * second, 13 * second, outcome::ok));
     history.push_back(write(21 * second, 22 * second, outcome::ok));
@@ -115,7 +119,8 @@ BOOST_AUTO_TEST_CASE(a_cut_get_between_faults_is_not_excused) {
                                                      fault("kill", 17 * second, 19 * second)};
     const kv_history_op put = write(1 * second, 2 * second, outcome::ok);
     const std::string md5 = "0123456789abcdef0123456789abcdef";
-    const std::map<std::string, chaos::written_value> written = {{put.value, chaos::written_value{put.key, 20000, md5}}};
+    const std::map<std::string, chaos::written_value> written = {
+        {put.value, chaos::written_value{put.key, 20000, md5}}};
     const std::vector<chaos::truncated_get> cut = {chaos::truncated_get{put.key, md5, 15 * second, 15 * second + 1000}};
     const std::vector<kv_history_op> history = {put};
     std::uint64_t excused = 0;
@@ -127,8 +132,9 @@ BOOST_AUTO_TEST_CASE(a_cut_get_between_faults_is_not_excused) {
     BOOST_TEST(chaos::check_truncated_gets(history, cut, written, old_windows, excused).empty());
     BOOST_TEST(excused == 1u);
     // While a fault is active, or just after it healed, it is excused.
-    const std::vector<chaos::truncated_get> during = {chaos::truncated_get{put.key, md5, 11 * second, 11 * second + 1000},
-                                                      chaos::truncated_get{put.key, md5, 13 * second, 13 * second + 1000}};
+    const std::vector<chaos::truncated_get> during = {
+        chaos::truncated_get{put.key, md5, 11 * second, 11 * second + 1000},
+        chaos::truncated_get{put.key, md5, 13 * second, 13 * second + 1000}};
     BOOST_TEST(chaos::check_truncated_gets(history, during, written, narrow, excused).empty());
     BOOST_TEST(excused == 2u);
 }

@@ -280,8 +280,11 @@ void nemesis::run() {
         if (options_.only.empty() || options_.only.contains(k.name)) owed.insert(k.name);
     while (!cancelled_ && now_ns() < options_.end_ns) {
         const bool quiet = options_.quiet_one_in != 0 && random_() % options_.quiet_one_in == 0;
-        hold(quiet ? between(options_.quiet_ms_min, options_.quiet_ms_max) : between(100, options_.rest_ms_max));
-        if (cancelled_ || now_ns() >= options_.end_ns) break;
+        const std::uint64_t rest_ms =
+            quiet ? between(options_.quiet_ms_min, options_.quiet_ms_max) : between(100, options_.rest_ms_max);
+        const std::uint64_t left_ms = (options_.end_ns - std::min(options_.end_ns, now_ns())) / 1'000'000;
+        hold(std::min(rest_ms, left_ms));  // a rest that would outlast the run ends it
+        if (cancelled_ || rest_ms >= left_ms || now_ns() >= options_.end_ns) break;
         fault_record f;
         f.kind = pick_kind(owed);
         f.start_ns = now_ns();

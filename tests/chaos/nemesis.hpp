@@ -5,6 +5,7 @@
 // and SIGCONT, bursts of short pauses (the delay fault: this kernel has no netem), partitions
 // (one node isolated from the others, from the proxy, or one way), packet loss, packet
 // duplication, a network fault together with a crash, and a chunk file corrupted on disk.
+// Every requested kind comes once before any repeats; one rest in three is a quiet period.
 #include <atomic>
 #include <cstdint>
 #include <functional>
