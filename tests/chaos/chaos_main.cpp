@@ -572,13 +572,15 @@ int main(int argc, char** argv) {
     if (!result.anomalies.empty() || args.keep) {
         std::printf("fault log:\n");
         for (const chaos::fault_record& f : nemesis.faults())
-            std::printf("  %7.2f-%7.2f s %s %s\n", seconds(f.start_ns - faults_start), seconds(f.end_ns - faults_start), f.kind.c_str(),
-                        f.detail.c_str());
-        std::printf("logs kept in %s/logs\n", args.work_directory.c_str());
+            std::printf("  %7.2f-%7.2f s %s %s%s\n", seconds(f.start_ns - faults_start),
+                        seconds(f.end_ns - faults_start), f.kind.c_str(), f.detail.c_str(),
+                        f.injected ? "" : " (not injected)");
     }
     std::fflush(stdout);
     cluster.teardown();
-    if (own_work_directory && result.anomalies.empty() && !args.keep) std::filesystem::remove_all(args.work_directory);
-    if (interrupted) return 2;
-    return verdict(result, args);
+    const int code = interrupted ? 2 : verdict(result, args);
+    // A pass (an expected anomaly found included) leaves nothing behind unless asked to.
+    if (own_work_directory && code == 0 && !args.keep) std::filesystem::remove_all(args.work_directory);
+    else std::printf("logs kept in %s/logs\n", args.work_directory.c_str());
+    return code;
 }
