@@ -278,8 +278,9 @@ void nemesis::run() {
     std::set<std::string> owed;
     for (const kind& k : kinds)
         if (options_.only.empty() || options_.only.contains(k.name)) owed.insert(k.name);
-    while (!cancelled_ && now_ns() < options_.end_ns) {
-        const bool quiet = options_.quiet_one_in != 0 && random_() % options_.quiet_one_in == 0;
+    for (std::uint64_t rests = 1; !cancelled_ && now_ns() < options_.end_ns; ++rests) {
+        // Every quiet_one_in-th rest, not a random one: the cut-GET check's share of the run must not be luck.
+        const bool quiet = options_.quiet_one_in != 0 && rests % options_.quiet_one_in == 0;
         const std::uint64_t rest_ms =
             quiet ? between(options_.quiet_ms_min, options_.quiet_ms_max) : between(100, options_.rest_ms_max);
         const std::uint64_t left_ms = (options_.end_ns - std::min(options_.end_ns, now_ns())) / 1'000'000;

@@ -5,7 +5,7 @@
 // and SIGCONT, bursts of short pauses (the delay fault: this kernel has no netem), partitions
 // (one node isolated from the others, from the proxy, or one way), packet loss, packet
 // duplication, a network fault together with a crash, and a chunk file corrupted on disk.
-// Every requested kind comes once before any repeats; one rest in three is a quiet period.
+// Every requested kind comes once before any repeats; every third rest is a quiet period.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -33,7 +33,7 @@ struct nemesis_options {
     std::uint64_t end_ns = 0;          // no fault starts after this; the running one is healed
     std::uint64_t hold_ms_max = 6000;  // how long a fault lasts, at most
     std::uint64_t rest_ms_max = 2000;  // quiet time between faults, at most
-    /// One rest in quiet_one_in is a quiet period instead, long enough that checks with an
+    /// Every quiet_one_in-th rest is a quiet period instead, long enough that checks with an
     /// excuse for "shortly after a fault" (the GET cut short) still see fault-free traffic.
     std::uint64_t quiet_one_in = 3;
     std::uint64_t quiet_ms_min = 4000;
