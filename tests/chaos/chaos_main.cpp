@@ -115,7 +115,8 @@ void usage() {
                  "                      [--clients N (6)] [--keys N per generation (64)] [--work DIR] [--keep] [--no-namespaces]\n"
                  "                      [--port-base N (loopback mode; default from the pid)]\n"
                  "                      [--proxy-arg ARG]... [--node-arg ARG]... [--faults KIND,... (all)] [--expect-anomaly TEXT]\n"
-                 "fault kinds: kill, kill_primary, pause, delay, partition, loss, duplicate, loss_and_crash, corrupt\n");
+                 "fault kinds: kill, kill_primary, pause, delay, partition, loss, duplicate, loss_and_crash, corrupt\n"
+                 "(partition, loss, duplicate and loss_and_crash need network namespaces: root, iproute2, nftables)\n");
 }
 
 bool parse_number(std::string_view text, std::uint64_t low, std::uint64_t high, std::uint64_t& out) {
