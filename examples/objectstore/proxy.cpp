@@ -70,7 +70,8 @@ void usage(std::FILE* out) {
                  "  --metadata-timeout-ms MS    a metadata operation's deadline; then 504 (default 10000)\n"
                  "  --log-level L               debug, info (default) or warn\n"
                  "  --planted-bug NAME          tests only: plant a known bug (gc_ignores_lease, put_acks_one_copy,\n"
-                 "                              get_skips_verification) to show a checker catches it\n");
+                 "                              get_skips_verification, janitor_skips_repair) to show a checker\n"
+                 "                              catches it\n");
 }
 
 int parse_arguments(int argc, char** argv, arguments& out) {

@@ -241,7 +241,9 @@ private:
                 good = with(good, n);  // down only briefly: presumed good
             }
         }
-        if (count(good) < options_.replication_factor && sources != 0 && repairs_.size() < options_.repairs_per_pass_max) {
+        const bool repairs = options_.bug != planted_bug::janitor_skips_repair;
+        if (count(good) < options_.replication_factor && sources != 0 && repairs &&
+            repairs_.size() < options_.repairs_per_pass_max) {
             repairs_.push_back(repair_task{c.sha256, c.size, sources, holders});
         }
     }

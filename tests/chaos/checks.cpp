@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <set>
 
 #include "platform/crypto.hpp"
@@ -170,6 +172,29 @@ std::map<std::string, const kv_history_op*> puts_by_value(std::span<const kv_his
 
 }  // namespace
 
+std::vector<std::pair<std::uint64_t, std::uint64_t>> fault_excuse_windows(std::span<const fault_record> faults,
+                                                                          std::uint64_t margin_ns) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> windows;
+    for (const fault_record& f : faults) windows.emplace_back(f.start_ns, f.end_ns + margin_ns);
+    return windows;
+}
+
+double unexcused_fraction(std::span<const std::pair<std::uint64_t, std::uint64_t>> windows, std::uint64_t from_ns,
+                          std::uint64_t to_ns) {
+    if (to_ns <= from_ns) return 0;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> sorted(windows.begin(), windows.end());
+    std::sort(sorted.begin(), sorted.end());
+    std::uint64_t covered = 0;
+    std::uint64_t reached = from_ns;  // everything before this is counted
+    for (const auto& [start, end] : sorted) {
+        const std::uint64_t a = std::max(start, reached);
+        const std::uint64_t b = std::min(end, to_ns);
+        if (b > a) covered += b - a;
+        reached = std::max(reached, std::min(end, to_ns));
+    }
+    return 1.0 - static_cast<double>(covered) / static_cast<double>(to_ns - from_ns);
+}
+
 std::vector<std::string> check_truncated_gets(std::span<const kv_history_op> history, std::span<const truncated_get> cut,
                                               const std::map<std::string, written_value>& written,
                                               std::span<const std::pair<std::uint64_t, std::uint64_t>> noisy, std::uint64_t& excused) {
@@ -204,6 +229,70 @@ std::vector<std::string> check_truncated_gets(std::span<const kv_history_op> his
         problems.push_back("GET " + t.key + " of " + sim::describe_op(p) + " was cut short with no fault active and no newer write: its chunks were lost");
     }
     return problems;
+}
+
+fault_counts count_faults(std::span<const fault_record> faults) {
+    fault_counts counts;
+    for (const fault_record& f : faults) ++(f.injected ? counts.injected : counts.not_injected)[f.kind];
+    return counts;
+}
+
+std::vector<std::string> check_faults_injected(const std::set<std::string>& requested, const fault_counts& counts) {
+    std::vector<std::string> problems;
+    for (const std::string& kind : requested) {
+        if (counts.injected.contains(kind)) continue;
+        const auto tried = counts.not_injected.find(kind);
+        const bool tried_once = tried != counts.not_injected.end();
+        const std::string why =
+            tried_once ? std::to_string(tried->second) + " attempts failed" : "never tried before the run ended";
+        problems.push_back("fault kind " + kind + " was requested but never injected (" + why + ")");
+    }
+    return problems;
+}
+
+namespace {
+
+/// When the first acknowledged write issued at or after `from_ns` completed, if any did.
+std::optional<std::uint64_t> first_write_issued_after(std::span<const kv_history_op> history, std::uint64_t from_ns) {
+    std::optional<std::uint64_t> first;
+    for (const kv_history_op& h : history)
+        if (effective_write(h) && h.invoke_ns >= from_ns && (!first || h.complete_ns < *first)) first = h.complete_ns;
+    return first;
+}
+
+std::string seconds_text(std::uint64_t ns) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(ns) / 1e9);
+    return text;
+}
+
+}  // namespace
+
+availability_report check_availability(std::span<const kv_history_op> history,
+                                       std::span<const fault_record> faults, std::uint64_t healed_ns,
+                                       const availability_bounds& bounds) {
+    availability_report report;
+    for (const kv_history_op& h : history) report.acknowledged_writes += effective_write(h) ? 1 : 0;
+    if (report.acknowledged_writes == 0) report.problems.push_back("no write was acknowledged in the whole run");
+    for (const fault_record& f : faults) {
+        if (!f.injected || (f.kind != "kill" && f.kind != "kill_primary")) continue;
+        ++report.kills_checked;
+        const auto first = first_write_issued_after(history, f.start_ns);
+        const std::uint64_t took = first ? *first - f.start_ns : UINT64_MAX;
+        if (first) report.slowest_after_kill_ns = std::max(report.slowest_after_kill_ns, took);
+        if (took > bounds.after_kill_ns)
+            report.problems.push_back("writes did not resume within " + seconds_text(bounds.after_kill_ns) +
+                                      " of the kill -9 of " + f.detail +
+                                      (first ? " (first after " + seconds_text(took) + ")" : " (none afterwards)"));
+    }
+    const auto after_heal = first_write_issued_after(history, healed_ns);
+    report.resumed_after_heal = after_heal && *after_heal - healed_ns <= bounds.after_heal_ns;
+    if (after_heal) report.after_heal_ns = *after_heal - healed_ns;
+    if (!report.resumed_after_heal)
+        report.problems.push_back("no write issued after healing succeeded within " +
+                                  seconds_text(bounds.after_heal_ns) +
+                                  (after_heal ? " (first after " + seconds_text(report.after_heal_ns) + ")" : ""));
+    return report;
 }
 
 std::vector<std::string> check_final_listing(std::span<const list_record> lists, const std::map<std::string, std::string>& final_state,

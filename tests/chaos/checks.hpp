@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "nemesis.hpp"
 #include "sim/linearizability.hpp"
 #include "workload.hpp"
 
@@ -42,6 +43,14 @@ unavailability longest_write_gap(std::span<const sim::kv_history_op> history, st
 std::vector<std::pair<std::uint64_t, std::uint64_t>> write_gaps(std::span<const sim::kv_history_op> history, std::uint64_t from_ns,
                                                                 std::uint64_t to_ns, std::uint64_t min_ns);
 
+/// When a GET may be cut short with a fault as its excuse: while the fault is active, and for
+/// `margin_ns` after it healed (the proxy reconnecting to a restarted or reachable-again node).
+std::vector<std::pair<std::uint64_t, std::uint64_t>> fault_excuse_windows(std::span<const fault_record> faults,
+                                                                          std::uint64_t margin_ns);
+/// The part of [from_ns, to_ns) that no window covers, as a fraction: where a cut GET is a bug.
+double unexcused_fraction(std::span<const std::pair<std::uint64_t, std::uint64_t>> windows, std::uint64_t from_ns,
+                          std::uint64_t to_ns);
+
 /// A GET cut short after its 200 head is allowed only while faults may have made every holder
 /// unreachable, or when the version being read was overwritten or deleted meanwhile (its chunks
 /// may then be collected once the upload lease passes). `noisy` holds the intervals faults may
@@ -49,6 +58,34 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> write_gaps(std::span<const 
 std::vector<std::string> check_truncated_gets(std::span<const sim::kv_history_op> history, std::span<const truncated_get> cut,
                                               const std::map<std::string, written_value>& written,
                                               std::span<const std::pair<std::uint64_t, std::uint64_t>> noisy, std::uint64_t& excused);
+
+/// Faults per kind: applied, and attempts that could not be applied.
+struct fault_counts {
+    std::map<std::string, std::uint64_t> injected;
+    std::map<std::string, std::uint64_t> not_injected;
+};
+fault_counts count_faults(std::span<const fault_record> faults);
+/// One line per requested kind that was never injected: a fault asked for must happen.
+std::vector<std::string> check_faults_injected(const std::set<std::string>& requested, const fault_counts& counts);
+
+struct availability_bounds {
+    std::uint64_t after_kill_ns = 0;  // a write issued after a kill -9 of one node succeeds within this
+    std::uint64_t after_heal_ns = 0;  // a write issued after the last fault healed succeeds within this
+};
+struct availability_report {
+    std::uint64_t acknowledged_writes = 0;    // PUT 200 and DELETE 204 in the whole history
+    std::uint64_t kills_checked = 0;
+    std::uint64_t slowest_after_kill_ns = 0;  // kill -9 to the first write issued after it succeeding
+    std::uint64_t after_heal_ns = 0;          // healed to the first write issued after it succeeding
+    bool resumed_after_heal = false;
+    std::vector<std::string> problems;
+};
+/// Availability as properties: some write was acknowledged; after every injected kill or
+/// kill_primary, a write issued after the SIGKILL succeeded within bounds.after_kill_ns; after
+/// `healed_ns`, a write issued after it succeeded within bounds.after_heal_ns.
+availability_report check_availability(std::span<const sim::kv_history_op> history,
+                                       std::span<const fault_record> faults, std::uint64_t healed_ns,
+                                       const availability_bounds& bounds);
 
 /// A LIST of each whole generation after the faults, with nothing running, must show exactly the
 /// keys `final_state` has, each with its value's ETag and size.

@@ -49,6 +49,7 @@ void nemesis::wait_recovered(std::uint32_t node) {
 void nemesis::kill_and_restart(fault_record& f, bool prefer_primary) {
     const std::uint32_t node = pick_node(prefer_primary);
     f.detail = "node " + std::to_string(node + 1);
+    f.start_ns = now_ns();  // picking the primary asks the proxy (up to 2 s): the kill starts now
     cluster_.kill_node(node);
     hold(between(200, options_.hold_ms_max));
     std::string error;
@@ -59,6 +60,7 @@ void nemesis::kill_and_restart(fault_record& f, bool prefer_primary) {
 void nemesis::pause(fault_record& f) {
     const std::uint32_t node = pick_node(random_() % 2 == 0);
     f.detail = "node " + std::to_string(node + 1);
+    f.start_ns = now_ns();
     cluster_.pause_node(node);
     hold(between(300, options_.hold_ms_max));
     cluster_.resume_node(node);
@@ -83,8 +85,6 @@ void nemesis::partition(fault_record& f) {
     std::vector<std::uint32_t> peers;
     const std::uint64_t shape = random_() % 4;
     std::string what;
-    static constexpr const char* shape_names[] = {"partition_all", "partition_nodes", "partition_proxy", "partition_one_way"};
-    f.kind = shape_names[shape];
     if (shape == 0) {  // from every other node and the proxy
         for (std::uint32_t p = 0; p <= cluster_.nodes(); ++p)
             if (p != node) peers.push_back(p);
@@ -103,6 +103,7 @@ void nemesis::partition(fault_record& f) {
         what = "cannot send to node " + std::to_string(peer + 1) + " (one way)";
     }
     f.detail = "node " + std::to_string(node + 1) + " " + what;
+    f.start_ns = now_ns();
     std::string error;
     if (!cluster_.block(node, peers, shape == 3, error)) note_error(error);
     hold(between(500, options_.hold_ms_max));
@@ -174,15 +175,18 @@ void nemesis::corrupt_chunk(fault_record& f) {
     }
     if (candidates.empty()) {
         f.detail = "no chunk file to corrupt";
+        f.injected = false;
         return;
     }
     const auto& [node, victim] = candidates[random_() % candidates.size()];
     const int fd = ::open(victim.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         f.detail = "node " + std::to_string(node + 1) + ": " + victim.filename().string() + " vanished";
+        f.injected = false;
         return;
     }
     const off_t size = ::lseek(fd, 0, SEEK_END);
+    f.injected = size > 0;
     if (size > 0) {
         const off_t at = static_cast<off_t>(random_() % static_cast<std::uint64_t>(size));
         unsigned char byte = 0;
@@ -229,40 +233,65 @@ std::vector<std::string> fault_kinds() {
     return out;
 }
 
-void nemesis::run() {
-    const auto usable = [&](const kind& k) {
-        return (!k.network || cluster_.namespaces()) && (options_.only.empty() || options_.only.contains(k.name));
-    };
+bool is_network_kind(const std::string& name) {
+    for (const kind& k : kinds)
+        if (name == k.name) return k.network;
+    return false;
+}
+
+/// A kind still owed (requested, never injected) first, in seeded order; then by weight.
+std::string nemesis::pick_kind(std::set<std::string>& owed) {
+    const auto requested = [&](const kind& k) { return options_.only.empty() || options_.only.contains(k.name); };
+    if (!owed.empty()) {
+        auto it = owed.begin();
+        std::advance(it, static_cast<std::ptrdiff_t>(random_() % owed.size()));
+        return *it;
+    }
     std::uint32_t total = 0;
     for (const kind& k : kinds)
-        if (usable(k)) total += k.weight;
-    while (!cancelled_ && now_ns() < options_.end_ns && total > 0) {
-        hold(between(100, options_.rest_ms_max));
-        if (cancelled_ || now_ns() >= options_.end_ns) break;
-        std::uint32_t pick = static_cast<std::uint32_t>(random_() % total);
-        const kind* chosen = nullptr;
-        for (const kind& k : kinds) {
-            if (!usable(k)) continue;
-            if (pick < k.weight) {
-                chosen = &k;
-                break;
-            }
-            pick -= k.weight;
-        }
+        if (requested(k)) total += k.weight;
+    std::uint32_t pick = static_cast<std::uint32_t>(random_() % total);
+    for (const kind& k : kinds) {
+        if (!requested(k)) continue;
+        if (pick < k.weight) return k.name;
+        pick -= k.weight;
+    }
+    return kinds[0].name;
+}
+
+void nemesis::apply(fault_record& f) {
+    const std::size_t errors_before = errors_.size();
+    const std::string& name = f.kind;
+    if (name == "kill") kill_and_restart(f, false);
+    else if (name == "kill_primary") kill_and_restart(f, true);
+    else if (name == "pause") pause(f);
+    else if (name == "delay") delay_by_pauses(f);
+    else if (name == "partition") partition(f);
+    else if (name == "loss") packet_loss(f);
+    else if (name == "duplicate") duplication(f);
+    else if (name == "loss_and_crash") loss_and_crash(f);
+    else corrupt_chunk(f);
+    if (errors_.size() != errors_before) f.injected = false;
+}
+
+void nemesis::run() {
+    std::set<std::string> owed;
+    for (const kind& k : kinds)
+        if (options_.only.empty() || options_.only.contains(k.name)) owed.insert(k.name);
+    for (std::uint64_t rests = 1; !cancelled_ && now_ns() < options_.end_ns; ++rests) {
+        // Every quiet_one_in-th rest, not a random one: the cut-GET check's share of the run must not be luck.
+        const bool quiet = options_.quiet_one_in != 0 && rests % options_.quiet_one_in == 0;
+        const std::uint64_t rest_ms =
+            quiet ? between(options_.quiet_ms_min, options_.quiet_ms_max) : between(100, options_.rest_ms_max);
+        const std::uint64_t left_ms = (options_.end_ns - std::min(options_.end_ns, now_ns())) / 1'000'000;
+        hold(std::min(rest_ms, left_ms));  // a rest that would outlast the run ends it
+        if (cancelled_ || rest_ms >= left_ms || now_ns() >= options_.end_ns) break;
         fault_record f;
-        f.kind = chosen->name;
+        f.kind = pick_kind(owed);
         f.start_ns = now_ns();
-        const std::string name = chosen->name;
-        if (name == "kill") kill_and_restart(f, false);
-        else if (name == "kill_primary") kill_and_restart(f, true);
-        else if (name == "pause") pause(f);
-        else if (name == "delay") delay_by_pauses(f);
-        else if (name == "partition") partition(f);
-        else if (name == "loss") packet_loss(f);
-        else if (name == "duplicate") duplication(f);
-        else if (name == "loss_and_crash") loss_and_crash(f);
-        else corrupt_chunk(f);
+        apply(f);
         f.end_ns = now_ns();
+        if (f.injected) owed.erase(f.kind);
         faults_.push_back(std::move(f));
     }
     std::string error;

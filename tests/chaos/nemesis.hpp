@@ -5,6 +5,7 @@
 // and SIGCONT, bursts of short pauses (the delay fault: this kernel has no netem), partitions
 // (one node isolated from the others, from the proxy, or one way), packet loss, packet
 // duplication, a network fault together with a crash, and a chunk file corrupted on disk.
+// Every requested kind comes once before any repeats; every third rest is a quiet period.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -20,10 +21,11 @@
 namespace chaos {
 
 struct fault_record {
-    std::string kind;
-    std::string detail;
-    std::uint64_t start_ns = 0;
-    std::uint64_t end_ns = 0;
+    std::string kind;    // one of fault_kinds()
+    std::string detail;  // which node, which shape of partition, how much loss
+    std::uint64_t start_ns = 0;  // when it took effect (for a kill: the SIGKILL)
+    std::uint64_t end_ns = 0;    // healed (for a kill: restarted and recovered)
+    bool injected = true;        // false when applying it failed (see errors()) or found no target
 };
 
 struct nemesis_options {
@@ -31,13 +33,23 @@ struct nemesis_options {
     std::uint64_t end_ns = 0;          // no fault starts after this; the running one is healed
     std::uint64_t hold_ms_max = 6000;  // how long a fault lasts, at most
     std::uint64_t rest_ms_max = 2000;  // quiet time between faults, at most
-    std::set<std::string> only;        // fault kinds to use; empty: all (fault_kinds())
+    /// Every quiet_one_in-th rest is a quiet period instead, long enough that checks with an
+    /// excuse for "shortly after a fault" (the GET cut short) still see fault-free traffic.
+    std::uint64_t quiet_one_in = 3;
+    std::uint64_t quiet_ms_min = 4000;
+    std::uint64_t quiet_ms_max = 8000;
+    /// Fault kinds to use (fault_kinds() names); empty: all. None is filtered out silently: a
+    /// network kind without namespaces fails to apply and lands in errors(). Each kind is
+    /// applied once before any is repeated, so a short run still injects every kind it can.
+    std::set<std::string> only;
     /// Chunk names (hex SHA-256) of some live object, given a random number; may be empty.
     std::function<std::vector<std::string>(std::uint64_t)> live_chunks;
 };
 
 /// Every fault kind's name, for --faults.
 std::vector<std::string> fault_kinds();
+/// Kinds that need network namespaces (nftables rules inside a node's namespace).
+bool is_network_kind(const std::string& kind);
 
 class nemesis {
 public:
@@ -63,6 +75,8 @@ public:
 
 private:
     void run();
+    std::string pick_kind(std::set<std::string>& owed);
+    void apply(fault_record& f);
     void hold(std::uint64_t ms);  // sleeps, but wakes early on cancel; checks for crashes
     std::uint32_t pick_node(bool prefer_primary);
     std::uint64_t between(std::uint64_t low, std::uint64_t high) { return low + random_() % (high - low + 1); }

@@ -269,6 +269,10 @@ void workload::run_client(std::uint32_t client) {
         if (op.result_outcome == outcome::unknown) ++r.counters.unknown;
         completed_.fetch_add(1, std::memory_order_relaxed);
         if (op.kind != kv_kind::get && op.result_outcome == outcome::ok) writes_ok_.fetch_add(1, std::memory_order_relaxed);
+        if (op.kind != kv_kind::get && op.result_outcome == outcome::ok && op.status == kv_status::ok)
+            for (std::uint64_t seen = last_effective_write_issued_ns_.load(); seen < op.invoke_ns &&
+                 !last_effective_write_issued_ns_.compare_exchange_weak(seen, op.invoke_ns);) {
+            }
         r.history.push_back(std::move(op));
         if (options_.think_ms_max) sleep_ms(random() % (options_.think_ms_max + 1));
     }

@@ -107,6 +107,8 @@ public:
     /// Operations completed so far (any outcome), readable while the clients run.
     std::uint64_t completed() const { return completed_.load(std::memory_order_relaxed); }
     std::uint64_t writes_ok() const { return writes_ok_.load(std::memory_order_relaxed); }
+    /// When the latest-issued write that took effect (PUT 200, DELETE 204) was issued; 0: none yet.
+    std::uint64_t last_effective_write_issued_ns() const { return last_effective_write_issued_ns_.load(); }
     std::vector<std::string> corrupt_reads() const;
     std::vector<truncated_get> truncated_gets() const;
     /// Every key used so far, in order.
@@ -142,6 +144,7 @@ private:
     std::atomic<std::uint32_t> generations_{1};
     std::atomic<std::uint64_t> completed_{0};
     std::atomic<std::uint64_t> writes_ok_{0};
+    std::atomic<std::uint64_t> last_effective_write_issued_ns_{0};
     struct recent_put {
         std::uint32_t client;
         std::uint64_t sequence;
