@@ -538,6 +538,7 @@ private:
             case vsr::result_status::session_evicted: return service_status::timeout;  // outcome unknown
             case vsr::result_status::log_full: return service_status::store_full;
             case vsr::result_status::too_large: return service_status::too_large;
+            case vsr::result_status::result_too_large: return service_status::timeout;  // executed, result lost
         }
         return service_status::invalid;
     }
