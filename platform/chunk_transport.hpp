@@ -31,7 +31,7 @@
 
 #include "platform/event_loop.hpp"
 #include "toastyfs/chunk_protocol.hpp"
-#include "toastyfs/object_service.hpp"
+#include "toastyfs/concepts.hpp"
 #include "vsr/random.hpp"
 
 namespace platform {

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "toastyfs/chunk_protocol.hpp"
+#include "toastyfs/concepts.hpp"
 #include "toastyfs/metadata_codec.hpp"
 #include "toastyfs/planted_bug.hpp"
 #include "toastyfs/types.hpp"
@@ -49,28 +50,6 @@
 #include "vsr/client.hpp"
 
 namespace toastyfs {
-
-/// The ChunkTransport policy. Requirements:
-/// - send(node, header, body) queues one request frame (the transport encodes the header with
-///   the body's checksum) and returns true, or returns false at once if the node cannot take it
-///   (not connected, queue full). The body is shared, never copied, and may be null (empty).
-/// - connected(node): whether a send would currently be attempted.
-/// The driver hands replies to object_service::on_chunk_reply and lost connections to
-/// on_chunk_disconnect; a sent request may also never be answered (the service times it out).
-template <typename T>
-concept chunk_transport = requires(T& t, std::uint8_t node, const frame_header& header,
-                                   std::shared_ptr<const std::vector<std::uint8_t>> body) {
-    { t.send(node, header, body) } -> std::same_as<bool>;
-    { t.connected(node) } -> std::same_as<bool>;
-};
-
-/// The metadata client: anything that submits VSR operations like vsr::basic_client, reads
-/// as queries (vsr::request_kind::query).
-template <typename T>
-concept metadata_client = requires(T& c, std::span<const std::uint8_t> operation,
-                                   std::function<void(const vsr::client_result&)> done, vsr::request_kind kind) {
-    { c.submit(operation, done, kind) } -> std::same_as<vsr::submit_error>;
-};
 
 struct service_options {
     std::uint32_t cluster = 0;
@@ -559,6 +538,7 @@ private:
             case vsr::result_status::session_evicted: return service_status::timeout;  // outcome unknown
             case vsr::result_status::log_full: return service_status::store_full;
             case vsr::result_status::too_large: return service_status::too_large;
+            case vsr::result_status::result_too_large: return service_status::timeout;  // executed, result lost
         }
         return service_status::invalid;
     }

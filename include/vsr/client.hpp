@@ -49,6 +49,8 @@ enum class result_status : std::uint8_t {
                       // (it may have run before the eviction with its reply lost)
     log_full,         // the cluster refused it: its committed log is full; not executed
     too_large,        // larger than the cluster's operation limit; not executed
+    result_too_large, // executed, but its result was over the state machine's result_size_max()
+                      // (or the reply limit) and was dropped: body empty; final (a resubmit runs it again)
 };
 
 inline const char* to_string(result_status s) noexcept {
@@ -58,6 +60,7 @@ inline const char* to_string(result_status s) noexcept {
         case result_status::session_evicted: return "session_evicted";
         case result_status::log_full: return "log_full";
         case result_status::too_large: return "too_large";
+        case result_status::result_too_large: return "result_too_large";
     }
     return "unknown";
 }
@@ -180,9 +183,10 @@ public:
             set_state(index, slot_state::unregistered);
             fail_queued(result_status::log_full, [](const pending&) { return true; });
         } else if (s.state == slot_state::busy && h.session == s.session && h.request_number == s.request_number) {
-            const result_status result = status == reply_status::ok         ? result_status::ok
-                                         : status == reply_status::too_large ? result_status::too_large
-                                                                             : result_status::log_full;
+            const result_status result = status == reply_status::ok                 ? result_status::ok
+                                         : status == reply_status::too_large        ? result_status::too_large
+                                         : status == reply_status::result_too_large ? result_status::result_too_large
+                                                                                    : result_status::log_full;
             complete(index, client_result{result, h.op, static_cast<std::uint32_t>(h.extra), message_body(bytes)});
         } else {
             ++counters_.dropped_messages;

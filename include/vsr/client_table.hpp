@@ -25,6 +25,7 @@ struct client_session {
     std::uint64_t reply_op = 0;        // where the latest request executed
     std::uint32_t reply_index = 0;
     std::vector<std::uint8_t> reply;   // the latest reply body, for retries
+    reply_status reply_outcome = reply_status::ok;  // result_too_large: `reply` is empty
 };
 
 class client_table {
@@ -75,24 +76,27 @@ public:
             sessions_.erase(oldest);
         }
         client_session& s = sessions_[client_id];
-        s = client_session{client_id, op, 0, op, op, index, {}};
+        s = client_session{client_id, op, 0, op, op, index, {}, reply_status::ok};
         return evicted;
     }
 
-    /// Records the reply of an executed request.
+    /// Records the reply of an executed request, and its status (retries get the same one).
     void record_reply(std::uint64_t client_id, std::uint64_t request_number, std::uint64_t op,
-                      std::uint32_t index, std::span<const std::uint8_t> reply) {
-        if (client_session* s = find_mutable(client_id)) record_reply(*s, request_number, op, index, reply);
+                      std::uint32_t index, std::span<const std::uint8_t> reply,
+                      reply_status outcome = reply_status::ok) {
+        if (client_session* s = find_mutable(client_id)) record_reply(*s, request_number, op, index, reply, outcome);
     }
 
     /// Records the reply into a session found earlier (saves a lookup on the hot path).
     static void record_reply(client_session& s, std::uint64_t request_number, std::uint64_t op,
-                             std::uint32_t index, std::span<const std::uint8_t> reply) {
+                             std::uint32_t index, std::span<const std::uint8_t> reply,
+                             reply_status outcome = reply_status::ok) {
         s.request_number = request_number;
         s.last_active_op = op;
         s.reply_op = op;
         s.reply_index = index;
         s.reply.assign(reply.begin(), reply.end());
+        s.reply_outcome = outcome;
     }
 
     /// Deterministic serialisation (sorted by client id) for snapshots and state comparison.
@@ -113,6 +117,7 @@ public:
             w.u32(s->reply_index);
             w.u32(static_cast<std::uint32_t>(s->reply.size()));
             w.bytes(s->reply);
+            w.u8(static_cast<std::uint8_t>(s->reply_outcome));
         }
     }
 

@@ -28,6 +28,7 @@
 //   committed prefix that includes them. No clocks or leases are involved.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <bitset>
 #include <cassert>
@@ -84,6 +85,7 @@ struct replica_counters {
     std::uint64_t prepares_resent = 0;
     std::uint64_t recoveries_completed = 0;
     std::uint64_t ops_executed = 0;
+    std::uint64_t results_too_large = 0;      // over result_size_limit(): dropped, the client told
     std::uint64_t status_requests_answered = 0;
 };
 
@@ -149,6 +151,14 @@ public:
     const StateMachine& state_machine() const noexcept { return machine_; }
     const replica_counters& counters() const noexcept { return counters_; }
     const config& configuration() const noexcept { return config_; }
+
+    /// Largest result a reply carries: what the state machine promises (result_size_max()), and
+    /// never more than a reply message holds. Over it, the result is dropped and the client gets
+    /// reply_status::result_too_large; the operation did execute (the state changed everywhere).
+    std::size_t result_size_limit() const {
+        const std::size_t promised = machine_.result_size_max();
+        return std::min(promised, config_.operation_size_max());
+    }
 
     void tick() {
         switch (status_) {
@@ -461,8 +471,8 @@ private:
                 const pending_query& q = queries_.front();
                 result_buffer_.clear();
                 machine_.query(q.operation, result_buffer_);
-                if (result_buffer_.size() > config_.operation_size_max()) result_buffer_.clear();
                 header reply = make_header(command::reply, address_client);
+                reply.status = static_cast<std::uint8_t>(limit_result());
                 reply.op = commit_executed_;
                 reply.client_id = q.client_id;
                 reply.session = q.session;
@@ -746,9 +756,18 @@ private:
         result_buffer_.clear();
         const operation_context context{op, index, eh.timestamp_ns, r.client_id};
         machine_.execute(context, r.operation, result_buffer_);
-        if (result_buffer_.size() > config_.operation_size_max()) result_buffer_.clear();
-        client_table::record_reply(*session, r.request_number, op, index, result_buffer_);
+        const reply_status outcome = limit_result();
+        client_table::record_reply(*session, r.request_number, op, index, result_buffer_, outcome);
         if (reply) resend_reply(*session);
+    }
+
+    /// Enforces result_size_limit() on result_buffer_. Every replica executes alike, so all drop
+    /// the same results and record the same status; retries resend it.
+    reply_status limit_result() {
+        if (result_buffer_.size() <= result_size_limit()) return reply_status::ok;
+        ++counters_.results_too_large;
+        result_buffer_.clear();
+        return reply_status::result_too_large;
     }
 
     /// Sends the session's latest reply (the first send and every retry are identical).
@@ -759,6 +778,7 @@ private:
         h.session = s.session;
         h.request_number = s.request_number;
         h.extra = s.reply_index;
+        h.status = static_cast<std::uint8_t>(s.reply_outcome);
         encode_message(h, s.reply, send_buffer_);
         bus_.send_to_client(s.client_id, send_buffer_);
         ++counters_.replies_resent;

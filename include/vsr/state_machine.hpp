@@ -25,7 +25,11 @@ struct operation_context {
 /// - snapshot(out): appends a deterministic serialisation of the whole state to `out`.
 /// - restore(bytes): replaces the state with a snapshot; returns false (state unchanged) if the
 ///   bytes are not a valid snapshot.
-/// - result_size_max(): upper bound on any result, so replies fit in a message.
+///   basic_replica does not call snapshot/restore yet: they are required now so that state
+///   machines are ready for checkpoints (log compaction), which will use them.
+/// - result_size_max(): the largest result execute() or query() produces; constant. The replica
+///   enforces it (capped at config::operation_size_max(), what a reply holds): a larger result is
+///   dropped, the operation stays executed, and the client gets result_status::result_too_large.
 /// - Default-initializable (the empty state) and move-constructible: the replica takes its
 ///   initial machine by value.
 template <typename T>

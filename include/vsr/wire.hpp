@@ -77,6 +77,8 @@ enum class reply_status : std::uint8_t {
     session_evicted = 1,  // the session is gone: register again
     log_full = 2,         // config::log_entries_max reached by committed entries; not executed
     too_large = 3,        // the operation exceeds config::operation_size_max(); not executed
+    result_too_large = 4, // executed, but its result exceeded the reply limit (see
+                          // basic_replica::result_size_limit): the body is empty, the result lost
 };
 
 /// Views and op numbers at or above this are rejected as malformed: no honest cluster gets

@@ -178,13 +178,14 @@ BOOST_AUTO_TEST_CASE(snapshot_layout_and_sensitivity) {
     table.record_reply(5, 3, 4, 1, bytes{0xAA, 0xBB});
     const bytes snap = snapshot_of(table);
     // u64 count | u64 id | u64 session | u64 request | u64 active | u64 reply_op | u32 index
-    // | u32 reply size | reply
-    BOOST_TEST(snap.size() == 8u + 5 * 8 + 4 + 4 + 2);
+    // | u32 reply size | reply | u8 reply status
+    BOOST_TEST(snap.size() == 8u + 5 * 8 + 4 + 4 + 2 + 1);
     BOOST_TEST(vsr::load_le64(snap.data()) == 1u);
     BOOST_TEST(vsr::load_le64(snap.data() + 8) == 5u);
     BOOST_TEST(vsr::load_le64(snap.data() + 16) == 2u);
     BOOST_TEST(vsr::load_le64(snap.data() + 24) == 3u);
-    BOOST_TEST(snap[snap.size() - 1] == 0xBB);
+    BOOST_TEST(snap[snap.size() - 2] == 0xBB);
+    BOOST_TEST(snap.back() == static_cast<std::uint8_t>(vsr::reply_status::ok));
 
     // Snapshot appends rather than replaces.
     bytes out{1, 2};
@@ -196,6 +197,10 @@ BOOST_AUTO_TEST_CASE(snapshot_layout_and_sensitivity) {
     other.register_session(5, 2, 1);
     other.record_reply(5, 3, 4, 1, bytes{0xAA, 0xBC});
     BOOST_TEST(snapshot_of(other) != snap);
+    other.record_reply(5, 3, 4, 1, bytes{0xAA, 0xBB}, vsr::reply_status::result_too_large);
+    BOOST_TEST(snapshot_of(other) != snap);  // the status too
+    other.record_reply(5, 3, 4, 1, bytes{0xAA, 0xBB});
+    BOOST_TEST(snapshot_of(other) == snap);
 }
 
 BOOST_AUTO_TEST_CASE(decide_execute_duplicate_or_session_gone) {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <span>
+#include <string>
 #include <vector>
 
 // The client is tested alone: a recording bus stands in for the cluster and the tests play
@@ -414,6 +415,21 @@ BOOST_AUTO_TEST_CASE(log_full_reply) {
     t.deliver(m);
     BOOST_TEST(done.calls == 1);
     BOOST_TEST((done.status == vsr::result_status::log_full));
+}
+
+BOOST_AUTO_TEST_CASE(result_too_large_reply) {
+    harness t;
+    completion done;
+    t.submit(operation, done);
+    t.register_session(t.id(), 2);
+    bytes m = t.reply(t.id(), 2, 1);
+    m[13] = static_cast<std::uint8_t>(vsr::reply_status::result_too_large);
+    vsr::seal(m, cluster);
+    t.deliver(m);
+    BOOST_TEST(done.calls == 1);
+    BOOST_TEST((done.status == vsr::result_status::result_too_large));  // executed, the result lost
+    BOOST_TEST(done.body.empty());
+    BOOST_TEST(std::string(vsr::to_string(done.status)) == "result_too_large");
 }
 
 BOOST_AUTO_TEST_CASE(follows_the_view_seen_in_replies) {

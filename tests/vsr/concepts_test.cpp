@@ -11,7 +11,7 @@
 #include <span>
 #include <vector>
 
-#include "toastyfs/object_service.hpp"
+#include "toastyfs/concepts.hpp"
 #include "vsr/client.hpp"
 #include "vsr/replica.hpp"
 #include "vsr/wire.hpp"

@@ -9,8 +9,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -795,4 +797,143 @@ BOOST_AUTO_TEST_CASE(recovering_replica_does_not_vote) {
     BOOST_TEST(c.bus().to_replica[0].size() == queued);  // no prepare_ok sent
     c.settle();
     BOOST_TEST(value_at(c.replica(2), "k") == "1");
+}
+
+// ---- (9) result size limit ------------------------------------------------------------------
+
+namespace {
+
+/// Answers each operation with `copies` copies of itself and promises results of at most
+/// `promised` bytes, so a test can make it break its promise. Operations starting with 'q' are
+/// queries.
+struct echo_machine {
+    std::size_t promised = 8;
+    std::size_t copies = 1;
+    std::uint64_t executed = 0;
+
+    void execute(const vsr::operation_context&, std::span<const std::uint8_t> operation, bytes& result) {
+        ++executed;
+        query(operation, result);
+    }
+    bool is_query(std::span<const std::uint8_t> operation) const { return !operation.empty() && operation[0] == 'q'; }
+    void query(std::span<const std::uint8_t> operation, bytes& result) const {
+        for (std::size_t i = 0; i < copies; ++i) result.insert(result.end(), operation.begin(), operation.end());
+    }
+    void snapshot(bytes& out) const { vsr::byte_writer(out).u64(executed); }
+    bool restore(std::span<const std::uint8_t>) { return false; }
+    std::size_t result_size_max() const { return promised; }
+};
+static_assert(vsr::state_machine_with_queries<echo_machine>);
+
+/// One echo replica and one client on a queue bus, delivered by hand.
+struct echo_cluster {
+    using replica = vsr::basic_replica<echo_machine, queue_bus, manual_clock, vsr::xoshiro256>;
+    using client = vsr::basic_client<queue_bus, vsr::xoshiro256>;
+
+    static vsr::config single() {
+        vsr::config config = test_config();
+        config.replica_count = 1;
+        return config;
+    }
+    static vsr::client_options client_options() {
+        vsr::client_options options;
+        options.cluster = cluster_id;
+        options.replica_count = 1;
+        return options;
+    }
+
+    queue_bus bus;
+    manual_clock clock;
+    vsr::xoshiro256 replica_random{1};
+    vsr::xoshiro256 client_random{2};
+    replica node;
+    client user{client_options(), bus, client_random};
+
+    explicit echo_cluster(echo_machine machine)
+        : node(single(), 0, bus, clock, replica_random, false, std::move(machine)) {}
+
+    void run() {
+        for (int round = 0; round < 100 && !bus.quiet(); ++round) {
+            while (!bus.to_replica[0].empty()) {
+                const bytes m = std::move(bus.to_replica[0].front());
+                bus.to_replica[0].pop_front();
+                node.on_message(m);
+            }
+            while (!bus.to_client.empty()) {
+                const bytes m = std::move(bus.to_client.front().second);
+                bus.to_client.pop_front();
+                user.on_message(m);
+            }
+            node.tick();
+        }
+    }
+
+    /// Submits and runs to completion: the status and the body the client saw.
+    std::pair<vsr::result_status, bytes> execute(std::string_view text, vsr::request_kind kind) {
+        std::optional<std::pair<vsr::result_status, bytes>> seen;
+        const bytes operation(text.begin(), text.end());
+        BOOST_TEST_REQUIRE((user.submit(operation, [&](const vsr::client_result& r) {
+            seen.emplace(r.status, bytes(r.body.begin(), r.body.end()));
+        }, kind) == vsr::submit_error::none));
+        run();
+        BOOST_TEST_REQUIRE(seen.has_value());
+        return *seen;
+    }
+};
+
+bytes text_bytes(std::string_view text) { return bytes(text.begin(), text.end()); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(result_over_result_size_max_is_dropped_and_reported) {
+    echo_cluster c(echo_machine{});
+    BOOST_TEST(c.node.result_size_limit() == 8u);
+    const auto ok = c.execute("12345678", vsr::request_kind::operation);
+    BOOST_TEST(ok.first == vsr::result_status::ok);
+    BOOST_TEST(ok.second == text_bytes("12345678"));
+
+    // One byte over the machine's promise: executed, but the client learns its result is lost.
+    const auto over = c.execute("123456789", vsr::request_kind::operation);
+    BOOST_TEST(over.first == vsr::result_status::result_too_large);
+    BOOST_TEST(over.second.empty());
+    BOOST_TEST(c.node.state_machine().executed == 2u);
+    BOOST_TEST(c.node.counters().results_too_large == 1u);
+
+    // The client table remembers the status: a retry gets the same answer, without executing.
+    const std::uint64_t id = c.user.client_ids().at(0);
+    const vsr::client_session* session = c.node.clients().find(id);
+    BOOST_TEST_REQUIRE(session != nullptr);
+    BOOST_TEST((session->reply_outcome == vsr::reply_status::result_too_large));
+    vsr::header retry = header_of(vsr::command::request, vsr::address_client, 0, 0);
+    retry.client_id = id;
+    retry.session = session->session;
+    retry.request_number = session->request_number;
+    c.node.on_message(encode(retry, text_bytes("123456789")));
+    BOOST_TEST_REQUIRE(!c.bus.to_client.empty());
+    BOOST_TEST(decode(c.bus.to_client.back().second).status ==
+               static_cast<std::uint8_t>(vsr::reply_status::result_too_large));
+    BOOST_TEST(c.node.state_machine().executed == 2u);
+    c.bus.to_client.clear();
+
+    // A query over the limit likewise; it changes nothing.
+    const auto query = c.execute("q23456789", vsr::request_kind::query);
+    BOOST_TEST(query.first == vsr::result_status::result_too_large);
+    BOOST_TEST(query.second.empty());
+    BOOST_TEST(c.node.counters().queries_answered == 1u);
+    BOOST_TEST(c.node.counters().results_too_large == 2u);
+    BOOST_TEST(c.node.state_machine().executed == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(result_over_the_reply_limit_is_reported_not_emptied) {
+    // A machine that promises more than a reply holds is held to the reply limit.
+    echo_cluster c(echo_machine{std::numeric_limits<std::size_t>::max(), 2, 0});
+    const std::size_t limit = echo_cluster::single().operation_size_max();
+    BOOST_TEST(c.node.result_size_limit() == limit);
+    const auto fits = c.execute(std::string(limit / 2, 'x'), vsr::request_kind::operation);
+    BOOST_TEST(fits.first == vsr::result_status::ok);
+    BOOST_TEST(fits.second.size() == limit / 2 * 2);
+    const auto over = c.execute(std::string(limit / 2 + 1, 'x'), vsr::request_kind::operation);
+    BOOST_TEST(over.first == vsr::result_status::result_too_large);  // was: ok with an empty body
+    BOOST_TEST(over.second.empty());
+    BOOST_TEST(c.node.counters().results_too_large == 1u);
 }

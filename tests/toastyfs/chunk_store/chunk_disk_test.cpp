@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../archetypes.hpp"
 #include "toastyfs/chunk_store.hpp"
 #include "toastyfs/types.hpp"
 
@@ -20,43 +21,9 @@ namespace {
 
 using toastyfs::disk_status;
 
-// Archetypes: exactly what the concepts promise and nothing more (no copies, no default
-// construction, no extra members), so a template that needs more fails to compile here.
-class archetype_disk {
-public:
-    explicit archetype_disk(int) {}
-    archetype_disk(const archetype_disk&) = delete;
-    archetype_disk& operator=(const archetype_disk&) = delete;
-
-    disk_status write_durably(std::string_view, std::span<const std::uint8_t>, std::uint64_t) {
-        return disk_status::io_error;
-    }
-    disk_status read(std::string_view, std::size_t, std::vector<std::uint8_t>&) {
-        return disk_status::io_error;
-    }
-    disk_status remove(std::string_view) { return disk_status::io_error; }
-    disk_status rename(std::string_view, std::string_view) { return disk_status::io_error; }
-    disk_status list(std::string_view, std::vector<std::string>&) { return disk_status::io_error; }
-    disk_status stat(std::string_view, toastyfs::disk_file_info&) { return disk_status::io_error; }
-    disk_status make_directory(std::string_view) { return disk_status::io_error; }
-    disk_status free_bytes(std::uint64_t&) { return disk_status::io_error; }
-    std::uint64_t token_now() { return 0; }
-    static bool is_temporary(std::string_view) { return false; }
-};
-static_assert(toastyfs::chunk_disk<archetype_disk>);
-
-struct archetype_crypto {
-    struct sha256_context {
-        void update(std::span<const std::uint8_t>) {}
-        toastyfs::sha256_digest finish() { return {}; }
-    };
-    struct md5_context {
-        void update(std::span<const std::uint8_t>) {}
-        toastyfs::md5_digest finish() { return {}; }
-    };
-    static toastyfs::sha256_digest sha256(std::span<const std::uint8_t>) { return {}; }
-};
-static_assert(toastyfs::crypto<archetype_crypto>);
+// The archetypes (tests/toastyfs/archetypes.hpp): a template that needs more fails to compile here.
+using archetype_disk = toastyfs::archetypes::chunk_disk;
+using archetype_crypto = toastyfs::archetypes::crypto;
 
 // Missing one requirement each: the concept must say no.
 struct disk_without_token_now {
