@@ -171,7 +171,8 @@ struct server {
         }
         std::vector<std::uint8_t> peers = bus->status().connected_replicas;
         if (peers != last_peers) {
-            log(log_level::info, "connected replica peers: [%s] (was [%s])", join(peers).c_str(), join(last_peers).c_str());
+            log(log_level::info, "connected replica peers: [%s] (was [%s])", join(peers).c_str(),
+                join(last_peers).c_str());
             last_peers = std::move(peers);
         }
         const std::uint64_t now = loop.monotonic_ns();

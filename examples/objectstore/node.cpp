@@ -76,7 +76,7 @@ void usage(std::FILE* out) {
                  "  --scrub-bytes-per-second N background re-verification rate (default 8388608; 0: off)\n"
                  "  --log-level L              debug, info (default) or warn\n");
     if constexpr (toastyfs::process::planted_bug_flag) {
-        std::fprintf(out, "  --planted-bug NAME         test build only: put_ignores_condition, for a checker to catch\n");
+        std::fprintf(out, "  --planted-bug NAME         test build only: put_ignores_condition (for a checker)\n");
     }
 }
 

@@ -67,8 +67,8 @@ void usage(std::FILE* out) {
                  "  --log-level L               debug, info (default) or warn\n");
     if constexpr (toastyfs::process::planted_bug_flag) {
         std::fprintf(out,
-                     "  --planted-bug NAME          test build only: plant a known bug (gc_ignores_lease,\n"
-                     "                              put_acks_one_copy, get_skips_verification) for a checker to catch\n");
+                     "  --planted-bug NAME          test build only: plant a known bug for a checker to catch\n"
+                     "                              (gc_ignores_lease, put_acks_one_copy, get_skips_verification)\n");
     }
 }
 
@@ -213,7 +213,9 @@ platform::chunk_client_options chunk_client_options(const arguments& args, const
             outstanding.size());
         if (service != nullptr) service->on_chunk_disconnect(node, outstanding);
     };
-    options.on_connect = [](std::uint8_t node) { log(log_level::info, "chunk connection to node %u up", unsigned{node} + 1); };
+    options.on_connect = [](std::uint8_t node) {
+        log(log_level::info, "chunk connection to node %u up", unsigned{node} + 1);
+    };
     return options;
 }
 
@@ -310,13 +312,14 @@ struct periodic_work {
         bus.send_to_replica(n, message);
         toastyfs::frame_header stat;
         stat.kind = toastyfs::frame_kind::stat;
-        service.send_raw(n, stat, nullptr,
-                         [&view = cluster, n](bool answered, const toastyfs::frame_header& reply, std::vector<std::uint8_t>& body) {
-                             if (answered && reply.status == toastyfs::frame_status::ok &&
-                                 toastyfs::decode_node_stats(body, view.nodes[n].chunks)) {
-                                 view.nodes[n].chunks_answered = true;
-                             }
-                         });
+        auto on_stats = [&view = cluster, n](bool answered, const toastyfs::frame_header& reply,
+                                             std::vector<std::uint8_t>& body) {
+            if (answered && reply.status == toastyfs::frame_status::ok &&
+                toastyfs::decode_node_stats(body, view.nodes[n].chunks)) {
+                view.nodes[n].chunks_answered = true;
+            }
+        };
+        service.send_raw(n, stat, nullptr, std::move(on_stats));
     }
 
     void log_janitor_progress() {

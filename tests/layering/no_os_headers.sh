@@ -8,7 +8,8 @@ set -euo pipefail
 root=${1:?usage: no_os_headers.sh SOURCE_ROOT}
 [ -d "$root/include" ] && [ -d "$root/examples" ] || { echo "no include/ and examples/ under $root" >&2; exit 2; }
 
-files=$(find "$root/include" "$root/examples" -type f \( -name '*.hpp' -o -name '*.cpp' -o -name '*.h' -o -name '*.cc' \))
+files=$(find "$root/include" "$root/examples" -type f \
+    \( -name '*.hpp' -o -name '*.cpp' -o -name '*.h' -o -name '*.cc' \))
 [ -n "$files" ] || { echo "no sources found under $root" >&2; exit 2; }
 # Every angle-bracket include, as file:line:text.
 includes=$(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*<' $files || true)

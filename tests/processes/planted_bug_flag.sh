@@ -26,7 +26,9 @@ expect "$node" 2 "unknown argument '--planted-bug'" --planted-bug put_ignores_co
 expect "$proxy" 2 "unknown argument '--planted-bug'" --planted-bug get_skips_verification --help
 expect "$proxy" 2 "unknown argument '--planted-bug'" --planted-bug gc_ignores_lease --help
 for binary in "$node" "$proxy"; do
-    if timeout 10 "$binary" --help 2>&1 | grep -q planted; then fail "$(basename "$binary") --help mentions planted bugs"; fi
+    if timeout 10 "$binary" --help 2>&1 | grep -q planted; then
+        fail "$(basename "$binary") --help mentions planted bugs"
+    fi
 done
 # Nor is there code left that could parse it: the flag's name is not even in the release binaries.
 for binary in "$node" "$proxy"; do
