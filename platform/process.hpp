@@ -19,7 +19,7 @@ bool shutdown_requested() noexcept;
 /// Requests a shutdown from inside the process (one thread failing stops the others).
 void request_shutdown() noexcept;
 
-/// What requested the shutdown, for the log: "SIGTERM", "SIGINT", "request" or "none".
+/// What requested the shutdown first, for the log: "SIGTERM", "SIGINT", "request" or "none".
 const char* shutdown_reason() noexcept;
 
 /// A peer that closes a socket must give an error from send, not a signal that kills the process

@@ -18,7 +18,13 @@ static_assert(std::atomic<int>::is_always_lock_free, "written from a signal hand
 
 constexpr int requested_from_inside = -1;
 
-extern "C" void on_shutdown_signal(int signal) { shutdown_signal.store(signal); }
+/// Keeps the first reason. Lock-free atomics are async-signal-safe.
+void record(int reason) noexcept {
+    int none = 0;
+    shutdown_signal.compare_exchange_strong(none, reason);
+}
+
+extern "C" void on_shutdown_signal(int signal) { record(signal); }
 
 }  // namespace
 
@@ -32,10 +38,7 @@ void install_shutdown_handlers() {
 
 bool shutdown_requested() noexcept { return shutdown_signal.load() != 0; }
 
-void request_shutdown() noexcept {
-    int expected = 0;  // keep the first reason
-    shutdown_signal.compare_exchange_strong(expected, requested_from_inside);
-}
+void request_shutdown() noexcept { record(requested_from_inside); }
 
 const char* shutdown_reason() noexcept {
     switch (shutdown_signal.load()) {
