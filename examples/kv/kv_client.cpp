@@ -8,8 +8,6 @@
 // Exit codes: 0 success; 1 the operation ran but did not succeed (get/del: not found, cas:
 // mismatch); 2 bad arguments; 3 the operation failed (timeout: outcome unknown; too large; log
 // full; session evicted; invalid). status: 0 if at least one replica answered, else 3.
-#include <signal.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +23,7 @@
 #include "cli.hpp"
 #include "kv_state_machine.hpp"
 #include "platform/event_loop.hpp"
+#include "platform/process.hpp"
 #include "platform/tcp_message_bus.hpp"
 #include "vsr/client.hpp"
 #include "vsr/random.hpp"
@@ -485,7 +484,7 @@ int run_bench(const arguments& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    signal(SIGPIPE, SIG_IGN);
+    platform::ignore_broken_pipes();
     arguments args;
     if (const int code = parse_arguments(argc, argv, args); code >= 0) return code;
     if (args.command[0] == "status") return run_status(args);

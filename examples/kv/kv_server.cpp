@@ -6,15 +6,9 @@
 // The replica listens on its own entry of --replicas. It runs a platform::event_loop, a
 // platform::tcp_message_bus (role replica) and a vsr::basic_replica over kv::state_machine, ticked
 // every config.tick_ms by a loop timeout. --recovering restarts a replica that crashed (its memory
-// is gone): it runs the VSR recovery protocol before taking part. SIGTERM/SIGINT exit cleanly.
-#include <signal.h>
-#include <time.h>
-
-#include <cerrno>
-#include <cstdarg>
+// is gone): it runs the VSR recovery protocol before taking part. SIGTERM/SIGINT exit cleanly
+// (platform/process.hpp).
 #include <cstdio>
-#include <cstring>
-#include <ctime>
 #include <memory>
 #include <random>
 #include <string>
@@ -24,6 +18,8 @@
 #include "cli.hpp"
 #include "kv_state_machine.hpp"
 #include "platform/event_loop.hpp"
+#include "platform/log.hpp"
+#include "platform/process.hpp"
 #include "platform/real_time.hpp"
 #include "platform/tcp_message_bus.hpp"
 #include "vsr/config.hpp"
@@ -34,30 +30,8 @@ namespace {
 
 using replica_type = vsr::basic_replica<kv::state_machine, platform::tcp_message_bus, platform::real_time, vsr::xoshiro256>;
 
-enum class level : int { debug = 0, info = 1, warn = 2 };
-level log_threshold = level::info;
-int log_replica = -1;
-
-__attribute__((format(printf, 2, 3))) void log(level l, const char* format, ...) {
-    if (l < log_threshold) return;
-    timespec now{};
-    clock_gettime(CLOCK_REALTIME, &now);
-    tm utc{};
-    gmtime_r(&now.tv_sec, &utc);
-    char stamp[32];
-    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
-    const char* name = l == level::debug ? "DEBUG" : l == level::info ? "INFO" : "WARN";
-    std::fprintf(stderr, "%s.%03ldZ %-5s replica=%d ", stamp, now.tv_nsec / 1'000'000, name, log_replica);
-    va_list args;
-    va_start(args, format);
-    std::vfprintf(stderr, format, args);
-    va_end(args);
-    std::fputc('\n', stderr);
-    std::fflush(stderr);
-}
-
-volatile sig_atomic_t stop_signal = 0;
-extern "C" void on_signal(int signal) { stop_signal = signal; }
+using platform::log;
+using platform::log_level;
 
 void usage(std::FILE* out) {
     std::fprintf(out,
@@ -75,6 +49,7 @@ struct arguments {
     std::vector<platform::socket_address> replicas;
     std::uint64_t cluster = 0;
     bool recovering = false;
+    log_level level = log_level::info;
 };
 
 /// Returns -1 on success, or the exit code.
@@ -120,14 +95,9 @@ int parse_arguments(int argc, char** argv, arguments& out) {
                 return kv::cli::exit_usage;
             }
             have_cluster = true;
-        } else {
-            if (value == "debug") log_threshold = level::debug;
-            else if (value == "info") log_threshold = level::info;
-            else if (value == "warn") log_threshold = level::warn;
-            else {
-                std::fprintf(stderr, "kv-server: --log-level must be debug, info or warn, got '%s'\n", argv[i]);
-                return kv::cli::exit_usage;
-            }
+        } else if (!platform::parse_log_level(std::string(value), out.level)) {
+            std::fprintf(stderr, "kv-server: --log-level must be debug, info or warn, got '%s'\n", argv[i]);
+            return kv::cli::exit_usage;
         }
     }
     if (!have_replica || !have_replicas || !have_cluster) {
@@ -182,7 +152,7 @@ struct server {
     static void on_tick(platform::completion& c) {
         auto* self = static_cast<server*>(c.context);
         self->tick_pending = false;
-        if (c.error == platform::io_error::cancelled || stop_signal != 0) return;
+        if (c.error == platform::io_error::cancelled || platform::shutdown_requested()) return;
         self->replica->tick();
         self->observe();
         self->start_tick();
@@ -190,7 +160,7 @@ struct server {
 
     void observe() {
         if (replica->status() != last_status || replica->view() != last_view || replica->is_primary() != last_primary) {
-            log(level::info, "status %s -> %s view %llu -> %llu role %s op=%llu commit=%llu",
+            log(log_level::info, "status %s -> %s view %llu -> %llu role %s op=%llu commit=%llu",
                 vsr::to_string(last_status), vsr::to_string(replica->status()),
                 static_cast<unsigned long long>(last_view), static_cast<unsigned long long>(replica->view()),
                 replica->is_primary() ? "primary" : "backup", static_cast<unsigned long long>(replica->op()),
@@ -201,7 +171,8 @@ struct server {
         }
         std::vector<std::uint8_t> peers = bus->status().connected_replicas;
         if (peers != last_peers) {
-            log(level::info, "connected replica peers: [%s] (was [%s])", join(peers).c_str(), join(last_peers).c_str());
+            log(log_level::info, "connected replica peers: [%s] (was [%s])", join(peers).c_str(),
+                join(last_peers).c_str());
             last_peers = std::move(peers);
         }
         const std::uint64_t now = loop.monotonic_ns();
@@ -215,7 +186,7 @@ struct server {
         const vsr::replica_counters& r = replica->counters();
         const platform::tcp_bus_counters& b = bus->counters();
         const platform::tcp_bus_status s = bus->status();
-        log(level::info,
+        log(log_level::info,
             "counters status=%s view=%llu op=%llu commit=%llu executed=%llu ops_executed=%llu "
             "view_changes_started=%llu recoveries=%llu dropped_not_primary=%llu dropped_queue_full=%llu "
             "peers=%zu clients=%zu bus_sent=%llu bus_received=%llu keepalives_sent=%llu keepalives_received=%llu "
@@ -235,39 +206,8 @@ struct server {
     }
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    std::setvbuf(stderr, nullptr, _IOLBF, 0);
-    arguments args;
-    if (const int code = parse_arguments(argc, argv, args); code >= 0) return code;
-    log_replica = static_cast<int>(args.replica);
-
-    struct sigaction action {};
-    action.sa_handler = &on_signal;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGTERM, &action, nullptr);
-    sigaction(SIGINT, &action, nullptr);
-    signal(SIGPIPE, SIG_IGN);
-
-    vsr::config cfg;
-    cfg.cluster = static_cast<std::uint32_t>(args.cluster);
-    cfg.replica_count = static_cast<std::uint8_t>(args.replicas.size());
-    if (!cfg.valid()) {
-        log(level::warn, "invalid configuration");
-        return kv::cli::exit_usage;
-    }
-
-    platform::event_loop loop;
-    std::string error;
-    if (!loop.open(error)) {
-        log(level::warn, "event loop: %s", error.c_str());
-        return 1;
-    }
-
-    const std::uint64_t seed = random_seed();
-    server srv(loop);
-    replica_type* replica_pointer = nullptr;
+platform::tcp_bus_options replica_bus_options(const arguments& args, const vsr::config& cfg, std::uint64_t seed,
+                                              replica_type*& replica) {
     platform::tcp_bus_options options;
     options.cluster = cfg.cluster;
     options.replica_addresses = args.replicas;
@@ -275,13 +215,21 @@ int main(int argc, char** argv) {
     options.replica_index = static_cast<std::uint8_t>(args.replica);
     options.message_size_max = cfg.message_size_max;
     options.random_seed = seed ^ 0x5bd1e995;
-    options.on_message = [&replica_pointer](std::span<const std::uint8_t> message) {
-        if (replica_pointer != nullptr) replica_pointer->on_message(message);
+    options.on_message = [&replica](std::span<const std::uint8_t> message) {
+        if (replica != nullptr) replica->on_message(message);
     };
-    auto bus = std::make_unique<platform::tcp_message_bus>(loop, std::move(options));
+    return options;
+}
+
+/// The replica over the TCP bus on `loop` until a shutdown is requested. Returns the exit code.
+int run_replica(const arguments& args, const vsr::config& cfg, platform::event_loop& loop) {
+    const std::uint64_t seed = random_seed();
+    server srv(loop);
+    replica_type* replica_pointer = nullptr;
+    auto bus = std::make_unique<platform::tcp_message_bus>(loop, replica_bus_options(args, cfg, seed, replica_pointer));
     platform::io_error io = platform::io_error::none;
     if (!bus->start(io)) {
-        log(level::warn, "cannot listen on %s: %s", platform::to_string(args.replicas[args.replica]).c_str(),
+        log(log_level::warn, "cannot listen on %s: %s", platform::to_string(args.replicas[args.replica]).c_str(),
             std::string(platform::to_string(io)).c_str());
         return 1;
     }
@@ -291,7 +239,7 @@ int main(int argc, char** argv) {
     auto replica = std::make_unique<replica_type>(cfg, static_cast<std::uint8_t>(args.replica), *bus, time, random,
                                                   args.recovering);
     replica_pointer = replica.get();
-    log(level::info, "started: listening on %s, %u replicas, cluster %u, %s, tick %u ms",
+    log(log_level::info, "started: listening on %s, %u replicas, cluster %u, %s, tick %u ms",
         platform::to_string(args.replicas[args.replica]).c_str(), unsigned{cfg.replica_count}, cfg.cluster,
         args.recovering ? "recovering" : "fresh", cfg.tick_ms);
 
@@ -304,9 +252,9 @@ int main(int argc, char** argv) {
     srv.next_report_ns = loop.monotonic_ns() + 10'000'000'000ULL;
     srv.start_tick();
 
-    while (stop_signal == 0) loop.run_once(srv.tick_ns);
+    while (!platform::shutdown_requested()) loop.run_once(srv.tick_ns);
 
-    log(level::info, "signal %d: shutting down", static_cast<int>(stop_signal));
+    log(log_level::info, "%s: shutting down", platform::shutdown_reason());
     srv.report();
     if (srv.tick_pending) loop.cancel(srv.tick_completion);
     for (int i = 0; i < 1000 && srv.tick_pending; i++) loop.run_once(0);
@@ -314,6 +262,32 @@ int main(int argc, char** argv) {
     bus->shutdown();
     bus.reset();  // runs the loop until the bus's completions are back
     replica.reset();
-    log(level::info, "stopped");
+    log(log_level::info, "stopped");
     return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::setvbuf(stderr, nullptr, _IOLBF, 0);
+    arguments args;
+    if (const int code = parse_arguments(argc, argv, args); code >= 0) return code;
+    platform::log_setup("replica=" + std::to_string(args.replica), args.level);
+    platform::install_shutdown_handlers();
+    platform::ignore_broken_pipes();
+
+    vsr::config cfg;
+    cfg.cluster = static_cast<std::uint32_t>(args.cluster);
+    cfg.replica_count = static_cast<std::uint8_t>(args.replicas.size());
+    if (!cfg.valid()) {
+        log(log_level::warn, "invalid configuration");
+        return kv::cli::exit_usage;
+    }
+    platform::event_loop loop;
+    std::string error;
+    if (!loop.open(error)) {
+        log(log_level::warn, "event loop: %s", error.c_str());
+        return 1;
+    }
+    return run_replica(args, cfg, loop);
 }

@@ -12,8 +12,6 @@
 // Chunk I/O (fsync included) therefore never delays heartbeats or prepares.
 // --recovering restarts a node whose memory is gone (kill -9): VSR recovery runs first. The
 // chunks on disk survive a restart either way. SIGTERM/SIGINT exit cleanly.
-#include <signal.h>
-
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -26,12 +24,13 @@
 #include "platform/chunk_disk_posix.hpp"
 #include "platform/chunk_transport.hpp"
 #include "platform/cli.hpp"
-#include "process.hpp"
 #include "platform/crypto.hpp"
 #include "platform/event_loop.hpp"
 #include "platform/log.hpp"
+#include "platform/process.hpp"
 #include "platform/real_time.hpp"
 #include "platform/tcp_message_bus.hpp"
+#include "process.hpp"
 #include "toastyfs/chunk_server.hpp"
 #include "toastyfs/chunk_store.hpp"
 #include "toastyfs/metadata_state_machine.hpp"
@@ -59,7 +58,7 @@ struct arguments {
     std::uint64_t disk_quota_bytes = 0;
     std::uint64_t scrub_bytes_per_second = 8ull << 20;
     log_level level = log_level::info;
-    toastyfs::planted_bug bug = toastyfs::planted_bug::none;  // tests only (tests/chaos)
+    toastyfs::planted_bug bug = toastyfs::planted_bug::none;  // set only by a test build (planted_bug_flag)
 };
 
 void usage(std::FILE* out) {
@@ -75,8 +74,10 @@ void usage(std::FILE* out) {
                  "                             every node and proxy must agree\n"
                  "  --disk-quota-bytes N       refuse chunk writes beyond N bytes stored (default 0: disk size)\n"
                  "  --scrub-bytes-per-second N background re-verification rate (default 8388608; 0: off)\n"
-                 "  --log-level L              debug, info (default) or warn\n"
-                 "  --planted-bug NAME         tests only: put_ignores_condition, to show a checker catches it\n");
+                 "  --log-level L              debug, info (default) or warn\n");
+    if constexpr (toastyfs::process::planted_bug_flag) {
+        std::fprintf(out, "  --planted-bug NAME         test build only: put_ignores_condition (for a checker)\n");
+    }
 }
 
 int parse_arguments(int argc, char** argv, arguments& out) {
@@ -112,7 +113,7 @@ int parse_arguments(int argc, char** argv, arguments& out) {
         else if (flag == "--disk-quota-bytes") ok = cli::parse_u64(value, 0, UINT64_MAX, out.disk_quota_bytes);
         else if (flag == "--scrub-bytes-per-second") ok = cli::parse_u64(value, 0, UINT64_MAX, out.scrub_bytes_per_second);
         else if (flag == "--log-level") ok = platform::parse_log_level(value, out.level);
-        else if (flag == "--planted-bug")
+        else if (toastyfs::process::planted_bug_flag && flag == "--planted-bug")
             ok = toastyfs::parse_planted_bug(value, out.bug) && out.bug == toastyfs::planted_bug::put_ignores_condition;
         else {
             std::fprintf(stderr, "toastyfs-node: unknown argument '%s'\n", argv[i - 1]);
@@ -140,6 +141,33 @@ int parse_arguments(int argc, char** argv, arguments& out) {
 
 // ---- the chunk thread ----------------------------------------------------------------------------
 
+void log_store_opened(const arguments& args, const toastyfs::chunk_store_stats& opened) {
+    log(log_level::info, "chunk store %s: %llu chunks, %llu bytes, %llu in quarantine, %llu temporaries removed",
+        args.data_directory.c_str(), static_cast<unsigned long long>(opened.chunks),
+        static_cast<unsigned long long>(opened.bytes_stored), static_cast<unsigned long long>(opened.quarantined),
+        static_cast<unsigned long long>(opened.temporaries_removed));
+}
+
+/// Serves the chunk protocol from `store`; failures other than the expected ones are logged.
+platform::chunk_server_options chunk_server_options(const arguments& args, platform::posix_chunk_disk& disk,
+                                                    store_type& store) {
+    platform::chunk_server_options options;
+    options.cluster = static_cast<std::uint32_t>(args.cluster);
+    options.listen_address = args.chunk_listen;
+    options.handler = [&disk, &store](const toastyfs::frame_header& request, std::span<const std::uint8_t> body,
+                                      toastyfs::frame_header& reply, std::vector<std::uint8_t>& reply_body) {
+        std::uint64_t free = 0;
+        if (request.kind == toastyfs::frame_kind::stat && disk.free_bytes(free) != toastyfs::disk_status::ok) free = 0;
+        toastyfs::handle_chunk_request(store, free, request, body, reply, reply_body);
+        if (reply.status != toastyfs::frame_status::ok && reply.status != toastyfs::frame_status::not_found &&
+            reply.status != toastyfs::frame_status::token_mismatch) {
+            log(log_level::warn, "chunk %s %s: %s", request.kind == toastyfs::frame_kind::write ? "write" : "request",
+                toastyfs::to_hex(request.sha256).c_str(), toastyfs::to_string(reply.status));
+        }
+    };
+    return options;
+}
+
 int run_chunk_thread(const arguments& args, std::atomic<bool>& ready, std::atomic<bool>& failed) {
     platform::event_loop loop;
     std::string error;
@@ -163,27 +191,8 @@ int run_chunk_thread(const arguments& args, std::atomic<bool>& ready, std::atomi
         failed = true;
         return 1;
     }
-    const auto opened = store.stats();
-    log(log_level::info, "chunk store %s: %llu chunks, %llu bytes, %llu in quarantine, %llu temporaries removed",
-        args.data_directory.c_str(), static_cast<unsigned long long>(opened.chunks),
-        static_cast<unsigned long long>(opened.bytes_stored), static_cast<unsigned long long>(opened.quarantined),
-        static_cast<unsigned long long>(opened.temporaries_removed));
-
-    platform::chunk_server_options options;
-    options.cluster = static_cast<std::uint32_t>(args.cluster);
-    options.listen_address = args.chunk_listen;
-    options.handler = [&](const toastyfs::frame_header& request, std::span<const std::uint8_t> body,
-                          toastyfs::frame_header& reply, std::vector<std::uint8_t>& reply_body) {
-        std::uint64_t free = 0;
-        if (request.kind == toastyfs::frame_kind::stat && disk.free_bytes(free) != toastyfs::disk_status::ok) free = 0;
-        toastyfs::handle_chunk_request(store, free, request, body, reply, reply_body);
-        if (reply.status != toastyfs::frame_status::ok && reply.status != toastyfs::frame_status::not_found &&
-            reply.status != toastyfs::frame_status::token_mismatch) {
-            log(log_level::warn, "chunk %s %s: %s", request.kind == toastyfs::frame_kind::write ? "write" : "request",
-                toastyfs::to_hex(request.sha256).c_str(), toastyfs::to_string(reply.status));
-        }
-    };
-    platform::chunk_server server(loop, std::move(options));
+    log_store_opened(args, store.stats());
+    platform::chunk_server server(loop, chunk_server_options(args, disk, store));
     platform::io_error io = platform::io_error::none;
     if (!server.start(io)) {
         log(log_level::warn, "cannot listen for chunks on %s: %s", platform::to_string(args.chunk_listen).c_str(),
@@ -206,7 +215,7 @@ int run_chunk_thread(const arguments& args, std::atomic<bool>& ready, std::atomi
                      }
                  }};
     scrub.start();
-    while (!toastyfs::process::stopping()) loop.run_once(100'000'000);
+    while (!platform::shutdown_requested()) loop.run_once(100'000'000);
     scrub.stop();
     server.shutdown();
     for (int i = 0; i < 1000 && !server.drained(); i++) loop.run_once(0);
@@ -229,15 +238,110 @@ void report(const replica_type& replica, const platform::tcp_message_bus& bus) {
         static_cast<unsigned long long>(b.dropped_not_connected));
 }
 
+/// Logs the replica's status, view and role when they change, and its counters every 10 s.
+struct status_watch {
+    platform::event_loop& loop;
+    replica_type& replica;
+    const platform::tcp_message_bus& bus;
+    vsr::replica_status last_status = replica.status();
+    std::uint64_t last_view = replica.view();
+    bool last_primary = replica.is_primary();
+    std::uint64_t next_report_ns = loop.monotonic_ns() + report_interval_ns;
+    static constexpr std::uint64_t report_interval_ns = 10'000'000'000ull;
+
+    void tick() {
+        replica.tick();
+        if (replica.status() != last_status || replica.view() != last_view || replica.is_primary() != last_primary) {
+            log(log_level::info, "status %s view %llu role %s op=%llu commit=%llu", vsr::to_string(replica.status()),
+                static_cast<unsigned long long>(replica.view()), replica.is_primary() ? "primary" : "backup",
+                static_cast<unsigned long long>(replica.op()), static_cast<unsigned long long>(replica.commit()));
+            last_status = replica.status();
+            last_view = replica.view();
+            last_primary = replica.is_primary();
+        }
+        if (loop.monotonic_ns() >= next_report_ns) {
+            next_report_ns = loop.monotonic_ns() + report_interval_ns;
+            report(replica, bus);
+        }
+    }
+};
+
+platform::tcp_bus_options replica_bus_options(const arguments& args, const vsr::config& cfg, std::uint64_t seed,
+                                              replica_type*& replica) {
+    platform::tcp_bus_options options;
+    options.cluster = cfg.cluster;
+    options.replica_addresses = args.replicas;
+    options.role = platform::bus_role::replica;
+    options.replica_index = static_cast<std::uint8_t>(args.index);
+    options.message_size_max = cfg.message_size_max;
+    options.random_seed = seed ^ 0x5bd1e995;
+    options.on_message = [&replica](std::span<const std::uint8_t> message) {
+        if (replica != nullptr) replica->on_message(message);
+    };
+    return options;
+}
+
+toastyfs::metadata_options metadata_options(const arguments& args, const vsr::config& cfg) {
+    toastyfs::metadata_options options;
+    options.upload_lease_ns = args.upload_lease_ms * 1'000'000;
+    options.bug = args.bug;
+    if (args.bug != toastyfs::planted_bug::none) log(log_level::warn, "a planted bug is active: for tests only");
+    options.result_size_max = static_cast<std::uint32_t>(cfg.operation_size_max());
+    return options;
+}
+
+/// The metadata thread: a VSR replica over the TCP bus until a shutdown is requested. Returns the
+/// exit code (1 when it cannot start).
+int run_metadata_thread(const arguments& args, const vsr::config& cfg) {
+    platform::event_loop loop;
+    std::string error;
+    if (!loop.open(error)) {
+        log(log_level::warn, "event loop: %s", error.c_str());
+        return 1;
+    }
+    const std::uint64_t seed = toastyfs::process::random_seed();
+    replica_type* replica_pointer = nullptr;
+    auto bus = std::make_unique<platform::tcp_message_bus>(loop, replica_bus_options(args, cfg, seed, replica_pointer));
+    platform::io_error io = platform::io_error::none;
+    if (!bus->start(io)) {
+        log(log_level::warn, "cannot listen on %s: %s", platform::to_string(args.replicas[args.index]).c_str(),
+            std::string(platform::to_string(io)).c_str());
+        return 1;
+    }
+    platform::real_time time;
+    vsr::xoshiro256 random(seed);
+    auto replica = std::make_unique<replica_type>(cfg, static_cast<std::uint8_t>(args.index), *bus, time, random,
+                                                  args.recovering,
+                                                  toastyfs::metadata_state_machine(metadata_options(args, cfg)));
+    replica_pointer = replica.get();
+    log(log_level::info, "started: metadata on %s, chunks on %s, data in %s, %u nodes, cluster %u, %s",
+        platform::to_string(args.replicas[args.index]).c_str(), platform::to_string(args.chunk_listen).c_str(),
+        args.data_directory.c_str(), unsigned{cfg.replica_count}, cfg.cluster, args.recovering ? "recovering" : "fresh");
+
+    status_watch watch{loop, *replica, *bus};
+    toastyfs::process::ticker tick{loop, std::uint64_t{cfg.tick_ms} * 1'000'000, [&watch] { watch.tick(); }};
+    tick.start();
+    while (!platform::shutdown_requested()) loop.run_once(tick.period_ns);
+
+    log(log_level::info, "%s: shutting down", platform::shutdown_reason());
+    report(*replica, *bus);
+    tick.stop();
+    replica_pointer = nullptr;
+    bus->shutdown();
+    bus.reset();
+    replica.reset();
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     arguments args;
     if (const int code = parse_arguments(argc, argv, args); code >= 0) return code;
     platform::log_setup("node=" + std::to_string(args.index + 1), args.level);
-
-    toastyfs::process::install_signal_handlers();
-    toastyfs::process::keep_chunk_buffers_mapped();
+    platform::install_shutdown_handlers();
+    platform::ignore_broken_pipes();
+    platform::keep_large_buffers_mapped();
 
     vsr::config cfg;
     cfg.cluster = static_cast<std::uint32_t>(args.cluster);
@@ -246,11 +350,6 @@ int main(int argc, char** argv) {
         log(log_level::warn, "invalid configuration");
         return platform::cli::exit_usage;
     }
-    toastyfs::metadata_options metadata;
-    metadata.upload_lease_ns = args.upload_lease_ms * 1'000'000;
-    metadata.bug = args.bug;
-    if (args.bug != toastyfs::planted_bug::none) log(log_level::warn, "a planted bug is active: for tests only");
-    metadata.result_size_max = static_cast<std::uint32_t>(cfg.operation_size_max());
 
     std::atomic<bool> chunk_ready{false}, chunk_failed{false};
     std::thread chunk_thread([&] { run_chunk_thread(args, chunk_ready, chunk_failed); });
@@ -259,77 +358,9 @@ int main(int argc, char** argv) {
         chunk_thread.join();
         return 1;
     }
-
-    platform::event_loop loop;
-    std::string error;
-    if (!loop.open(error)) {
-        log(log_level::warn, "event loop: %s", error.c_str());
-        toastyfs::process::stop_signal = SIGTERM;
-        chunk_thread.join();
-        return 1;
-    }
-    const std::uint64_t seed = toastyfs::process::random_seed();
-    replica_type* replica_pointer = nullptr;
-    platform::tcp_bus_options options;
-    options.cluster = cfg.cluster;
-    options.replica_addresses = args.replicas;
-    options.role = platform::bus_role::replica;
-    options.replica_index = static_cast<std::uint8_t>(args.index);
-    options.message_size_max = cfg.message_size_max;
-    options.random_seed = seed ^ 0x5bd1e995;
-    options.on_message = [&replica_pointer](std::span<const std::uint8_t> message) {
-        if (replica_pointer != nullptr) replica_pointer->on_message(message);
-    };
-    auto bus = std::make_unique<platform::tcp_message_bus>(loop, std::move(options));
-    platform::io_error io = platform::io_error::none;
-    if (!bus->start(io)) {
-        log(log_level::warn, "cannot listen on %s: %s", platform::to_string(args.replicas[args.index]).c_str(),
-            std::string(platform::to_string(io)).c_str());
-        toastyfs::process::stop_signal = SIGTERM;
-        chunk_thread.join();
-        return 1;
-    }
-    platform::real_time time;
-    vsr::xoshiro256 random(seed);
-    auto replica = std::make_unique<replica_type>(cfg, static_cast<std::uint8_t>(args.index), *bus, time, random,
-                                                  args.recovering, toastyfs::metadata_state_machine(metadata));
-    replica_pointer = replica.get();
-    log(log_level::info, "started: metadata on %s, chunks on %s, data in %s, %u nodes, cluster %u, %s",
-        platform::to_string(args.replicas[args.index]).c_str(), platform::to_string(args.chunk_listen).c_str(),
-        args.data_directory.c_str(), unsigned{cfg.replica_count}, cfg.cluster, args.recovering ? "recovering" : "fresh");
-
-    vsr::replica_status last_status = replica->status();
-    std::uint64_t last_view = replica->view();
-    bool last_primary = replica->is_primary();
-    std::uint64_t next_report_ns = loop.monotonic_ns() + 10'000'000'000ull;
-    toastyfs::process::ticker tick{loop, std::uint64_t{cfg.tick_ms} * 1'000'000, [&] {
-                    replica->tick();
-                    if (replica->status() != last_status || replica->view() != last_view ||
-                        replica->is_primary() != last_primary) {
-                        log(log_level::info, "status %s view %llu role %s op=%llu commit=%llu",
-                            vsr::to_string(replica->status()), static_cast<unsigned long long>(replica->view()),
-                            replica->is_primary() ? "primary" : "backup", static_cast<unsigned long long>(replica->op()),
-                            static_cast<unsigned long long>(replica->commit()));
-                        last_status = replica->status();
-                        last_view = replica->view();
-                        last_primary = replica->is_primary();
-                    }
-                    if (loop.monotonic_ns() >= next_report_ns) {
-                        next_report_ns = loop.monotonic_ns() + 10'000'000'000ull;
-                        report(*replica, *bus);
-                    }
-                }};
-    tick.start();
-    while (!toastyfs::process::stopping()) loop.run_once(tick.period_ns);
-
-    log(log_level::info, "signal %d: shutting down", toastyfs::process::stop_signal.load());
-    report(*replica, *bus);
-    tick.stop();
-    replica_pointer = nullptr;
-    bus->shutdown();
-    bus.reset();
-    replica.reset();
+    const int code = run_metadata_thread(args, cfg);
+    if (code != 0) platform::request_shutdown();  // stops the chunk thread
     chunk_thread.join();
-    log(log_level::info, "stopped");
-    return 0;
+    if (code == 0) log(log_level::info, "stopped");
+    return code;
 }

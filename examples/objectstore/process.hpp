@@ -1,49 +1,26 @@
-// Process plumbing shared by toastyfs-node and toastyfs-proxy: the stop signal, a seed from the
-// OS, and a periodic timer on the event loop.
+// Process plumbing shared by toastyfs-node and toastyfs-proxy: a seed from the OS, a periodic
+// timer on the event loop, and whether this build takes --planted-bug. What differs per OS
+// (shutdown signals, limits, the allocator) is in platform/process.hpp.
 #pragma once
 
-#include <signal.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <random>
 #include <utility>
 
 #include "platform/event_loop.hpp"
+#include "platform/process.hpp"
+
+// Test hooks stay out of release binaries: only the test variants (toastyfs-node-test,
+// toastyfs-proxy-test, built with TOASTYFS_PLANTED_BUG_FLAG=1) know --planted-bug. In a release
+// binary the flag is unknown and the options' bug fields are never set, so they stay `none`.
+#if !defined(TOASTYFS_PLANTED_BUG_FLAG)
+#define TOASTYFS_PLANTED_BUG_FLAG 0
+#endif
 
 namespace toastyfs::process {
 
-/// The signal that asked the process to stop (SIGTERM, SIGINT), or 0.
-inline std::atomic<int> stop_signal{0};
-
-extern "C" inline void on_stop_signal(int signal) { stop_signal.store(signal); }
-
-/// Chunk buffers (up to the chunk size, 4 MiB by default) come and go with every transfer. By
-/// default glibc maps each one fresh and unmaps it on free, so every chunk pays a page fault per
-/// 4 KiB and the kernel's zeroing. Served from the heap instead and not trimmed, freed buffers are
-/// reused as they are; the heap stays bounded by the processes' own buffer limits.
-inline void keep_chunk_buffers_mapped() {
-#if defined(__GLIBC__)
-    mallopt(M_MMAP_THRESHOLD, 64 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
-#endif
-}
-
-/// SIGTERM and SIGINT set stop_signal; SIGPIPE is ignored (sends report EPIPE instead).
-inline void install_signal_handlers() {
-    struct sigaction action {};
-    action.sa_handler = &on_stop_signal;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGTERM, &action, nullptr);
-    sigaction(SIGINT, &action, nullptr);
-    signal(SIGPIPE, SIG_IGN);
-}
-
-inline bool stopping() noexcept { return stop_signal.load() != 0; }
+inline constexpr bool planted_bug_flag = TOASTYFS_PLANTED_BUG_FLAG != 0;
 
 /// 64 bits from the OS (getrandom or /dev/urandom): client ids and jitter must differ per run.
 inline std::uint64_t random_seed() {
@@ -51,7 +28,7 @@ inline std::uint64_t random_seed() {
     return (std::uint64_t{device()} << 32) ^ device();
 }
 
-/// Runs `on_tick` every `period_ns` on `loop` until stop() or a stop signal.
+/// Runs `on_tick` every `period_ns` on `loop` until stop() or a shutdown request.
 struct ticker {
     ticker(platform::event_loop& l, std::uint64_t period, std::function<void()> f)
         : loop(l), period_ns(period), on_tick(std::move(f)) {}
@@ -68,7 +45,7 @@ struct ticker {
         c.callback = [](platform::completion& self) {
             auto* t = static_cast<ticker*>(self.context);
             t->pending = false;
-            if (self.error == platform::io_error::cancelled || stopping()) return;
+            if (self.error == platform::io_error::cancelled || platform::shutdown_requested()) return;
             t->on_tick();
             t->start();
         };
