@@ -170,22 +170,24 @@ void stream_connection::handle_send() {
         queue_.clear();  // the loop is done with the bytes: borrowed ones may go now
         return;
     }
-    const completion& c = send_completion_;
-    if (c.error != io_error::none) {
-        on_sent(c.error, c.bytes, 0);
+    // Read before flush(), which restarts the completion.
+    const io_error error = send_completion_.error;
+    const std::size_t bytes = send_completion_.bytes;
+    if (error != io_error::none) {
+        on_sent(error, bytes, 0);
         return;
     }
     send_item& front = queue_.front();
-    front.offset += c.bytes;
-    queued_bytes_ -= c.bytes;
+    front.offset += bytes;
+    queued_bytes_ -= bytes;
     std::size_t frames = 0;
     if (front.offset == front.bytes().size()) {
         frames = front.frames;
         finish_front();
     }
-    // Queued again first: what on_sent queues joins what is already waiting.
+    // Sending again first: the socket is busy while the protocol handles what was sent.
     flush();
-    on_sent(io_error::none, c.bytes, frames);
+    on_sent(io_error::none, bytes, frames);
 }
 
 void stream_connection::finish_front() {
