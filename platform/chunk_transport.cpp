@@ -1,12 +1,11 @@
-// The chunk transport: framing, connection lifetime and timeouts for chunk_server and
-// chunk_client on the completion-style event loop. See chunk_transport.hpp for the rules.
+// The chunk transport: framing, request/reply matching and timeouts for chunk_server and
+// chunk_client, on the connection layer (stream_connection.hpp). See chunk_transport.hpp.
 #include "platform/chunk_transport.hpp"
 
 #include <algorithm>
 #include <cassert>
 #include <deque>
 #include <utility>
-
 
 namespace platform {
 

@@ -4,10 +4,9 @@
 // A connection is in one of three phases: waiting (reading a request head), exchange (a request
 // is with the handler) and closing (the last response is flushed, then the socket closes).
 // process() runs the parser and the exchange as far as the buffered bytes allow; it is only
-// ever called from a loop callback of this connection (recv, send, or the `kick` timeout that
-// handler calls schedule), so it never runs re-entrantly. Closed connections are released by
-// sweep() once their last operation has called back, and only when no callback of the server
-// is on the stack.
+// ever called from a loop callback of this connection (recv, send, or the post that handler
+// calls schedule), so it never runs re-entrantly. Sockets, the send queue, accepting and the
+// release of closed connections are the connection layer's (stream_connection.hpp).
 #include "platform/http_server.hpp"
 
 #include <algorithm>
@@ -57,10 +56,9 @@ struct http_connection final : stream_connection {
     http_server& server;
     phase state = phase::waiting;
 
-    // Receive side: unprocessed bytes are [begin, end) of buffer.
-    std::vector<std::uint8_t> buffer;
-    std::size_t begin = 0;
-    std::size_t end = 0;
+    // Receive side: the unprocessed bytes are buffer.unread(). Its capacity is the bound
+    // read_buffer_bytes reports: head_buffer_size, or body_buffer_size while a body streams in.
+    receive_buffer buffer;
     http::request_parser parser;
 
     // Clocks (monotonic ns).
@@ -127,21 +125,11 @@ struct http_connection final : stream_connection {
         if (!open() || receiving() || state == phase::closing || pending_size != 0) return;
         const std::size_t want = state == phase::exchange ? server.options_.body_buffer_size
                                                           : server.options_.head_buffer_size;
-        if (begin == end) {
-            begin = end = 0;
-        } else if (begin > 0) {
-            std::memmove(buffer.data(), buffer.data() + begin, end - begin);
-            end -= begin;
-            begin = 0;
-        }
-        if (buffer.size() < want) {
-            buffer.reserve(want);  // exactly: the buffer bound is what read_buffer_bytes reports
-            buffer.resize(want);
-        }
-        assert(end < buffer.size() && "the parser leaves bytes unconsumed only at an event");
-        if (end == buffer.size()) return;
+        const std::span<std::uint8_t> window = buffer.window(want);
+        assert(!window.empty() && "the parser leaves bytes unconsumed only at an event");
+        if (window.empty()) return;
         recv_started_ns = now();
-        receive(std::span<std::uint8_t>(buffer).subspan(end));
+        receive(window);
     }
 
     void handle_recv(io_error error, std::size_t bytes) {
@@ -161,7 +149,7 @@ struct http_connection final : stream_connection {
         const std::uint64_t t = last_receive_ns();
         recv_started_ns = t;
         if (state == phase::waiting && head_started_ns == 0) head_started_ns = t;
-        end += bytes;
+        buffer.commit(bytes);
         server.counters_.bytes_received += bytes;
         process();
     }
@@ -191,9 +179,9 @@ struct http_connection final : stream_connection {
 
     /// False: need more bytes (or the connection is closing).
     bool parse_head() {
-        if (begin == end) return false;
-        const http::parse_result r = parser.feed(std::span<const std::uint8_t>(buffer).subspan(begin, end - begin));
-        begin += r.consumed;
+        if (buffer.unread_size() == 0) return false;
+        const http::parse_result r = parser.feed(buffer.unread());
+        buffer.consume(r.consumed);
         switch (r.event) {
             case http::parse_event::need_more: return false;
             case http::parse_event::head_done: start_exchange(); return true;
@@ -257,8 +245,8 @@ struct http_connection final : stream_connection {
         }
         if (body_paused) return false;
         // Fed even when empty: after the last body bytes the parser still owes message_done.
-        const http::parse_result r = parser.feed(std::span<const std::uint8_t>(buffer).subspan(begin, end - begin));
-        begin += r.consumed;
+        const http::parse_result r = parser.feed(buffer.unread());
+        buffer.consume(r.consumed);
         switch (r.event) {
             case http::parse_event::need_more: return false;
             case http::parse_event::body_data:
@@ -286,7 +274,7 @@ struct http_connection final : stream_connection {
         const std::size_t offered = pending_size;
         in_consumer = true;
         resumed_in_consumer = false;
-        const std::size_t taken = std::min(offered, f(std::span<const std::uint8_t>(buffer).subspan(pending_offset, offered)));
+        const std::size_t taken = std::min(offered, f(std::span<const std::uint8_t>(buffer.data() + pending_offset, offered)));
         in_consumer = false;
         if (!open()) return false;
         if (body != body_mode::reading) return true;  // the consumer responded: delivery is over
@@ -356,19 +344,13 @@ struct http_connection final : stream_connection {
         }
         state = phase::waiting;
         idle_since_ns = now();
-        head_started_ns = begin != end ? idle_since_ns : 0;  // a pipelined request is waiting
+        head_started_ns = buffer.unread_size() != 0 ? idle_since_ns : 0;  // a pipelined request is waiting
     }
 
     void maybe_shrink() {
         const std::size_t head_size = server.options_.head_buffer_size;
-        if (state != phase::waiting || receiving() || buffer.size() <= head_size || end - begin > head_size) return;
-        std::vector<std::uint8_t> smaller;
-        smaller.reserve(head_size);
-        smaller.assign(buffer.begin() + static_cast<std::ptrdiff_t>(begin), buffer.begin() + static_cast<std::ptrdiff_t>(end));
-        smaller.resize(head_size);
-        end -= begin;
-        begin = 0;
-        buffer = std::move(smaller);
+        if (state != phase::waiting || receiving()) return;
+        buffer.shrink_to(head_size);
     }
 
     // ---- responses ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 #include <utility>
 
 namespace platform {
@@ -18,6 +19,34 @@ std::uint64_t backoff_delay_ns(std::uint32_t attempt, std::uint64_t min_ns, std:
     // Jitter spreads reconnects of many peers that lost the same node at the same moment.
     const std::uint64_t floor = std::max(min_ns, ceiling / 2);
     return vsr::uniform_between(random, floor, ceiling);
+}
+
+// ---- receive_buffer ------------------------------------------------------------------------------
+
+std::span<std::uint8_t> receive_buffer::window(std::size_t size_bytes) {
+    if (begin_ == end_) {
+        begin_ = end_ = 0;
+    } else if (begin_ > 0) {
+        std::memmove(bytes_.data(), bytes_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+    }
+    if (bytes_.size() < size_bytes) {
+        bytes_.reserve(size_bytes);
+        bytes_.resize(size_bytes);
+    }
+    return std::span(bytes_).subspan(end_);
+}
+
+void receive_buffer::shrink_to(std::size_t size_bytes) {
+    if (bytes_.size() <= size_bytes || end_ - begin_ > size_bytes) return;
+    std::vector<std::uint8_t> smaller;
+    smaller.reserve(size_bytes);
+    smaller.assign(bytes_.begin() + static_cast<std::ptrdiff_t>(begin_), bytes_.begin() + static_cast<std::ptrdiff_t>(end_));
+    smaller.resize(size_bytes);
+    end_ -= begin_;
+    begin_ = 0;
+    bytes_ = std::move(smaller);
 }
 
 // ---- stream_connection ---------------------------------------------------------------------------

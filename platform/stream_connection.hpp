@@ -23,6 +23,7 @@
 // into exactly the span it is given.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -51,6 +52,32 @@ struct send_queue_options {
     std::size_t send_piece_bytes_max = SIZE_MAX;
     /// A finished owned buffer is kept for reuse unless its capacity exceeds this.
     std::size_t keep_bytes_max = 1 << 20;
+};
+
+/// A receive buffer that reads ahead: bytes [begin, end) are received and not yet consumed.
+/// Protocols that parse many small frames per recv (the bus, HTTP) read into window() and parse
+/// unread(); the chunk transport reads exact frames into its own buffers instead.
+class receive_buffer {
+public:
+    std::span<const std::uint8_t> unread() const noexcept { return {bytes_.data() + begin_, end_ - begin_}; }
+    std::size_t unread_size() const noexcept { return end_ - begin_; }
+    /// Start of the storage: offsets into unread() stay valid until the next window().
+    const std::uint8_t* data() const noexcept { return bytes_.data(); }
+    std::size_t capacity() const noexcept { return bytes_.capacity(); }
+    void consume(std::size_t bytes) noexcept { begin_ += std::min(bytes, end_ - begin_); }
+    /// `bytes` arrived in the last window().
+    void commit(std::size_t bytes) noexcept { end_ += std::min(bytes, bytes_.size() - end_); }
+    /// Moves the unread bytes to the front and grows the storage to at least size_bytes (exactly,
+    /// so capacity() is the bound a caller set); returns the free space behind the unread bytes,
+    /// empty when they fill the storage.
+    std::span<std::uint8_t> window(std::size_t size_bytes);
+    /// Frees storage beyond size_bytes when the unread bytes fit in it.
+    void shrink_to(std::size_t size_bytes);
+
+private:
+    std::vector<std::uint8_t> bytes_;
+    std::size_t begin_ = 0;
+    std::size_t end_ = 0;
 };
 
 class stream_connection {

@@ -1,5 +1,5 @@
-// The TCP message bus: connection management, hello handshake, header framing and routing on
-// top of the completion-style event loop. See tcp_message_bus.hpp for the rules.
+// The TCP message bus: hello handshake, header framing, routing and the timeout rules, on the
+// connection layer (stream_connection.hpp). See tcp_message_bus.hpp for the rules.
 #include "platform/tcp_message_bus.hpp"
 
 #include <algorithm>
@@ -103,9 +103,7 @@ struct tcp_message_bus::connection final : stream_connection {
                             // Everything queued behind the send in flight goes in the next one.
                             send_queue_options{.coalesce_bytes_max = owner.options_.send_queue_bytes_max,
                                                .keep_bytes_max = send_buffer_keep_bytes}),
-          bus(owner) {
-        buffer.resize(receive_ahead_bytes);
-    }
+          bus(owner) {}
 
     tcp_message_bus& bus;
     kind peer_kind = kind::unknown;
@@ -115,19 +113,17 @@ struct tcp_message_bus::connection final : stream_connection {
     bool established = false;   // sends may be queued
     bool unidentified = false;  // accepted, hello not yet checked (counted in the bus)
 
-    // Receive side: bytes [0, filled) of buffer were received; the current hello or message
-    // starts at `consumed` and is complete once target bytes follow it. recv reads ahead up to
-    // the buffer's size, so one system call can bring many small messages.
+    // Receive side: the current hello or message starts the unread bytes and is complete once
+    // there are target of them. recv reads ahead (receive_ahead_bytes), so one system call can
+    // bring many small messages.
     phase receive_phase = phase::header;
-    std::vector<std::uint8_t> buffer;
-    std::size_t filled = 0;
-    std::size_t consumed = 0;
+    receive_buffer buffer;
     std::size_t target = vsr::header_size;
     std::uint64_t message_started_ns = 0;  // 0: no hello or message in progress
     std::uint64_t last_send_ns = 0;        // last enqueue (or establishment): keepalive pacing
     std::size_t queued_messages = 0;       // queued, not yet fully sent
 
-    const std::uint8_t* current() const noexcept { return buffer.data() + consumed; }
+    const std::uint8_t* current() const noexcept { return buffer.unread().data(); }
     void append(std::span<const std::uint8_t> frame) {
         queue_copy(frame, 1);
         queued_messages++;
@@ -321,16 +317,10 @@ void tcp_message_bus::handle_connect(connection& conn, io_error error) {
 
 void tcp_message_bus::start_recv(connection& conn) {
     if (!conn.open() || conn.receiving()) return;
-    // Move the unfinished message to the front, and make room for all of it (target is at most
-    // message_size_max, checked with its header) plus read-ahead.
-    if (conn.consumed > 0) {
-        std::memmove(conn.buffer.data(), conn.buffer.data() + conn.consumed, conn.filled - conn.consumed);
-        conn.filled -= conn.consumed;
-        conn.consumed = 0;
-    }
-    if (conn.buffer.size() < conn.target) conn.buffer.resize(conn.target);
-    assert(conn.target > conn.filled && conn.filled < conn.buffer.size());
-    conn.receive(std::span(conn.buffer).subspan(conn.filled));
+    // Room for all of the unfinished message (target is at most message_size_max, checked with
+    // its header) plus read-ahead.
+    assert(conn.target > conn.buffer.unread_size());
+    conn.receive(conn.buffer.window(std::max(conn.target, receive_ahead_bytes)));
 }
 
 void tcp_message_bus::handle_recv(connection& conn, io_error error, std::size_t bytes) {
@@ -339,9 +329,9 @@ void tcp_message_bus::handle_recv(connection& conn, io_error error, std::size_t 
         return;
     }
     if (conn.message_started_ns == 0) conn.message_started_ns = conn.last_receive_ns();
-    conn.filled += bytes;
+    conn.buffer.commit(bytes);
     // Every complete hello, header and message received so far, in order.
-    while (conn.filled - conn.consumed >= conn.target) {
+    while (conn.buffer.unread_size() >= conn.target) {
         bool keep = false;
         switch (conn.receive_phase) {
         case connection::phase::hello: keep = handle_hello(conn); break;
@@ -351,7 +341,7 @@ void tcp_message_bus::handle_recv(connection& conn, io_error error, std::size_t 
         if (!keep || !conn.open()) return;  // on_message may have closed it
     }
     // Bytes of the next message already here: its clock started with this read.
-    if (conn.filled > conn.consumed && conn.message_started_ns == 0) conn.message_started_ns = conn.last_receive_ns();
+    if (conn.buffer.unread_size() > 0 && conn.message_started_ns == 0) conn.message_started_ns = conn.last_receive_ns();
     start_recv(conn);
 }
 
@@ -394,7 +384,7 @@ bool tcp_message_bus::handle_hello(connection& conn) {
     conn.established = true;
     conn.last_send_ns = loop_.monotonic_ns();
     conn.receive_phase = connection::phase::header;
-    conn.consumed += hello_size;
+    conn.buffer.consume(hello_size);
     conn.target = vsr::header_size;
     conn.message_started_ns = 0;
     return true;
@@ -407,7 +397,7 @@ bool tcp_message_bus::handle_header(connection& conn) {
         is_keepalive(std::span<const std::uint8_t, vsr::header_size>(conn.current(), vsr::header_size),
                      options_.cluster)) {
         counters_.keepalives_received++;
-        conn.consumed += vsr::header_size;
+        conn.buffer.consume(vsr::header_size);
         conn.target = vsr::header_size;
         conn.message_started_ns = 0;
         return true;
@@ -446,7 +436,7 @@ bool tcp_message_bus::handle_message(connection& conn) {
     }
     if (conn.peer_kind == connection::kind::client) remember_route(h.client_id, conn);
     conn.receive_phase = connection::phase::header;
-    conn.consumed += conn.target;
+    conn.buffer.consume(conn.target);
     conn.target = vsr::header_size;
     conn.message_started_ns = 0;
     counters_.messages_received++;
