@@ -274,7 +274,8 @@ struct http_connection final : stream_connection {
         const std::size_t offered = pending_size;
         in_consumer = true;
         resumed_in_consumer = false;
-        const std::size_t taken = std::min(offered, f(std::span<const std::uint8_t>(buffer.data() + pending_offset, offered)));
+        const std::span<const std::uint8_t> piece(buffer.data() + pending_offset, offered);
+        const std::size_t taken = std::min(offered, f(piece));
         in_consumer = false;
         if (!open()) return false;
         if (body != body_mode::reading) return true;  // the consumer responded: delivery is over

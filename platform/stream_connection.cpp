@@ -42,7 +42,8 @@ void receive_buffer::shrink_to(std::size_t size_bytes) {
     if (bytes_.size() <= size_bytes || end_ - begin_ > size_bytes) return;
     std::vector<std::uint8_t> smaller;
     smaller.reserve(size_bytes);
-    smaller.assign(bytes_.begin() + static_cast<std::ptrdiff_t>(begin_), bytes_.begin() + static_cast<std::ptrdiff_t>(end_));
+    smaller.assign(bytes_.begin() + static_cast<std::ptrdiff_t>(begin_),
+                   bytes_.begin() + static_cast<std::ptrdiff_t>(end_));
     smaller.resize(size_bytes);
     end_ -= begin_;
     begin_ = 0;

@@ -11,6 +11,8 @@
 //   freed only once the loop has handed back all of its completions ("released"), and only when
 //   no callback of the pool is on the stack, so nothing the loop or a caller holds dangles.
 // - connect_slot: one outgoing target with jittered exponential backoff (backoff_delay_ns).
+// - receive_buffer: a read-ahead buffer (compacts, grows to a bound, shrinks back) for protocols
+//   that parse many frames per recv.
 //
 // Later layers fit under the protocols without touching them: TLS belongs between the socket
 // bytes and the bytes receive()/queue_*() see (inside stream_connection), an IOCP backend is a

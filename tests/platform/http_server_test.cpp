@@ -907,7 +907,8 @@ BOOST_AUTO_TEST_CASE(a_full_consumer_pauses_reading) {
                 // wait until 20 turns in a row take no byte.
                 int blocked_turns = 0;
                 BOOST_REQUIRE(f.wait_until([&] {
-                    const ssize_t n = ::send(c.fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+                    const ssize_t n =
+                        ::send(c.fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
                     if (n > 0) sent += static_cast<std::size_t>(n);
                     blocked_turns = n > 0 ? 0 : blocked_turns + 1;
                     return blocked_turns >= 20;
