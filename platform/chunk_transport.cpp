@@ -1,13 +1,11 @@
-// The chunk transport: framing, connection lifetime and timeouts for chunk_server and
-// chunk_client on the completion-style event loop. See chunk_transport.hpp for the rules.
+// The chunk transport: framing, request/reply matching and timeouts for chunk_server and
+// chunk_client, on the connection layer (stream_connection.hpp). See chunk_transport.hpp.
 #include "platform/chunk_transport.hpp"
 
 #include <algorithm>
 #include <cassert>
 #include <deque>
 #include <utility>
-
-#include "platform/tcp_message_bus.hpp"  // backoff_delay_ns
 
 namespace platform {
 
@@ -93,16 +91,11 @@ std::span<const std::uint8_t, frame_header_size> header_span(
 // chunk_server
 // ================================================================================================
 
-struct chunk_server::connection {
-    chunk_server* server = nullptr;
-    socket_handle socket = invalid_socket;
-    bool open = true;
+struct chunk_server::connection final : stream_connection {
+    connection(chunk_server& owner, socket_handle socket)
+        : stream_connection(owner.pool_, socket), server(owner), last_activity_ns(opened_ns()) {}
 
-    completion recv_completion;
-    completion send_completion;
-    bool recv_pending = false;
-    bool send_pending = false;
-
+    chunk_server& server;
     frame_reader reader;
     std::uint64_t last_activity_ns = 0;  // last byte received, or last reply finished
 
@@ -110,171 +103,89 @@ struct chunk_server::connection {
     std::array<std::uint8_t, frame_header_size> reply_header{};
     std::vector<std::uint8_t> reply_body;
     bool replying = false;
-    bool sending_reply_body = false;
     std::uint64_t reply_started_ns = 0;
 
-    bool releasable() const noexcept { return !open && !recv_pending && !send_pending; }
+    void on_received(io_error error, std::size_t bytes) override { server.handle_recv(*this, error, bytes); }
+    void on_sent(io_error error, std::size_t bytes, std::size_t frames) override {
+        server.handle_sent(*this, error, bytes, frames);
+    }
+    void on_closed(std::uint8_t reason) override { server.counters_.closed[reason]++; }
 };
 
 chunk_server::chunk_server(event_loop& loop, chunk_server_options options)
     : loop_(loop),
       options_(std::move(options)),
-      listener_(options_.listen_socket),
-      accept_completion_(std::make_unique<completion>()),
-      tick_completion_(std::make_unique<completion>()) {
-    accept_completion_->callback = &on_accept;
-    accept_completion_->context = this;
-    tick_completion_->callback = &on_tick;
-    tick_completion_->context = this;
-    options_.tick_ns = std::max<std::uint64_t>(options_.tick_ns, 1'000'000);
+      pool_(loop, connection_pool_options{.tick_ns = options_.tick_ns,
+                                          .connections_max = options_.connections_max,
+                                          .listen_backlog = options_.listen_backlog}) {
+    pool_.on_tick = [this](std::uint64_t now) { handle_tick(now); };
+    pool_.on_accept = [this](accept_outcome outcome, socket_handle socket) { handle_accept(outcome, socket); };
 }
 
 chunk_server::~chunk_server() {
+    if (!started_ && options_.listen_socket != invalid_socket) loop_.close(options_.listen_socket);
     shutdown();
-    // Every pending operation was cancelled by shutdown(): a few iterations hand them back.
-    for (int i = 0; i < 1000 && !drained(); i++) {
-        sweep();
-        if (drained()) break;
-        loop_.run_once(0);
-    }
+    pool_.drain();
     assert(drained() && "chunk_server destroyed with operations still pending");
 }
 
-bool chunk_server::drained() const noexcept {
-    return !accept_pending_ && !tick_pending_ && connections_.empty();
-}
+bool chunk_server::drained() const noexcept { return pool_.drained(); }
 
-std::uint16_t chunk_server::port() const {
-    return listener_ == invalid_socket ? 0 : loop_.local_port(listener_);
-}
+std::uint16_t chunk_server::port() const { return pool_.port(); }
 
 bool chunk_server::start(io_error& error) {
     assert(!started_);
     assert(options_.handler && "chunk_server needs a handler");
     started_ = true;
-    error = io_error::none;
-    if (listener_ == invalid_socket) {
-        listener_ = loop_.listen(options_.listen_address, options_.listen_backlog, error);
-        if (listener_ == invalid_socket) return false;
-    }
-    accept_next();
-    tick_pending_ = true;
-    loop_.timeout(options_.tick_ns, *tick_completion_);
+    if (!pool_.listen(options_.listen_socket, options_.listen_address, error)) return false;
+    pool_.start(options_.tick_ns);
     return true;
 }
 
 void chunk_server::shutdown() {
     if (stopping_) return;
     stopping_ = true;
-    if (listener_ != invalid_socket) {
-        loop_.close(listener_);  // cancels the pending accept
-        listener_ = invalid_socket;
-    }
-    if (tick_pending_) loop_.cancel(*tick_completion_);
-    for (auto& conn : connections_) close_connection(*conn, chunk_close_reason::shutdown);
-    // Not swept here: shutdown() may run inside a handler whose connection is still in use.
+    // Connections closed inside a handler are freed only after its callback returns.
+    pool_.shutdown(static_cast<std::uint8_t>(chunk_close_reason::shutdown));
 }
 
 chunk_server_status chunk_server::status() const {
     chunk_server_status result;
-    result.connections = open_connections_;
-    result.connection_objects = connections_.size();
-    for (const auto& conn : connections_) {
-        result.buffer_bytes += conn->reader.body.capacity() + conn->reply_body.capacity();
+    result.connections = pool_.open_connections();
+    result.connection_objects = pool_.connection_objects();
+    for (std::size_t i = 0; i < pool_.connection_objects(); i++) {
+        const auto& conn = static_cast<const connection&>(pool_.at(i));
+        result.buffer_bytes += conn.reader.body.capacity() + conn.reply_body.capacity();
     }
     return result;
 }
 
-// ---- callbacks: each ends with sweep(), the only place connections are freed --------------------
-
-void chunk_server::on_accept(completion& c) {
-    auto* server = static_cast<chunk_server*>(c.context);
-    server->accept_pending_ = false;
-    server->handle_accept(c);
-    server->sweep();
-}
-
-void chunk_server::on_tick(completion& c) {
-    auto* server = static_cast<chunk_server*>(c.context);
-    server->tick_pending_ = false;
-    if (server->stopping_) return;
-    server->handle_tick();
-    server->sweep();
-}
-
-void chunk_server::on_recv(completion& c) {
-    auto* conn = static_cast<connection*>(c.context);
-    chunk_server* server = conn->server;
-    conn->recv_pending = false;
-    server->handle_recv(*conn);
-    server->sweep();
-}
-
-void chunk_server::on_send(completion& c) {
-    auto* conn = static_cast<connection*>(c.context);
-    chunk_server* server = conn->server;
-    conn->send_pending = false;
-    server->handle_send(*conn);
-    server->sweep();
-}
-
 // ---- accepting and housekeeping -----------------------------------------------------------------
 
-void chunk_server::accept_next() {
-    if (stopping_ || listener_ == invalid_socket || accept_pending_) return;
-    accept_pending_ = true;
-    loop_.accept(listener_, *accept_completion_);
-}
-
-void chunk_server::handle_accept(completion& c) {
-    if (stopping_ || c.error == io_error::cancelled) {
-        if (c.error == io_error::none) loop_.close(c.accepted);  // raced with shutdown
-        return;
-    }
-    if (c.error != io_error::none) {
-        // Out of descriptors or similar: retrying at once would spin, so the tick retries.
+void chunk_server::handle_accept(accept_outcome outcome, socket_handle socket) {
+    if (outcome == accept_outcome::failed) {
         counters_.accept_errors++;
-        accept_paused_ = true;
         return;
     }
-    if (open_connections_ >= options_.connections_max) {
+    if (outcome == accept_outcome::refused) {
         counters_.refused++;
-        loop_.close(c.accepted);
-        accept_next();
         return;
     }
     counters_.accepted++;
-    auto owned = std::make_unique<connection>();
-    connection& conn = *owned;
-    conn.server = this;
-    conn.socket = c.accepted;
-    conn.last_activity_ns = loop_.monotonic_ns();
-    conn.recv_completion.context = &conn;
-    conn.recv_completion.callback = &on_recv;
-    conn.send_completion.context = &conn;
-    conn.send_completion.callback = &on_send;
-    connections_.push_back(std::move(owned));
-    open_connections_++;
-    start_recv(conn);
-    accept_next();
+    start_recv(pool_.add<connection>(*this, socket));
 }
 
-void chunk_server::handle_tick() {
-    const std::uint64_t now = loop_.monotonic_ns();
-    for (auto& conn : connections_) check_timeouts(*conn, now);
-    if (accept_paused_) {
-        accept_paused_ = false;
-        accept_next();
+void chunk_server::handle_tick(std::uint64_t now) {
+    for (std::size_t i = 0; i < pool_.connection_objects(); i++) {
+        check_timeouts(static_cast<connection&>(pool_.at(i)), now);
     }
-    tick_pending_ = true;
-    loop_.timeout(options_.tick_ns, *tick_completion_);
 }
 
 // Replying: the peer must take the reply within frame_timeout_ns. Receiving: a started frame
 // must complete within frame_timeout_ns however steadily its bytes trickle in. Between frames:
 // something must arrive within idle_timeout_ns.
 void chunk_server::check_timeouts(connection& conn, std::uint64_t now) {
-    if (!conn.open) return;
+    if (!conn.open()) return;
     if (conn.replying) {
         if (now - conn.reply_started_ns > options_.frame_timeout_ns) {
             close_connection(conn, chunk_close_reason::slow_send);
@@ -291,22 +202,19 @@ void chunk_server::check_timeouts(connection& conn, std::uint64_t now) {
 // ---- receiving ----------------------------------------------------------------------------------
 
 void chunk_server::start_recv(connection& conn) {
-    if (!conn.open || conn.recv_pending || conn.replying) return;
-    conn.recv_pending = true;
-    loop_.recv(conn.socket, conn.reader.window(), conn.recv_completion);
+    if (!conn.open() || conn.receiving() || conn.replying) return;
+    conn.receive(conn.reader.window());
 }
 
-void chunk_server::handle_recv(connection& conn) {
-    if (!conn.open) return;
-    const completion& c = conn.recv_completion;
-    if (c.error != io_error::none) {
-        close_connection(conn, reason_for(c.error));
+void chunk_server::handle_recv(connection& conn, io_error error, std::size_t bytes) {
+    if (error != io_error::none) {
+        close_connection(conn, reason_for(error));
         return;
     }
-    const std::uint64_t now = loop_.monotonic_ns();
-    counters_.bytes_received += c.bytes;
+    const std::uint64_t now = conn.last_receive_ns();
+    counters_.bytes_received += bytes;
     conn.last_activity_ns = now;
-    conn.reader.received(c.bytes, now);
+    conn.reader.received(bytes, now);
     if (!conn.reader.in_body) {
         if (!conn.reader.header_done()) return start_recv(conn);
         if (!handle_header(conn)) return;
@@ -356,8 +264,8 @@ void chunk_server::handle_request(connection& conn) {
         close_connection(conn, chunk_close_reason::handler_failed);
         return;
     }
-    if (!conn.open) return;  // the handler called shutdown()
-    assert(!conn.recv_pending && !conn.send_pending);
+    if (!conn.open()) return;  // the handler called shutdown()
+    assert(!conn.receiving() && !conn.sending());
     reply.kind = request.kind;
     reply.reply = true;
     reply.request_id = request.request_id;
@@ -370,36 +278,28 @@ void chunk_server::handle_request(connection& conn) {
     conn.reader.release_if_over(options_.buffer_keep_bytes_max);  // the request body is done
     toastyfs::encode_frame_header(reply, conn.reply_body, conn.reply_header);
     conn.replying = true;
-    conn.sending_reply_body = false;
     conn.reply_started_ns = loop_.monotonic_ns();
-    conn.send_pending = true;
-    loop_.send(conn.socket, conn.reply_header, conn.send_completion);
+    // Both live in the connection, which outlives its sends: borrowed, never copied.
+    conn.queue_borrowed(conn.reply_header, nullptr, conn.reply_body.empty() ? 1 : 0);
+    conn.queue_borrowed(conn.reply_body, nullptr, conn.reply_body.empty() ? 0 : 1);
+    conn.flush();
 }
 
 // ---- sending ------------------------------------------------------------------------------------
 
-void chunk_server::handle_send(connection& conn) {
-    if (!conn.open) return;
-    const completion& c = conn.send_completion;
-    if (c.error != io_error::none) {
-        close_connection(conn, reason_for(c.error));
+void chunk_server::handle_sent(connection& conn, io_error error, std::size_t bytes, std::size_t frames) {
+    if (error != io_error::none) {
+        close_connection(conn, reason_for(error));
         return;
     }
-    counters_.bytes_sent += c.bytes;
-    if (!conn.sending_reply_body && !conn.reply_body.empty()) {
-        conn.sending_reply_body = true;
-        conn.send_pending = true;
-        loop_.send(conn.socket, conn.reply_body, conn.send_completion);
-        return;
-    }
-    finish_reply(conn);
+    counters_.bytes_sent += bytes;
+    if (frames != 0) finish_reply(conn);
 }
 
 void chunk_server::finish_reply(connection& conn) {
-    assert(conn.replying && !conn.send_pending && !conn.recv_pending);
+    assert(conn.replying && !conn.sending() && !conn.receiving());
     counters_.replies++;
     conn.replying = false;
-    conn.sending_reply_body = false;
     if (conn.reply_body.capacity() > options_.buffer_keep_bytes_max) {
         std::vector<std::uint8_t>().swap(conn.reply_body);
     }
@@ -411,22 +311,9 @@ void chunk_server::finish_reply(connection& conn) {
 // ---- closing ------------------------------------------------------------------------------------
 
 // Closes the socket (the loop cancels its pending operations; their callbacks arrive later). The
-// object and its buffers are freed by sweep() once the loop has handed back its completions.
+// pool frees the object and its buffers once the loop has handed back its completions.
 void chunk_server::close_connection(connection& conn, chunk_close_reason reason) {
-    if (!conn.open) return;
-    conn.open = false;
-    counters_.closed[static_cast<std::size_t>(reason)]++;
-    loop_.close(conn.socket);
-    conn.socket = invalid_socket;
-    open_connections_--;
-    closed_unreleased_++;
-}
-
-void chunk_server::sweep() {
-    if (closed_unreleased_ == 0) return;
-    const std::size_t before = connections_.size();
-    std::erase_if(connections_, [](const auto& conn) { return conn->releasable(); });
-    closed_unreleased_ -= before - connections_.size();
+    conn.close(static_cast<std::uint8_t>(reason));  // counted in on_closed
 }
 
 // ================================================================================================
@@ -435,13 +322,6 @@ void chunk_server::sweep() {
 
 namespace {
 
-struct queued_frame {
-    std::array<std::uint8_t, frame_header_size> header{};
-    std::shared_ptr<const std::vector<std::uint8_t>> body;  // null or non-empty
-
-    std::size_t body_size() const noexcept { return body ? body->size() : 0; }
-};
-
 struct outstanding_request {
     std::uint64_t request_id = 0;
     toastyfs::frame_kind kind = toastyfs::frame_kind::write;
@@ -449,41 +329,38 @@ struct outstanding_request {
 
 }  // namespace
 
-struct chunk_client::connection {
-    chunk_client* client = nullptr;
-    socket_handle socket = invalid_socket;
+struct chunk_client::connection final : stream_connection {
+    connection(chunk_client& owner, socket_handle socket, std::uint8_t node_index)
+        : stream_connection(owner.pool_, socket), client(owner), node(node_index) {}
+
+    chunk_client& client;
     std::uint8_t node = 0;
-    bool open = true;
     bool established = false;
 
-    completion connect_completion;
-    completion recv_completion;
-    completion send_completion;
-    bool connect_pending = false;
-    bool recv_pending = false;
-    bool send_pending = false;
-
-    std::uint64_t opened_ns = 0;
     // The stall clock: the last byte received, or the moment requests became outstanding.
     std::uint64_t progress_ns = 0;
     frame_reader reader;
 
-    // Send side: the front is in flight while send_pending (its header, then its body).
-    std::deque<queued_frame> queue;
+    // Send side: body sizes of the frames queued and not yet fully on the socket, in order.
+    std::deque<std::size_t> queued_body_sizes;
     std::size_t queued_body_bytes = 0;
-    bool sending_body = false;
-    std::uint64_t send_started_ns = 0;
 
     // Accepted by send() and not yet answered, in send order (the node answers in order, so a
     // reply usually matches the front).
     std::deque<outstanding_request> outstanding;
 
-    bool releasable() const noexcept {
-        return !open && !connect_pending && !recv_pending && !send_pending;
-    }
     std::deque<outstanding_request>::iterator find_outstanding(std::uint64_t request_id) {
         return std::find_if(outstanding.begin(), outstanding.end(),
                             [&](const outstanding_request& r) { return r.request_id == request_id; });
+    }
+
+    void on_connected(io_error error) override { client.handle_connect(*this, error); }
+    void on_received(io_error error, std::size_t bytes) override { client.handle_recv(*this, error, bytes); }
+    void on_sent(io_error error, std::size_t bytes, std::size_t frames) override {
+        client.handle_sent(*this, error, bytes, frames);
+    }
+    void on_closed(std::uint8_t reason) override {
+        client.handle_closed(*this, static_cast<chunk_close_reason>(reason));
     }
 };
 
@@ -491,120 +368,77 @@ chunk_client::chunk_client(event_loop& loop, chunk_client_options options)
     : loop_(loop),
       options_(std::move(options)),
       random_(options_.random_seed),
-      tick_completion_(std::make_unique<completion>()),
+      pool_(loop, connection_pool_options{.tick_ns = options_.tick_ns}),
       nodes_(options_.node_addresses.size()) {
     assert(options_.node_addresses.size() <= toastyfs::nodes_max);
-    tick_completion_->callback = &on_tick;
-    tick_completion_->context = this;
-    options_.tick_ns = std::max<std::uint64_t>(options_.tick_ns, 1'000'000);
+    pool_.on_tick = [this](std::uint64_t now) { handle_tick(now); };
 }
 
 chunk_client::~chunk_client() {
     shutdown();
-    for (int i = 0; i < 1000 && !drained(); i++) {
-        sweep();
-        if (drained()) break;
-        loop_.run_once(0);
-    }
+    pool_.drain();
     assert(drained() && "chunk_client destroyed with operations still pending");
 }
 
-bool chunk_client::drained() const noexcept { return !tick_pending_ && connections_.empty(); }
+bool chunk_client::drained() const noexcept { return pool_.drained(); }
 
 void chunk_client::start() {
     assert(!started_);
     started_ = true;
-    if (stopping_) return;
-    tick_pending_ = true;
-    loop_.timeout(0, *tick_completion_);  // the first tick starts the connects
+    pool_.start(0);  // the first tick starts the connects
 }
 
 void chunk_client::shutdown() {
     if (stopping_) return;
     stopping_ = true;  // first: closes below call no on_disconnect
-    if (tick_pending_) loop_.cancel(*tick_completion_);
-    for (auto& conn : connections_) close_connection(*conn, chunk_close_reason::shutdown);
-    // Not swept here: shutdown() may run inside a callback whose connection is still in use.
+    pool_.shutdown(static_cast<std::uint8_t>(chunk_close_reason::shutdown));
+}
+
+chunk_client::connection* chunk_client::node_connection(std::uint8_t node) const noexcept {
+    return static_cast<connection*>(nodes_[node].conn);
 }
 
 bool chunk_client::connected(std::uint8_t node) const noexcept {
     if (stopping_ || node >= nodes_.size()) return false;
-    const connection* conn = nodes_[node].conn;
-    return conn != nullptr && conn->open && conn->established;
+    const connection* conn = node_connection(node);
+    return conn != nullptr && conn->open() && conn->established;
 }
 
 std::vector<chunk_client_node_status> chunk_client::status() const {
     std::vector<chunk_client_node_status> result(nodes_.size());
     for (std::size_t i = 0; i < nodes_.size(); i++) {
-        const connection* conn = nodes_[i].conn;
+        const connection* conn = node_connection(static_cast<std::uint8_t>(i));
         if (conn == nullptr) continue;
         result[i] = {.connected = connected(static_cast<std::uint8_t>(i)),
                      .queued_bytes = conn->queued_body_bytes,
-                     .queued_frames = conn->queue.size(),
+                     .queued_frames = conn->queued_body_sizes.size(),
                      .outstanding = conn->outstanding.size()};
     }
     return result;
 }
 
-// ---- callbacks: each ends with sweep(), the only place connections are freed --------------------
-
-void chunk_client::on_tick(completion& c) {
-    auto* client = static_cast<chunk_client*>(c.context);
-    client->tick_pending_ = false;
-    if (client->stopping_) return;
-    client->handle_tick();
-    client->sweep();
-}
-
-void chunk_client::on_connect_done(completion& c) {
-    auto* conn = static_cast<connection*>(c.context);
-    chunk_client* client = conn->client;
-    conn->connect_pending = false;
-    client->handle_connect(*conn);
-    client->sweep();
-}
-
-void chunk_client::on_recv(completion& c) {
-    auto* conn = static_cast<connection*>(c.context);
-    chunk_client* client = conn->client;
-    conn->recv_pending = false;
-    client->handle_recv(*conn);
-    client->sweep();
-}
-
-void chunk_client::on_send(completion& c) {
-    auto* conn = static_cast<connection*>(c.context);
-    chunk_client* client = conn->client;
-    conn->send_pending = false;
-    client->handle_send(*conn);
-    client->sweep();
-}
-
 // ---- connecting and housekeeping ----------------------------------------------------------------
 
-void chunk_client::handle_tick() {
-    const std::uint64_t now = loop_.monotonic_ns();
+void chunk_client::handle_tick(std::uint64_t now) {
     // By index: a callback run from a close may queue sends, never add or free connections.
-    for (std::size_t i = 0; i < connections_.size(); i++) check_timeouts(*connections_[i], now);
+    for (std::size_t i = 0; i < pool_.connection_objects(); i++) {
+        check_timeouts(static_cast<connection&>(pool_.at(i)), now);
+    }
     if (stopping_) return;  // a callback called shutdown()
     for (std::size_t node = 0; node < nodes_.size(); node++) {
-        if (nodes_[node].conn == nullptr && now >= nodes_[node].next_connect_ns) {
-            start_connect(static_cast<std::uint8_t>(node), now);
-        }
+        if (nodes_[node].due(now)) start_connect(static_cast<std::uint8_t>(node), now);
     }
-    tick_pending_ = true;
-    loop_.timeout(options_.tick_ns, *tick_completion_);
 }
 
 void chunk_client::check_timeouts(connection& conn, std::uint64_t now) {
-    if (!conn.open) return;
-    if (conn.connect_pending) {
-        if (now - conn.opened_ns > options_.connect_timeout_ns) {
+    if (!conn.open()) return;
+    if (conn.connecting()) {
+        if (now - conn.opened_ns() > options_.connect_timeout_ns) {
             close_connection(conn, chunk_close_reason::connect_failed);
         }
         return;
     }
-    if (conn.send_pending && now - conn.send_started_ns > options_.frame_timeout_ns) {
+    if (conn.sending() && now - conn.send_started_ns() > options_.frame_timeout_ns) {
         close_connection(conn, chunk_close_reason::slow_send);
     } else if (conn.reader.started_ns != 0 && now - conn.reader.started_ns > options_.frame_timeout_ns) {
         close_connection(conn, chunk_close_reason::slow_frame);
@@ -614,44 +448,28 @@ void chunk_client::check_timeouts(connection& conn, std::uint64_t now) {
 }
 
 void chunk_client::start_connect(std::uint8_t node, std::uint64_t now) {
-    node_slot& slot = nodes_[node];
+    connect_slot& slot = nodes_[node];
     io_error error = io_error::none;
-    const socket_handle socket = loop_.open_stream(error);
+    const socket_handle socket = pool_.open_stream(error);
     if (socket == invalid_socket) {
-        slot.attempts++;
-        slot.next_connect_ns = now + backoff_delay_ns(slot.attempts, options_.reconnect_backoff_min_ns,
-                                                      options_.reconnect_backoff_max_ns, random_);
+        slot.lost(now, options_.reconnect_backoff_min_ns, options_.reconnect_backoff_max_ns, random_);
         counters_.connect_failures++;
         counters_.closed[static_cast<std::size_t>(chunk_close_reason::connect_failed)]++;
         return;
     }
     counters_.connects_started++;
-    auto owned = std::make_unique<connection>();
-    connection& conn = *owned;
-    conn.client = this;
-    conn.socket = socket;
-    conn.node = node;
-    conn.opened_ns = now;
-    for (completion* c : {&conn.connect_completion, &conn.recv_completion, &conn.send_completion}) {
-        c->context = &conn;
-    }
-    conn.connect_completion.callback = &on_connect_done;
-    conn.recv_completion.callback = &on_recv;
-    conn.send_completion.callback = &on_send;
-    connections_.push_back(std::move(owned));
+    connection& conn = pool_.add<connection>(*this, socket, node);
     slot.conn = &conn;
-    conn.connect_pending = true;
-    loop_.connect(socket, options_.node_addresses[node], conn.connect_completion);
+    conn.connect(options_.node_addresses[node]);
 }
 
-void chunk_client::handle_connect(connection& conn) {
-    if (!conn.open) return;
-    if (conn.connect_completion.error != io_error::none) {
+void chunk_client::handle_connect(connection& conn, io_error error) {
+    if (error != io_error::none) {
         close_connection(conn, chunk_close_reason::connect_failed);
         return;
     }
     counters_.connects++;
-    nodes_[conn.node].attempts = 0;
+    nodes_[conn.node].succeeded();
     conn.established = true;
     conn.progress_ns = loop_.monotonic_ns();
     start_recv(conn);
@@ -671,10 +489,10 @@ bool chunk_client::send(std::uint8_t node, const frame_header& header,
         counters_.refused_not_connected++;
         return false;
     }
-    connection& conn = *nodes_[node].conn;
+    connection& conn = *node_connection(node);
     if (body != nullptr && body->empty()) body.reset();
     const std::size_t body_size = body ? body->size() : 0;
-    if (conn.queue.size() >= options_.queue_frames_max ||
+    if (conn.queued_body_sizes.size() >= options_.queue_frames_max ||
         conn.outstanding.size() >= options_.outstanding_max ||
         body_size > options_.queue_bytes_max - std::min(options_.queue_bytes_max, conn.queued_body_bytes)) {
         counters_.refused_queue_full++;
@@ -689,73 +507,52 @@ bool chunk_client::send(std::uint8_t node, const frame_header& header,
     request.status = toastyfs::frame_status::ok;
     request.cluster = options_.cluster;
     request.body_size = body_size;
-    queued_frame frame;
+    std::array<std::uint8_t, frame_header_size> header_bytes{};
     const std::span<const std::uint8_t> bytes =
         body ? std::span<const std::uint8_t>(*body) : std::span<const std::uint8_t>();
-    toastyfs::encode_frame_header(request, bytes, frame.header);
-    frame.body = std::move(body);
+    toastyfs::encode_frame_header(request, bytes, header_bytes);
     if (conn.outstanding.empty()) conn.progress_ns = loop_.monotonic_ns();
     conn.outstanding.push_back({.request_id = request.request_id, .kind = request.kind});
-    conn.queue.push_back(std::move(frame));
+    // The header is copied (headers of bodiless frames share one send); the body is shared.
+    conn.queue_copy(header_bytes, body ? 0 : 1);
+    if (body) conn.queue_borrowed(bytes, std::move(body), 1);
+    conn.queued_body_sizes.push_back(body_size);
     conn.queued_body_bytes += body_size;
-    start_send(conn);  // never calls back from here: the loop completes sends from run_once
+    conn.flush();  // never calls back from here: the loop completes sends from run_once
     return true;
 }
 
-void chunk_client::start_send(connection& conn) {
-    if (!conn.open || conn.send_pending || conn.queue.empty()) return;
-    const queued_frame& front = conn.queue.front();
-    conn.send_pending = true;
-    if (!conn.sending_body) {
-        conn.send_started_ns = loop_.monotonic_ns();
-        loop_.send(conn.socket, front.header, conn.send_completion);
-    } else {
-        loop_.send(conn.socket, *front.body, conn.send_completion);
-    }
-}
-
-void chunk_client::handle_send(connection& conn) {
-    if (!conn.open) return;
-    const completion& c = conn.send_completion;
-    if (c.error != io_error::none) {
-        close_connection(conn, reason_for(c.error));
+void chunk_client::handle_sent(connection& conn, io_error error, std::size_t bytes, std::size_t frames) {
+    if (error != io_error::none) {
+        close_connection(conn, reason_for(error));
         return;
     }
-    counters_.bytes_sent += c.bytes;
-    assert(!conn.queue.empty());
-    queued_frame& front = conn.queue.front();
-    if (!conn.sending_body && front.body != nullptr) {
-        conn.sending_body = true;
-        start_send(conn);
-        return;
+    counters_.bytes_sent += bytes;
+    // Whole frames are on the socket: their shared bodies were released by the queue.
+    for (std::size_t i = 0; i < frames; i++) {
+        assert(!conn.queued_body_sizes.empty());
+        conn.queued_body_bytes -= conn.queued_body_sizes.front();
+        conn.queued_body_sizes.pop_front();
+        counters_.requests_sent++;
     }
-    // The whole frame is on the socket: the shared body is released here.
-    conn.sending_body = false;
-    conn.queued_body_bytes -= front.body_size();
-    conn.queue.pop_front();
-    counters_.requests_sent++;
-    start_send(conn);
 }
 
 // ---- receiving ----------------------------------------------------------------------------------
 
 void chunk_client::start_recv(connection& conn) {
-    if (!conn.open || conn.recv_pending) return;
-    conn.recv_pending = true;
-    loop_.recv(conn.socket, conn.reader.window(), conn.recv_completion);
+    if (!conn.open() || conn.receiving()) return;
+    conn.receive(conn.reader.window());
 }
 
-void chunk_client::handle_recv(connection& conn) {
-    if (!conn.open) return;
-    const completion& c = conn.recv_completion;
-    if (c.error != io_error::none) {
-        close_connection(conn, reason_for(c.error));
+void chunk_client::handle_recv(connection& conn, io_error error, std::size_t bytes) {
+    if (error != io_error::none) {
+        close_connection(conn, reason_for(error));
         return;
     }
-    const std::uint64_t now = loop_.monotonic_ns();
-    counters_.bytes_received += c.bytes;
+    const std::uint64_t now = conn.last_receive_ns();
+    counters_.bytes_received += bytes;
     conn.progress_ns = now;
-    conn.reader.received(c.bytes, now);
+    conn.reader.received(bytes, now);
     if (!conn.reader.in_body) {
         if (!conn.reader.header_done()) return start_recv(conn);
         if (!handle_header(conn)) return;
@@ -811,26 +608,21 @@ void chunk_client::handle_reply(connection& conn) {
 
 // ---- closing ------------------------------------------------------------------------------------
 
-// Closes the socket, schedules a reconnect, and hands the unanswered request ids to the caller.
-// The object, its queue and the shared bodies in it are freed by sweep() once the loop has
-// handed back every completion.
 void chunk_client::close_connection(connection& conn, chunk_close_reason reason) {
-    if (!conn.open) return;
+    conn.close(static_cast<std::uint8_t>(reason));  // handle_closed runs once, from close()
+}
+
+// Schedules a reconnect and hands the unanswered request ids to the caller. The pool frees the
+// object, its queue and the shared bodies in it once the loop has handed back every completion.
+void chunk_client::handle_closed(connection& conn, chunk_close_reason reason) {
     const bool was_established = conn.established;
-    conn.open = false;
     conn.established = false;
     counters_.closed[static_cast<std::size_t>(reason)]++;
     if (reason == chunk_close_reason::connect_failed) counters_.connect_failures++;
-    loop_.close(conn.socket);
-    conn.socket = invalid_socket;
-    closed_unreleased_++;
-    node_slot& slot = nodes_[conn.node];
+    connect_slot& slot = nodes_[conn.node];
     if (slot.conn == &conn) {
-        slot.conn = nullptr;
-        slot.attempts++;
-        slot.next_connect_ns = loop_.monotonic_ns() +
-                               backoff_delay_ns(slot.attempts, options_.reconnect_backoff_min_ns,
-                                                options_.reconnect_backoff_max_ns, random_);
+        slot.lost(loop_.monotonic_ns(), options_.reconnect_backoff_min_ns, options_.reconnect_backoff_max_ns,
+                  random_);
     }
     std::vector<std::uint64_t> ids;
     ids.reserve(conn.outstanding.size());
@@ -839,13 +631,6 @@ void chunk_client::close_connection(connection& conn, chunk_close_reason reason)
     if (was_established && !stopping_ && options_.on_disconnect) {
         options_.on_disconnect(conn.node, std::move(ids));
     }
-}
-
-void chunk_client::sweep() {
-    if (closed_unreleased_ == 0) return;
-    const std::size_t before = connections_.size();
-    std::erase_if(connections_, [](const auto& conn) { return conn->releasable(); });
-    closed_unreleased_ -= before - connections_.size();
 }
 
 }  // namespace platform

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "platform/event_loop.hpp"
+#include "platform/stream_connection.hpp"
 #include "toastyfs/chunk_protocol.hpp"
 #include "toastyfs/concepts.hpp"
 #include "vsr/random.hpp"
@@ -144,38 +145,23 @@ public:
 private:
     struct connection;
 
-    static void on_accept(completion& c);
-    static void on_tick(completion& c);
-    static void on_recv(completion& c);
-    static void on_send(completion& c);
-
-    void accept_next();
-    void handle_accept(completion& c);
-    void handle_tick();
-    void handle_recv(connection& conn);
-    void handle_send(connection& conn);
+    void handle_accept(accept_outcome outcome, socket_handle socket);
+    void handle_tick(std::uint64_t now);
+    void handle_recv(connection& conn, io_error error, std::size_t bytes);
+    void handle_sent(connection& conn, io_error error, std::size_t bytes, std::size_t frames);
     bool handle_header(connection& conn);
     void handle_request(connection& conn);
     void finish_reply(connection& conn);
     void start_recv(connection& conn);
     void check_timeouts(connection& conn, std::uint64_t now);
     void close_connection(connection& conn, chunk_close_reason reason);
-    void sweep();
 
     event_loop& loop_;
     chunk_server_options options_;
     chunk_server_counters counters_;
-    socket_handle listener_ = invalid_socket;
-    std::unique_ptr<completion> accept_completion_;
-    std::unique_ptr<completion> tick_completion_;
-    bool accept_pending_ = false;
-    bool accept_paused_ = false;  // accept failed (EMFILE...): retried from the tick
-    bool tick_pending_ = false;
+    connection_pool pool_;
     bool started_ = false;
     bool stopping_ = false;
-    std::vector<std::unique_ptr<connection>> connections_;
-    std::size_t open_connections_ = 0;
-    std::size_t closed_unreleased_ = 0;
 };
 
 // ---- client ------------------------------------------------------------------------------------
@@ -282,41 +268,28 @@ public:
 
 private:
     struct connection;
-    struct node_slot {
-        connection* conn = nullptr;
-        std::uint32_t attempts = 0;
-        std::uint64_t next_connect_ns = 0;
-    };
 
-    static void on_tick(completion& c);
-    static void on_connect_done(completion& c);
-    static void on_recv(completion& c);
-    static void on_send(completion& c);
-
-    void handle_tick();
-    void handle_connect(connection& conn);
-    void handle_recv(connection& conn);
-    void handle_send(connection& conn);
+    void handle_tick(std::uint64_t now);
+    void handle_connect(connection& conn, io_error error);
+    void handle_recv(connection& conn, io_error error, std::size_t bytes);
+    void handle_sent(connection& conn, io_error error, std::size_t bytes, std::size_t frames);
+    void handle_closed(connection& conn, chunk_close_reason reason);
     bool handle_header(connection& conn);
     void handle_reply(connection& conn);
     void start_connect(std::uint8_t node, std::uint64_t now);
     void start_recv(connection& conn);
-    void start_send(connection& conn);
     void check_timeouts(connection& conn, std::uint64_t now);
     void close_connection(connection& conn, chunk_close_reason reason);
-    void sweep();
+    connection* node_connection(std::uint8_t node) const noexcept;
 
     event_loop& loop_;
     chunk_client_options options_;
     vsr::xoshiro256 random_;
     chunk_client_counters counters_;
-    std::unique_ptr<completion> tick_completion_;
-    bool tick_pending_ = false;
+    connection_pool pool_;
     bool started_ = false;
     bool stopping_ = false;
-    std::vector<node_slot> nodes_;
-    std::vector<std::unique_ptr<connection>> connections_;
-    std::size_t closed_unreleased_ = 0;
+    std::vector<connect_slot> nodes_;
 };
 
 }  // namespace platform

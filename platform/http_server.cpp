@@ -4,10 +4,9 @@
 // A connection is in one of three phases: waiting (reading a request head), exchange (a request
 // is with the handler) and closing (the last response is flushed, then the socket closes).
 // process() runs the parser and the exchange as far as the buffered bytes allow; it is only
-// ever called from a loop callback of this connection (recv, send, or the `kick` timeout that
-// handler calls schedule), so it never runs re-entrantly. Closed connections are released by
-// sweep() once their last operation has called back, and only when no callback of the server
-// is on the stack.
+// ever called from a loop callback of this connection (recv, send, or the post that handler
+// calls schedule), so it never runs re-entrantly. Sockets, the send queue, accepting and the
+// release of closed connections are the connection layer's (stream_connection.hpp).
 #include "platform/http_server.hpp"
 
 #include <algorithm>
@@ -35,17 +34,7 @@ constexpr std::uint64_t length_unknown = UINT64_MAX;
 
 }  // namespace
 
-struct http_server::callback_scope {
-    explicit callback_scope(http_server& s) : server(s) { ++server.callback_depth_; }
-    ~callback_scope() {
-        if (--server.callback_depth_ == 0) server.sweep();
-    }
-    callback_scope(const callback_scope&) = delete;
-    callback_scope& operator=(const callback_scope&) = delete;
-    http_server& server;
-};
-
-struct http_connection {
+struct http_connection final : stream_connection {
     enum class phase : std::uint8_t { waiting, exchange, closing };
     /// What happens to the request body of the current exchange.
     enum class body_mode : std::uint8_t {
@@ -56,45 +45,26 @@ struct http_connection {
         complete,  // the parser reported message_done
     };
 
-    struct out_item {
-        std::string owned;                       // bytes the connection owns, or
-        std::span<const std::uint8_t> borrowed;  // bytes the handler keeps alive until `written`
-        std::function<void()> written;
-        bool completes_write = false;  // the last item of one http_exchange::write
-        std::size_t offset = 0;        // bytes already sent
-
-        std::span<const std::uint8_t> bytes() const noexcept {
-            if (!borrowed.empty()) return borrowed;
-            return {reinterpret_cast<const std::uint8_t*>(owned.data()), owned.size()};
-        }
-    };
-
-    http_connection(http_server& s, socket_handle sock)
-        : server(s), socket(sock), parser(s.options_.parser), exchange(*this) {}
+    http_connection(http_server& s, socket_handle socket)
+        : stream_connection(s.pool_, socket,
+                            send_queue_options{.coalesce_bytes_max = coalesce_bytes_max,
+                                               .send_piece_bytes_max = send_piece_bytes_max}),
+          server(s),
+          parser(s.options_.parser),
+          exchange(*this) {}
 
     http_server& server;
-    socket_handle socket;
-    bool open = true;
     phase state = phase::waiting;
 
-    completion recv_completion;
-    completion send_completion;
-    completion kick_completion;
-    bool recv_pending = false;
-    bool send_pending = false;
-    bool kick_pending = false;
-
-    // Receive side: unprocessed bytes are [begin, end) of buffer.
-    std::vector<std::uint8_t> buffer;
-    std::size_t begin = 0;
-    std::size_t end = 0;
+    // Receive side: the unprocessed bytes are buffer.unread(). Its capacity is the bound
+    // read_buffer_bytes reports: head_buffer_size, or body_buffer_size while a body streams in.
+    receive_buffer buffer;
     http::request_parser parser;
 
     // Clocks (monotonic ns).
     std::uint64_t head_started_ns = 0;  // first byte of the current head (0: none yet)
     std::uint64_t idle_since_ns = 0;
     std::uint64_t recv_started_ns = 0;  // the pending recv was started (or bytes last arrived)
-    std::uint64_t send_started_ns = 0;  // the pending send was started
 
     // The current exchange.
     http_exchange exchange;
@@ -117,44 +87,33 @@ struct http_connection {
     bool chunked_response = false;
     std::uint64_t response_remaining = 0;
     bool close_after = false;  // close once the queue is sent
-    std::size_t writes_outstanding = 0;
     bool held_for_output = false;  // waiting, but no request is read until responses drain
+    // `written` callbacks of the writes in the send queue, in order; each write ends with one
+    // mark there, so a mark done is the front callback due.
+    std::deque<std::function<void()>> writes;
 
-    // Send side: the front item is in flight while send_pending.
-    std::deque<out_item> out;
-
-    bool releasable() const noexcept { return !open && !recv_pending && !send_pending && !kick_pending; }
     std::uint64_t now() const { return server.loop_.monotonic_ns(); }
+    void close() { stream_connection::close(0); }
+
+    // ---- events from the connection layer ----------------------------------------------------
+
+    void on_received(io_error error, std::size_t bytes) override { handle_recv(error, bytes); }
+    void on_sent(io_error error, std::size_t bytes, std::size_t frames) override { handle_send(error, bytes, frames); }
+    /// The kick: handler calls schedule this instead of running callbacks inside themselves.
+    void on_posted() override {
+        pump();
+        if (open()) process();
+    }
+    void on_closed(std::uint8_t) override { handle_closed(); }
 
     // ---- driving ---------------------------------------------------------------------------
 
-    /// Runs process() (and the send queue) from the loop soon: handler calls use this instead of
-    /// running callbacks inside themselves.
-    void schedule() {
-        if (!open || kick_pending) return;
-        kick_pending = true;
-        kick_completion.callback = [](completion& c) {
-            auto* self = static_cast<http_connection*>(c.context);
-            http_server::callback_scope scope(self->server);
-            self->kick_pending = false;
-            if (!self->open) return;
-            self->start_send(true);
-            if (self->open) self->process();
-        };
-        kick_completion.context = this;
-        server.loop_.timeout(0, kick_completion);
-    }
+    /// Runs process() (and the send queue) from the loop soon.
+    void schedule() { post(); }
 
     /// More than body_buffer_size bytes of responses wait to be sent: a client that pipelines
     /// requests without reading the answers gets no further request read until they drain.
-    bool output_backlogged() const noexcept {
-        std::size_t queued = 0;
-        for (const out_item& item : out) {
-            queued += item.bytes().size() - item.offset;
-            if (queued > server.options_.body_buffer_size) return true;
-        }
-        return false;
-    }
+    bool output_backlogged() const noexcept { return queued_bytes() > server.options_.body_buffer_size; }
 
     bool wants_bytes() const noexcept {
         if (state == phase::waiting) return !held_for_output;
@@ -163,62 +122,42 @@ struct http_connection {
     }
 
     void start_recv() {
-        if (!open || recv_pending || state == phase::closing || pending_size != 0) return;
+        if (!open() || receiving() || state == phase::closing || pending_size != 0) return;
         const std::size_t want = state == phase::exchange ? server.options_.body_buffer_size
                                                           : server.options_.head_buffer_size;
-        if (begin == end) {
-            begin = end = 0;
-        } else if (begin > 0) {
-            std::memmove(buffer.data(), buffer.data() + begin, end - begin);
-            end -= begin;
-            begin = 0;
-        }
-        if (buffer.size() < want) {
-            buffer.reserve(want);  // exactly: the buffer bound is what read_buffer_bytes reports
-            buffer.resize(want);
-        }
-        assert(end < buffer.size() && "the parser leaves bytes unconsumed only at an event");
-        if (end == buffer.size()) return;
-        recv_completion.callback = [](completion& c) {
-            auto* self = static_cast<http_connection*>(c.context);
-            http_server::callback_scope scope(self->server);
-            self->handle_recv();
-        };
-        recv_completion.context = this;
-        recv_pending = true;
+        const std::span<std::uint8_t> window = buffer.window(want);
+        assert(!window.empty() && "the parser leaves bytes unconsumed only at an event");
+        if (window.empty()) return;
         recv_started_ns = now();
-        server.loop_.recv(socket, std::span<std::uint8_t>(buffer).subspan(end), recv_completion);
+        receive(window);
     }
 
-    void handle_recv() {
-        recv_pending = false;
-        if (!open) return;
-        const io_error error = recv_completion.error;
+    void handle_recv(io_error error, std::size_t bytes) {
         if (state == phase::closing && (error == io_error::none || error == io_error::closed)) {
             return;  // flushing the last response (a 408, say): later bytes are dropped unread
         }
         if (error == io_error::closed && state == phase::waiting) {
             // The client is done sending: flush what is queued, then close.
             state = phase::closing;
-            start_send(true);
+            pump();
             return;
         }
         if (error != io_error::none) {
             close();
             return;
         }
-        const std::uint64_t t = now();
+        const std::uint64_t t = last_receive_ns();
         recv_started_ns = t;
         if (state == phase::waiting && head_started_ns == 0) head_started_ns = t;
-        end += recv_completion.bytes;
-        server.counters_.bytes_received += recv_completion.bytes;
+        buffer.commit(bytes);
+        server.counters_.bytes_received += bytes;
         process();
     }
 
     /// Runs the parser and the exchange as far as the buffered bytes allow, then reads more if
     /// that is what the connection waits for.
     void process() {
-        while (open && state != phase::closing) {
+        while (open() && state != phase::closing) {
             if (state == phase::waiting) {
                 if (output_backlogged()) {
                     held_for_output = true;
@@ -233,16 +172,16 @@ struct http_connection {
             }
             if (!advance_exchange()) break;
         }
-        if (!open) return;
+        if (!open()) return;
         maybe_shrink();
         if (wants_bytes()) start_recv();
     }
 
     /// False: need more bytes (or the connection is closing).
     bool parse_head() {
-        if (begin == end) return false;
-        const http::parse_result r = parser.feed(std::span<const std::uint8_t>(buffer).subspan(begin, end - begin));
-        begin += r.consumed;
+        if (buffer.unread_size() == 0) return false;
+        const http::parse_result r = parser.feed(buffer.unread());
+        buffer.consume(r.consumed);
         switch (r.event) {
             case http::parse_event::need_more: return false;
             case http::parse_event::head_done: start_exchange(); return true;
@@ -271,7 +210,7 @@ struct http_connection {
         on_abort = nullptr;
         responded = finished = bodiless_response = chunked_response = false;
         response_remaining = 0;
-        writes_outstanding = 0;
+        writes.clear();  // empty already: the last exchange completed after its writes
         if (parser.head().framing == http::body_framing::none) {
             // The parser still owes the message_done event; take it now.
             const http::parse_result r = parser.feed(std::span<const std::uint8_t>());
@@ -289,12 +228,12 @@ struct http_connection {
             auto end_callback = std::move(on_end);
             on_end = nullptr;
             end_callback();
-            return open;
+            return open();
         }
         const bool body_done = body == body_mode::complete || body == body_mode::dropped;
-        if (finished && writes_outstanding == 0 && body_done) {
+        if (finished && writes.empty() && body_done) {
             complete_exchange();
-            return open;
+            return open();
         }
         return false;
     }
@@ -306,8 +245,8 @@ struct http_connection {
         }
         if (body_paused) return false;
         // Fed even when empty: after the last body bytes the parser still owes message_done.
-        const http::parse_result r = parser.feed(std::span<const std::uint8_t>(buffer).subspan(begin, end - begin));
-        begin += r.consumed;
+        const http::parse_result r = parser.feed(buffer.unread());
+        buffer.consume(r.consumed);
         switch (r.event) {
             case http::parse_event::need_more: return false;
             case http::parse_event::body_data:
@@ -335,9 +274,10 @@ struct http_connection {
         const std::size_t offered = pending_size;
         in_consumer = true;
         resumed_in_consumer = false;
-        const std::size_t taken = std::min(offered, f(std::span<const std::uint8_t>(buffer).subspan(pending_offset, offered)));
+        const std::span<const std::uint8_t> piece(buffer.data() + pending_offset, offered);
+        const std::size_t taken = std::min(offered, f(piece));
         in_consumer = false;
-        if (!open) return false;
+        if (!open()) return false;
         if (body != body_mode::reading) return true;  // the consumer responded: delivery is over
         consumer = std::move(f);
         pending_offset += taken;
@@ -400,24 +340,18 @@ struct http_connection {
         if (close_after || !parser.head().keep_alive) {
             close_after = true;
             state = phase::closing;
-            start_send(true);  // closes once the queue is empty
+            pump();  // closes once the queue is empty
             return;
         }
         state = phase::waiting;
         idle_since_ns = now();
-        head_started_ns = begin != end ? idle_since_ns : 0;  // a pipelined request is waiting
+        head_started_ns = buffer.unread_size() != 0 ? idle_since_ns : 0;  // a pipelined request is waiting
     }
 
     void maybe_shrink() {
         const std::size_t head_size = server.options_.head_buffer_size;
-        if (state != phase::waiting || recv_pending || buffer.size() <= head_size || end - begin > head_size) return;
-        std::vector<std::uint8_t> smaller;
-        smaller.reserve(head_size);
-        smaller.assign(buffer.begin() + static_cast<std::ptrdiff_t>(begin), buffer.begin() + static_cast<std::ptrdiff_t>(end));
-        smaller.resize(head_size);
-        end -= begin;
-        begin = 0;
-        buffer = std::move(smaller);
+        if (state != phase::waiting || receiving()) return;
+        buffer.shrink_to(head_size);
     }
 
     // ---- responses ---------------------------------------------------------------------------
@@ -441,85 +375,44 @@ struct http_connection {
         queue_owned(std::move(bytes));
         close_after = true;
         state = phase::closing;
-        start_send(true);
+        pump();
     }
 
-    /// Appends connection-owned bytes, joining the last queued item when it is owned, not in
-    /// flight and both are small (one send for a head and a small body, no big copies).
-    void queue_owned(std::string bytes) {
-        if (bytes.empty()) return;
-        const bool back_in_flight = send_pending && out.size() == 1;
-        if (!out.empty() && out.back().borrowed.empty() && !back_in_flight && out.back().offset == 0 &&
-            out.back().owned.size() + bytes.size() <= coalesce_bytes_max) {
-            out.back().owned += bytes;
-            return;
-        }
-        out.push_back(out_item{std::move(bytes), {}, nullptr, false, 0});
+    /// Appends connection-owned bytes; the layer joins them with the owned bytes before them
+    /// when both are small (one send for a head and a small body, no big copies).
+    void queue_owned(std::string_view bytes) {
+        queue_copy(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
     }
 
-    /// Sends the queue front. Only a loop callback may pass may_call_back: an empty write then
-    /// completes in place; from a handler call it completes from the kick instead.
-    void start_send(bool may_call_back) {
-        while (open && !send_pending && !out.empty()) {
-            out_item& item = out.front();
-            const std::span<const std::uint8_t> bytes = item.bytes();
-            if (item.offset == bytes.size()) {  // an empty write: complete it in order
-                if (!may_call_back) {
-                    schedule();
-                    return;
-                }
-                finish_item();
-                continue;
-            }
-            const std::size_t size = std::min(send_piece_bytes_max, bytes.size() - item.offset);
-            send_completion.callback = [](completion& c) {
-                auto* self = static_cast<http_connection*>(c.context);
-                http_server::callback_scope scope(self->server);
-                self->handle_send();
-            };
-            send_completion.context = this;
-            send_pending = true;
-            send_started_ns = now();
-            server.loop_.send(socket, bytes.subspan(item.offset, size), send_completion);
-            return;
-        }
-        if (open && !send_pending && out.empty() && state == phase::closing) close();
+    /// Ends one http_exchange::write: `written` runs once every byte queued before is sent.
+    void queue_write_done(std::function<void()> written) {
+        writes.push_back(std::move(written));
+        queue_mark(1);
     }
 
-    void handle_send() {
-        send_pending = false;
-        if (!open) {
-            out.clear();  // the loop is done with the borrowed bytes: drop the callbacks unrun
-            return;
-        }
-        if (send_completion.error != io_error::none) {
+    /// Sends what is queued; in the closing phase, closes once all of it is sent.
+    void pump() {
+        flush();
+        if (open() && send_idle() && state == phase::closing) close();
+    }
+
+    void handle_send(io_error error, std::size_t bytes, std::size_t writes_done) {
+        if (error != io_error::none) {
             close();
             return;
         }
-        server.counters_.bytes_sent += send_completion.bytes;
-        out_item& item = out.front();
-        item.offset += send_completion.bytes;
-        if (item.offset < item.bytes().size()) {
-            start_send(true);
-            return;
+        server.counters_.bytes_sent += bytes;
+        for (std::size_t i = 0; i < writes_done && open(); i++) {
+            assert(!writes.empty());
+            std::function<void()> written = std::move(writes.front());
+            writes.pop_front();
+            if (written) written();
         }
-        finish_item();
-        if (!open) return;
-        start_send(true);
-        if (!open) return;
-        if (out.empty() && state == phase::waiting && head_started_ns == 0) idle_since_ns = now();
+        if (!open()) return;
+        pump();
+        if (!open()) return;
+        if (send_idle() && state == phase::waiting && head_started_ns == 0) idle_since_ns = now();
         process();
-    }
-
-    void finish_item() {
-        std::function<void()> written = std::move(out.front().written);
-        const bool completes_write = out.front().completes_write;
-        out.pop_front();
-        if (completes_write) {
-            assert(writes_outstanding > 0);
-            --writes_outstanding;
-        }
-        if (written) written();
     }
 
     // ---- closing -----------------------------------------------------------------------------
@@ -537,27 +430,22 @@ struct http_connection {
         if (aborted) aborted();
     }
 
-    void close() {
-        if (!open) return;
-        open = false;
+    /// From the layer's close(): the exchange is told, queued writes never call back. The layer
+    /// keeps the queue (and the bytes it borrows) until the loop is done with them.
+    void handle_closed() {
         state = phase::closing;
-        server.loop_.close(socket);  // cancels recv and send; their callbacks come later
-        if (kick_pending) server.loop_.cancel(kick_completion);
-        --server.open_connections_;
-        ++server.closed_unreleased_;
         abort_exchange();
         in_exchange = false;
         consumer = nullptr;
         on_end = nullptr;
         on_abort = nullptr;
-        // Written callbacks of queued writes never run. A send in flight keeps its item until
-        // the loop reports it cancelled: the loop may use the bytes until then.
-        if (!send_pending) out.clear();
+        // A send in flight may still use borrowed bytes: their callbacks die with the connection.
+        if (!sending()) writes.clear();
     }
 
     void check_timeouts(std::uint64_t t) {
         const http_server_options& o = server.options_;
-        if (send_pending && t - send_started_ns > o.progress_timeout_ns) {
+        if (sending() && t - send_started_ns() > o.progress_timeout_ns) {
             ++server.counters_.progress_timeouts;
             close();
             return;
@@ -569,13 +457,13 @@ struct http_connection {
                     ++server.counters_.head_timeouts;
                     send_error(408, "the request head did not arrive in time");
                 }
-            } else if (out.empty() && !send_pending && t - idle_since_ns > o.idle_timeout_ns) {
+            } else if (send_idle() && t - idle_since_ns > o.idle_timeout_ns) {
                 ++server.counters_.idle_timeouts;
                 close();
             }
             return;
         }
-        if (state == phase::exchange && recv_pending && wants_bytes() && t - recv_started_ns > o.progress_timeout_ns) {
+        if (state == phase::exchange && receiving() && wants_bytes() && t - recv_started_ns > o.progress_timeout_ns) {
             ++server.counters_.progress_timeouts;
             close();
         }
@@ -590,7 +478,7 @@ bool http_exchange::is_head_request() const noexcept { return connection_.parser
 
 void http_exchange::read_body(std::function<std::size_t(std::span<const std::uint8_t>)> consumer, std::function<void()> on_end) {
     http_connection& c = connection_;
-    if (!c.open || !c.in_exchange) return;  // aborted: the handler is being told
+    if (!c.open() || !c.in_exchange) return;  // aborted: the handler is being told
     assert(!c.body_requested && !c.responded && !c.finished && "read_body once, before respond");
     if (c.body_requested || c.responded) return;
     c.body_requested = true;
@@ -605,13 +493,13 @@ void http_exchange::read_body(std::function<std::size_t(std::span<const std::uin
         }
     }
     // on_end of an empty body runs from the next process(), never from inside this call.
-    c.start_send(false);
+    c.flush();
     c.schedule();
 }
 
 void http_exchange::resume_body() {
     http_connection& c = connection_;
-    if (!c.open || !c.in_exchange || c.body != http_connection::body_mode::reading) return;
+    if (!c.open() || !c.in_exchange || c.body != http_connection::body_mode::reading) return;
     if (c.in_consumer) {
         c.resumed_in_consumer = true;
         return;
@@ -636,7 +524,7 @@ std::uint64_t declared_length(const http::response_head& head) {
 
 void http_exchange::respond(http::response_head head) {
     http_connection& c = connection_;
-    if (!c.open || !c.in_exchange) return;
+    if (!c.open() || !c.in_exchange) return;
     assert(!c.responded && !c.finished && head.status >= 200 && "one final response per exchange");
     if (c.responded || c.finished) return;
     c.responded = true;
@@ -679,7 +567,7 @@ void http_exchange::respond(http::response_head head) {
 
 void http_exchange::write(std::span<const std::uint8_t> data, std::function<void()> written) {
     http_connection& c = connection_;
-    if (!c.open || !c.in_exchange) return;  // aborted: `written` is dropped unrun
+    if (!c.open() || !c.in_exchange) return;  // aborted: `written` is dropped unrun
     assert(c.responded && !c.finished && "write between respond and finish");
     if (!c.responded || c.finished) return;
     if (c.bodiless_response) data = {};
@@ -688,31 +576,31 @@ void http_exchange::write(std::span<const std::uint8_t> data, std::function<void
         c.close_after = true;                                              // cut it, then close
     }
     if (c.response_remaining != length_unknown) c.response_remaining -= data.size();
-    ++c.writes_outstanding;
     if (data.empty()) {  // nothing to send (an empty chunk would even end the body)
-        c.out.push_back(http_connection::out_item{{}, {}, std::move(written), true, 0});
+        c.queue_write_done(std::move(written));
     } else if (c.chunked_response) {
-        std::string header;
-        http::append_chunk_header(data.size(), header);
-        c.queue_owned(std::move(header));
-        c.out.push_back(http_connection::out_item{{}, data, nullptr, false, 0});
-        std::string trailer;
-        http::append_chunk_end(trailer);
-        c.out.push_back(http_connection::out_item{std::move(trailer), {}, std::move(written), true, 0});
+        std::string frame;
+        http::append_chunk_header(data.size(), frame);
+        c.queue_owned(frame);
+        c.queue_borrowed(data, nullptr);
+        frame.clear();
+        http::append_chunk_end(frame);
+        c.queue_owned(frame);
+        c.queue_write_done(std::move(written));
     } else if (data.size() <= small_write_bytes_max) {
-        // Copied, so it joins the head (or the write before it) in one send; the empty item
-        // behind it completes the write once those bytes are out.
-        c.queue_owned(std::string(reinterpret_cast<const char*>(data.data()), data.size()));
-        c.out.push_back(http_connection::out_item{{}, {}, std::move(written), true, 0});
+        // Copied, so it joins the head (or the write before it) in one send.
+        c.queue_copy(data);
+        c.queue_write_done(std::move(written));
     } else {
-        c.out.push_back(http_connection::out_item{{}, data, std::move(written), true, 0});
+        c.queue_borrowed(data, nullptr);
+        c.queue_write_done(std::move(written));
     }
-    c.start_send(false);
+    c.flush();
 }
 
 void http_exchange::finish() {
     http_connection& c = connection_;
-    if (!c.open || !c.in_exchange) return;
+    if (!c.open() || !c.in_exchange) return;
     assert(c.responded && !c.finished && "finish once, after respond");
     if (!c.responded || c.finished) return;
     if (c.chunked_response) {
@@ -723,14 +611,14 @@ void http_exchange::finish() {
     // A body shorter than its Content-Length: only closing tells the client.
     if (c.response_remaining != length_unknown && c.response_remaining != 0) c.close_after = true;
     c.finished = true;
-    c.start_send(false);
+    c.flush();
     c.schedule();
 }
 
 void http_exchange::respond_with(std::uint16_t status, std::string content_type, std::string body,
                                  http::fields extra_headers) {
     http_connection& c = connection_;
-    if (!c.open || !c.in_exchange) return;
+    if (!c.open() || !c.in_exchange) return;
     http::response_head head;
     head.status = status;
     head.headers = std::move(extra_headers);
@@ -743,16 +631,21 @@ void http_exchange::respond_with(std::uint16_t status, std::string content_type,
         head.headers.erase("transfer-encoding");
     }
     respond(std::move(head));
-    if (!c.open || !c.in_exchange) return;
+    if (!c.open() || !c.in_exchange) return;
     if (!c.bodiless_response && !body.empty()) {
         c.response_remaining -= std::min<std::uint64_t>(c.response_remaining, body.size());
-        c.queue_owned(std::move(body));
+        if (body.size() <= small_write_bytes_max) {
+            c.queue_owned(body);
+        } else {  // moved, not copied: the queue holds it until sent
+            auto held = std::make_shared<const std::string>(std::move(body));
+            c.queue_borrowed(std::span(reinterpret_cast<const std::uint8_t*>(held->data()), held->size()), held);
+        }
     }
     finish();
 }
 
 void http_exchange::on_abort(std::function<void()> aborted) {
-    if (!connection_.open || !connection_.in_exchange) return;
+    if (!connection_.open() || !connection_.in_exchange) return;
     connection_.on_abort = std::move(aborted);
 }
 
@@ -764,127 +657,75 @@ void http_exchange::abandon() {
 // ---- http_server -----------------------------------------------------------------------------------
 
 http_server::http_server(event_loop& loop, http_server_options options, http_handler& handler)
-    : loop_(loop), options_(std::move(options)), handler_(handler), listener_(options_.listen_socket),
-      accept_completion_(std::make_unique<completion>()), tick_completion_(std::make_unique<completion>()) {
+    : loop_(loop),
+      options_(std::move(options)),
+      handler_(handler),
+      pool_(loop, connection_pool_options{.tick_ns = options_.tick_ns,
+                                          .connections_max = options_.connections_max,
+                                          .listen_backlog = options_.listen_backlog}) {
     assert(options_.head_buffer_size > 0 && options_.body_buffer_size >= options_.head_buffer_size);
-    accept_completion_->callback = &on_accept;
-    accept_completion_->context = this;
-    tick_completion_->callback = &on_tick;
-    tick_completion_->context = this;
+    pool_.on_tick = [this](std::uint64_t now) { handle_tick(now); };
+    pool_.on_accept = [this](accept_outcome outcome, socket_handle socket) { handle_accept(outcome, socket); };
 }
 
 http_server::~http_server() {
-    assert(callback_depth_ == 0 && "http_server destroyed from inside one of its callbacks");
+    if (!started_ && options_.listen_socket != invalid_socket) loop_.close(options_.listen_socket);
     shutdown();
-    for (int i = 0; i < 1000 && !drained(); i++) loop_.run_once(0);
+    pool_.drain();
     assert(drained() && "http_server destroyed with operations still pending");
 }
 
-bool http_server::drained() const noexcept { return !accept_pending_ && !tick_pending_ && connections_.empty(); }
+bool http_server::drained() const noexcept { return pool_.drained(); }
 
-std::uint16_t http_server::port() const { return listener_ == invalid_socket ? 0 : loop_.local_port(listener_); }
+std::uint16_t http_server::port() const { return pool_.port(); }
+
+std::size_t http_server::connections() const noexcept { return pool_.open_connections(); }
 
 std::size_t http_server::read_buffer_bytes() const noexcept {
     std::size_t total = 0;
-    for (const auto& c : connections_) total += c->buffer.capacity();
+    for (std::size_t i = 0; i < pool_.connection_objects(); i++) {
+        total += static_cast<const http_connection&>(pool_.at(i)).buffer.capacity();
+    }
     return total;
 }
 
 bool http_server::start(io_error& error) {
-    error = io_error::none;
-    assert(!stopping_ && !tick_pending_);
-    if (listener_ == invalid_socket) {
-        listener_ = loop_.listen(options_.listen_address, options_.listen_backlog, error);
-        if (listener_ == invalid_socket) return false;
-    }
-    accept_next();
-    tick_pending_ = true;
-    loop_.timeout(options_.tick_ns, *tick_completion_);
+    assert(!stopping_ && !started_);
+    started_ = true;
+    if (!pool_.listen(options_.listen_socket, options_.listen_address, error)) return false;
+    pool_.start(options_.tick_ns);
     return true;
 }
 
+// on_abort of every exchange in flight runs from here (through each connection's close).
 void http_server::shutdown() {
     if (stopping_) return;
     stopping_ = true;
-    if (listener_ != invalid_socket) {
-        loop_.close(listener_);
-        listener_ = invalid_socket;
-    }
-    if (tick_pending_) loop_.cancel(*tick_completion_);
-    // By index: an on_abort may call into the server, but nothing adds connections now.
-    for (std::size_t i = 0; i < connections_.size(); i++) connections_[i]->close();
-    if (callback_depth_ == 0) sweep();
+    pool_.shutdown(0);
 }
 
-void http_server::accept_next() {
-    if (stopping_ || accept_pending_ || listener_ == invalid_socket) return;
-    accept_pending_ = true;
-    loop_.accept(listener_, *accept_completion_);
-}
-
-void http_server::on_accept(completion& c) {
-    auto* self = static_cast<http_server*>(c.context);
-    callback_scope scope(*self);
-    self->handle_accept(c);
-}
-
-void http_server::handle_accept(completion& c) {
-    accept_pending_ = false;
-    if (c.error != io_error::none) {
-        if (stopping_) return;
-        ++counters_.accept_errors;
-        accept_paused_ = true;  // e.g. out of file descriptors: retry from the tick
+void http_server::handle_accept(accept_outcome outcome, socket_handle socket) {
+    if (outcome == accept_outcome::failed) {
+        ++counters_.accept_errors;  // e.g. out of file descriptors: the pool retries from the tick
         return;
     }
-    if (stopping_) {  // accepted just before the listener closed
-        loop_.close(c.accepted);
-        return;
-    }
-    if (open_connections_ >= options_.connections_max) {
+    if (outcome == accept_outcome::refused) {
         ++counters_.refused;
-        loop_.close(c.accepted);
-        accept_next();
         return;
     }
     ++counters_.accepted;
-    ++open_connections_;
-    auto conn = std::make_unique<http_connection>(*this, c.accepted);
-    conn->idle_since_ns = loop_.monotonic_ns();
-    http_connection& ref = *conn;
-    connections_.push_back(std::move(conn));
-    ref.start_recv();
-    accept_next();
+    http_connection& conn = pool_.add<http_connection>(*this, socket);
+    conn.idle_since_ns = conn.opened_ns();
+    conn.start_recv();
 }
 
-void http_server::on_tick(completion& c) {
-    auto* self = static_cast<http_server*>(c.context);
-    callback_scope scope(*self);
-    self->handle_tick();
-}
-
-void http_server::handle_tick() {
-    tick_pending_ = false;
-    if (stopping_) return;
-    const std::uint64_t now = loop_.monotonic_ns();
+void http_server::handle_tick(std::uint64_t now) {
     // By index: a timeout may run on_abort, which may call into the server; nothing is added
-    // or removed here (accepts run from their own callback, releases at depth 0).
-    for (std::size_t i = 0; i < connections_.size(); i++) {
-        if (connections_[i]->open) connections_[i]->check_timeouts(now);
+    // or freed here (accepts run from their own callback, releases after the outermost one).
+    for (std::size_t i = 0; i < pool_.connection_objects(); i++) {
+        auto& conn = static_cast<http_connection&>(pool_.at(i));
+        if (conn.open()) conn.check_timeouts(now);
     }
-    if (stopping_) return;  // an on_abort shut the server down
-    if (accept_paused_) {
-        accept_paused_ = false;
-        accept_next();
-    }
-    tick_pending_ = true;
-    loop_.timeout(options_.tick_ns, *tick_completion_);
-}
-
-void http_server::sweep() {
-    if (closed_unreleased_ == 0) return;
-    const auto before = connections_.size();
-    std::erase_if(connections_, [](const std::unique_ptr<http_connection>& c) { return c->releasable(); });
-    closed_unreleased_ -= before - connections_.size();
 }
 
 }  // namespace platform

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "platform/event_loop.hpp"
+#include "platform/stream_connection.hpp"
 #include "toastyfs/http/request_parser.hpp"
 #include "toastyfs/http/response.hpp"
 
@@ -145,7 +146,7 @@ public:
 
     const http_server_counters& counters() const noexcept { return counters_; }
     /// Open connections (closed ones still releasing their operations are not counted).
-    std::size_t connections() const noexcept { return open_connections_; }
+    std::size_t connections() const noexcept;
     /// Bytes of read buffers held by all connections (for tests and memory accounting): each
     /// connection holds head_buffer_size, or body_buffer_size while a body streams in.
     std::size_t read_buffer_bytes() const noexcept;
@@ -154,32 +155,19 @@ private:
     friend class http_exchange;
     friend struct http_connection;
 
-    static void on_accept(completion& c);
-    static void on_tick(completion& c);
-    void accept_next();
-    void handle_accept(completion& c);
-    void handle_tick();
-    void sweep();
-    struct callback_scope;
+    void handle_accept(accept_outcome outcome, socket_handle socket);
+    void handle_tick(std::uint64_t now);
 
     event_loop& loop_;
     http_server_options options_;
     http_handler& handler_;
     http_server_counters counters_;
-    socket_handle listener_ = invalid_socket;
-    std::unique_ptr<completion> accept_completion_;
-    std::unique_ptr<completion> tick_completion_;
-    bool accept_pending_ = false;
-    bool tick_pending_ = false;
-    bool accept_paused_ = false;
+    /// Connections, the listener and the tick. Connections are freed only after the outermost
+    /// loop callback returns, so a handler that closes or shuts down from inside a callback
+    /// never frees a connection that is still executing.
+    connection_pool pool_;
+    bool started_ = false;
     bool stopping_ = false;
-    /// Loop callbacks of this server on the stack: connections are released only at depth 0,
-    /// so a handler that closes or shuts down from inside a callback never frees a connection
-    /// that is still executing.
-    int callback_depth_ = 0;
-    std::vector<std::unique_ptr<http_connection>> connections_;
-    std::size_t open_connections_ = 0;
-    std::size_t closed_unreleased_ = 0;
 };
 
 }  // namespace platform

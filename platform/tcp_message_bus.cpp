@@ -1,5 +1,5 @@
-// The TCP message bus: connection management, hello handshake, header framing and routing on
-// top of the completion-style event loop. See tcp_message_bus.hpp for the rules.
+// The TCP message bus: hello handshake, header framing, routing and the timeout rules, on the
+// connection layer (stream_connection.hpp). See tcp_message_bus.hpp for the rules.
 #include "platform/tcp_message_bus.hpp"
 
 #include <algorithm>
@@ -77,19 +77,6 @@ bool is_keepalive(std::span<const std::uint8_t, vsr::header_size> bytes, std::ui
     return std::equal(canonical.begin(), canonical.end(), bytes.begin());
 }
 
-std::uint64_t backoff_delay_ns(std::uint32_t attempt, std::uint64_t min_ns, std::uint64_t max_ns,
-                               vsr::xoshiro256& random) noexcept {
-    max_ns = std::max(min_ns, max_ns);
-    std::uint64_t ceiling = min_ns;
-    for (std::uint32_t i = 0; i < attempt && ceiling < max_ns; i++) {
-        ceiling = ceiling > max_ns / 2 ? max_ns : ceiling * 2;
-    }
-    ceiling = std::min(ceiling, max_ns);
-    // Jitter spreads reconnects of many peers that lost the same node at the same moment.
-    const std::uint64_t floor = std::max(min_ns, ceiling / 2);
-    return vsr::uniform_between(random, floor, ceiling);
-}
-
 const char* to_string(close_reason reason) noexcept {
     constexpr const char* names[close_reason_count] = {
         "peer_closed", "io_error",         "connect_failed", "idle_timeout",
@@ -107,89 +94,75 @@ std::uint64_t tcp_bus_counters::closed_total() const noexcept {
 
 // ---- connection --------------------------------------------------------------------------------
 
-struct tcp_message_bus::connection {
+struct tcp_message_bus::connection final : stream_connection {
     enum class kind : std::uint8_t { unknown, replica, client };
     enum class phase : std::uint8_t { hello, header, body };
 
-    tcp_message_bus* bus = nullptr;
-    socket_handle socket = invalid_socket;
+    connection(tcp_message_bus& owner, socket_handle socket)
+        : stream_connection(owner.pool_, socket,
+                            // Everything queued behind the send in flight goes in the next one.
+                            send_queue_options{.coalesce_bytes_max = owner.options_.send_queue_bytes_max,
+                                               .keep_bytes_max = send_buffer_keep_bytes}),
+          bus(owner) {}
+
+    tcp_message_bus& bus;
     kind peer_kind = kind::unknown;
     std::uint8_t replica = vsr::address_client;  // kind replica: the peer's index
     std::uint64_t client_process_id = 0;
     bool outgoing = false;
-    bool open = true;
-    bool established = false;  // sends may be queued
+    bool established = false;   // sends may be queued
     bool unidentified = false;  // accepted, hello not yet checked (counted in the bus)
 
-    completion connect_completion;
-    completion recv_completion;
-    completion send_completion;
-    bool connect_pending = false;
-    bool recv_pending = false;
-    bool send_pending = false;
-
-    // Receive side: bytes [0, filled) of buffer were received; the current hello or message
-    // starts at `consumed` and is complete once target bytes follow it. recv reads ahead up to
-    // the buffer's size, so one system call can bring many small messages.
+    // Receive side: the current hello or message starts the unread bytes and is complete once
+    // there are target of them. recv reads ahead (receive_ahead_bytes), so one system call can
+    // bring many small messages.
     phase receive_phase = phase::header;
-    std::vector<std::uint8_t> buffer;
-    std::size_t filled = 0;
-    std::size_t consumed = 0;
+    receive_buffer buffer;
     std::size_t target = vsr::header_size;
-    std::uint64_t opened_ns = 0;
-    std::uint64_t last_receive_ns = 0;
     std::uint64_t message_started_ns = 0;  // 0: no hello or message in progress
     std::uint64_t last_send_ns = 0;        // last enqueue (or establishment): keepalive pacing
+    std::size_t queued_messages = 0;       // queued, not yet fully sent
 
-    // Send side: messages queue back to back in `pending`; while send_pending, `in_flight`
-    // holds the bytes handed to the socket. One send carries everything queued before it.
-    std::vector<std::uint8_t> pending;
-    std::size_t pending_messages = 0;
-    std::vector<std::uint8_t> in_flight;
-    std::size_t in_flight_messages = 0;
-    std::size_t queued_bytes = 0;  // pending + in_flight
-
-    bool send_idle() const noexcept { return pending.empty() && !send_pending; }
-    const std::uint8_t* current() const noexcept { return buffer.data() + consumed; }
+    const std::uint8_t* current() const noexcept { return buffer.unread().data(); }
     void append(std::span<const std::uint8_t> frame) {
-        pending.insert(pending.end(), frame.begin(), frame.end());
-        pending_messages++;
-        queued_bytes += frame.size();
+        queue_copy(frame, 1);
+        queued_messages++;
     }
 
-    bool releasable() const noexcept {
-        return !open && !connect_pending && !recv_pending && !send_pending;
+    void on_connected(io_error error) override { bus.handle_connect(*this, error); }
+    void on_received(io_error error, std::size_t bytes) override { bus.handle_recv(*this, error, bytes); }
+    void on_sent(io_error error, std::size_t, std::size_t frames) override {
+        if (error != io_error::none) {
+            bus.close_connection(*this, error == io_error::closed ? close_reason::peer_closed : close_reason::io_error);
+            return;
+        }
+        queued_messages -= frames;
+        bus.counters_.messages_sent += frames;
     }
+    void on_closed(std::uint8_t reason) override { bus.handle_closed(*this, static_cast<close_reason>(reason)); }
 };
 
 tcp_message_bus::tcp_message_bus(event_loop& loop, tcp_bus_options options)
     : loop_(loop),
       options_(std::move(options)),
       random_(options_.random_seed),
-      listener_(options_.listen_socket),
-      accept_completion_(std::make_unique<completion>()),
-      tick_completion_(std::make_unique<completion>()),
+      pool_(loop, connection_pool_options{.tick_ns = options_.tick_ns}),
       peers_(options_.replica_addresses.size()) {
-    accept_completion_->callback = &on_accept;
-    accept_completion_->context = this;
-    tick_completion_->callback = &on_tick;
-    tick_completion_->context = this;
     // Header plus at least something: a smaller cap could never frame a message.
     options_.message_size_max = std::max(options_.message_size_max, vsr::header_size);
-    options_.tick_ns = std::max<std::uint64_t>(options_.tick_ns, 1'000'000);
+    pool_.on_tick = [this](std::uint64_t now) { handle_tick(now); };
+    pool_.on_accept = [this](accept_outcome outcome, socket_handle socket) { handle_accept(outcome, socket); };
 }
 
 tcp_message_bus::~tcp_message_bus() {
+    if (!started_ && options_.listen_socket != invalid_socket) loop_.close(options_.listen_socket);
     shutdown();
-    // The loop still holds completions that live in this object: let it hand them back. Each
-    // was cancelled by shutdown(), so a few iterations are enough.
-    for (int i = 0; i < 1000 && !drained(); i++) loop_.run_once(0);
+    // The loop still holds completions that live in this object: let it hand them back.
+    pool_.drain();
     assert(drained() && "tcp_message_bus destroyed with operations still pending");
 }
 
-bool tcp_message_bus::drained() const noexcept {
-    return !accept_pending_ && !tick_pending_ && connections_.empty();
-}
+bool tcp_message_bus::drained() const noexcept { return pool_.drained(); }
 
 bool tcp_message_bus::start(io_error& error) {
     assert(!started_);
@@ -197,97 +170,40 @@ bool tcp_message_bus::start(io_error& error) {
     error = io_error::none;
     if (options_.role == bus_role::replica) {
         if (options_.replica_index >= peers_.size()) {
+            if (options_.listen_socket != invalid_socket) loop_.close(options_.listen_socket);
             error = io_error::invalid;
             return false;
         }
-        if (listener_ == invalid_socket) {
-            listener_ = loop_.listen(options_.replica_addresses[options_.replica_index], 128, error);
-            if (listener_ == invalid_socket) return false;
+        if (!pool_.listen(options_.listen_socket, options_.replica_addresses[options_.replica_index], error)) {
+            return false;
         }
-        accept_next();
     }
-    tick_pending_ = true;
-    loop_.timeout(0, *tick_completion_);  // the first tick starts the connects
+    pool_.start(0);  // the first tick starts the connects
     return true;
 }
 
 void tcp_message_bus::shutdown() {
     if (stopping_) return;
     stopping_ = true;
-    if (listener_ != invalid_socket) {
-        loop_.close(listener_);  // cancels the pending accept
-        listener_ = invalid_socket;
-    }
-    if (tick_pending_) loop_.cancel(*tick_completion_);
-    for (auto& conn : connections_) close_connection(*conn, close_reason::shutdown);
-    sweep();
+    pool_.shutdown(static_cast<std::uint8_t>(close_reason::shutdown));
 }
 
-// ---- callbacks: each ends with sweep(), the only place connections are freed ----------------------
-
-void tcp_message_bus::on_accept(completion& c) {
-    auto* bus = static_cast<tcp_message_bus*>(c.context);
-    bus->accept_pending_ = false;
-    bus->handle_accept(c);
-    bus->sweep();
-}
-
-void tcp_message_bus::on_tick(completion& c) {
-    auto* bus = static_cast<tcp_message_bus*>(c.context);
-    bus->tick_pending_ = false;
-    if (bus->stopping_) return;
-    bus->handle_tick();
-    bus->sweep();
-}
-
-void tcp_message_bus::on_connect(completion& c) {
-    auto* conn = static_cast<connection*>(c.context);
-    tcp_message_bus* bus = conn->bus;
-    conn->connect_pending = false;
-    bus->handle_connect(*conn);
-    bus->sweep();
-}
-
-void tcp_message_bus::on_recv(completion& c) {
-    auto* conn = static_cast<connection*>(c.context);
-    tcp_message_bus* bus = conn->bus;
-    conn->recv_pending = false;
-    bus->handle_recv(*conn);
-    bus->sweep();
-}
-
-void tcp_message_bus::on_send(completion& c) {
-    auto* conn = static_cast<connection*>(c.context);
-    tcp_message_bus* bus = conn->bus;
-    conn->send_pending = false;
-    bus->handle_send(*conn);
-    bus->sweep();
+tcp_message_bus::connection* tcp_message_bus::peer(std::uint8_t replica) const noexcept {
+    return static_cast<connection*>(peers_[replica].conn);
 }
 
 // ---- accepting -----------------------------------------------------------------------------------
 
-void tcp_message_bus::accept_next() {
-    if (stopping_ || listener_ == invalid_socket || accept_pending_) return;
-    accept_pending_ = true;
-    loop_.accept(listener_, *accept_completion_);
-}
-
-void tcp_message_bus::handle_accept(completion& c) {
-    if (stopping_ || c.error == io_error::cancelled) {
-        if (c.error == io_error::none) loop_.close(c.accepted);  // raced with shutdown
-        return;
-    }
-    if (c.error != io_error::none) {
-        // Out of descriptors or similar: retrying at once would spin, so the tick retries.
-        counters_.accept_errors++;
-        accept_paused_ = true;
+void tcp_message_bus::handle_accept(accept_outcome outcome, socket_handle socket) {
+    if (outcome != accept_outcome::accepted) {
+        counters_.accept_errors++;  // the pool sets no limit, so this is a failed accept
         return;
     }
     counters_.accepted++;
-    connection& conn = make_connection(c.accepted);
+    connection& conn = make_connection(socket);
     conn.receive_phase = connection::phase::hello;
     conn.target = hello_size;
-    conn.message_started_ns = conn.opened_ns;  // the hello must arrive within the idle timeout
+    conn.message_started_ns = conn.opened_ns();  // the hello must arrive within the idle timeout
     conn.unidentified = true;
     unidentified_connections_++;
     // Clients plus replicas that may connect to us, plus the ones not yet identified.
@@ -297,25 +213,10 @@ void tcp_message_bus::handle_accept(completion& c) {
     } else {
         start_recv(conn);
     }
-    accept_next();
 }
 
 tcp_message_bus::connection& tcp_message_bus::make_connection(socket_handle socket) {
-    auto owned = std::make_unique<connection>();
-    connection& conn = *owned;
-    conn.bus = this;
-    conn.socket = socket;
-    conn.opened_ns = loop_.monotonic_ns();
-    conn.last_receive_ns = conn.opened_ns;
-    conn.buffer.resize(receive_ahead_bytes);
-    for (completion* c : {&conn.connect_completion, &conn.recv_completion, &conn.send_completion}) {
-        c->context = &conn;
-    }
-    conn.connect_completion.callback = &on_connect;
-    conn.recv_completion.callback = &on_recv;
-    conn.send_completion.callback = &on_send;
-    connections_.push_back(std::move(owned));
-    return conn;
+    return pool_.add<connection>(*this, socket);
 }
 
 // ---- connecting and housekeeping ---------------------------------------------------------------
@@ -325,37 +226,31 @@ bool tcp_message_bus::should_connect_to(std::uint8_t replica) const noexcept {
     return options_.replica_index < replica;  // i connects to j iff i < j
 }
 
-void tcp_message_bus::handle_tick() {
-    const std::uint64_t now = loop_.monotonic_ns();
-    for (auto& conn : connections_) {
-        check_timeouts(*conn, now);
-        send_keepalive_if_quiet(*conn, now);
+void tcp_message_bus::handle_tick(std::uint64_t now) {
+    // By index: closes never free connections inside a callback.
+    for (std::size_t i = 0; i < pool_.connection_objects(); i++) {
+        auto& conn = static_cast<connection&>(pool_.at(i));
+        check_timeouts(conn, now);
+        send_keepalive_if_quiet(conn, now);
     }
     for (std::size_t i = 0; i < peers_.size(); i++) {
         const auto replica = static_cast<std::uint8_t>(i);
-        if (!should_connect_to(replica) || peers_[i].conn != nullptr) continue;
-        if (now >= peers_[i].next_connect_ns) start_connect(replica, now);
+        if (should_connect_to(replica) && peers_[i].due(now)) start_connect(replica, now);
     }
-    if (accept_paused_) {
-        accept_paused_ = false;
-        accept_next();
-    }
-    tick_pending_ = true;
-    loop_.timeout(options_.tick_ns, *tick_completion_);
 }
 
 // Idle: nothing received for the timeout (replicas heartbeat far more often). Slow: a started
 // hello or message not finished within the timeout, however steadily its bytes trickle in.
 void tcp_message_bus::check_timeouts(connection& conn, std::uint64_t now) {
-    if (!conn.open) return;
+    if (!conn.open()) return;
     const std::uint64_t timeout = options_.idle_timeout_ns;
-    if (conn.connect_pending) {
-        if (now - conn.opened_ns > timeout) close_connection(conn, close_reason::connect_failed);
+    if (conn.connecting()) {
+        if (now - conn.opened_ns() > timeout) close_connection(conn, close_reason::connect_failed);
         return;
     }
     // A client bus hears only replies, so silence there is normal; the replica side enforces it.
     const bool idle_applies = options_.role == bus_role::replica;
-    if (idle_applies && now - conn.last_receive_ns > timeout) {
+    if (idle_applies && now - conn.last_receive_ns() > timeout) {
         close_connection(conn, close_reason::idle_timeout);
     } else if (conn.message_started_ns != 0 && now - conn.message_started_ns > timeout) {
         close_connection(conn, close_reason::slow_message);
@@ -366,7 +261,7 @@ void tcp_message_bus::check_timeouts(connection& conn, std::uint64_t now) {
 // connection we have nothing to say on gets a keepalive every idle_timeout_ns / 3. Exempt from
 // the queue limits; sent only when the queue is empty (a non-empty queue is already traffic).
 void tcp_message_bus::send_keepalive_if_quiet(connection& conn, std::uint64_t now) {
-    if (!conn.open || !conn.established || !conn.send_idle()) return;
+    if (!conn.open() || !conn.established || !conn.send_idle()) return;
     if (now - conn.last_send_ns < options_.idle_timeout_ns / 3) return;
     std::array<std::uint8_t, vsr::header_size> frame{};
     const std::uint8_t self =
@@ -375,17 +270,15 @@ void tcp_message_bus::send_keepalive_if_quiet(connection& conn, std::uint64_t no
     conn.append(frame);
     conn.last_send_ns = now;
     counters_.keepalives_sent++;
-    start_send(conn);
+    conn.flush();
 }
 
 void tcp_message_bus::start_connect(std::uint8_t replica, std::uint64_t now) {
-    peer_slot& peer = peers_[replica];
+    connect_slot& slot = peers_[replica];
     io_error error = io_error::none;
-    const socket_handle socket = loop_.open_stream(error);
+    const socket_handle socket = pool_.open_stream(error);
     if (socket == invalid_socket) {
-        peer.attempts++;
-        peer.next_connect_ns = now + backoff_delay_ns(peer.attempts, options_.reconnect_backoff_min_ns,
-                                                      options_.reconnect_backoff_max_ns, random_);
+        slot.lost(now, options_.reconnect_backoff_min_ns, options_.reconnect_backoff_max_ns, random_);
         counters_.closed[static_cast<std::size_t>(close_reason::connect_failed)]++;
         return;
     }
@@ -394,22 +287,19 @@ void tcp_message_bus::start_connect(std::uint8_t replica, std::uint64_t now) {
     conn.outgoing = true;
     conn.peer_kind = connection::kind::replica;
     conn.replica = replica;
-    peer.conn = &conn;
-    conn.connect_pending = true;
-    loop_.connect(socket, options_.replica_addresses[replica], conn.connect_completion);
+    slot.conn = &conn;
+    conn.connect(options_.replica_addresses[replica]);
 }
 
-void tcp_message_bus::handle_connect(connection& conn) {
-    if (!conn.open) return;
-    if (conn.connect_completion.error != io_error::none) {
+void tcp_message_bus::handle_connect(connection& conn, io_error error) {
+    if (error != io_error::none) {
         close_connection(conn, close_reason::connect_failed);
         return;
     }
     counters_.connected++;
-    peers_[conn.replica].attempts = 0;
+    peers_[conn.replica].succeeded();
     conn.established = true;
-    conn.last_receive_ns = loop_.monotonic_ns();
-    conn.last_send_ns = conn.last_receive_ns;
+    conn.last_send_ns = conn.last_receive_ns();
     // The hello goes first and is exempt from the queue limits.
     std::array<std::uint8_t, hello_size> frame{};
     const hello h{.role = options_.role == bus_role::client ? hello_role::client : hello_role::replica,
@@ -419,50 +309,39 @@ void tcp_message_bus::handle_connect(connection& conn) {
                   .client_id = options_.client_process_id};
     encode_hello(h, frame);
     conn.append(frame);
-    start_send(conn);
+    conn.flush();
     start_recv(conn);
 }
 
 // ---- receiving -----------------------------------------------------------------------------------
 
 void tcp_message_bus::start_recv(connection& conn) {
-    if (!conn.open || conn.recv_pending) return;
-    // Move the unfinished message to the front, and make room for all of it (target is at most
-    // message_size_max, checked with its header) plus read-ahead.
-    if (conn.consumed > 0) {
-        std::memmove(conn.buffer.data(), conn.buffer.data() + conn.consumed, conn.filled - conn.consumed);
-        conn.filled -= conn.consumed;
-        conn.consumed = 0;
-    }
-    if (conn.buffer.size() < conn.target) conn.buffer.resize(conn.target);
-    assert(conn.target > conn.filled && conn.filled < conn.buffer.size());
-    conn.recv_pending = true;
-    loop_.recv(conn.socket, std::span(conn.buffer).subspan(conn.filled), conn.recv_completion);
+    if (!conn.open() || conn.receiving()) return;
+    // Room for all of the unfinished message (target is at most message_size_max, checked with
+    // its header) plus read-ahead.
+    assert(conn.target > conn.buffer.unread_size());
+    conn.receive(conn.buffer.window(std::max(conn.target, receive_ahead_bytes)));
 }
 
-void tcp_message_bus::handle_recv(connection& conn) {
-    if (!conn.open) return;
-    const completion& c = conn.recv_completion;
-    if (c.error != io_error::none) {
-        close_connection(conn, c.error == io_error::closed ? close_reason::peer_closed
-                                                           : close_reason::io_error);
+void tcp_message_bus::handle_recv(connection& conn, io_error error, std::size_t bytes) {
+    if (error != io_error::none) {
+        close_connection(conn, error == io_error::closed ? close_reason::peer_closed : close_reason::io_error);
         return;
     }
-    conn.last_receive_ns = loop_.monotonic_ns();
-    if (conn.message_started_ns == 0) conn.message_started_ns = conn.last_receive_ns;
-    conn.filled += c.bytes;
+    if (conn.message_started_ns == 0) conn.message_started_ns = conn.last_receive_ns();
+    conn.buffer.commit(bytes);
     // Every complete hello, header and message received so far, in order.
-    while (conn.filled - conn.consumed >= conn.target) {
+    while (conn.buffer.unread_size() >= conn.target) {
         bool keep = false;
         switch (conn.receive_phase) {
         case connection::phase::hello: keep = handle_hello(conn); break;
         case connection::phase::header: keep = handle_header(conn); break;
         case connection::phase::body: keep = handle_message(conn); break;
         }
-        if (!keep || !conn.open) return;  // on_message may have closed it
+        if (!keep || !conn.open()) return;  // on_message may have closed it
     }
     // Bytes of the next message already here: its clock started with this read.
-    if (conn.filled > conn.consumed && conn.message_started_ns == 0) conn.message_started_ns = conn.last_receive_ns;
+    if (conn.buffer.unread_size() > 0 && conn.message_started_ns == 0) conn.message_started_ns = conn.last_receive_ns();
     start_recv(conn);
 }
 
@@ -496,9 +375,7 @@ bool tcp_message_bus::handle_hello(connection& conn) {
             return false;
         }
         // The peer restarted or its old connection is half-open: the newer one wins.
-        if (peers_[h.replica].conn != nullptr) {
-            close_connection(*peers_[h.replica].conn, close_reason::replaced);
-        }
+        if (peer(h.replica) != nullptr) close_connection(*peer(h.replica), close_reason::replaced);
         conn.peer_kind = connection::kind::replica;
         conn.replica = h.replica;
         peers_[h.replica].conn = &conn;
@@ -507,7 +384,7 @@ bool tcp_message_bus::handle_hello(connection& conn) {
     conn.established = true;
     conn.last_send_ns = loop_.monotonic_ns();
     conn.receive_phase = connection::phase::header;
-    conn.consumed += hello_size;
+    conn.buffer.consume(hello_size);
     conn.target = vsr::header_size;
     conn.message_started_ns = 0;
     return true;
@@ -520,7 +397,7 @@ bool tcp_message_bus::handle_header(connection& conn) {
         is_keepalive(std::span<const std::uint8_t, vsr::header_size>(conn.current(), vsr::header_size),
                      options_.cluster)) {
         counters_.keepalives_received++;
-        conn.consumed += vsr::header_size;
+        conn.buffer.consume(vsr::header_size);
         conn.target = vsr::header_size;
         conn.message_started_ns = 0;
         return true;
@@ -559,7 +436,7 @@ bool tcp_message_bus::handle_message(connection& conn) {
     }
     if (conn.peer_kind == connection::kind::client) remember_route(h.client_id, conn);
     conn.receive_phase = connection::phase::header;
-    conn.consumed += conn.target;
+    conn.buffer.consume(conn.target);
     conn.target = vsr::header_size;
     conn.message_started_ns = 0;
     counters_.messages_received++;
@@ -594,8 +471,8 @@ void tcp_message_bus::send_to_replica(std::uint8_t replica, std::span<const std:
         counters_.dropped_invalid++;
         return;
     }
-    connection* conn = peers_[replica].conn;
-    if (conn == nullptr || !conn->open || !conn->established) {
+    connection* conn = peer(replica);
+    if (conn == nullptr || !conn->open() || !conn->established) {
         counters_.dropped_not_connected++;
         return;
     }
@@ -604,7 +481,7 @@ void tcp_message_bus::send_to_replica(std::uint8_t replica, std::span<const std:
 
 void tcp_message_bus::send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message) {
     const auto found = routes_.find(client_id);
-    if (found == routes_.end() || !found->second.conn->open) {
+    if (found == routes_.end() || !found->second.conn->open()) {
         counters_.dropped_unknown_client++;
         return;
     }
@@ -627,58 +504,27 @@ void tcp_message_bus::enqueue(connection& conn, std::span<const std::uint8_t> me
         counters_.dropped_not_connected++;
         return;
     }
-    if (conn.pending_messages + conn.in_flight_messages >= options_.send_queue_messages_max ||
-        conn.queued_bytes + message.size() > options_.send_queue_bytes_max) {
+    if (conn.queued_messages >= options_.send_queue_messages_max ||
+        conn.queued_bytes() + message.size() > options_.send_queue_bytes_max) {
         counters_.dropped_queue_full++;
         return;
     }
     conn.append(message);
     conn.last_send_ns = loop_.monotonic_ns();
-    start_send(conn);
-}
-
-// Hands everything pending to the socket in one send. What is enqueued meanwhile waits for the
-// next, so under load one system call carries many messages.
-void tcp_message_bus::start_send(connection& conn) {
-    if (!conn.open || conn.send_pending || conn.pending.empty()) return;
-    conn.send_pending = true;
-    std::swap(conn.in_flight, conn.pending);
-    conn.in_flight_messages = std::exchange(conn.pending_messages, 0);
-    conn.pending.clear();
-    loop_.send(conn.socket, conn.in_flight, conn.send_completion);
-}
-
-void tcp_message_bus::handle_send(connection& conn) {
-    if (!conn.open) return;
-    if (conn.send_completion.error != io_error::none) {
-        close_connection(conn, conn.send_completion.error == io_error::closed
-                                   ? close_reason::peer_closed
-                                   : close_reason::io_error);
-        return;
-    }
-    conn.queued_bytes -= conn.in_flight.size();
-    counters_.messages_sent += conn.in_flight_messages;
-    conn.in_flight_messages = 0;
-    conn.in_flight.clear();
-    // A burst of large messages should not pin its buffer for the connection's lifetime.
-    if (conn.in_flight.capacity() > send_buffer_keep_bytes) conn.in_flight.shrink_to_fit();
-    start_send(conn);
+    conn.flush();  // one send carries everything queued before it; the rest waits for the next
 }
 
 // ---- closing -------------------------------------------------------------------------------------
 
-// Closes the socket (the loop cancels its pending operations; their callbacks arrive later) and
-// drops every reference to the connection. The object itself is freed by sweep() once the loop
-// has handed back all of its completions.
 void tcp_message_bus::close_connection(connection& conn, close_reason reason) {
-    if (!conn.open) return;
-    conn.open = false;
+    conn.close(static_cast<std::uint8_t>(reason));  // calls handle_closed once
+}
+
+// Drops every reference to the connection; the pool frees it once the loop has handed back all
+// of its completions.
+void tcp_message_bus::handle_closed(connection& conn, close_reason reason) {
     conn.established = false;
     counters_.closed[static_cast<std::size_t>(reason)]++;
-    loop_.close(conn.socket);
-    conn.socket = invalid_socket;
-    // The queue and receive buffer stay until sweep(): a completion backend may still be
-    // moving bytes through them until the cancelled operations are handed back.
     if (conn.unidentified) {
         conn.unidentified = false;
         unidentified_connections_--;
@@ -687,36 +533,26 @@ void tcp_message_bus::close_connection(connection& conn, close_reason reason) {
         client_connections_--;
         std::erase_if(routes_, [&](const auto& entry) { return entry.second.conn == &conn; });
     }
-    if (conn.peer_kind == connection::kind::replica && peers_[conn.replica].conn == &conn) {
-        peers_[conn.replica].conn = nullptr;
+    if (conn.peer_kind == connection::kind::replica && peer(conn.replica) == &conn) {
+        connect_slot& slot = peers_[conn.replica];
+        slot.conn = nullptr;
         if (conn.outgoing) {
-            peer_slot& peer = peers_[conn.replica];
-            peer.attempts++;
-            peer.next_connect_ns =
-                loop_.monotonic_ns() + backoff_delay_ns(peer.attempts, options_.reconnect_backoff_min_ns,
-                                                        options_.reconnect_backoff_max_ns, random_);
+            slot.lost(loop_.monotonic_ns(), options_.reconnect_backoff_min_ns, options_.reconnect_backoff_max_ns,
+                      random_);
         }
     }
-    closed_unreleased_++;
-}
-
-void tcp_message_bus::sweep() {
-    if (closed_unreleased_ == 0) return;
-    const std::size_t before = connections_.size();
-    std::erase_if(connections_, [](const auto& conn) { return conn->releasable(); });
-    closed_unreleased_ -= before - connections_.size();
 }
 
 tcp_bus_status tcp_message_bus::status() const {
     tcp_bus_status result;
     for (std::size_t i = 0; i < peers_.size(); i++) {
-        const connection* conn = peers_[i].conn;
-        if (conn != nullptr && conn->open && conn->established) {
+        const connection* conn = peer(static_cast<std::uint8_t>(i));
+        if (conn != nullptr && conn->open() && conn->established) {
             result.connected_replicas.push_back(static_cast<std::uint8_t>(i));
         }
     }
     result.client_connections = client_connections_;
-    result.connections = connections_.size();
+    result.connections = pool_.connection_objects();
     return result;
 }
 

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "platform/event_loop.hpp"
+#include "platform/stream_connection.hpp"  // also backoff_delay_ns
 #include "vsr/message_bus.hpp"
 #include "vsr/random.hpp"
 #include "vsr/wire.hpp"
@@ -77,8 +78,6 @@ void encode_hello(const hello& h, std::span<std::uint8_t, hello_size> out) noexc
 hello_error decode_hello(std::span<const std::uint8_t, hello_size> bytes, std::uint32_t cluster,
                          hello& out) noexcept;
 
-/// Jittered exponential backoff: the ceiling is min(max, min * 2^attempt) and the delay is
-/// uniform in [max(min, ceiling / 2), ceiling]. attempt 0 gives exactly `min`.
 // ---- keepalive frame -----------------------------------------------------------------------------
 //
 // A connection that has sent nothing for idle_timeout_ns / 3 sends a keepalive, so an idle but
@@ -93,9 +92,6 @@ inline constexpr std::uint8_t keepalive_command = 0;
 void encode_keepalive(std::uint32_t cluster, std::uint8_t sender, std::span<std::uint8_t, vsr::header_size> out) noexcept;
 /// True if the header-sized bytes are a well-formed keepalive for this cluster.
 bool is_keepalive(std::span<const std::uint8_t, vsr::header_size> bytes, std::uint32_t cluster) noexcept;
-
-std::uint64_t backoff_delay_ns(std::uint32_t attempt, std::uint64_t min_ns, std::uint64_t max_ns,
-                               vsr::xoshiro256& random) noexcept;
 
 // ---- the bus -----------------------------------------------------------------------------------
 
@@ -200,64 +196,43 @@ public:
 
 private:
     struct connection;
-    struct peer_slot {
-        connection* conn = nullptr;
-        std::uint32_t attempts = 0;
-        std::uint64_t next_connect_ns = 0;
-    };
     struct route {
         connection* conn = nullptr;
         std::uint64_t updated = 0;  // route_clock_ when last set: evict the oldest when full
     };
 
-    static void on_accept(completion& c);
-    static void on_tick(completion& c);
-    static void on_connect(completion& c);
-    static void on_recv(completion& c);
-    static void on_send(completion& c);
-
-    void accept_next();
-    void handle_accept(completion& c);
-    void handle_tick();
-    void handle_connect(connection& conn);
-    void handle_recv(connection& conn);
-    void handle_send(connection& conn);
+    void handle_accept(accept_outcome outcome, socket_handle socket);
+    void handle_tick(std::uint64_t now);
+    void handle_connect(connection& conn, io_error error);
+    void handle_recv(connection& conn, io_error error, std::size_t bytes);
     bool handle_hello(connection& conn);
     bool handle_header(connection& conn);
     bool handle_message(connection& conn);
-    void deliver(connection& conn);
+    void handle_closed(connection& conn, close_reason reason);
 
     void start_connect(std::uint8_t replica, std::uint64_t now);
     void start_recv(connection& conn);
-    void start_send(connection& conn);
     void enqueue(connection& conn, std::span<const std::uint8_t> message);
     void check_timeouts(connection& conn, std::uint64_t now);
     void send_keepalive_if_quiet(connection& conn, std::uint64_t now);
     bool should_connect_to(std::uint8_t replica) const noexcept;
     void remember_route(std::uint64_t client_id, connection& conn);
     void close_connection(connection& conn, close_reason reason);
-    void sweep();
     connection& make_connection(socket_handle socket);
+    connection* peer(std::uint8_t replica) const noexcept;
 
     event_loop& loop_;
     tcp_bus_options options_;
     vsr::xoshiro256 random_;
     tcp_bus_counters counters_;
-    socket_handle listener_ = invalid_socket;
-    std::unique_ptr<completion> accept_completion_;
-    std::unique_ptr<completion> tick_completion_;
-    bool accept_pending_ = false;
-    bool accept_paused_ = false;  // accept failed (EMFILE...): retried from the tick
-    bool tick_pending_ = false;
+    connection_pool pool_;
     bool started_ = false;
     bool stopping_ = false;
-    std::vector<peer_slot> peers_;  // index = replica index
-    std::vector<std::unique_ptr<connection>> connections_;
+    std::vector<connect_slot> peers_;  // index = replica index
     std::unordered_map<std::uint64_t, route> routes_;  // client_id -> connection
     std::uint64_t route_clock_ = 0;
     std::size_t client_connections_ = 0;
     std::size_t unidentified_connections_ = 0;  // accepted, hello not yet checked
-    std::size_t closed_unreleased_ = 0;
 };
 
 static_assert(vsr::message_bus<tcp_message_bus>);

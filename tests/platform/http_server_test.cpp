@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -347,9 +348,32 @@ struct fixture {
         }
         return true;
     }
+    // For waits whose point is that time passes (a timeout must not fire): a loaded machine can
+    // only make them longer, never make them fail.
     void run_for(int duration_ms) {
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(duration_ms);
         while (std::chrono::steady_clock::now() < deadline) run();
+    }
+    // Runs the loop until the server has made no progress (no byte moved, no request, response,
+    // abort or connection change) for `quiet_turns` turns in a row: whatever the bytes already
+    // sent can cause has happened. Counted in loop turns, not milliseconds, so a slow machine
+    // does not cut it short. False if the server is still busy at the deadline.
+    bool settle(int quiet_turns = 20, int timeout_ms = wait_ms_default) {
+        auto snapshot = [&] {
+            const auto& c = server->counters();
+            return std::array<std::uint64_t, 7>{c.bytes_sent, c.bytes_received, c.requests, c.responses,
+                                                c.aborted_exchanges, server->connections(), handler.records.size()};
+        };
+        auto last = snapshot();
+        int quiet = 0;
+        return wait_until(
+            [&] {
+                const auto now = snapshot();
+                quiet = now == last ? quiet + 1 : 0;
+                last = now;
+                return quiet >= quiet_turns;
+            },
+            timeout_ms);
     }
 };
 
@@ -535,11 +559,16 @@ struct client {
             timeout_ms);
     }
 
-    // The connection is still open: nothing but silence for a moment.
-    bool still_open(int duration_ms = 30) {
-        f.run_for(duration_ms);
+    // The connection is still open once the server has done what it was going to do.
+    bool still_open() {
+        const bool settled = f.settle();
         pull();
-        return !eof && error == 0;
+        return settled && !eof && error == 0;
+    }
+    // Still open after at least `duration_ms` (longer than a timeout that must not fire).
+    bool still_open_after(int duration_ms) {
+        f.run_for(duration_ms);
+        return still_open();
     }
 
     std::optional<response> request(std::string_view bytes, bool head_request = false) {
@@ -717,7 +746,7 @@ BOOST_AUTO_TEST_CASE(response_from_outside_a_loop_callback) {
     client c(f);
     BOOST_REQUIRE(c.send_all(get("/slow")));
     BOOST_REQUIRE(f.wait_until([&] { return f.handler.records.size() == 1; }));
-    f.run_for(20);
+    BOOST_REQUIRE(f.settle());  // the loop is idle, no callback of the server on the stack
     f.handler.records[0]->exchange->respond_with(201, "text/plain", "later");
     const auto r = c.read_response();
     BOOST_REQUIRE(r);
@@ -769,7 +798,7 @@ BOOST_AUTO_TEST_CASE(continue_only_once_the_body_is_asked_for) {
     client c(f);
     BOOST_REQUIRE(c.send_all("PUT /echo-later HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
     BOOST_REQUIRE(f.wait_until([&] { return f.handler.records.size() == 1; }));
-    f.run_for(50);
+    BOOST_REQUIRE(f.settle());
     c.pull();
     BOOST_CHECK(c.received.empty());  // no 100 before read_body
     f.handler.start_echo(f.handler.records[0]);
@@ -874,8 +903,16 @@ BOOST_AUTO_TEST_CASE(a_full_consumer_pauses_reading) {
         BOOST_REQUIRE(f.server->read_buffer_bytes() <= body_buffer);
         if (!f.handler.records.empty() && f.handler.records[0]->hold) {
             if (!blocked_checked) {
-                // Paused: the server reads nothing more, so the client soon cannot send either.
-                f.run_for(30);
+                // Paused: the server reads nothing more, so the client soon cannot send either:
+                // wait until 20 turns in a row take no byte.
+                int blocked_turns = 0;
+                BOOST_REQUIRE(f.wait_until([&] {
+                    const ssize_t n =
+                        ::send(c.fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+                    if (n > 0) sent += static_cast<std::size_t>(n);
+                    blocked_turns = n > 0 ? 0 : blocked_turns + 1;
+                    return blocked_turns >= 20;
+                }));
                 sent_at_first_pause = sent;
                 for (int i = 0; i < 50; i++) {
                     const ssize_t n = ::send(c.fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -1024,12 +1061,13 @@ BOOST_AUTO_TEST_CASE(slow_head_gets_408) {
 }
 
 BOOST_AUTO_TEST_CASE(idle_connection_closed) {
-    fixture f([](platform::http_server_options& o) { o.idle_timeout_ns = 150 * ms; });
+    // Long enough that the still_open check right after the response cannot race it.
+    fixture f([](platform::http_server_options& o) { o.idle_timeout_ns = 500 * ms; });
     client c(f);
     const auto r = c.request(get("/hello"));
     BOOST_REQUIRE(r);
-    BOOST_CHECK(c.still_open(50));
-    BOOST_CHECK(c.wait_closed(2'000));
+    BOOST_CHECK(c.still_open());
+    BOOST_CHECK(c.wait_closed());
     BOOST_CHECK(c.received.empty());  // closed without a word
     BOOST_CHECK_EQUAL(f.server->counters().idle_timeouts, 1u);
     BOOST_CHECK(f.wait_until([&] { return f.server->connections() == 0 && f.server->read_buffer_bytes() == 0; }));
@@ -1052,7 +1090,7 @@ BOOST_AUTO_TEST_CASE(paused_body_does_not_time_out) {
     client c(f);
     BOOST_REQUIRE(c.send_all(put("/pause", "abcdef")));
     BOOST_REQUIRE(f.wait_until([&] { return f.handler.records.size() == 1; }));
-    BOOST_CHECK(c.still_open(300));  // the handler holds the body: its business, not a stall
+    BOOST_CHECK(c.still_open_after(300));  // the handler holds the body: its business, not a stall
     test_handler::resume(f.handler.records[0]);
     const auto r = c.read_response();
     BOOST_REQUIRE(r);
@@ -1068,7 +1106,7 @@ BOOST_AUTO_TEST_CASE(client_that_stops_reading_times_out) {
     BOOST_REQUIRE_EQUAL(f.handler.records.size(), 1u);
     BOOST_CHECK(f.handler.records[0]->written_calls > 0);
     BOOST_CHECK_EQUAL(f.handler.records[0]->abort_calls, 1);
-    f.run_for(30);
+    BOOST_REQUIRE(f.settle());
     BOOST_CHECK_EQUAL(f.handler.records[0]->abort_calls, 1);
     BOOST_CHECK(f.wait_until([&] { return f.server->connections() == 0 && f.server->read_buffer_bytes() == 0; }));
 }
@@ -1092,7 +1130,7 @@ BOOST_AUTO_TEST_CASE(one_thousand_idle_connections) {
     BOOST_CHECK_EQUAL(r->status, 200);
     BOOST_CHECK_EQUAL(f.server->counters().accepted, 1001u);
     BOOST_CHECK_EQUAL(f.server->counters().refused, 0u);
-    BOOST_CHECK(idle.front()->still_open(1) && idle.back()->still_open(1));
+    BOOST_CHECK(idle.front()->still_open() && idle.back()->still_open());
     idle.clear();
     BOOST_CHECK(f.wait_until([&] { return f.server->connections() == 1; }));
 }
@@ -1106,7 +1144,7 @@ BOOST_AUTO_TEST_CASE(client_gone_mid_body) {
     BOOST_REQUIRE(f.wait_until([&] { return !f.handler.records.empty() && f.handler.records[0]->body.size() == 100 * kib; }));
     c.close();
     BOOST_REQUIRE(f.wait_until([&] { return f.handler.records[0]->abort_calls == 1; }));
-    f.run_for(20);
+    BOOST_REQUIRE(f.settle());
     BOOST_CHECK_EQUAL(f.handler.records[0]->abort_calls, 1);
     BOOST_CHECK_EQUAL(f.handler.records[0]->end_calls, 0);
     BOOST_CHECK_EQUAL(f.server->counters().aborted_exchanges, 1u);
@@ -1125,7 +1163,7 @@ BOOST_AUTO_TEST_CASE(client_gone_mid_response) {
     }));
     c.close();  // unread bytes: the kernel resets the connection
     BOOST_REQUIRE(f.wait_until([&] { return f.handler.records[0]->abort_calls == 1; }));
-    f.run_for(20);
+    BOOST_REQUIRE(f.settle());
     BOOST_CHECK_EQUAL(f.handler.records[0]->abort_calls, 1);
     BOOST_CHECK(f.wait_until([&] { return f.server->connections() == 0 && f.server->read_buffer_bytes() == 0; }));
     f.server->shutdown();
@@ -1257,9 +1295,9 @@ BOOST_AUTO_TEST_CASE(pipelining_client_that_does_not_read_is_held_back) {
     std::string all;
     for (int i = 0; i < 200; i++) all += get("/big?size=262144");  // 50 MiB of answers in all
     BOOST_REQUIRE(c.send_all(all));
-    f.run_for(150);
+    BOOST_REQUIRE(f.settle());  // held back: nothing moves while the client does not read
     const std::size_t handled = f.handler.records.size();
-    f.run_for(100);
+    BOOST_REQUIRE(f.settle(100));
     // Not 200: once the kernel's socket buffers are full, no further request is taken, so the
     // unsent responses do not pile up in memory.
     BOOST_CHECK_EQUAL(f.handler.records.size(), handled);
