@@ -107,8 +107,12 @@ struct observed_machine {
     void snapshot(std::vector<std::uint8_t>& out) const { machine.snapshot(out); }
     bool restore(std::span<const std::uint8_t> bytes) { return machine.restore(bytes); }
     std::size_t result_size_max() const noexcept { return machine.result_size_max(); }
+    // Queries (GET, HEAD, LIST, the janitor's reads) take the production read path: answered by
+    // the primary without a log entry, so the observer never sees them.
+    bool is_query(std::span<const std::uint8_t> bytes) const noexcept { return machine.is_query(bytes); }
+    void query(std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) const { machine.query(bytes, out); }
 };
-static_assert(vsr::state_machine<observed_machine>);
+static_assert(vsr::state_machine_with_queries<observed_machine>);
 
 using sim_replica = vsr::basic_replica<observed_machine, sim_bus, sim_clock, vsr::xoshiro256>;
 using sim_client = vsr::basic_client<sim_bus, vsr::xoshiro256>;
@@ -201,6 +205,7 @@ struct connection {
     std::deque<chunk_frame> held_to_node, held_to_proxy;  // arrived while blocked or the node paused
     std::set<std::uint64_t> outstanding;                  // request ids sent, not answered
     std::uint64_t last_to_node_ns = 0, last_to_proxy_ns = 0;
+    std::uint64_t healthy_since_ns = 0;  // up, unblocked, node serving; UINT64_MAX while not
 };
 
 struct proxy_state {
@@ -231,6 +236,7 @@ struct user_state {
     tfs::object_result object;
     std::uint64_t read = 0;
     bool reading = false, consume_pending = false;
+    std::uint64_t read_start_ns = 0;
     std::uint64_t read_put = 0, range_first = 0, range_length = 0, received = 0;
     std::vector<std::optional<tfs::md5_digest>> last_md5;  // per key: an etag this user saw
 };
@@ -305,6 +311,8 @@ private:
     void break_connection(std::uint32_t index);
     void try_reconnect(std::uint32_t index);
     void set_link_blocked(std::uint32_t index, bool blocked);
+    void update_link_health(std::uint32_t index);
+    void update_node_links(std::uint32_t node);
     // users
     void user_step(std::uint32_t user, std::uint64_t generation);
     void start_operation(std::uint32_t user);
@@ -332,13 +340,16 @@ private:
     void restart_node(std::uint32_t index);
     void heal_all();
     void destroy(std::uint32_t node, const tfs::sha256_digest& sha);
-    void drop_chunk_copies();
+    void tamper_chunk_copies(bool garble);
     // checkers
     void check_replica(std::uint32_t index);
     void check_put_durability(std::uint64_t put_id);
     void check_gc_remove(std::uint32_t node, const tfs::sha256_digest& sha);
     void check_reference(std::uint32_t node, const tfs::sha256_digest& sha, const char* what);
     void check_final_loss(std::uint32_t user);
+    void check_data_lost(std::uint32_t user);
+    bool good_copy_in_reach(std::uint32_t proxy, const tfs::chunk_location& chunk, std::uint64_t since_ns) const;
+    void destroy_if_faulted(std::uint32_t node, const tfs::sha256_digest& sha, const file_faults& before);
     void watchdog();
     void final_step();
     bool replicas_converged() const;
@@ -399,6 +410,7 @@ private:
     std::uint64_t think_ns_max_ = 0;
     std::uint32_t heal_at_request_ = 0;
     std::vector<tfs::chunk_entry> scrub_before_;
+    std::vector<file_faults> scrub_faults_before_;
     std::uint64_t object_size_max_ = 0;
 
     // faults
@@ -430,6 +442,7 @@ private:
     std::map<tfs::sha256_digest, chunk_fate> fates_;
     std::set<std::pair<std::uint32_t, tfs::sha256_digest>> written_;     // (node, sha) some write was acknowledged
     std::set<std::pair<std::uint32_t, tfs::sha256_digest>> gc_removed_;  // removed by a remove frame, not written since
+    std::map<std::pair<std::uint32_t, tfs::sha256_digest>, std::uint64_t> bad_reads_;  // (connection, sha): last bad answer
 
     // final phase
     enum class final_phase : std::uint8_t { none, repair, read_back, collect, done };
@@ -716,16 +729,11 @@ void objectstore_simulation::replica_tick(std::uint32_t index) {
     // go to quarantine and leave the inventory.
     if (++node.ticks % 10 == 0) {
         node.store->inventory(std::nullopt, SIZE_MAX, scrub_before_);
-        const std::uint64_t missing_before = node.store->stats().missing_found;
+        scrub_faults_before_.clear();
+        for (const tfs::chunk_entry& e : scrub_before_) scrub_faults_before_.push_back(node.disk->faults_hit(tfs::detail::chunk_path(e.sha)));
         const tfs::scrub_result scrubbed = node.store->scrub(node.store->stats().bytes_stored / scrub_pass_slices_ + 1);
-        if (scrubbed.corrupt != 0) {
-            // Copies that failed verification twice (quarantined) were destroyed by faults;
-            // copies whose file had vanished were not (a crash already accounted for those).
-            const bool some_missing = node.store->stats().missing_found != missing_before;
-            for (const tfs::chunk_entry& e : scrub_before_) {
-                if (node.store->has(e.sha)) continue;
-                if (!some_missing || node.disk->files().contains(tfs::detail::quarantine_path(e.sha, 0))) destroy(index, e.sha);
-            }
+        for (std::size_t i = 0; scrubbed.corrupt != 0 && i < scrub_before_.size(); ++i) {
+            if (!node.store->has(scrub_before_[i].sha)) destroy_if_faulted(index, scrub_before_[i].sha, scrub_faults_before_[i]);
         }
     }
 }
@@ -816,13 +824,17 @@ void objectstore_simulation::process_at_node(std::uint32_t index, chunk_frame fr
     }
     trace(event_kind::chunk_to_node, index, static_cast<std::uint64_t>(request.kind), request.request_id);
     const chunk_disk_counters before = node.disk->counters();
+    const file_faults faults_before = node.disk->faults_hit(tfs::detail::chunk_path(request.sha256));
     std::uint64_t free = 0;
     node.disk->free_bytes(free);
     tfs::frame_header reply;
     auto reply_body = std::make_shared<std::vector<std::uint8_t>>();
     tfs::handle_chunk_request(*node.store, free, request, body, reply, *reply_body);
-    // A read that failed verification twice quarantines the copy: the disk faults destroyed it.
-    if (request.kind == tfs::frame_kind::read && reply.status == tfs::frame_status::corrupt) destroy(node_index, request.sha256);
+    // A read that failed verification twice quarantines the copy: destroyed, if a fault hit it.
+    if (request.kind == tfs::frame_kind::read && reply.status == tfs::frame_status::corrupt) {
+        destroy_if_faulted(node_index, request.sha256, faults_before);
+    }
+    const bool bad_read = request.kind == tfs::frame_kind::read && reply.status != tfs::frame_status::ok;
     const chunk_disk_counters& after = node.disk->counters();
     result_.disk_no_space += after.no_space - before.no_space;
     if (request.kind == tfs::frame_kind::write && reply.status == tfs::frame_status::ok) {
@@ -841,7 +853,9 @@ void objectstore_simulation::process_at_node(std::uint32_t index, chunk_frame fr
         // covers the corrupted bytes, so only the proxy's SHA-256 check can notice.
         (*reply_body)[vsr::uniform_below(random_, reply_body->size())] ^= static_cast<std::uint8_t>(1u << vsr::uniform_below(random_, 8));
         ++result_.reply_corruptions;
+        bad_reads_[{index, request.sha256}] = now_;
     }
+    if (bad_read) bad_reads_[{index, request.sha256}] = now_;
     chunk_frame out;
     out.header.resize(tfs::frame_header_size);
     tfs::encode_frame_header(reply, *reply_body, std::span<std::uint8_t, tfs::frame_header_size>(out.header.data(), tfs::frame_header_size));
@@ -878,6 +892,7 @@ void objectstore_simulation::break_connection(std::uint32_t index) {
     mix_trace(0xB0 + index);
     ++result_.connection_breaks;
     c.up = false;
+    update_link_health(index);
     ++c.generation;
     c.to_node.clear();
     c.to_proxy.clear();
@@ -905,17 +920,32 @@ void objectstore_simulation::try_reconnect(std::uint32_t index) {
     }
     trace(event_kind::reconnect, index, 1, c.generation);
     c.up = true;
+    update_link_health(index);
 }
 
 void objectstore_simulation::set_link_blocked(std::uint32_t index, bool blocked) {
     connection& c = connections_[index];
     if (c.blocked == blocked) return;
     c.blocked = blocked;
+    update_link_health(index);
     if (blocked) {
         schedule(keepalive_ns_, event_kind::keepalive, index, c.generation);
     } else {
         flush_held(index);
     }
+}
+
+/// A link is healthy while it is up and unblocked and its node serves; check_data_lost asks
+/// since when.
+void objectstore_simulation::update_link_health(std::uint32_t index) {
+    connection& c = connections_[index];
+    const bool healthy = c.up && !c.blocked && node_accepts(index % options_.replicas);
+    if (!healthy) c.healthy_since_ns = UINT64_MAX;
+    else if (c.healthy_since_ns == UINT64_MAX) c.healthy_since_ns = now_;
+}
+
+void objectstore_simulation::update_node_links(std::uint32_t node) {
+    for (std::uint32_t p = 0; p < proxies_.size(); ++p) update_link_health(p * options_.replicas + node);
 }
 
 // ---- users (the workload) ---------------------------------------------------------------------
@@ -1173,6 +1203,7 @@ void objectstore_simulation::on_lookup(std::uint32_t user, std::uint64_t generat
     }
     u.received = 0;
     u.reading = true;
+    u.read_start_ns = now_;
     tfs::object_service<metadata_adapter, sim_transport, crypto>::read_callbacks callbacks;
     callbacks.on_data = [this, user, generation](std::span<const std::uint8_t> piece) { on_read_data(user, generation, piece); };
     callbacks.on_done = [this, user, generation](tfs::service_status status) { on_read_done(user, generation, status); };
@@ -1215,12 +1246,11 @@ void objectstore_simulation::on_read_done(std::uint32_t user, std::uint64_t gene
                                 std::to_string(u.range_length) + " bytes");
         }
         ++result_.gets_ok;
-    } else if (s == tfs::service_status::data_lost && !faults_active_) {
-        check_final_loss(user);
+    } else if (s == tfs::service_status::data_lost) {
+        check_data_lost(user);
+        if (!faults_active_) check_final_loss(user);
     } else if (u.final_reader) {
-        {
-            fail("liveness", "final read of " + history_[u.history].key + " failed with " + tfs::to_string(s) + " after healing");
-        }
+        fail("liveness", "final read of " + history_[u.history].key + " failed with " + tfs::to_string(s) + " after healing");
     }
     finish_operation(user);
 }
@@ -1322,6 +1352,13 @@ void objectstore_simulation::destroy(std::uint32_t node, const tfs::sha256_diges
     fate.destroyed = tfs::with(fate.destroyed, static_cast<std::uint8_t>(node));
 }
 
+/// The product reported a copy corrupt (and quarantined it): destroyed by a fault only if the
+/// disk says a fault hit it (damage at rest, or flipped reads during this call).
+void objectstore_simulation::destroy_if_faulted(std::uint32_t node, const tfs::sha256_digest& sha, const file_faults& before) {
+    const file_faults after = nodes_[node].disk->faults_hit(tfs::detail::chunk_path(sha));
+    if (after.damaged_at_rest || after.read_flips > before.read_flips) destroy(node, sha);
+}
+
 void objectstore_simulation::crash_node(std::uint32_t index, bool wipe) {
     node_state& node = nodes_[index];
     trace(event_kind::restart, index, wipe ? 2 : 0, 0);
@@ -1399,6 +1436,7 @@ void objectstore_simulation::fault_step() {
         const auto index = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
         if (nodes_[index].replica && !nodes_[index].paused) {
             nodes_[index].paused = true;
+            update_node_links(index);
             ++result_.pauses;
             mix_trace(0x50 + index);
             schedule(vsr::uniform_between(random_, 20, 3'000) * ns_per_ms, event_kind::resume, index);
@@ -1431,15 +1469,26 @@ void objectstore_simulation::heal_all() {
     }
 }
 
-/// Tampering (tests): the first chunk of the first key that has one vanishes from every disk,
-/// as no fault would make it; the final read-back must report the loss.
-void objectstore_simulation::drop_chunk_copies() {
+/// Tampering (tests): the first chunk of the first key that has one vanishes from (or is garbled
+/// on) every disk, as no fault would do it; the final read-back must report the loss.
+void objectstore_simulation::tamper_chunk_copies(bool garble) {
     for (std::uint32_t k = 0; k < keys_; ++k) {
         std::vector<std::uint8_t> out;
         shadow_.execute(vsr::operation_context{}, tfs::encode(tfs::get_object_operation{key_names_[k]}), out);
         const auto object = tfs::decode_object_result(out);
         if (!object || object->result_status != tfs::status::ok || object->chunks.empty()) continue;
-        for (auto& node : nodes_) node.disk->remove(tfs::detail::chunk_path(object->chunks[0].sha256));
+        const std::string path = tfs::detail::chunk_path(object->chunks[0].sha256);
+        for (auto& node : nodes_) {
+            const auto file = node.disk->files().find(path);
+            if (file == node.disk->files().end()) continue;
+            if (!garble) {
+                node.disk->remove(path);
+                continue;
+            }
+            std::vector<std::uint8_t> bytes = file->second.bytes;
+            if (!bytes.empty()) bytes[0] ^= 1;
+            node.disk->plant(path, std::move(bytes), file->second.token);
+        }
         return;
     }
 }
@@ -1461,6 +1510,7 @@ void objectstore_simulation::handle(const event& e) {
             if (!node.paused) break;
             trace(e.kind, e.a, 0, 0);
             node.paused = false;
+            update_node_links(e.a);
             for (const auto buffer : node.held) events_.push(event{now_, seq_++, event_kind::deliver, e.a, buffer});
             node.held.clear();
             for (std::uint32_t p = 0; p < proxies_.size(); ++p) flush_held(p * options_.replicas + e.a);
@@ -1634,6 +1684,36 @@ void objectstore_simulation::check_final_loss(std::uint32_t user) {
     }
 }
 
+/// A read that answers data_lost must have had some chunk of its range out of reach: no listed
+/// holder with a good copy whose link stayed healthy through the read and that never answered
+/// that chunk badly (not ok, or a reply the simulator corrupted). A proxy that gives up while a
+/// good copy sat on a reachable holder fails here, during faults as well as after them.
+void objectstore_simulation::check_data_lost(std::uint32_t user) {
+    const user_state& u = users_[user];
+    const std::uint64_t range_end = u.range_first + u.range_length;
+    std::uint64_t offset = 0;
+    for (const tfs::chunk_location& c : u.object.chunks) {
+        const std::uint64_t begin = offset;
+        offset += c.size;
+        if (begin >= range_end || offset <= u.range_first) continue;  // not read
+        if (!good_copy_in_reach(u.proxy, c, u.read_start_ns)) return;
+    }
+    fail("durability", "GET #" + std::to_string(u.history) + " of " + history_[u.history].key + " (put p" +
+                           std::to_string(u.read_put) + ") answered data_lost, but every chunk it read had a good copy on a " +
+                           "listed holder the proxy could reach throughout the read");
+}
+
+bool objectstore_simulation::good_copy_in_reach(std::uint32_t proxy, const tfs::chunk_location& chunk, std::uint64_t since_ns) const {
+    for (std::uint8_t node = 0; node < options_.replicas; ++node) {
+        if (!tfs::contains(chunk.holders, node) || copies_on_nodes(chunk.sha256, tfs::with(0, node)) == 0) continue;
+        const std::uint32_t index = proxy * options_.replicas + node;
+        if (connections_[index].healthy_since_ns > since_ns) continue;
+        const auto bad = bad_reads_.find({index, chunk.sha256});
+        if (bad == bad_reads_.end() || bad->second < since_ns) return true;
+    }
+    return false;
+}
+
 bool objectstore_simulation::replicas_converged() const {
     std::uint64_t executed = 0, view = 0;
     for (const auto& node : nodes_) {
@@ -1701,7 +1781,8 @@ void objectstore_simulation::final_step() {
         case final_phase::repair:
             if (!passes_done(2)) return;
             phase_ = final_phase::read_back;
-            if (options_.tamper == objectstore_tamper::drop_chunk_copies) drop_chunk_copies();
+            if (options_.tamper == objectstore_tamper::drop_chunk_copies) tamper_chunk_copies(false);
+            if (options_.tamper == objectstore_tamper::garble_chunk_copies) tamper_chunk_copies(true);
             users_.emplace_back();
             users_.back().proxy = 0;
             users_.back().final_reader = true;
@@ -1955,6 +2036,7 @@ constexpr std::pair<toastyfs::planted_bug, const char*> bug_names[] = {
     {toastyfs::planted_bug::put_acks_one_copy, "put_acks_one_copy"},
     {toastyfs::planted_bug::get_skips_verification, "get_skips_verification"},
     {toastyfs::planted_bug::put_ignores_condition, "put_ignores_condition"},
+    {toastyfs::planted_bug::read_tries_one_node, "read_tries_one_node"},
 };
 }  // namespace
 

@@ -19,6 +19,7 @@ enum class objectstore_tamper : std::uint8_t {
     list_drops_entry,   // the first LIST result with an entry loses its first entry
     get_flips_byte,     // the first GET piece delivered gets one byte flipped
     drop_chunk_copies,  // before the read-back, every copy of one committed chunk vanishes (no fault)
+    garble_chunk_copies,  // before the read-back, every copy of one committed chunk gets a flipped bit (no fault)
 };
 
 struct objectstore_options {

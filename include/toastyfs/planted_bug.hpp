@@ -14,6 +14,7 @@ enum class planted_bug : std::uint8_t {
     put_acks_one_copy,       // object_service: a chunk counts as written after its first copy
     get_skips_verification,  // object_service: a read trusts a node's bytes without SHA-256
     put_ignores_condition,   // metadata state machine: put_object ignores its condition
+    read_tries_one_node,     // object_service: a read gives up on a chunk after one node failed
 };
 
 /// For the processes' --planted-bug flag (tests/chaos). False for an unknown name.
@@ -22,6 +23,7 @@ inline bool parse_planted_bug(std::string_view name, planted_bug& out) {
     else if (name == "put_acks_one_copy") out = planted_bug::put_acks_one_copy;
     else if (name == "get_skips_verification") out = planted_bug::get_skips_verification;
     else if (name == "put_ignores_condition") out = planted_bug::put_ignores_condition;
+    else if (name == "read_tries_one_node") out = planted_bug::read_tries_one_node;
     else return false;
     return true;
 }

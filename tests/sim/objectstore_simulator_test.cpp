@@ -90,6 +90,17 @@ BOOST_AUTO_TEST_CASE(lost_objects_are_caught_by_the_final_read_back) {
     expect_caught(planted_bug::none, sim::objectstore_tamper::drop_chunk_copies, "durability", 10);
 }
 
+BOOST_AUTO_TEST_CASE(copies_reported_corrupt_without_a_fault_are_not_excused) {
+    // Every copy of a committed chunk is garbled by no injected fault; the store reports each
+    // corrupt, and the loss must not be excused as destroyed by faults.
+    expect_caught(planted_bug::none, sim::objectstore_tamper::garble_chunk_copies, "durability", 10);
+}
+
+BOOST_AUTO_TEST_CASE(a_read_giving_up_after_one_node_is_caught) {
+    // data_lost while a good copy sat on a reachable listed holder.
+    expect_caught(planted_bug::read_tries_one_node, sim::objectstore_tamper::none, "durability", 60);
+}
+
 // ---- the fault controls act -------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(fault_controls_act_within_the_budget) {
