@@ -347,6 +347,11 @@ private:
     void check_gc_remove(std::uint32_t node, const tfs::sha256_digest& sha);
     void check_reference(std::uint32_t node, const tfs::sha256_digest& sha, const char* what);
     void check_final_loss(std::uint32_t user);
+    void check_success(std::uint32_t user, tfs::service_status s);
+    bool cluster_settled() const;
+    std::uint64_t invoked_ns(const user_state& u) const {
+        return u.op == user_op::list ? lists_[u.history].invoke_ns : history_[u.history].invoke_ns;
+    }
     void check_data_lost(std::uint32_t user);
     bool good_copy_in_reach(std::uint32_t proxy, const tfs::chunk_location& chunk, std::uint64_t since_ns) const;
     void destroy_if_faulted(std::uint32_t node, const tfs::sha256_digest& sha, const file_faults& before);
@@ -416,6 +421,7 @@ private:
     // faults
     bool faults_active_ = true;
     std::uint64_t heal_time_ = 0;
+    std::uint64_t settled_ns_ = UINT64_MAX;  // after healing: every node normal in one view, every link up
     std::array<std::array<bool, vsr::replicas_max>, vsr::replicas_max> blocked_{};
     std::vector<std::array<bool, vsr::replicas_max>> proxy_blocked_;  // VSR links proxy <-> replica
     bool partition_active_ = false;
@@ -1102,6 +1108,7 @@ void objectstore_simulation::on_put_done(std::uint32_t user, std::uint64_t gener
     if (u.generation != generation || u.op != user_op::put) return;
     kv_history_op& h = history_[u.history];
     h.complete_ns = now_;
+    check_success(user, o.status);
     const std::uint64_t position = proxies_[u.proxy].adapter.position;
     switch (o.status) {
         case tfs::service_status::ok:
@@ -1150,6 +1157,7 @@ void objectstore_simulation::on_lookup(std::uint32_t user, std::uint64_t generat
     if (u.generation != generation) return;
     kv_history_op& h = history_[u.history];
     h.complete_ns = now_;
+    check_success(user, s);
     if (s == tfs::service_status::timeout) {
         h.result_outcome = outcome::unknown;
         if (u.final_reader) fail("liveness", "final read of " + h.key + " timed out after healing");
@@ -1240,6 +1248,7 @@ void objectstore_simulation::on_read_done(std::uint32_t user, std::uint64_t gene
     user_state& u = users_[user];
     if (u.generation != generation || !u.reading) return;
     u.reading = false;
+    check_success(user, s);
     if (s == tfs::service_status::ok) {
         if (u.received != u.range_length) {
             fail("content", "GET #" + std::to_string(u.history) + " ended ok after " + std::to_string(u.received) + " of " +
@@ -1276,6 +1285,7 @@ void objectstore_simulation::start_delete(std::uint32_t user) {
         if (x.generation != generation) return;
         kv_history_op& op = history_[x.history];
         op.complete_ns = now_;
+        check_success(user, s);
         if (s == tfs::service_status::ok || s == tfs::service_status::not_found || s == tfs::service_status::precondition_failed) {
             op.result_outcome = outcome::ok;
             op.status = s == tfs::service_status::ok ? kv_status::ok : s == tfs::service_status::not_found ? kv_status::not_found : kv_status::mismatch;
@@ -1306,8 +1316,13 @@ void objectstore_simulation::start_list(std::uint32_t user) {
     proxies_[u.proxy].service->list(op, [this, user, generation](tfs::service_status s, const tfs::list_objects_result& r) {
         user_state& x = users_[user];
         if (x.generation != generation) return;
+        if (options_.tamper == objectstore_tamper::list_hangs && !tampered_) {
+            tampered_ = true;
+            return;
+        }
         list_record& l = lists_[x.history];
         l.complete_ns = now_;
+        check_success(user, s);
         if (s == tfs::service_status::ok) {
             l.ok = true;
             l.truncated = r.truncated;
@@ -1714,6 +1729,36 @@ bool objectstore_simulation::good_copy_in_reach(std::uint32_t proxy, const tfs::
     return false;
 }
 
+/// Liveness means success: after healing, no operation may end in timeout or unavailable.
+void objectstore_simulation::check_success(std::uint32_t user, tfs::service_status s) {
+    if (faults_active_) return;
+    if (options_.tamper == objectstore_tamper::unavailable_after_heal && !tampered_) {
+        tampered_ = true;
+        s = tfs::service_status::unavailable;
+    }
+    if (s != tfs::service_status::timeout && s != tfs::service_status::unavailable) return;
+    const user_state& u = users_[user];
+    // Excused: invoked before the healed cluster settled, and ended soon after it settled.
+    // A metadata request waiting from before gets its next retry within 1.5 retry_max_ms.
+    const std::uint64_t settle_grace_ns = (vsr::client_options{}.retry_max_ms * 3 / 2 + 500) * ns_per_ms;
+    if (invoked_ns(u) < settled_ns_ && (settled_ns_ == UINT64_MAX || now_ < settled_ns_ + settle_grace_ns)) return;
+    const std::string what = u.op == user_op::list ? "LIST #" + std::to_string(u.history) : describe_op(history_[u.history]);
+    fail("liveness", "user " + std::to_string(user) + "'s " + what + " (invoked at " + std::to_string(invoked_ns(u) / ns_per_ms) +
+                         " ms) ended " + tfs::to_string(s) + " at " + std::to_string(now_ / ns_per_ms) + " ms, after healing at " +
+                         std::to_string(heal_time_ / ns_per_ms) + " ms (settled at " + std::to_string(settled_ns_ / ns_per_ms) + " ms)");
+}
+
+/// After healing: every node normal in one view (not syncing), every chunk link up and unblocked.
+bool objectstore_simulation::cluster_settled() const {
+    std::uint64_t view = UINT64_MAX;
+    for (const auto& node : nodes_) {
+        if (!node.replica || node.paused || node.replica->status() != vsr::replica_status::normal || node.replica->syncing()) return false;
+        if (view != UINT64_MAX && node.replica->view() != view) return false;
+        view = node.replica->view();
+    }
+    return std::all_of(connections_.begin(), connections_.end(), [](const connection& c) { return c.up && !c.blocked; });
+}
+
 bool objectstore_simulation::replicas_converged() const {
     std::uint64_t executed = 0, view = 0;
     for (const auto& node : nodes_) {
@@ -1736,10 +1781,11 @@ void objectstore_simulation::watchdog() {
     const std::uint64_t bound_ns = options_.liveness_bound_ms * ns_per_ms;
     for (std::uint32_t i = 0; i < users_.size(); ++i) {
         const user_state& u = users_[i];
-        if (u.op == user_op::none || u.op == user_op::list) continue;
-        const std::uint64_t since = std::max(history_[u.history].invoke_ns, heal_time_);
+        if (u.op == user_op::none) continue;
+        const std::uint64_t since = std::max(invoked_ns(u), heal_time_);
         if (now_ - since > bound_ns) {
-            fail("liveness", "user " + std::to_string(i) + "'s " + describe_op(history_[u.history]) + " outstanding for " +
+            const std::string what = u.op == user_op::list ? "LIST #" + std::to_string(u.history) : describe_op(history_[u.history]);
+            fail("liveness", "user " + std::to_string(i) + "'s " + what + " outstanding for " +
                                  std::to_string((now_ - since) / ns_per_ms) + " ms since healing or its start");
             return;
         }
@@ -1995,6 +2041,7 @@ objectstore_result objectstore_simulation::run() {
             trace(e.kind, e.a, e.b, 0);
         }
         handle(e);
+        if (!faults_active_ && settled_ns_ == UINT64_MAX && cluster_settled()) settled_ns_ = now_;
         // As the proxy's event loop does after every batch: deferred work waits for no tick.
         for (auto& proxy : proxies_) proxy.service->poll();
     }

@@ -20,6 +20,8 @@ enum class objectstore_tamper : std::uint8_t {
     get_flips_byte,     // the first GET piece delivered gets one byte flipped
     drop_chunk_copies,  // before the read-back, every copy of one committed chunk vanishes (no fault)
     garble_chunk_copies,  // before the read-back, every copy of one committed chunk gets a flipped bit (no fault)
+    unavailable_after_heal,  // the first operation to end after healing is seen as ending unavailable
+    list_hangs,              // the first LIST never reports back to its user
 };
 
 struct objectstore_options {

@@ -90,6 +90,7 @@ struct client_node {
     std::uint32_t outstanding = 0;
     std::uint64_t next_submit_ns = 0;
     std::uint64_t values_written = 0;
+    bool reads_only = false;  // never blocks its own reads behind a write a deposed primary holds
     std::vector<std::string> last_seen;  // per key: a value this client saw, for cas
 };
 
@@ -129,6 +130,9 @@ private:
     void record_trace(event_kind kind, std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message);
     std::string format_trace() const;
     bool done() const;
+    bool cluster_settled() const;
+    std::uint32_t current_primary() const;
+    void check_success(const kv_history_op& h, vsr::result_status status);
     void mix_trace(std::uint64_t value) { trace_hash_ = vsr::checksum({reinterpret_cast<const std::uint8_t*>(&value), 8}, trace_hash_); }
 
     simulation_options options_;
@@ -155,6 +159,8 @@ private:
     // faults
     bool faults_active_ = true;
     std::uint64_t heal_time_ = 0;
+    std::uint64_t settled_ns_ = UINT64_MAX;  // after healing: every replica normal in one view
+    bool tampered_ = false;
     std::array<std::array<bool, vsr::replicas_max>, vsr::replicas_max> blocked_{};
     std::vector<std::array<bool, vsr::replicas_max>> client_blocked_;  // [client][replica], both ways
     bool partition_active_ = false;
@@ -225,6 +231,12 @@ void kv_simulation::setup() {
     client_options_.replica_count = config_.replica_count;
     client_options_.tick_ms = config_.tick_ms;
     client_options_.message_size_max = config_.message_size_max;
+    // A third of the seeds give requests a deadline (from their own PRNG, so the other draws
+    // stay as they were): a request that times out after healing is a liveness failure.
+    vsr::xoshiro256 extra_random(options_.seed ^ 0xD1E5D1E5D1E5D1E5ULL);
+    if (vsr::chance(extra_random, 1, 3)) {
+        client_options_.deadline_ms = static_cast<std::uint32_t>(vsr::uniform_between(extra_random, 3'000, 15'000));
+    }
 
     replicas_.resize(options_.replicas);
     for (std::uint32_t i = 0; i < options_.replicas; ++i) {
@@ -246,6 +258,8 @@ void kv_simulation::setup() {
         node.bus = sim_bus{this, id};
         node.random = std::make_unique<vsr::xoshiro256>(random_.next_u64());
         node.sessions = sessions[c];
+        // Some clients only read: left with a deposed primary, they keep asking it (query_without_round).
+        node.reads_only = vsr::chance(extra_random, 1, 4);
         node.last_seen.resize(keys_);
         auto options = client_options_;
         options.sessions = node.sessions;
@@ -403,7 +417,7 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
     op.id = history_.size();
     op.client = client_index;
     op.key = "k" + std::to_string(key_index);
-    const auto roll = vsr::uniform_below(random, 100);
+    const auto roll = node.reads_only ? 50 : vsr::uniform_below(random, 100);
     op.kind = roll < 40 ? kv_kind::put : roll < 70 ? kv_kind::get : roll < 90 ? kv_kind::cas : kv_kind::del;
     if (op.kind == kv_kind::put || op.kind == kv_kind::cas) {
         op.value = "c" + std::to_string(client_index) + "." + std::to_string(++node.values_written);
@@ -431,6 +445,7 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
         ++completed_;
         outstanding_.erase(std::find(outstanding_.begin(), outstanding_.end(), id));
         h.complete_ns = now_;
+        check_success(h, r.status);
         if (r.status == vsr::result_status::log_full || r.status == vsr::result_status::too_large) {
             h.result_outcome = outcome::fail;  // the cluster promises it never executes
             return;
@@ -493,6 +508,11 @@ void kv_simulation::fault_step() {
     if (profile_.partitions && !partition_active_ && roll()) {
         std::uint64_t side = 0;
         while (side == 0 || side == (1ULL << n) - 1) side = vsr::uniform_below(random_, 1ULL << n);
+        // Half the time a primary with nothing uncommitted alone, with the reading clients: the
+        // others elect a new primary and write, the readers keep asking the deposed one.
+        const std::uint32_t primary = current_primary();
+        const bool primary_alone = primary != UINT32_MAX && vsr::chance(random_, 1, 2);
+        if (primary_alone) side = 1ULL << primary;
         const bool one_way = profile_.asymmetric_partitions && vsr::chance(random_, 1, 2);
         for (std::uint32_t a = 0; a < n; ++a) {
             for (std::uint32_t b = 0; b < n; ++b) {
@@ -502,10 +522,10 @@ void kv_simulation::fault_step() {
             }
         }
         // Clients may be cut off too, from the replicas on the other side (leader discovery).
-        for (auto& links : client_blocked_) {
-            if (!vsr::chance(random_, 1, 2)) continue;
-            const bool client_in = vsr::chance(random_, 1, 2);
-            for (std::uint32_t r = 0; r < n; ++r) links[r] = (((side >> r) & 1) != 0) != client_in;
+        for (std::uint32_t c = 0; c < clients_.size(); ++c) {
+            if (!primary_alone && !vsr::chance(random_, 1, 2)) continue;
+            const bool client_in = primary_alone ? clients_[c].reads_only : vsr::chance(random_, 1, 2);
+            for (std::uint32_t r = 0; r < n; ++r) client_blocked_[c][r] = (((side >> r) & 1) != 0) != client_in;
         }
         partition_active_ = true;
         ++result_.partitions;
@@ -588,6 +608,44 @@ void kv_simulation::check_replica(std::uint32_t index) {
                                " without committed op " + std::to_string(committed));
         }
     }
+}
+
+/// Liveness means success: a request invoked once the healed cluster settled, or ending well
+/// after that, must not time out.
+void kv_simulation::check_success(const kv_history_op& h, vsr::result_status status) {
+    if (faults_active_) return;
+    if (options_.tamper_timeout_after_heal && !tampered_ && h.invoke_ns >= settled_ns_) {
+        tampered_ = true;
+        status = vsr::result_status::timeout;
+    }
+    if (status != vsr::result_status::timeout) return;
+    // A request waiting from before gets its next retry within 1.5 retry_max_ms (backoff with jitter).
+    const std::uint64_t settle_grace_ns = (client_options_.retry_max_ms * 3 / 2 + 500) * ns_per_ms;
+    if (h.invoke_ns < settled_ns_ && (settled_ns_ == UINT64_MAX || now_ < settled_ns_ + settle_grace_ns)) return;
+    fail("liveness", "request #" + std::to_string(h.id) + " (" + describe_op(h) + ") timed out at " + std::to_string(now_ / ns_per_ms) +
+                         " ms, after healing at " + std::to_string(heal_time_ / ns_per_ms) + " ms (settled at " +
+                         std::to_string(settled_ns_ / ns_per_ms) + " ms)");
+}
+
+/// The normal primary of the highest view with nothing uncommitted, or UINT32_MAX.
+std::uint32_t kv_simulation::current_primary() const {
+    std::uint32_t found = UINT32_MAX;
+    for (std::uint32_t i = 0; i < options_.replicas; ++i) {
+        const auto& r = replicas_[i].replica;
+        if (!r || r->status() != vsr::replica_status::normal || !r->is_primary() || r->op() != r->commit_executed()) continue;
+        if (found == UINT32_MAX || r->view() > replicas_[found].replica->view()) found = i;
+    }
+    return found;
+}
+
+bool kv_simulation::cluster_settled() const {
+    std::uint64_t view = UINT64_MAX;
+    for (const auto& node : replicas_) {
+        if (!node.replica || node.paused || node.replica->status() != vsr::replica_status::normal || node.replica->syncing()) return false;
+        if (view != UINT64_MAX && node.replica->view() != view) return false;
+        view = node.replica->view();
+    }
+    return true;
 }
 
 bool kv_simulation::done() const { return issued_ == options_.requests && completed_ == issued_; }
@@ -738,6 +796,7 @@ simulation_result kv_simulation::run() {
         events_.pop();
         now_ = e.time;
         handle(e);
+        if (!faults_active_ && settled_ns_ == UINT64_MAX && cluster_settled()) settled_ns_ = now_;
         if (!faults_active_ && done()) check_convergence();
     }
     if (result_.ok && !finished_) fail("liveness", "simulation ended before the workload completed");

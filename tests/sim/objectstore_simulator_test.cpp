@@ -96,6 +96,17 @@ BOOST_AUTO_TEST_CASE(copies_reported_corrupt_without_a_fault_are_not_excused) {
     expect_caught(planted_bug::none, sim::objectstore_tamper::garble_chunk_copies, "durability", 10);
 }
 
+BOOST_AUTO_TEST_CASE(an_operation_unavailable_after_healing_is_a_liveness_failure) {
+    expect_caught(planted_bug::none, sim::objectstore_tamper::unavailable_after_heal, "liveness", 5);
+}
+
+BOOST_AUTO_TEST_CASE(a_hanging_list_is_caught_by_the_watchdog) {
+    const first_failure found = find_failure(planted_bug::none, sim::objectstore_tamper::list_hangs, 10);
+    BOOST_REQUIRE(found.seed != 0);
+    BOOST_TEST(found.result.property == "liveness");
+    BOOST_TEST(found.result.detail.find("LIST") != std::string::npos, found.result.detail);
+}
+
 BOOST_AUTO_TEST_CASE(a_read_giving_up_after_one_node_is_caught) {
     // data_lost while a good copy sat on a reachable listed holder.
     expect_caught(planted_bug::read_tries_one_node, sim::objectstore_tamper::none, "durability", 60);
