@@ -32,6 +32,7 @@
 #include "platform/crypto.hpp"
 #include "sim/fault_profile.hpp"
 #include "sim/linearizability.hpp"
+#include "sim/network.hpp"
 #include "sim/sim_chunk_disk.hpp"
 #include "toastyfs/chunk_server.hpp"
 #include "toastyfs/chunk_store.hpp"
@@ -47,8 +48,6 @@ namespace {
 namespace tfs = toastyfs;
 using crypto = platform::openssl_crypto;
 
-constexpr std::uint64_t ns_per_ms = 1'000'000;
-constexpr std::uint64_t ns_per_us = 1'000;
 constexpr std::size_t trace_tail_size = 64;
 constexpr std::uint64_t no_abort = UINT64_MAX;
 
@@ -75,25 +74,7 @@ void fill_content(std::uint64_t put_id, std::uint64_t offset, std::span<std::uin
 
 class objectstore_simulation;
 
-struct sim_bus {
-    objectstore_simulation* simulation = nullptr;
-    std::uint32_t node = 0;
-    void send_to_replica(std::uint8_t replica, std::span<const std::uint8_t> message);
-    void send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message);
-};
-static_assert(vsr::message_bus<sim_bus>);
-
-struct sim_clock {
-    const std::uint64_t* now_ns = nullptr;
-    std::int64_t drift_per_mille = 0;
-    std::uint64_t offset_ns = 0;
-    std::uint64_t monotonic_ns() { return offset_ns + skewed(*now_ns); }
-    std::uint64_t realtime_ns() { return 1'700'000'000ULL * 1'000'000'000ULL + offset_ns + skewed(*now_ns); }
-    std::uint64_t skewed(std::uint64_t t) const {
-        return static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + static_cast<std::int64_t>(t / 1000) * drift_per_mille);
-    }
-};
-static_assert(vsr::time_source<sim_clock>);
+using sim_bus = sim::sim_bus<objectstore_simulation>;
 
 /// The metadata state machine, with the simulator watching every execution: the first
 /// execution of each log position anywhere is the canonical history (checked against a shadow
@@ -274,7 +255,7 @@ public:
     objectstore_result run();
 
     // policies' entry points
-    void send_message(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message);
+    void send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message);
     std::uint32_t client_node_of(std::uint64_t client_id) const {
         const auto it = client_owner_.find(client_id);
         return it == client_owner_.end() ? UINT32_MAX : it->second;
@@ -296,8 +277,6 @@ private:
     void handle(const event& e);
     // VSR network
     void deliver(std::uint32_t to, std::uint32_t buffer);
-    void release_buffer(std::uint32_t buffer) { free_buffers_.push_back(buffer); --buffers_in_flight_; }
-    bool client_link_blocked(std::uint32_t from, std::uint32_t to) const;
     void replica_tick(std::uint32_t index);
     void proxy_tick(std::uint32_t index);
     // chunk connections
@@ -397,10 +376,7 @@ private:
     std::uint64_t now_ = 0;
     std::uint64_t seq_ = 0;
     std::priority_queue<event, std::vector<event>, std::greater<>> events_;
-    std::vector<std::vector<std::uint8_t>> buffers_;
-    std::vector<std::uint32_t> buffer_from_;
-    std::vector<std::uint32_t> free_buffers_;
-    std::uint32_t buffers_in_flight_ = 0;
+    vsr_network network_;
 
     std::vector<node_state> nodes_;
     std::vector<proxy_state> proxies_;
@@ -422,9 +398,6 @@ private:
     bool faults_active_ = true;
     std::uint64_t heal_time_ = 0;
     std::uint64_t settled_ns_ = UINT64_MAX;  // after healing: every node normal in one view, every link up
-    std::array<std::array<bool, vsr::replicas_max>, vsr::replicas_max> blocked_{};
-    std::vector<std::array<bool, vsr::replicas_max>> proxy_blocked_;  // VSR links proxy <-> replica
-    bool partition_active_ = false;
     bool wipes_ = false, disk_rot_ = false, connection_breaks_ = false;
     std::uint64_t keepalive_ns_ = 0;
 
@@ -464,15 +437,6 @@ private:
 };
 
 // ---- policies ---------------------------------------------------------------------------------
-
-void sim_bus::send_to_replica(std::uint8_t replica, std::span<const std::uint8_t> message) {
-    if (replica < simulation->replica_count()) simulation->send_message(node, replica, message);
-}
-
-void sim_bus::send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message) {
-    const std::uint32_t to = simulation->client_node_of(client_id);
-    if (to != UINT32_MAX) simulation->send_message(node, to, message);
-}
 
 void observed_machine::execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) {
     machine.execute(context, bytes, out);
@@ -582,7 +546,7 @@ void objectstore_simulation::setup() {
     const auto proxy_count = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 2));
     proxies_.resize(proxy_count);
     connections_.resize(std::size_t{proxy_count} * n);
-    proxy_blocked_.assign(proxy_count, {});
+    network_ = vsr_network(profile_, n, proxy_count);
     vsr::client_options client_options;
     client_options.cluster = config_.cluster;
     client_options.replica_count = config_.replica_count;
@@ -663,52 +627,19 @@ void objectstore_simulation::start_node(std::uint32_t index, bool recovering) {
 
 // ---- VSR network (as in the KV simulator) -----------------------------------------------------
 
-void objectstore_simulation::send_message(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
-    const bool between_replicas = from < options_.replicas && to < options_.replicas;
-    if (faults_active_) {
-        if (buffers_in_flight_ >= profile_.message_pool_max || (between_replicas && blocked_[from][to]) ||
-            client_link_blocked(from, to) || vsr::chance(random_, profile_.drop_per_mille, 1000)) {
-            ++result_.messages_dropped;
-            return;
-        }
-    }
-    const std::uint32_t copies = faults_active_ && vsr::chance(random_, profile_.duplicate_per_mille, 1000) ? 2 : 1;
-    for (std::uint32_t copy = 0; copy < copies; ++copy) {
-        std::uint64_t delay_ns = vsr::uniform_between(random_, profile_.latency_min_us, profile_.latency_max_us) * ns_per_us;
-        if (faults_active_ && vsr::chance(random_, profile_.delay_spike_per_mille, 1000)) {
-            delay_ns += vsr::uniform_below(random_, profile_.delay_spike_max_us) * ns_per_us;
-        }
-        std::uint32_t buffer;
-        if (free_buffers_.empty()) {
-            buffer = static_cast<std::uint32_t>(buffers_.size());
-            buffers_.emplace_back();
-            buffer_from_.push_back(0);
-        } else {
-            buffer = free_buffers_.back();
-            free_buffers_.pop_back();
-        }
-        buffers_[buffer].assign(message.begin(), message.end());
-        buffer_from_[buffer] = from;
-        ++buffers_in_flight_;
-        schedule(delay_ns, event_kind::deliver, to, buffer);
-    }
-}
-
-bool objectstore_simulation::client_link_blocked(std::uint32_t from, std::uint32_t to) const {
-    const std::uint32_t n = options_.replicas;
-    if (from >= n && to < n) return proxy_blocked_[from - n][to];
-    if (from < n && to >= n) return proxy_blocked_[to - n][from];
-    return false;
+void objectstore_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
+    network_.send(from, to, message, now_, faults_active_, random_,
+                  [&](std::uint64_t delay_ns, std::uint32_t buffer) { schedule(delay_ns, event_kind::deliver, to, buffer); });
 }
 
 void objectstore_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
-    const auto& message = buffers_[buffer];
+    const auto message = network_.message(buffer);
     const vsr::header h = message.size() >= vsr::header_size ? vsr::decode_header_fields(message.data()) : vsr::header{};
-    trace(event_kind::deliver, to, buffer_from_[buffer], h.checksum);
+    trace(event_kind::deliver, to, network_.sender(buffer), h.checksum);
     if (to < options_.replicas) {
         node_state& node = nodes_[to];
         if (!node.replica) {
-            release_buffer(buffer);
+            network_.release(buffer);
             return;
         }
         if (node.paused) {
@@ -716,11 +647,11 @@ void objectstore_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
             return;
         }
         node.replica->on_message(message);
-        release_buffer(buffer);
+        network_.release(buffer);
         check_replica(to);
     } else {
         proxies_[to - options_.replicas].client->on_message(message);
-        release_buffer(buffer);
+        network_.release(buffer);
     }
 }
 
@@ -1392,7 +1323,7 @@ void objectstore_simulation::crash_node(std::uint32_t index, bool wipe) {
     node.replica.reset();
     node.store.reset();
     node.disk->crash(wipe ? crash_kind::wipe_disk : crash_kind::keep_disk);
-    for (const auto buffer : node.held) release_buffer(buffer);
+    for (const auto buffer : node.held) network_.release(buffer);
     node.held.clear();
     node.paused = false;
     ++result_.node_crashes;
@@ -1421,28 +1352,16 @@ void objectstore_simulation::fault_step() {
             schedule(vsr::uniform_between(random_, 50, 5'000) * ns_per_ms, event_kind::restart, index);
         }
     }
-    if (profile_.partitions && !partition_active_ && roll()) {
+    if (profile_.partitions && !network_.partition_active() && roll()) {
         std::uint64_t side = 0;
         while (side == 0 || side == (1ULL << n) - 1) side = vsr::uniform_below(random_, 1ULL << n);
-        const bool one_way = profile_.asymmetric_partitions && vsr::chance(random_, 1, 2);
-        for (std::uint32_t a = 0; a < n; ++a) {
-            for (std::uint32_t b = 0; b < n; ++b) {
-                const bool a_in = (side >> a) & 1, b_in = (side >> b) & 1;
-                if (a_in && !b_in) blocked_[a][b] = true;
-                if (!a_in && b_in && !one_way) blocked_[a][b] = true;
-            }
-        }
+        network_.partition(side, profile_.asymmetric_partitions && vsr::chance(random_, 1, 2));
         // Proxies may be cut off too, from the nodes on the other side: VSR and chunk links alike.
         for (std::uint32_t p = 0; p < proxies_.size(); ++p) {
             if (!vsr::chance(random_, 1, 2)) continue;
-            const bool proxy_in = vsr::chance(random_, 1, 2);
-            for (std::uint32_t r = 0; r < n; ++r) {
-                const bool cut = (((side >> r) & 1) != 0) != proxy_in;
-                proxy_blocked_[p][r] = cut;
-                set_link_blocked(p * n + r, cut);
-            }
+            network_.cut_client(p, side, vsr::chance(random_, 1, 2));
+            for (std::uint32_t r = 0; r < n; ++r) set_link_blocked(p * n + r, network_.client_cut(p, r));
         }
-        partition_active_ = true;
         ++result_.partitions;
         mix_trace(side);
         schedule(vsr::uniform_between(random_, 100, 5'000) * ns_per_ms, event_kind::heal_partition, 0);
@@ -1473,9 +1392,7 @@ void objectstore_simulation::heal_all() {
     trace(event_kind::heal_all, 0, 0, 0);
     faults_active_ = false;
     heal_time_ = now_;
-    blocked_ = {};
-    for (auto& links : proxy_blocked_) links = {};
-    partition_active_ = false;
+    network_.heal_all();
     for (std::uint32_t i = 0; i < connections_.size(); ++i) set_link_blocked(i, false);
     for (std::uint32_t i = 0; i < options_.replicas; ++i) {
         nodes_[i].disk->faults() = chunk_disk_faults{};
@@ -1533,10 +1450,8 @@ void objectstore_simulation::handle(const event& e) {
         }
         case event_kind::heal_partition:
             trace(e.kind, 0, 0, 0);
-            blocked_ = {};
-            for (auto& links : proxy_blocked_) links = {};
+            network_.heal_partition();
             for (std::uint32_t i = 0; i < connections_.size(); ++i) set_link_blocked(i, false);
-            partition_active_ = false;
             break;
         case event_kind::heal_all:
             if (faults_active_) heal_all();
@@ -2064,6 +1979,7 @@ objectstore_result objectstore_simulation::run() {
         result_.corrupt_chunks_received += s.corrupt_chunks_received;
         result_.chunk_timeouts += s.chunk_timeouts;
     }
+    result_.messages_dropped = network_.dropped();
     result_.simulated_ms = now_ / ns_per_ms;
     result_.trace_hash = trace_hash_;
     return result_;

@@ -14,39 +14,17 @@
 #include "sim/fault_profile.hpp"
 #include "kv_state_machine.hpp"
 #include "sim/linearizability.hpp"
+#include "sim/network.hpp"
 #include "vsr/client.hpp"
 #include "vsr/replica.hpp"
 
 namespace sim {
 namespace {
 
-constexpr std::uint64_t ns_per_ms = 1'000'000;
-constexpr std::uint64_t ns_per_us = 1'000;
 constexpr std::size_t trace_tail_size = 48;
 
 class kv_simulation;
-
-/// Simulated message bus: hands messages to the simulated network.
-struct sim_bus {
-    kv_simulation* simulation = nullptr;
-    std::uint32_t node = 0;
-    void send_to_replica(std::uint8_t replica, std::span<const std::uint8_t> message);
-    void send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message);
-};
-static_assert(vsr::message_bus<sim_bus>);
-
-/// Simulated clock with per-replica drift and offset.
-struct sim_clock {
-    const std::uint64_t* now_ns = nullptr;
-    std::int64_t drift_per_mille = 0;
-    std::uint64_t offset_ns = 0;
-    std::uint64_t monotonic_ns() { return offset_ns + skewed(*now_ns); }
-    std::uint64_t realtime_ns() { return 1'700'000'000ULL * 1'000'000'000ULL + offset_ns + skewed(*now_ns); }
-    std::uint64_t skewed(std::uint64_t t) const {
-        return static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + static_cast<std::int64_t>(t / 1000) * drift_per_mille);
-    }
-};
-static_assert(vsr::time_source<sim_clock>);
+using sim_bus = sim::sim_bus<kv_simulation>;
 
 using sim_replica = vsr::basic_replica<kv::state_machine, sim_bus, sim_clock, vsr::xoshiro256>;
 using sim_client = vsr::basic_client<sim_bus, vsr::xoshiro256>;
@@ -112,8 +90,6 @@ private:
     void schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t node, std::uint32_t payload = 0);
     void handle(const event& e);
     void deliver(std::uint32_t to, std::uint32_t buffer);
-    void release_buffer(std::uint32_t buffer);
-    bool client_link_blocked(std::uint32_t from, std::uint32_t to) const;
     void start_replica(std::uint32_t index, bool recovering);
     void replica_tick(std::uint32_t index);
     void client_tick(std::uint32_t index);
@@ -145,10 +121,7 @@ private:
     std::uint64_t now_ = 0;
     std::uint64_t seq_ = 0;
     std::priority_queue<event, std::vector<event>, std::greater<>> events_;
-    std::vector<std::vector<std::uint8_t>> buffers_;
-    std::vector<std::uint32_t> buffer_from_;
-    std::vector<std::uint32_t> free_buffers_;
-    std::uint32_t buffers_in_flight_ = 0;
+    vsr_network network_;
 
     std::vector<replica_node> replicas_;
     std::vector<client_node> clients_;
@@ -161,11 +134,6 @@ private:
     std::uint64_t heal_time_ = 0;
     std::uint64_t settled_ns_ = UINT64_MAX;  // after healing: every replica normal in one view
     bool tampered_ = false;
-    std::array<std::array<bool, vsr::replicas_max>, vsr::replicas_max> blocked_{};
-    std::vector<std::array<bool, vsr::replicas_max>> client_blocked_;  // [client][replica], both ways
-    bool partition_active_ = false;
-    std::array<std::array<std::uint64_t, vsr::replicas_max>, vsr::replicas_max> clogged_until_{};
-    std::uint64_t clog_delay_ns_ = 0;
 
     // workload and checkers
     std::uint32_t issued_ = 0;
@@ -185,16 +153,6 @@ private:
     std::uint64_t done_since_ = 0;
     bool finished_ = false;
 };
-
-void sim_bus::send_to_replica(std::uint8_t replica, std::span<const std::uint8_t> message) {
-    if (replica >= simulation->replica_count()) return;
-    simulation->send(node, replica, message);
-}
-
-void sim_bus::send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message) {
-    const std::uint32_t to = simulation->client_node_of(client_id);
-    if (to != UINT32_MAX) simulation->send(node, to, message);
-}
 
 void kv_simulation::schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t node, std::uint32_t payload) {
     events_.push(event{now_ + delay_ns, seq_++, kind, node, payload});
@@ -251,7 +209,7 @@ void kv_simulation::setup() {
         schedule(vsr::uniform_below(random_, node.tick_interval_ns), event_kind::replica_tick, i);
     }
     clients_.resize(client_count);
-    client_blocked_.assign(client_count, {});
+    network_ = vsr_network(profile_, options_.replicas, client_count);
     for (std::uint32_t c = 0; c < client_count; ++c) {
         client_node& node = clients_[c];
         const std::uint32_t id = options_.replicas + c;
@@ -286,59 +244,18 @@ void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
 // ---- network ----
 
 void kv_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
-    const bool between_replicas = from < options_.replicas && to < options_.replicas;
-    if (faults_active_) {
-        const bool pool_exhausted = buffers_in_flight_ >= profile_.message_pool_max;
-        if (pool_exhausted || (between_replicas && blocked_[from][to]) || client_link_blocked(from, to) ||
-            vsr::chance(random_, profile_.drop_per_mille, 1000)) {
-            ++result_.messages_dropped;
-            return;
-        }
-    }
-    const std::uint32_t copies = faults_active_ && vsr::chance(random_, profile_.duplicate_per_mille, 1000) ? 2 : 1;
-    result_.messages_duplicated += copies - 1;
-    for (std::uint32_t copy = 0; copy < copies; ++copy) {
-        std::uint64_t delay_ns = vsr::uniform_between(random_, profile_.latency_min_us, profile_.latency_max_us) * ns_per_us;
-        if (faults_active_ && vsr::chance(random_, profile_.delay_spike_per_mille, 1000)) {
-            delay_ns += vsr::uniform_below(random_, profile_.delay_spike_max_us) * ns_per_us;
-        }
-        if (between_replicas && clogged_until_[from][to] > now_) delay_ns += clog_delay_ns_;
-        std::uint32_t buffer;
-        if (free_buffers_.empty()) {
-            buffer = static_cast<std::uint32_t>(buffers_.size());
-            buffers_.emplace_back();
-            buffer_from_.push_back(0);
-        } else {
-            buffer = free_buffers_.back();
-            free_buffers_.pop_back();
-        }
-        buffers_[buffer].assign(message.begin(), message.end());
-        buffer_from_[buffer] = from;
-        ++buffers_in_flight_;
-        schedule(delay_ns, event_kind::deliver, to, buffer);
-    }
-}
-
-bool kv_simulation::client_link_blocked(std::uint32_t from, std::uint32_t to) const {
-    const std::uint32_t n = options_.replicas;
-    if (from >= n && to < n) return client_blocked_[from - n][to];
-    if (from < n && to >= n) return client_blocked_[to - n][from];
-    return false;
-}
-
-void kv_simulation::release_buffer(std::uint32_t buffer) {
-    free_buffers_.push_back(buffer);
-    --buffers_in_flight_;
+    network_.send(from, to, message, now_, faults_active_, random_,
+                  [&](std::uint64_t delay_ns, std::uint32_t buffer) { schedule(delay_ns, event_kind::deliver, to, buffer); });
 }
 
 void kv_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
-    const auto& message = buffers_[buffer];
-    record_trace(event_kind::deliver, buffer_from_[buffer], to, message);
+    const auto message = network_.message(buffer);
+    record_trace(event_kind::deliver, network_.sender(buffer), to, message);
     ++result_.messages_delivered;
     if (to < options_.replicas) {
         replica_node& node = replicas_[to];
         if (!node.replica) {
-            release_buffer(buffer);
+            network_.release(buffer);
             return;
         }
         if (node.paused) {
@@ -346,11 +263,11 @@ void kv_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
             return;
         }
         node.replica->on_message(message);
-        release_buffer(buffer);
+        network_.release(buffer);
         check_replica(to);
     } else {
         clients_[to - options_.replicas].client->on_message(message);
-        release_buffer(buffer);
+        network_.release(buffer);
     }
 }
 
@@ -382,9 +299,7 @@ void kv_simulation::handle(const event& e) {
         }
         case event_kind::heal_partition:
             record_trace(e.kind, 0, 0, {});
-            blocked_ = {};
-            for (auto& links : client_blocked_) links = {};
-            partition_active_ = false;
+            network_.heal_partition();
             break;
         case event_kind::heal_all: heal_all(); break;
         case event_kind::watchdog: watchdog(); break;
@@ -498,14 +413,14 @@ void kv_simulation::fault_step() {
             record_trace(event_kind::restart, index, index, {});
             mix_trace(0xC0 + index);
             replicas_[index].replica.reset();
-            for (const auto buffer : replicas_[index].held) release_buffer(buffer);
+            for (const auto buffer : replicas_[index].held) network_.release(buffer);
             replicas_[index].held.clear();
             ++result_.crashes;
             result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
             schedule(vsr::uniform_between(random_, 50, 5'000) * ns_per_ms, event_kind::restart, index);
         }
     }
-    if (profile_.partitions && !partition_active_ && roll()) {
+    if (profile_.partitions && !network_.partition_active() && roll()) {
         std::uint64_t side = 0;
         while (side == 0 || side == (1ULL << n) - 1) side = vsr::uniform_below(random_, 1ULL << n);
         // Half the time a primary with nothing uncommitted alone, with the reading clients: the
@@ -513,21 +428,13 @@ void kv_simulation::fault_step() {
         const std::uint32_t primary = current_primary();
         const bool primary_alone = primary != UINT32_MAX && vsr::chance(random_, 1, 2);
         if (primary_alone) side = 1ULL << primary;
-        const bool one_way = profile_.asymmetric_partitions && vsr::chance(random_, 1, 2);
-        for (std::uint32_t a = 0; a < n; ++a) {
-            for (std::uint32_t b = 0; b < n; ++b) {
-                const bool a_in = (side >> a) & 1, b_in = (side >> b) & 1;
-                if (a_in && !b_in) blocked_[a][b] = true;
-                if (!a_in && b_in && !one_way) blocked_[a][b] = true;
-            }
-        }
+        network_.partition(side, profile_.asymmetric_partitions && vsr::chance(random_, 1, 2));
         // Clients may be cut off too, from the replicas on the other side (leader discovery).
         for (std::uint32_t c = 0; c < clients_.size(); ++c) {
             if (!primary_alone && !vsr::chance(random_, 1, 2)) continue;
             const bool client_in = primary_alone ? clients_[c].reads_only : vsr::chance(random_, 1, 2);
-            for (std::uint32_t r = 0; r < n; ++r) client_blocked_[c][r] = (((side >> r) & 1) != 0) != client_in;
+            network_.cut_client(c, side, client_in);
         }
-        partition_active_ = true;
         ++result_.partitions;
         mix_trace(side);
         schedule(vsr::uniform_between(random_, 100, 5'000) * ns_per_ms, event_kind::heal_partition, 0);
@@ -535,8 +442,8 @@ void kv_simulation::fault_step() {
     if (profile_.clogging && roll()) {
         const auto a = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
         const auto b = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
-        clog_delay_ns_ = vsr::uniform_between(random_, 10, 800) * ns_per_ms;
-        clogged_until_[a][b] = now_ + vsr::uniform_between(random_, 100, 3'000) * ns_per_ms;
+        const std::uint64_t delay_ns = vsr::uniform_between(random_, 10, 800) * ns_per_ms;
+        network_.clog(a, b, now_ + vsr::uniform_between(random_, 100, 3'000) * ns_per_ms, delay_ns);
         ++result_.clogs;
     }
     if (profile_.pauses && roll()) {
@@ -554,10 +461,7 @@ void kv_simulation::heal_all() {
     record_trace(event_kind::heal_all, 0, 0, {});
     faults_active_ = false;
     heal_time_ = now_;
-    blocked_ = {};
-    for (auto& links : client_blocked_) links = {};
-    clogged_until_ = {};
-    partition_active_ = false;
+    network_.heal_all();
     for (std::uint32_t i = 0; i < options_.replicas; ++i) {
         if (!replicas_[i].replica) schedule(0, event_kind::restart, i);
         if (replicas_[i].paused) schedule(0, event_kind::resume, i);
@@ -811,6 +715,8 @@ simulation_result kv_simulation::run() {
         result_.sessions_evicted += counters.sessions_evicted;
         result_.queries_answered += counters.queries_answered;
     }
+    result_.messages_dropped = network_.dropped();
+    result_.messages_duplicated = network_.duplicated();
     result_.simulated_ms = now_ / ns_per_ms;
     result_.trace_hash = trace_hash_;
     return result_;
