@@ -265,6 +265,10 @@ public:
 private:
     // setup
     void setup();
+    void setup_nodes();
+    void setup_proxies();
+    void setup_users();
+    void describe_setup();
     void draw_disk_faults(node_state& node);
     void start_node(std::uint32_t index, bool recovering);
     void schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t a, std::uint64_t b = 0);
@@ -384,6 +388,7 @@ private:
     std::uint64_t scrub_pass_slices_ = 1;
     std::uint64_t think_ns_max_ = 0;
     std::uint32_t heal_at_request_ = 0;
+    std::uint32_t client_deadline_ms_ = 0;
     std::vector<tfs::chunk_entry> scrub_before_;
     std::vector<file_faults> scrub_faults_before_;
     std::uint64_t object_size_max_ = 0;

@@ -109,7 +109,14 @@ void objectstore_simulation::setup() {
 
     keys_ = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 6));
     for (std::uint32_t k = 0; k < keys_; ++k) key_names_.push_back((k % 2 == 0 ? "a/" : "b/") + std::to_string(k));
+    setup_nodes();
+    setup_proxies();
+    setup_users();
+    describe_setup();
+}
 
+void objectstore_simulation::setup_nodes() {
+    const std::uint32_t n = options_.replicas;
     nodes_.resize(n);
     for (std::uint32_t i = 0; i < n; ++i) {
         node_state& node = nodes_[i];
@@ -124,7 +131,10 @@ void objectstore_simulation::setup() {
         start_node(i, false);
         schedule(vsr::uniform_below(random_, node.tick_interval_ns), event_kind::replica_tick, i);
     }
+}
 
+void objectstore_simulation::setup_proxies() {
+    const std::uint32_t n = options_.replicas;
     const auto proxy_count = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 2));
     proxies_.resize(proxy_count);
     connections_.resize(std::size_t{proxy_count} * n);
@@ -136,6 +146,7 @@ void objectstore_simulation::setup() {
     client_options.message_size_max = config_.message_size_max;
     client_options.sessions = static_cast<std::uint32_t>(vsr::uniform_between(random_, 2, 8));
     client_options.deadline_ms = vsr::chance(random_, 1, 3) ? 0 : static_cast<std::uint32_t>(vsr::uniform_between(random_, 3'000, 15'000));
+    client_deadline_ms_ = client_options.deadline_ms;
     for (std::uint32_t p = 0; p < proxy_count; ++p) {
         proxy_state& proxy = proxies_[p];
         const std::uint32_t id = n + p;
@@ -151,7 +162,10 @@ void objectstore_simulation::setup() {
         proxy.janitor = std::make_unique<janitor_type>(janitor_options_, *proxy.service, static_cast<std::uint8_t>(n));
         schedule(vsr::uniform_below(random_, config_.tick_ms * ns_per_ms), event_kind::proxy_tick, p);
     }
+}
 
+void objectstore_simulation::setup_users() {
+    const auto proxy_count = static_cast<std::uint32_t>(proxies_.size());
     const auto user_count = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 6));
     users_.resize(user_count);
     for (std::uint32_t u = 0; u < user_count; ++u) {
@@ -167,16 +181,22 @@ void objectstore_simulation::setup() {
     schedule(60'000 * ns_per_ms, event_kind::heal_all, 0);
     schedule(profile_.fault_step_ms * ns_per_ms, event_kind::fault_step, 0);
     schedule(1000 * ns_per_ms, event_kind::watchdog, 0);
+}
 
+/// What this seed drew, for the report and the replay.
+void objectstore_simulation::describe_setup() {
+    const std::uint32_t n = options_.replicas;
+    const auto proxy_count = static_cast<std::uint32_t>(proxies_.size());
+    const auto user_count = static_cast<std::uint32_t>(users_.size());
     std::ostringstream profile;
     profile << profile_.describe() << " | wipes=" << wipes_ << " rot=" << disk_rot_ << " breaks=" << connection_breaks_
             << " keepalive=" << keepalive_ns_ / ns_per_ms << "ms chunk=" << service_options_.chunk_size
             << " rf=" << int{service_options_.replication_factor} << " copies_min=" << int{service_options_.write_copies_min}
             << " inline<=" << service_options_.inline_size_max << " buffer=" << service_options_.buffer_bytes_max
             << " writes/upload=" << service_options_.chunk_writes_per_upload_max << " object<=" << object_size_max_
-            << " lease=" << lease_ms << "ms janitor=" << janitor_options_.interval_ns / ns_per_ms << "ms proxies=" << proxy_count
+            << " lease=" << metadata_options_.upload_lease_ns / ns_per_ms << "ms janitor=" << janitor_options_.interval_ns / ns_per_ms << "ms proxies=" << proxy_count
             << " users=" << user_count << " keys=" << keys_ << " abort=" << abort_per_mille_ << "/1000 deadline="
-            << client_options.deadline_ms << "ms";
+            << client_deadline_ms_ << "ms";
     for (std::uint32_t i = 0; i < n; ++i) {
         const auto& fl = nodes_[i].faults;
         profile << " | n" << i << " disk{flip_rest=" << fl.bit_flip_at_rest_per_mille << " flip_read=" << fl.bit_flip_on_read_per_mille

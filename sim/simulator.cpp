@@ -74,7 +74,8 @@ struct client_node {
 
 class kv_simulation {
 public:
-    explicit kv_simulation(const simulation_options& options) : options_(options), random_(options.seed) {}
+    explicit kv_simulation(const simulation_options& options)
+        : options_(options), random_(options.seed), extra_random_(options.seed ^ 0xD1E5D1E5D1E5D1E5ULL) {}
 
     simulation_result run();
 
@@ -87,6 +88,7 @@ public:
 
 private:
     void setup();
+    void setup_client_options();
     void schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t node, std::uint32_t payload = 0);
     void handle(const event& e);
     void deliver(std::uint32_t to, std::uint32_t buffer);
@@ -113,6 +115,7 @@ private:
 
     simulation_options options_;
     vsr::xoshiro256 random_;
+    vsr::xoshiro256 extra_random_;  // draws added later, kept apart so the others stay as they were
     fault_profile profile_;
     vsr::config config_;
     vsr::client_options client_options_;
@@ -185,16 +188,7 @@ void kv_simulation::setup() {
     if (vsr::chance(random_, 1, 10)) config_.log_entries_max = vsr::uniform_between(random_, 10, 300);
     keys_ = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 8));
 
-    client_options_.cluster = config_.cluster;
-    client_options_.replica_count = config_.replica_count;
-    client_options_.tick_ms = config_.tick_ms;
-    client_options_.message_size_max = config_.message_size_max;
-    // A third of the seeds give requests a deadline (from their own PRNG, so the other draws
-    // stay as they were): a request that times out after healing is a liveness failure.
-    vsr::xoshiro256 extra_random(options_.seed ^ 0xD1E5D1E5D1E5D1E5ULL);
-    if (vsr::chance(extra_random, 1, 3)) {
-        client_options_.deadline_ms = static_cast<std::uint32_t>(vsr::uniform_between(extra_random, 3'000, 15'000));
-    }
+    setup_client_options();
 
     replicas_.resize(options_.replicas);
     for (std::uint32_t i = 0; i < options_.replicas; ++i) {
@@ -217,7 +211,7 @@ void kv_simulation::setup() {
         node.random = std::make_unique<vsr::xoshiro256>(random_.next_u64());
         node.sessions = sessions[c];
         // Some clients only read: left with a deposed primary, they keep asking it (query_without_round).
-        node.reads_only = vsr::chance(extra_random, 1, 4);
+        node.reads_only = vsr::chance(extra_random_, 1, 4);
         node.last_seen.resize(keys_);
         auto options = client_options_;
         options.sessions = node.sessions;
@@ -229,6 +223,18 @@ void kv_simulation::setup() {
     schedule(fault_phase_ms * ns_per_ms, event_kind::heal_all, 0);
     schedule(profile_.fault_step_ms * ns_per_ms, event_kind::fault_step, 0);
     schedule(1000 * ns_per_ms, event_kind::watchdog, 0);
+}
+
+void kv_simulation::setup_client_options() {
+    client_options_.cluster = config_.cluster;
+    client_options_.replica_count = config_.replica_count;
+    client_options_.tick_ms = config_.tick_ms;
+    client_options_.message_size_max = config_.message_size_max;
+    // A third of the seeds give requests a deadline: a request that times out after healing is a
+    // liveness failure.
+    if (vsr::chance(extra_random_, 1, 3)) {
+        client_options_.deadline_ms = static_cast<std::uint32_t>(vsr::uniform_between(extra_random_, 3'000, 15'000));
+    }
 }
 
 void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
