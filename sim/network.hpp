@@ -6,7 +6,10 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <queue>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "sim/fault_profile.hpp"
@@ -28,10 +31,62 @@ struct sim_clock {
     std::uint64_t monotonic_ns() { return offset_ns + skewed(*now_ns); }
     std::uint64_t realtime_ns() { return 1'700'000'000ULL * 1'000'000'000ULL + offset_ns + skewed(*now_ns); }
     std::uint64_t skewed(std::uint64_t t) const {
-        return static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + static_cast<std::int64_t>(t / 1000) * drift_per_mille);
+        const auto drift = static_cast<std::int64_t>(t / 1000) * drift_per_mille;
+        return static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + drift);
     }
 };
 static_assert(vsr::time_source<sim_clock>);
+
+/// A replica's clock: drifting by up to drift_max_per_mille either way, from a random offset.
+inline sim_clock draw_clock(const std::uint64_t* now_ns, std::uint32_t drift_max_per_mille, vsr::xoshiro256& random) {
+    const auto drift = static_cast<std::int64_t>(drift_max_per_mille);
+    sim_clock clock{now_ns, 0, 0};
+    if (drift != 0) clock.drift_per_mille = static_cast<std::int64_t>(vsr::uniform_between(random, 0, 2 * drift)) - drift;
+    clock.offset_ns = vsr::uniform_below(random, 1'000'000'000);
+    return clock;
+}
+
+/// Simulated time between ticks of a replica whose clock runs fast or slow: tick_ms of its time.
+inline std::uint64_t tick_interval_ns(std::uint32_t tick_ms, const sim_clock& clock) {
+    const auto nominal_ns = static_cast<std::int64_t>(tick_ms * ns_per_ms);
+    return static_cast<std::uint64_t>(nominal_ns - nominal_ns / 1000 * clock.drift_per_mille);
+}
+
+/// A partition's side: a non-empty proper subset of the n replicas, a bit per replica.
+inline std::uint64_t draw_partition_side(vsr::xoshiro256& random, std::uint32_t n) {
+    std::uint64_t side = 0;
+    while (side == 0 || side == (1ULL << n) - 1) side = vsr::uniform_below(random, 1ULL << n);
+    return side;
+}
+
+/// One event of a simulator, ordered by time, then by when it was scheduled.
+template <typename Kind>
+struct sim_event {
+    std::uint64_t time = 0;
+    std::uint64_t seq = 0;
+    Kind kind{};
+    std::uint32_t a = 0;
+    std::uint64_t b = 0;
+    bool operator>(const sim_event& other) const { return std::pair(time, seq) > std::pair(other.time, other.seq); }
+};
+
+template <typename Kind>
+class event_queue {
+public:
+    void push(std::uint64_t time, Kind kind, std::uint32_t a, std::uint64_t b = 0) {
+        events_.push(sim_event<Kind>{time, seq_++, kind, a, b});
+    }
+    bool empty() const { return events_.empty(); }
+    sim_event<Kind> pop() {
+        const sim_event<Kind> e = events_.top();
+        events_.pop();
+        return e;
+    }
+
+private:
+    std::uint64_t seq_ = 0;
+    std::priority_queue<sim_event<Kind>, std::vector<sim_event<Kind>>, std::greater<>> events_;
+};
 
 /// A node's message bus: hands messages to the simulation (nodes 0..n-1 are replicas, then
 /// clients). Simulation has send(from, to, message), client_node_of(id) and replica_count().
@@ -68,7 +123,8 @@ public:
         const std::uint32_t copies = faults_active && vsr::chance(random, profile_.duplicate_per_mille, 1000) ? 2 : 1;
         duplicated_ += copies - 1;
         for (std::uint32_t copy = 0; copy < copies; ++copy) {
-            std::uint64_t delay_ns = vsr::uniform_between(random, profile_.latency_min_us, profile_.latency_max_us) * ns_per_us;
+            std::uint64_t delay_ns =
+                vsr::uniform_between(random, profile_.latency_min_us, profile_.latency_max_us) * ns_per_us;
             if (faults_active && vsr::chance(random, profile_.delay_spike_per_mille, 1000)) {
                 delay_ns += vsr::uniform_below(random, profile_.delay_spike_max_us) * ns_per_us;
             }

@@ -168,11 +168,12 @@ void objectstore_simulation::check_data_lost(std::uint32_t user) {
         if (!good_copy_in_reach(u.proxy, c, u.read_start_ns)) return;
     }
     fail("durability", "GET #" + std::to_string(u.history) + " of " + history_[u.history].key + " (put p" +
-                           std::to_string(u.read_put) + ") answered data_lost, but every chunk it read had a good copy on a " +
-                           "listed holder the proxy could reach throughout the read");
+                           std::to_string(u.read_put) + ") answered data_lost, but every chunk it read had a good " +
+                           "copy on a listed holder the proxy could reach throughout the read");
 }
 
-bool objectstore_simulation::good_copy_in_reach(std::uint32_t proxy, const tfs::chunk_location& chunk, std::uint64_t since_ns) const {
+bool objectstore_simulation::good_copy_in_reach(std::uint32_t proxy, const tfs::chunk_location& chunk,
+                                                std::uint64_t since_ns) const {
     for (std::uint8_t node = 0; node < options_.replicas; ++node) {
         if (!tfs::contains(chunk.holders, node) || copies_on_nodes(chunk.sha256, tfs::with(0, node)) == 0) continue;
         const std::uint32_t index = proxy * options_.replicas + node;
@@ -196,21 +197,25 @@ void objectstore_simulation::check_success(std::uint32_t user, tfs::service_stat
     // A metadata request waiting from before gets its next retry within 1.5 retry_max_ms.
     const std::uint64_t settle_grace_ns = (vsr::client_options{}.retry_max_ms * 3 / 2 + 500) * ns_per_ms;
     if (invoked_ns(u) < settled_ns_ && (settled_ns_ == UINT64_MAX || now_ < settled_ns_ + settle_grace_ns)) return;
-    const std::string what = u.op == user_op::list ? "LIST #" + std::to_string(u.history) : describe_op(history_[u.history]);
-    fail("liveness", "user " + std::to_string(user) + "'s " + what + " (invoked at " + std::to_string(invoked_ns(u) / ns_per_ms) +
-                         " ms) ended " + tfs::to_string(s) + " at " + std::to_string(now_ / ns_per_ms) + " ms, after healing at " +
-                         std::to_string(heal_time_ / ns_per_ms) + " ms (settled at " + std::to_string(settled_ns_ / ns_per_ms) + " ms)");
+    const std::string what =
+        u.op == user_op::list ? "LIST #" + std::to_string(u.history) : describe_op(history_[u.history]);
+    fail("liveness", "user " + std::to_string(user) + "'s " + what + " (invoked at " +
+                         std::to_string(invoked_ns(u) / ns_per_ms) + " ms) ended " + tfs::to_string(s) + " at " +
+                         std::to_string(now_ / ns_per_ms) + " ms, after healing at " + std::to_string(heal_time_ / ns_per_ms) +
+                         " ms (settled at " + std::to_string(settled_ns_ / ns_per_ms) + " ms)");
 }
 
 /// After healing: every node normal in one view (not syncing), every chunk link up and unblocked.
 bool objectstore_simulation::cluster_settled() const {
     std::uint64_t view = UINT64_MAX;
     for (const auto& node : nodes_) {
-        if (!node.replica || node.paused || node.replica->status() != vsr::replica_status::normal || node.replica->syncing()) return false;
+        if (!node.replica || node.paused || node.replica->syncing()) return false;
+        if (node.replica->status() != vsr::replica_status::normal) return false;
         if (view != UINT64_MAX && node.replica->view() != view) return false;
         view = node.replica->view();
     }
-    return std::all_of(connections_.begin(), connections_.end(), [](const connection& c) { return c.up && !c.blocked; });
+    return std::all_of(connections_.begin(), connections_.end(),
+                       [](const connection& c) { return c.up && !c.blocked; });
 }
 
 bool objectstore_simulation::replicas_converged() const {

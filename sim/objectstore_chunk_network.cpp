@@ -22,7 +22,7 @@ bool objectstore_simulation::chunk_send(std::uint32_t proxy, std::uint8_t node, 
     const std::uint64_t arrive = std::max(c.last_to_node_ns, now_ + vsr::uniform_between(random_, chunk_frame_latency_min_us_, chunk_frame_latency_max_us_) * ns_per_us);
     c.last_to_node_ns = arrive;
     c.to_node.push_back(std::move(frame));
-    events_.push(event{arrive, seq_++, event_kind::chunk_to_node, index, c.generation});
+    events_.push(arrive, event_kind::chunk_to_node, index, c.generation);
     return true;
 }
 
@@ -121,7 +121,7 @@ void objectstore_simulation::process_at_node(std::uint32_t index, chunk_frame fr
     const std::uint64_t arrive = std::max(c.last_to_proxy_ns, now_ + vsr::uniform_between(random_, chunk_frame_latency_min_us_, chunk_frame_latency_max_us_) * ns_per_us);
     c.last_to_proxy_ns = arrive;
     c.to_proxy.push_back(std::move(out));
-    events_.push(event{arrive, seq_++, event_kind::chunk_to_proxy, index, c.generation});
+    events_.push(arrive, event_kind::chunk_to_proxy, index, c.generation);
 }
 
 void objectstore_simulation::process_at_proxy(std::uint32_t index, chunk_frame frame) {

@@ -20,7 +20,8 @@ void objectstore_simulation::destroy(std::uint32_t node, const tfs::sha256_diges
 
 /// The product reported a copy corrupt (and quarantined it): destroyed by a fault only if the
 /// disk says a fault hit it (damage at rest, or flipped reads during this call).
-void objectstore_simulation::destroy_if_faulted(std::uint32_t node, const tfs::sha256_digest& sha, const file_faults& before) {
+void objectstore_simulation::destroy_if_faulted(std::uint32_t node, const tfs::sha256_digest& sha,
+                                                const file_faults& before) {
     const file_faults after = nodes_[node].disk->faults_hit(tfs::detail::chunk_path(sha));
     if (after.damaged_at_rest || after.read_flips > before.read_flips) destroy(node, sha);
 }
@@ -73,8 +74,7 @@ void objectstore_simulation::fault_step() {
         }
     }
     if (profile_.partitions && !network_.partition_active() && roll()) {
-        std::uint64_t side = 0;
-        while (side == 0 || side == (1ULL << n) - 1) side = vsr::uniform_below(random_, 1ULL << n);
+        const std::uint64_t side = draw_partition_side(random_, n);
         network_.partition(side, profile_.asymmetric_partitions && vsr::chance(random_, 1, 2));
         // Proxies may be cut off too, from the nodes on the other side: VSR and chunk links alike.
         for (std::uint32_t p = 0; p < proxies_.size(); ++p) {

@@ -132,14 +132,7 @@ inline constexpr const char* event_names[] = {"deliver", "replica_tick", "proxy_
                                        "user_step", "fault", "restart/crash", "resume", "heal_partition", "heal_all",
                                        "watchdog", "reconnect", "keepalive", "final_step"};
 
-struct event {
-    std::uint64_t time;
-    std::uint64_t seq;
-    event_kind kind;
-    std::uint32_t a;
-    std::uint64_t b;
-    bool operator>(const event& other) const { return std::pair(time, seq) > std::pair(other.time, other.seq); }
-};
+using event = sim_event<event_kind>;
 
 struct trace_record {
     std::uint64_t time = 0;
@@ -372,8 +365,7 @@ private:
     objectstore_result result_;
 
     std::uint64_t now_ = 0;
-    std::uint64_t seq_ = 0;
-    std::priority_queue<event, std::vector<event>, std::greater<>> events_;
+    event_queue<event_kind> events_;
     vsr_network network_;
 
     std::vector<node_state> nodes_;
@@ -420,7 +412,8 @@ private:
     std::map<tfs::sha256_digest, chunk_fate> fates_;
     std::set<std::pair<std::uint32_t, tfs::sha256_digest>> written_;     // (node, sha) some write was acknowledged
     std::set<std::pair<std::uint32_t, tfs::sha256_digest>> gc_removed_;  // removed by a remove frame, not written since
-    std::map<std::pair<std::uint32_t, tfs::sha256_digest>, std::uint64_t> bad_reads_;  // (connection, sha): last bad answer
+    // (connection, sha): when the node last answered a read of it badly
+    std::map<std::pair<std::uint32_t, tfs::sha256_digest>, std::uint64_t> bad_reads_;
 
     // final phase
     enum class final_phase : std::uint8_t { none, repair, read_back, collect, done };

@@ -34,7 +34,7 @@ bool sim_transport::connected(std::uint8_t node) { return simulation->chunk_conn
 // ---- setup ------------------------------------------------------------------------------------
 
 void objectstore_simulation::schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t a, std::uint64_t b) {
-    events_.push(event{now_ + delay_ns, seq_++, kind, a, b});
+    events_.push(now_ + delay_ns, kind, a, b);
 }
 
 void objectstore_simulation::draw_disk_faults(node_state& node) {
@@ -121,11 +121,8 @@ void objectstore_simulation::setup_nodes() {
     for (std::uint32_t i = 0; i < n; ++i) {
         node_state& node = nodes_[i];
         node.bus = sim_bus{this, i};
-        const auto drift = profile_.clock_drift_per_mille;
-        node.clock = sim_clock{&now_, drift == 0 ? 0 : static_cast<std::int64_t>(vsr::uniform_between(random_, 0, 2 * drift)) - drift,
-                               vsr::uniform_below(random_, 1'000'000'000)};
-        node.tick_interval_ns = static_cast<std::uint64_t>(static_cast<std::int64_t>(config_.tick_ms * ns_per_ms) -
-                                                           static_cast<std::int64_t>(config_.tick_ms * ns_per_ms / 1000) * node.clock.drift_per_mille);
+        node.clock = draw_clock(&now_, profile_.clock_drift_per_mille, random_);
+        node.tick_interval_ns = tick_interval_ns(config_.tick_ms, node.clock);
         draw_disk_faults(node);
         node.disk = std::make_unique<sim_chunk_disk>(random_.next_u64(), node.faults);
         start_node(i, false);
@@ -230,8 +227,9 @@ void objectstore_simulation::start_node(std::uint32_t index, bool recovering) {
 // ---- VSR network glue (the network itself is sim/network.hpp) ---------------------------------
 
 void objectstore_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
-    network_.send(from, to, message, now_, faults_active_, random_,
-                  [&](std::uint64_t delay_ns, std::uint32_t buffer) { schedule(delay_ns, event_kind::deliver, to, buffer); });
+    network_.send(from, to, message, now_, faults_active_, random_, [&](std::uint64_t delay_ns, std::uint32_t buffer) {
+        schedule(delay_ns, event_kind::deliver, to, buffer);
+    });
 }
 
 void objectstore_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
@@ -269,10 +267,13 @@ void objectstore_simulation::replica_tick(std::uint32_t index) {
     if (++node.ticks % 10 == 0) {
         node.store->inventory(std::nullopt, SIZE_MAX, scrub_before_);
         scrub_faults_before_.clear();
-        for (const tfs::chunk_entry& e : scrub_before_) scrub_faults_before_.push_back(node.disk->faults_hit(tfs::detail::chunk_path(e.sha)));
+        for (const tfs::chunk_entry& e : scrub_before_) {
+            scrub_faults_before_.push_back(node.disk->faults_hit(tfs::detail::chunk_path(e.sha)));
+        }
         const tfs::scrub_result scrubbed = node.store->scrub(node.store->stats().bytes_stored / scrub_pass_slices_ + 1);
         for (std::size_t i = 0; scrubbed.corrupt != 0 && i < scrub_before_.size(); ++i) {
-            if (!node.store->has(scrub_before_[i].sha)) destroy_if_faulted(index, scrub_before_[i].sha, scrub_faults_before_[i]);
+            const tfs::sha256_digest& sha = scrub_before_[i].sha;
+            if (!node.store->has(sha)) destroy_if_faulted(index, sha, scrub_faults_before_[i]);
         }
     }
 }
@@ -305,7 +306,7 @@ void objectstore_simulation::handle(const event& e) {
             trace(e.kind, e.a, 0, 0);
             node.paused = false;
             update_node_links(e.a);
-            for (const auto buffer : node.held) events_.push(event{now_, seq_++, event_kind::deliver, e.a, buffer});
+            for (const auto buffer : node.held) events_.push(now_, event_kind::deliver, e.a, buffer);
             node.held.clear();
             for (std::uint32_t p = 0; p < proxies_.size(); ++p) flush_held(p * options_.replicas + e.a);
             break;
@@ -362,8 +363,7 @@ objectstore_result objectstore_simulation::run() {
     schedule(100 * ns_per_ms, event_kind::final_step, 0);
     const std::uint64_t time_max = 900'000 * ns_per_ms;
     while (!events_.empty() && result_.ok && phase_ != final_phase::done && now_ < time_max) {
-        const event e = events_.top();
-        events_.pop();
+        const event e = events_.pop();
         now_ = e.time;
         if (e.kind != event_kind::deliver && e.kind != event_kind::chunk_to_node && e.kind != event_kind::chunk_to_proxy &&
             e.kind != event_kind::replica_tick && e.kind != event_kind::proxy_tick) {

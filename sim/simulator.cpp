@@ -31,14 +31,7 @@ using sim_client = vsr::basic_client<sim_bus, vsr::xoshiro256>;
 
 enum class event_kind : std::uint8_t { deliver, replica_tick, client_tick, fault_step, restart, resume, heal_partition, heal_all, watchdog };
 
-struct event {
-    std::uint64_t time;
-    std::uint64_t seq;
-    event_kind kind;
-    std::uint32_t node;
-    std::uint32_t payload;
-    bool operator>(const event& other) const { return std::pair(time, seq) > std::pair(other.time, other.seq); }
-};
+using event = sim_event<event_kind>;  // a: the node; b: the message buffer of a delivery
 
 struct trace_record {
     std::uint64_t time = 0;
@@ -122,8 +115,7 @@ private:
     simulation_result result_;
 
     std::uint64_t now_ = 0;
-    std::uint64_t seq_ = 0;
-    std::priority_queue<event, std::vector<event>, std::greater<>> events_;
+    event_queue<event_kind> events_;
     vsr_network network_;
 
     std::vector<replica_node> replicas_;
@@ -158,7 +150,7 @@ private:
 };
 
 void kv_simulation::schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t node, std::uint32_t payload) {
-    events_.push(event{now_ + delay_ns, seq_++, kind, node, payload});
+    events_.push(now_ + delay_ns, kind, node, payload);
 }
 
 void kv_simulation::setup() {
@@ -194,11 +186,8 @@ void kv_simulation::setup() {
     for (std::uint32_t i = 0; i < options_.replicas; ++i) {
         replica_node& node = replicas_[i];
         node.bus = sim_bus{this, i};
-        const auto drift = profile_.clock_drift_per_mille;
-        node.clock = sim_clock{&now_, drift == 0 ? 0 : static_cast<std::int64_t>(vsr::uniform_between(random_, 0, 2 * drift)) - drift,
-                               vsr::uniform_below(random_, 1'000'000'000)};
-        node.tick_interval_ns = static_cast<std::uint64_t>(static_cast<std::int64_t>(config_.tick_ms * ns_per_ms) -
-                                                           static_cast<std::int64_t>(config_.tick_ms * ns_per_ms / 1000) * node.clock.drift_per_mille);
+        node.clock = draw_clock(&now_, profile_.clock_drift_per_mille, random_);
+        node.tick_interval_ns = tick_interval_ns(config_.tick_ms, node.clock);
         start_replica(i, false);
         schedule(vsr::uniform_below(random_, node.tick_interval_ns), event_kind::replica_tick, i);
     }
@@ -250,8 +239,9 @@ void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
 // ---- network ----
 
 void kv_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
-    network_.send(from, to, message, now_, faults_active_, random_,
-                  [&](std::uint64_t delay_ns, std::uint32_t buffer) { schedule(delay_ns, event_kind::deliver, to, buffer); });
+    network_.send(from, to, message, now_, faults_active_, random_, [&](std::uint64_t delay_ns, std::uint32_t buffer) {
+        schedule(delay_ns, event_kind::deliver, to, buffer);
+    });
 }
 
 void kv_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
@@ -281,25 +271,22 @@ void kv_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
 
 void kv_simulation::handle(const event& e) {
     switch (e.kind) {
-        case event_kind::deliver: deliver(e.node, e.payload); break;
-        case event_kind::replica_tick: replica_tick(e.node); break;
-        case event_kind::client_tick: client_tick(e.node - options_.replicas); break;
+        case event_kind::deliver: deliver(e.a, static_cast<std::uint32_t>(e.b)); break;
+        case event_kind::replica_tick: replica_tick(e.a); break;
+        case event_kind::client_tick: client_tick(e.a - options_.replicas); break;
         case event_kind::fault_step: fault_step(); break;
         case event_kind::restart:
-            if (!replicas_[e.node].replica) {
-                record_trace(e.kind, e.node, e.node, {});
-                start_replica(e.node, true);
+            if (!replicas_[e.a].replica) {
+                record_trace(e.kind, e.a, e.a, {});
+                start_replica(e.a, true);
             }
             break;
         case event_kind::resume: {
-            replica_node& node = replicas_[e.node];
+            replica_node& node = replicas_[e.a];
             if (!node.paused) break;
-            record_trace(e.kind, e.node, e.node, {});
+            record_trace(e.kind, e.a, e.a, {});
             node.paused = false;
-            for (const auto buffer : node.held) {
-                ++seq_;
-                events_.push(event{now_, seq_, event_kind::deliver, e.node, buffer});
-            }
+            for (const auto buffer : node.held) events_.push(now_, event_kind::deliver, e.a, buffer);
             node.held.clear();
             break;
         }
@@ -427,8 +414,7 @@ void kv_simulation::fault_step() {
         }
     }
     if (profile_.partitions && !network_.partition_active() && roll()) {
-        std::uint64_t side = 0;
-        while (side == 0 || side == (1ULL << n) - 1) side = vsr::uniform_below(random_, 1ULL << n);
+        std::uint64_t side = draw_partition_side(random_, n);
         // Half the time a primary with nothing uncommitted alone, with the reading clients: the
         // others elect a new primary and write, the readers keep asking the deposed one.
         const std::uint32_t primary = current_primary();
@@ -532,8 +518,8 @@ void kv_simulation::check_success(const kv_history_op& h, vsr::result_status sta
     // A request waiting from before gets its next retry within 1.5 retry_max_ms (backoff with jitter).
     const std::uint64_t settle_grace_ns = (client_options_.retry_max_ms * 3 / 2 + 500) * ns_per_ms;
     if (h.invoke_ns < settled_ns_ && (settled_ns_ == UINT64_MAX || now_ < settled_ns_ + settle_grace_ns)) return;
-    fail("liveness", "request #" + std::to_string(h.id) + " (" + describe_op(h) + ") timed out at " + std::to_string(now_ / ns_per_ms) +
-                         " ms, after healing at " + std::to_string(heal_time_ / ns_per_ms) + " ms (settled at " +
+    fail("liveness", "request #" + std::to_string(h.id) + " (" + describe_op(h) + ") timed out at " +
+                         std::to_string(now_ / ns_per_ms) + " ms, after healing at " + std::to_string(heal_time_ / ns_per_ms) + " ms (settled at " +
                          std::to_string(settled_ns_ / ns_per_ms) + " ms)");
 }
 
@@ -542,7 +528,8 @@ std::uint32_t kv_simulation::current_primary() const {
     std::uint32_t found = UINT32_MAX;
     for (std::uint32_t i = 0; i < options_.replicas; ++i) {
         const auto& r = replicas_[i].replica;
-        if (!r || r->status() != vsr::replica_status::normal || !r->is_primary() || r->op() != r->commit_executed()) continue;
+        if (!r || r->status() != vsr::replica_status::normal || !r->is_primary()) continue;
+        if (r->op() != r->commit_executed()) continue;
         if (found == UINT32_MAX || r->view() > replicas_[found].replica->view()) found = i;
     }
     return found;
@@ -551,7 +538,8 @@ std::uint32_t kv_simulation::current_primary() const {
 bool kv_simulation::cluster_settled() const {
     std::uint64_t view = UINT64_MAX;
     for (const auto& node : replicas_) {
-        if (!node.replica || node.paused || node.replica->status() != vsr::replica_status::normal || node.replica->syncing()) return false;
+        if (!node.replica || node.paused || node.replica->syncing()) return false;
+        if (node.replica->status() != vsr::replica_status::normal) return false;
         if (view != UINT64_MAX && node.replica->view() != view) return false;
         view = node.replica->view();
     }
@@ -702,8 +690,7 @@ simulation_result kv_simulation::run() {
     setup();
     const std::uint64_t time_max = 600'000 * ns_per_ms;
     while (!events_.empty() && result_.ok && !finished_ && now_ < time_max) {
-        const event e = events_.top();
-        events_.pop();
+        const event e = events_.pop();
         now_ = e.time;
         handle(e);
         if (!faults_active_ && settled_ns_ == UINT64_MAX && cluster_settled()) settled_ns_ = now_;

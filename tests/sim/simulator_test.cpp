@@ -59,7 +59,9 @@ BOOST_AUTO_TEST_CASE(commit_without_quorum_five_replicas) { expect_caught(vsr::p
 // The fault schedule leaves reading clients with a deposed primary (caught at seed 40 and 9;
 // before that schedule, once in 3,000 seeds).
 BOOST_AUTO_TEST_CASE(query_without_round) { expect_caught(vsr::planted_bug::query_without_round, 3, 300); }
-BOOST_AUTO_TEST_CASE(query_without_round_five_replicas) { expect_caught(vsr::planted_bug::query_without_round, 5, 150); }
+BOOST_AUTO_TEST_CASE(query_without_round_five_replicas) {
+    expect_caught(vsr::planted_bug::query_without_round, 5, 150);
+}
 
 BOOST_AUTO_TEST_SUITE_END()
 
