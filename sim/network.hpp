@@ -141,6 +141,20 @@ public:
         --in_flight_;
     }
 
+    /// A paused replica's deliveries wait (still in flight) until it resumes or crashes.
+    void hold(std::uint32_t replica, std::uint32_t buffer) { held_[replica].push_back(buffer); }
+    /// On resume: hands each held message to deliver(buffer), in arrival order.
+    template <typename Deliver>
+    void resume(std::uint32_t replica, Deliver&& deliver) {
+        for (const std::uint32_t buffer : held_[replica]) deliver(buffer);
+        held_[replica].clear();
+    }
+    /// On a crash: the held messages are lost.
+    void drop_held(std::uint32_t replica) {
+        for (const std::uint32_t buffer : held_[replica]) release(buffer);
+        held_[replica].clear();
+    }
+
     /// Replicas in `side` (a bit per replica) and the rest stop hearing each other (only the
     /// rest stops hearing `side` if one_way).
     void partition(std::uint64_t side, bool one_way) {
@@ -205,6 +219,7 @@ private:
     std::vector<std::uint32_t> buffer_from_;
     std::vector<std::uint32_t> free_buffers_;
     std::uint32_t in_flight_ = 0;
+    std::array<std::vector<std::uint32_t>, vsr::replicas_max> held_;  // per paused replica
     std::array<std::array<bool, vsr::replicas_max>, vsr::replicas_max> blocked_{};
     std::vector<std::array<bool, vsr::replicas_max>> client_cut_;  // [client][replica], both ways
     bool partition_active_ = false;

@@ -44,8 +44,7 @@ void objectstore_simulation::crash_node(std::uint32_t index, bool wipe) {
     node.replica.reset();
     node.store.reset();
     node.disk->crash(wipe ? crash_kind::wipe_disk : crash_kind::keep_disk);
-    for (const auto buffer : node.held) network_.release(buffer);
-    node.held.clear();
+    network_.drop_held(index);
     node.paused = false;
     ++result_.node_crashes;
     if (wipe) ++result_.disk_wipes;

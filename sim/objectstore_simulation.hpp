@@ -151,7 +151,6 @@ struct node_state {
     chunk_disk_faults faults;              // drawn per seed; zeroed when healed
     std::uint32_t reply_corruption_per_mille = 0;
     bool paused = false;
-    std::vector<std::uint32_t> held;       // VSR deliveries postponed while paused
     std::uint64_t tick_interval_ns = 0;
     std::uint64_t ticks = 0;
     std::uint64_t last_view = 0;

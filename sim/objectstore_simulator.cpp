@@ -243,7 +243,7 @@ void objectstore_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
             return;
         }
         if (node.paused) {
-            node.held.push_back(buffer);
+            network_.hold(to, buffer);
             return;
         }
         node.replica->on_message(message);
@@ -306,8 +306,7 @@ void objectstore_simulation::handle(const event& e) {
             trace(e.kind, e.a, 0, 0);
             node.paused = false;
             update_node_links(e.a);
-            for (const auto buffer : node.held) events_.push(now_, event_kind::deliver, e.a, buffer);
-            node.held.clear();
+            network_.resume(e.a, [&](std::uint32_t buffer) { events_.push(now_, event_kind::deliver, e.a, buffer); });
             for (std::uint32_t p = 0; p < proxies_.size(); ++p) flush_held(p * options_.replicas + e.a);
             break;
         }

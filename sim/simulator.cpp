@@ -46,7 +46,6 @@ struct replica_node {
     std::unique_ptr<vsr::xoshiro256> random;
     std::unique_ptr<sim_replica> replica;  // null while crashed
     bool paused = false;
-    std::vector<std::uint32_t> held;       // deliveries postponed while paused
     std::uint64_t tick_interval_ns = 0;
     std::uint64_t checked_executed = 0;    // safety checker progress
     std::uint64_t last_view = 0;
@@ -255,7 +254,7 @@ void kv_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
             return;
         }
         if (node.paused) {
-            node.held.push_back(buffer);  // stays in flight until resumed
+            network_.hold(to, buffer);
             return;
         }
         node.replica->on_message(message);
@@ -286,8 +285,7 @@ void kv_simulation::handle(const event& e) {
             if (!node.paused) break;
             record_trace(e.kind, e.a, e.a, {});
             node.paused = false;
-            for (const auto buffer : node.held) events_.push(now_, event_kind::deliver, e.a, buffer);
-            node.held.clear();
+            network_.resume(e.a, [&](std::uint32_t buffer) { events_.push(now_, event_kind::deliver, e.a, buffer); });
             break;
         }
         case event_kind::heal_partition:
@@ -406,8 +404,7 @@ void kv_simulation::fault_step() {
             record_trace(event_kind::restart, index, index, {});
             mix_trace(0xC0 + index);
             replicas_[index].replica.reset();
-            for (const auto buffer : replicas_[index].held) network_.release(buffer);
-            replicas_[index].held.clear();
+            network_.drop_held(index);
             ++result_.crashes;
             result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
             schedule(vsr::uniform_between(random_, 50, 5'000) * ns_per_ms, event_kind::restart, index);
