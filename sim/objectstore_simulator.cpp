@@ -377,6 +377,7 @@ objectstore_result objectstore_simulation::run() {
     if (result_.ok) final_checks();
     for (const auto& node : nodes_) {
         if (node.replica) result_.view_changes += node.replica->counters().views_started_as_primary;
+        if (node.replica) result_.queries_answered += node.replica->counters().queries_answered;
         const auto& d = node.disk->counters();
         result_.disk_faults += d.bit_flips_at_rest + d.bit_flips_on_read + d.lost_writes + d.torn_writes + d.leftover_temporaries +
                                d.read_errors + d.write_errors + d.remove_errors;

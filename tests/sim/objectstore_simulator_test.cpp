@@ -143,6 +143,7 @@ BOOST_AUTO_TEST_CASE(fault_controls_act_within_the_budget) {
             total.uploads_aborted += r.uploads_aborted;
             total.conditional_failures += r.conditional_failures;
             total.view_changes += r.view_changes;
+            total.queries_answered += r.queries_answered;
             total.lists_ok += r.lists_ok;
             total.heads_ok += r.heads_ok;
             total.deletes_ok += r.deletes_ok;
@@ -167,6 +168,7 @@ BOOST_AUTO_TEST_CASE(fault_controls_act_within_the_budget) {
     BOOST_TEST(total.uploads_aborted > 0);
     BOOST_TEST(total.conditional_failures > 0);
     BOOST_TEST(total.view_changes > 0);
+    BOOST_TEST(total.queries_answered > 0);  // GET, HEAD, LIST and the janitor's reads take the query path
     BOOST_TEST(total.lists_ok > 0);
     BOOST_TEST(total.heads_ok > 0);
     BOOST_TEST(total.deletes_ok > 0);
