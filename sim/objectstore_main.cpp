@@ -28,7 +28,7 @@ int usage() {
     std::fprintf(stderr,
                  "usage: toastyfs-sim --seed N | --seeds A..B  [--replicas 3|5] [--requests R] [--verbose]\n"
                  "                    [--bug none|gc_ignores_lease|put_acks_one_copy|get_skips_verification|\n"
-                 "                           put_ignores_condition] [--check-determinism] [--quiet]\n");
+                 "                           put_ignores_condition|read_tries_one_node] [--check-determinism] [--quiet]\n");
     return 2;
 }
 

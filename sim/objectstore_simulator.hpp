@@ -19,6 +19,9 @@ enum class objectstore_tamper : std::uint8_t {
     list_drops_entry,   // the first LIST result with an entry loses its first entry
     get_flips_byte,     // the first GET piece delivered gets one byte flipped
     drop_chunk_copies,  // before the read-back, every copy of one committed chunk vanishes (no fault)
+    garble_chunk_copies,  // before the read-back, every copy of one committed chunk gets a flipped bit (no fault)
+    unavailable_after_heal,  // the first operation to end after healing is seen as ending unavailable
+    list_hangs,              // the first LIST never reports back to its user
 };
 
 struct objectstore_options {
@@ -61,6 +64,7 @@ struct objectstore_result {
     std::uint64_t holders_removed_while_held = 0;  // remove_holder committed while the node had the chunk
     std::uint64_t buffer_waits = 0, corrupt_chunks_received = 0, chunk_timeouts = 0;
     std::uint64_t view_changes = 0;
+    std::uint64_t queries_answered = 0;  // reads answered by a primary without a log entry
     // what this seed drew
     std::uint32_t chunk_size = 0;
     std::uint32_t replication_factor = 0;

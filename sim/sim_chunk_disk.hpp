@@ -65,6 +65,13 @@ enum class crash_kind : std::uint8_t {
     wipe_disk,  // the disk is replaced: everything is gone, directories included
 };
 
+/// The faults that hit one file name, for checkers: is a copy the product reports as corrupt
+/// really damaged by an injected fault?
+struct file_faults {
+    bool damaged_at_rest = false;  // the stored bytes differ from what was written (flip, rot, torn)
+    std::uint64_t read_flips = 0;  // reads that returned a flipped copy (the stored copy is fine)
+};
+
 struct sim_file {
     std::vector<std::uint8_t> bytes;
     std::uint64_t token = 0;
@@ -79,6 +86,12 @@ public:
     /// The switches; change them at any time.
     chunk_disk_faults& faults() noexcept { return faults_; }
     const chunk_disk_counters& counters() const noexcept { return counters_; }
+    /// The faults that hit the last content written (or renamed) to `name`; kept after a remove
+    /// or a rename away, until the next write.
+    file_faults faults_hit(std::string_view name) const {
+        const auto found = hits_.find(name);
+        return found == hits_.end() ? file_faults{} : found->second;
+    }
 
     // The chunk_disk requirements (see include/toastyfs/chunk_disk.hpp).
 
@@ -95,9 +108,11 @@ public:
             return toastyfs::disk_status::no_space;
         }
         sim_file file{{bytes.begin(), bytes.end()}, token};
+        hits_[std::string(name)] = file_faults{};
         if (!file.bytes.empty() && roll(faults_.bit_flip_at_rest_per_mille)) {
             flip_random_bit(file.bytes);
             counters_.bit_flips_at_rest++;
+            hits_[std::string(name)].damaged_at_rest = true;
         }
         if (roll(faults_.leftover_temporary_per_mille)) {
             const std::string temporary = std::string(name) + std::string(temporary_marker) +
@@ -129,6 +144,7 @@ public:
         if (!out.empty() && roll(faults_.bit_flip_on_read_per_mille)) {
             flip_random_bit(out);
             counters_.bit_flips_on_read++;
+            hits_[std::string(name)].read_flips++;
         }
         return toastyfs::disk_status::ok;
     }
@@ -155,6 +171,7 @@ public:
             used_bytes_ -= replaced->second.bytes.size();
         }
         visible_[std::string(to)] = std::move(file);
+        hits_[std::string(to)] = faults_hit(from);
         // Durable: `to` becomes whatever `from` durably was (nothing, after a lost write).
         const auto durable_from = durable_.find(from);
         if (durable_from == durable_.end()) {
@@ -217,9 +234,15 @@ public:
         if (kind == crash_kind::wipe_disk) {
             durable_.clear();
             directories_.clear();
+            hits_.clear();
             counters_.wipes++;
         }
         counters_.crashes++;
+        // A copy whose durable bytes differ (torn write) comes back damaged.
+        for (const auto& [name, file] : durable_) {
+            const auto seen = visible_.find(name);
+            if (seen == visible_.end() || seen->second.bytes != file.bytes) hits_[name].damaged_at_rest = true;
+        }
         visible_ = durable_;
         used_bytes_ = 0;
         for (const auto& [name, file] : visible_) used_bytes_ += file.bytes.size();
@@ -242,6 +265,7 @@ public:
         flip(found->second);
         if (same) flip(durable_.find(name)->second);
         counters_.bit_flips_at_rest++;
+        hits_[std::string(name)].damaged_at_rest = true;
         return true;
     }
 
@@ -274,6 +298,7 @@ public:
         sim_file file{std::move(bytes), token};
         durable_[std::string(name)] = file;
         visible_[std::string(name)] = std::move(file);
+        hits_[std::string(name)] = file_faults{};  // not a fault
     }
 
     /// For checkers: every file as calls see it now, and as a crash would leave it. No faults.
@@ -332,6 +357,7 @@ private:
     std::map<std::string, sim_file, std::less<>> visible_;
     std::map<std::string, sim_file, std::less<>> durable_;
     std::set<std::string, std::less<>> directories_;
+    std::map<std::string, file_faults, std::less<>> hits_;
     std::uint64_t used_bytes_ = 0;  // of the visible view
     std::uint64_t token_now_ = 1;
     std::uint64_t temporary_sequence_ = 0;

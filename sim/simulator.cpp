@@ -14,53 +14,24 @@
 #include "sim/fault_profile.hpp"
 #include "kv_state_machine.hpp"
 #include "sim/linearizability.hpp"
+#include "sim/network.hpp"
 #include "vsr/client.hpp"
 #include "vsr/replica.hpp"
 
 namespace sim {
 namespace {
 
-constexpr std::uint64_t ns_per_ms = 1'000'000;
-constexpr std::uint64_t ns_per_us = 1'000;
 constexpr std::size_t trace_tail_size = 48;
 
 class kv_simulation;
-
-/// Simulated message bus: hands messages to the simulated network.
-struct sim_bus {
-    kv_simulation* simulation = nullptr;
-    std::uint32_t node = 0;
-    void send_to_replica(std::uint8_t replica, std::span<const std::uint8_t> message);
-    void send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message);
-};
-static_assert(vsr::message_bus<sim_bus>);
-
-/// Simulated clock with per-replica drift and offset.
-struct sim_clock {
-    const std::uint64_t* now_ns = nullptr;
-    std::int64_t drift_per_mille = 0;
-    std::uint64_t offset_ns = 0;
-    std::uint64_t monotonic_ns() { return offset_ns + skewed(*now_ns); }
-    std::uint64_t realtime_ns() { return 1'700'000'000ULL * 1'000'000'000ULL + offset_ns + skewed(*now_ns); }
-    std::uint64_t skewed(std::uint64_t t) const {
-        return static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + static_cast<std::int64_t>(t / 1000) * drift_per_mille);
-    }
-};
-static_assert(vsr::time_source<sim_clock>);
+using sim_bus = sim::sim_bus<kv_simulation>;
 
 using sim_replica = vsr::basic_replica<kv::state_machine, sim_bus, sim_clock, vsr::xoshiro256>;
 using sim_client = vsr::basic_client<sim_bus, vsr::xoshiro256>;
 
 enum class event_kind : std::uint8_t { deliver, replica_tick, client_tick, fault_step, restart, resume, heal_partition, heal_all, watchdog };
 
-struct event {
-    std::uint64_t time;
-    std::uint64_t seq;
-    event_kind kind;
-    std::uint32_t node;
-    std::uint32_t payload;
-    bool operator>(const event& other) const { return std::pair(time, seq) > std::pair(other.time, other.seq); }
-};
+using event = sim_event<event_kind>;  // a: the node; b: the message buffer of a delivery
 
 struct trace_record {
     std::uint64_t time = 0;
@@ -75,7 +46,6 @@ struct replica_node {
     std::unique_ptr<vsr::xoshiro256> random;
     std::unique_ptr<sim_replica> replica;  // null while crashed
     bool paused = false;
-    std::vector<std::uint32_t> held;       // deliveries postponed while paused
     std::uint64_t tick_interval_ns = 0;
     std::uint64_t checked_executed = 0;    // safety checker progress
     std::uint64_t last_view = 0;
@@ -90,12 +60,14 @@ struct client_node {
     std::uint32_t outstanding = 0;
     std::uint64_t next_submit_ns = 0;
     std::uint64_t values_written = 0;
+    bool reads_only = false;  // never blocks its own reads behind a write a deposed primary holds
     std::vector<std::string> last_seen;  // per key: a value this client saw, for cas
 };
 
 class kv_simulation {
 public:
-    explicit kv_simulation(const simulation_options& options) : options_(options), random_(options.seed) {}
+    explicit kv_simulation(const simulation_options& options)
+        : options_(options), random_(options.seed), extra_random_(options.seed ^ 0xD1E5D1E5D1E5D1E5ULL) {}
 
     simulation_result run();
 
@@ -108,11 +80,10 @@ public:
 
 private:
     void setup();
+    void setup_client_options();
     void schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t node, std::uint32_t payload = 0);
     void handle(const event& e);
     void deliver(std::uint32_t to, std::uint32_t buffer);
-    void release_buffer(std::uint32_t buffer);
-    bool client_link_blocked(std::uint32_t from, std::uint32_t to) const;
     void start_replica(std::uint32_t index, bool recovering);
     void replica_tick(std::uint32_t index);
     void client_tick(std::uint32_t index);
@@ -129,22 +100,22 @@ private:
     void record_trace(event_kind kind, std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message);
     std::string format_trace() const;
     bool done() const;
+    bool cluster_settled() const;
+    std::uint32_t current_primary() const;
+    void check_success(const kv_history_op& h, vsr::result_status status);
     void mix_trace(std::uint64_t value) { trace_hash_ = vsr::checksum({reinterpret_cast<const std::uint8_t*>(&value), 8}, trace_hash_); }
 
     simulation_options options_;
     vsr::xoshiro256 random_;
+    vsr::xoshiro256 extra_random_;  // draws added later, kept apart so the others stay as they were
     fault_profile profile_;
     vsr::config config_;
     vsr::client_options client_options_;
     simulation_result result_;
 
     std::uint64_t now_ = 0;
-    std::uint64_t seq_ = 0;
-    std::priority_queue<event, std::vector<event>, std::greater<>> events_;
-    std::vector<std::vector<std::uint8_t>> buffers_;
-    std::vector<std::uint32_t> buffer_from_;
-    std::vector<std::uint32_t> free_buffers_;
-    std::uint32_t buffers_in_flight_ = 0;
+    event_queue<event_kind> events_;
+    vsr_network network_;
 
     std::vector<replica_node> replicas_;
     std::vector<client_node> clients_;
@@ -155,11 +126,8 @@ private:
     // faults
     bool faults_active_ = true;
     std::uint64_t heal_time_ = 0;
-    std::array<std::array<bool, vsr::replicas_max>, vsr::replicas_max> blocked_{};
-    std::vector<std::array<bool, vsr::replicas_max>> client_blocked_;  // [client][replica], both ways
-    bool partition_active_ = false;
-    std::array<std::array<std::uint64_t, vsr::replicas_max>, vsr::replicas_max> clogged_until_{};
-    std::uint64_t clog_delay_ns_ = 0;
+    std::uint64_t settled_ns_ = UINT64_MAX;  // after healing: every replica normal in one view
+    bool tampered_ = false;
 
     // workload and checkers
     std::uint32_t issued_ = 0;
@@ -180,18 +148,8 @@ private:
     bool finished_ = false;
 };
 
-void sim_bus::send_to_replica(std::uint8_t replica, std::span<const std::uint8_t> message) {
-    if (replica >= simulation->replica_count()) return;
-    simulation->send(node, replica, message);
-}
-
-void sim_bus::send_to_client(std::uint64_t client_id, std::span<const std::uint8_t> message) {
-    const std::uint32_t to = simulation->client_node_of(client_id);
-    if (to != UINT32_MAX) simulation->send(node, to, message);
-}
-
 void kv_simulation::schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t node, std::uint32_t payload) {
-    events_.push(event{now_ + delay_ns, seq_++, kind, node, payload});
+    events_.push(now_ + delay_ns, kind, node, payload);
 }
 
 void kv_simulation::setup() {
@@ -221,31 +179,27 @@ void kv_simulation::setup() {
     if (vsr::chance(random_, 1, 10)) config_.log_entries_max = vsr::uniform_between(random_, 10, 300);
     keys_ = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 8));
 
-    client_options_.cluster = config_.cluster;
-    client_options_.replica_count = config_.replica_count;
-    client_options_.tick_ms = config_.tick_ms;
-    client_options_.message_size_max = config_.message_size_max;
+    setup_client_options();
 
     replicas_.resize(options_.replicas);
     for (std::uint32_t i = 0; i < options_.replicas; ++i) {
         replica_node& node = replicas_[i];
         node.bus = sim_bus{this, i};
-        const auto drift = profile_.clock_drift_per_mille;
-        node.clock = sim_clock{&now_, drift == 0 ? 0 : static_cast<std::int64_t>(vsr::uniform_between(random_, 0, 2 * drift)) - drift,
-                               vsr::uniform_below(random_, 1'000'000'000)};
-        node.tick_interval_ns = static_cast<std::uint64_t>(static_cast<std::int64_t>(config_.tick_ms * ns_per_ms) -
-                                                           static_cast<std::int64_t>(config_.tick_ms * ns_per_ms / 1000) * node.clock.drift_per_mille);
+        node.clock = draw_clock(&now_, profile_.clock_drift_per_mille, random_);
+        node.tick_interval_ns = tick_interval_ns(config_.tick_ms, node.clock);
         start_replica(i, false);
         schedule(vsr::uniform_below(random_, node.tick_interval_ns), event_kind::replica_tick, i);
     }
     clients_.resize(client_count);
-    client_blocked_.assign(client_count, {});
+    network_ = vsr_network(profile_, options_.replicas, client_count);
     for (std::uint32_t c = 0; c < client_count; ++c) {
         client_node& node = clients_[c];
         const std::uint32_t id = options_.replicas + c;
         node.bus = sim_bus{this, id};
         node.random = std::make_unique<vsr::xoshiro256>(random_.next_u64());
         node.sessions = sessions[c];
+        // Some clients only read: left with a deposed primary, they keep asking it (query_without_round).
+        node.reads_only = vsr::chance(extra_random_, 1, 4);
         node.last_seen.resize(keys_);
         auto options = client_options_;
         options.sessions = node.sessions;
@@ -257,6 +211,18 @@ void kv_simulation::setup() {
     schedule(fault_phase_ms * ns_per_ms, event_kind::heal_all, 0);
     schedule(profile_.fault_step_ms * ns_per_ms, event_kind::fault_step, 0);
     schedule(1000 * ns_per_ms, event_kind::watchdog, 0);
+}
+
+void kv_simulation::setup_client_options() {
+    client_options_.cluster = config_.cluster;
+    client_options_.replica_count = config_.replica_count;
+    client_options_.tick_ms = config_.tick_ms;
+    client_options_.message_size_max = config_.message_size_max;
+    // A third of the seeds give requests a deadline: a request that times out after healing is a
+    // liveness failure.
+    if (vsr::chance(extra_random_, 1, 3)) {
+        client_options_.deadline_ms = static_cast<std::uint32_t>(vsr::uniform_between(extra_random_, 3'000, 15'000));
+    }
 }
 
 void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
@@ -272,71 +238,31 @@ void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
 // ---- network ----
 
 void kv_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
-    const bool between_replicas = from < options_.replicas && to < options_.replicas;
-    if (faults_active_) {
-        const bool pool_exhausted = buffers_in_flight_ >= profile_.message_pool_max;
-        if (pool_exhausted || (between_replicas && blocked_[from][to]) || client_link_blocked(from, to) ||
-            vsr::chance(random_, profile_.drop_per_mille, 1000)) {
-            ++result_.messages_dropped;
-            return;
-        }
-    }
-    const std::uint32_t copies = faults_active_ && vsr::chance(random_, profile_.duplicate_per_mille, 1000) ? 2 : 1;
-    result_.messages_duplicated += copies - 1;
-    for (std::uint32_t copy = 0; copy < copies; ++copy) {
-        std::uint64_t delay_ns = vsr::uniform_between(random_, profile_.latency_min_us, profile_.latency_max_us) * ns_per_us;
-        if (faults_active_ && vsr::chance(random_, profile_.delay_spike_per_mille, 1000)) {
-            delay_ns += vsr::uniform_below(random_, profile_.delay_spike_max_us) * ns_per_us;
-        }
-        if (between_replicas && clogged_until_[from][to] > now_) delay_ns += clog_delay_ns_;
-        std::uint32_t buffer;
-        if (free_buffers_.empty()) {
-            buffer = static_cast<std::uint32_t>(buffers_.size());
-            buffers_.emplace_back();
-            buffer_from_.push_back(0);
-        } else {
-            buffer = free_buffers_.back();
-            free_buffers_.pop_back();
-        }
-        buffers_[buffer].assign(message.begin(), message.end());
-        buffer_from_[buffer] = from;
-        ++buffers_in_flight_;
+    network_.send(from, to, message, now_, faults_active_, random_, [&](std::uint64_t delay_ns, std::uint32_t buffer) {
         schedule(delay_ns, event_kind::deliver, to, buffer);
-    }
-}
-
-bool kv_simulation::client_link_blocked(std::uint32_t from, std::uint32_t to) const {
-    const std::uint32_t n = options_.replicas;
-    if (from >= n && to < n) return client_blocked_[from - n][to];
-    if (from < n && to >= n) return client_blocked_[to - n][from];
-    return false;
-}
-
-void kv_simulation::release_buffer(std::uint32_t buffer) {
-    free_buffers_.push_back(buffer);
-    --buffers_in_flight_;
+    });
 }
 
 void kv_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
-    const auto& message = buffers_[buffer];
-    record_trace(event_kind::deliver, buffer_from_[buffer], to, message);
+    const auto message = network_.message(buffer);
+    record_trace(event_kind::deliver, network_.sender(buffer), to, message);
     ++result_.messages_delivered;
     if (to < options_.replicas) {
         replica_node& node = replicas_[to];
         if (!node.replica) {
-            release_buffer(buffer);
+            network_.release(buffer);
             return;
         }
         if (node.paused) {
-            node.held.push_back(buffer);  // stays in flight until resumed
+            network_.hold(to, buffer);
             return;
         }
         node.replica->on_message(message);
-        release_buffer(buffer);
+        network_.release(buffer);
         check_replica(to);
     } else {
         clients_[to - options_.replicas].client->on_message(message);
-        release_buffer(buffer);
+        network_.release(buffer);
     }
 }
 
@@ -344,33 +270,27 @@ void kv_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
 
 void kv_simulation::handle(const event& e) {
     switch (e.kind) {
-        case event_kind::deliver: deliver(e.node, e.payload); break;
-        case event_kind::replica_tick: replica_tick(e.node); break;
-        case event_kind::client_tick: client_tick(e.node - options_.replicas); break;
+        case event_kind::deliver: deliver(e.a, static_cast<std::uint32_t>(e.b)); break;
+        case event_kind::replica_tick: replica_tick(e.a); break;
+        case event_kind::client_tick: client_tick(e.a - options_.replicas); break;
         case event_kind::fault_step: fault_step(); break;
         case event_kind::restart:
-            if (!replicas_[e.node].replica) {
-                record_trace(e.kind, e.node, e.node, {});
-                start_replica(e.node, true);
+            if (!replicas_[e.a].replica) {
+                record_trace(e.kind, e.a, e.a, {});
+                start_replica(e.a, true);
             }
             break;
         case event_kind::resume: {
-            replica_node& node = replicas_[e.node];
+            replica_node& node = replicas_[e.a];
             if (!node.paused) break;
-            record_trace(e.kind, e.node, e.node, {});
+            record_trace(e.kind, e.a, e.a, {});
             node.paused = false;
-            for (const auto buffer : node.held) {
-                ++seq_;
-                events_.push(event{now_, seq_, event_kind::deliver, e.node, buffer});
-            }
-            node.held.clear();
+            network_.resume(e.a, [&](std::uint32_t buffer) { events_.push(now_, event_kind::deliver, e.a, buffer); });
             break;
         }
         case event_kind::heal_partition:
             record_trace(e.kind, 0, 0, {});
-            blocked_ = {};
-            for (auto& links : client_blocked_) links = {};
-            partition_active_ = false;
+            network_.heal_partition();
             break;
         case event_kind::heal_all: heal_all(); break;
         case event_kind::watchdog: watchdog(); break;
@@ -403,7 +323,7 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
     op.id = history_.size();
     op.client = client_index;
     op.key = "k" + std::to_string(key_index);
-    const auto roll = vsr::uniform_below(random, 100);
+    const auto roll = node.reads_only ? 50 : vsr::uniform_below(random, 100);
     op.kind = roll < 40 ? kv_kind::put : roll < 70 ? kv_kind::get : roll < 90 ? kv_kind::cas : kv_kind::del;
     if (op.kind == kv_kind::put || op.kind == kv_kind::cas) {
         op.value = "c" + std::to_string(client_index) + "." + std::to_string(++node.values_written);
@@ -431,6 +351,7 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
         ++completed_;
         outstanding_.erase(std::find(outstanding_.begin(), outstanding_.end(), id));
         h.complete_ns = now_;
+        check_success(h, r.status);
         if (r.status == vsr::result_status::log_full || r.status == vsr::result_status::too_large) {
             h.result_outcome = outcome::fail;  // the cluster promises it never executes
             return;
@@ -483,31 +404,26 @@ void kv_simulation::fault_step() {
             record_trace(event_kind::restart, index, index, {});
             mix_trace(0xC0 + index);
             replicas_[index].replica.reset();
-            for (const auto buffer : replicas_[index].held) release_buffer(buffer);
-            replicas_[index].held.clear();
+            network_.drop_held(index);
             ++result_.crashes;
             result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
             schedule(vsr::uniform_between(random_, 50, 5'000) * ns_per_ms, event_kind::restart, index);
         }
     }
-    if (profile_.partitions && !partition_active_ && roll()) {
-        std::uint64_t side = 0;
-        while (side == 0 || side == (1ULL << n) - 1) side = vsr::uniform_below(random_, 1ULL << n);
-        const bool one_way = profile_.asymmetric_partitions && vsr::chance(random_, 1, 2);
-        for (std::uint32_t a = 0; a < n; ++a) {
-            for (std::uint32_t b = 0; b < n; ++b) {
-                const bool a_in = (side >> a) & 1, b_in = (side >> b) & 1;
-                if (a_in && !b_in) blocked_[a][b] = true;
-                if (!a_in && b_in && !one_way) blocked_[a][b] = true;
-            }
-        }
+    if (profile_.partitions && !network_.partition_active() && roll()) {
+        std::uint64_t side = draw_partition_side(random_, n);
+        // Half the time a primary with nothing uncommitted alone, with the reading clients: the
+        // others elect a new primary and write, the readers keep asking the deposed one.
+        const std::uint32_t primary = current_primary();
+        const bool primary_alone = primary != UINT32_MAX && vsr::chance(random_, 1, 2);
+        if (primary_alone) side = 1ULL << primary;
+        network_.partition(side, profile_.asymmetric_partitions && vsr::chance(random_, 1, 2));
         // Clients may be cut off too, from the replicas on the other side (leader discovery).
-        for (auto& links : client_blocked_) {
-            if (!vsr::chance(random_, 1, 2)) continue;
-            const bool client_in = vsr::chance(random_, 1, 2);
-            for (std::uint32_t r = 0; r < n; ++r) links[r] = (((side >> r) & 1) != 0) != client_in;
+        for (std::uint32_t c = 0; c < clients_.size(); ++c) {
+            if (!primary_alone && !vsr::chance(random_, 1, 2)) continue;
+            const bool client_in = primary_alone ? clients_[c].reads_only : vsr::chance(random_, 1, 2);
+            network_.cut_client(c, side, client_in);
         }
-        partition_active_ = true;
         ++result_.partitions;
         mix_trace(side);
         schedule(vsr::uniform_between(random_, 100, 5'000) * ns_per_ms, event_kind::heal_partition, 0);
@@ -515,8 +431,8 @@ void kv_simulation::fault_step() {
     if (profile_.clogging && roll()) {
         const auto a = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
         const auto b = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
-        clog_delay_ns_ = vsr::uniform_between(random_, 10, 800) * ns_per_ms;
-        clogged_until_[a][b] = now_ + vsr::uniform_between(random_, 100, 3'000) * ns_per_ms;
+        const std::uint64_t delay_ns = vsr::uniform_between(random_, 10, 800) * ns_per_ms;
+        network_.clog(a, b, now_ + vsr::uniform_between(random_, 100, 3'000) * ns_per_ms, delay_ns);
         ++result_.clogs;
     }
     if (profile_.pauses && roll()) {
@@ -534,10 +450,7 @@ void kv_simulation::heal_all() {
     record_trace(event_kind::heal_all, 0, 0, {});
     faults_active_ = false;
     heal_time_ = now_;
-    blocked_ = {};
-    for (auto& links : client_blocked_) links = {};
-    clogged_until_ = {};
-    partition_active_ = false;
+    network_.heal_all();
     for (std::uint32_t i = 0; i < options_.replicas; ++i) {
         if (!replicas_[i].replica) schedule(0, event_kind::restart, i);
         if (replicas_[i].paused) schedule(0, event_kind::resume, i);
@@ -588,6 +501,46 @@ void kv_simulation::check_replica(std::uint32_t index) {
                                " without committed op " + std::to_string(committed));
         }
     }
+}
+
+/// Liveness means success: a request invoked once the healed cluster settled, or ending well
+/// after that, must not time out.
+void kv_simulation::check_success(const kv_history_op& h, vsr::result_status status) {
+    if (faults_active_) return;
+    if (options_.tamper_timeout_after_heal && !tampered_ && h.invoke_ns >= settled_ns_) {
+        tampered_ = true;
+        status = vsr::result_status::timeout;
+    }
+    if (status != vsr::result_status::timeout) return;
+    // A request waiting from before gets its next retry within 1.5 retry_max_ms (backoff with jitter).
+    const std::uint64_t settle_grace_ns = (client_options_.retry_max_ms * 3 / 2 + 500) * ns_per_ms;
+    if (h.invoke_ns < settled_ns_ && (settled_ns_ == UINT64_MAX || now_ < settled_ns_ + settle_grace_ns)) return;
+    fail("liveness", "request #" + std::to_string(h.id) + " (" + describe_op(h) + ") timed out at " +
+                         std::to_string(now_ / ns_per_ms) + " ms, after healing at " + std::to_string(heal_time_ / ns_per_ms) + " ms (settled at " +
+                         std::to_string(settled_ns_ / ns_per_ms) + " ms)");
+}
+
+/// The normal primary of the highest view with nothing uncommitted, or UINT32_MAX.
+std::uint32_t kv_simulation::current_primary() const {
+    std::uint32_t found = UINT32_MAX;
+    for (std::uint32_t i = 0; i < options_.replicas; ++i) {
+        const auto& r = replicas_[i].replica;
+        if (!r || r->status() != vsr::replica_status::normal || !r->is_primary()) continue;
+        if (r->op() != r->commit_executed()) continue;
+        if (found == UINT32_MAX || r->view() > replicas_[found].replica->view()) found = i;
+    }
+    return found;
+}
+
+bool kv_simulation::cluster_settled() const {
+    std::uint64_t view = UINT64_MAX;
+    for (const auto& node : replicas_) {
+        if (!node.replica || node.paused || node.replica->syncing()) return false;
+        if (node.replica->status() != vsr::replica_status::normal) return false;
+        if (view != UINT64_MAX && node.replica->view() != view) return false;
+        view = node.replica->view();
+    }
+    return true;
 }
 
 bool kv_simulation::done() const { return issued_ == options_.requests && completed_ == issued_; }
@@ -734,10 +687,10 @@ simulation_result kv_simulation::run() {
     setup();
     const std::uint64_t time_max = 600'000 * ns_per_ms;
     while (!events_.empty() && result_.ok && !finished_ && now_ < time_max) {
-        const event e = events_.top();
-        events_.pop();
+        const event e = events_.pop();
         now_ = e.time;
         handle(e);
+        if (!faults_active_ && settled_ns_ == UINT64_MAX && cluster_settled()) settled_ns_ = now_;
         if (!faults_active_ && done()) check_convergence();
     }
     if (result_.ok && !finished_) fail("liveness", "simulation ended before the workload completed");
@@ -752,6 +705,8 @@ simulation_result kv_simulation::run() {
         result_.sessions_evicted += counters.sessions_evicted;
         result_.queries_answered += counters.queries_answered;
     }
+    result_.messages_dropped = network_.dropped();
+    result_.messages_duplicated = network_.duplicated();
     result_.simulated_ms = now_ / ns_per_ms;
     result_.trace_hash = trace_hash_;
     return result_;

@@ -20,6 +20,9 @@ struct simulation_options {
     /// After the fault phase everything heals; every outstanding request must then complete
     /// and the replicas converge within this much simulated time.
     std::uint64_t liveness_bound_ms = 30'000;
+    /// Tests: the first request invoked after the healed cluster settled is seen as timed out
+    /// (the liveness check must fire).
+    bool tamper_timeout_after_heal = false;
 };
 
 struct simulation_result {

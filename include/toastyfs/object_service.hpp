@@ -949,7 +949,8 @@ private:
     void send_read(reader& r, fetched& f) {
         const chunk_location& loc = r.chunks[f.index].location;
         const std::vector<std::uint8_t> order = placement(loc.sha256);
-        for (int pass = 0; pass < 2; ++pass) {
+        const int passes = options_.bug == planted_bug::read_tries_one_node && f.tried != 0 ? 0 : 2;
+        for (int pass = 0; pass < passes; ++pass) {
             for (const std::uint8_t node : order) {
                 if (contains(f.tried, node) || contains(loc.holders, node) != (pass == 0)) continue;
                 f.tried = with(f.tried, node);

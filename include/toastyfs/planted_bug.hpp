@@ -15,6 +15,7 @@ enum class planted_bug : std::uint8_t {
     get_skips_verification,  // object_service: a read trusts a node's bytes without SHA-256
     put_ignores_condition,   // metadata state machine: put_object ignores its condition
     janitor_skips_repair,    // janitor: never copies a chunk that has fewer than replication_factor copies
+    read_tries_one_node,     // object_service: a read gives up on a chunk after one node failed
 };
 
 /// For the processes' --planted-bug flag (tests/chaos). False for an unknown name.
@@ -24,6 +25,7 @@ inline bool parse_planted_bug(std::string_view name, planted_bug& out) {
     else if (name == "get_skips_verification") out = planted_bug::get_skips_verification;
     else if (name == "put_ignores_condition") out = planted_bug::put_ignores_condition;
     else if (name == "janitor_skips_repair") out = planted_bug::janitor_skips_repair;
+    else if (name == "read_tries_one_node") out = planted_bug::read_tries_one_node;
     else return false;
     return true;
 }

@@ -90,6 +90,28 @@ BOOST_AUTO_TEST_CASE(lost_objects_are_caught_by_the_final_read_back) {
     expect_caught(planted_bug::none, sim::objectstore_tamper::drop_chunk_copies, "durability", 10);
 }
 
+BOOST_AUTO_TEST_CASE(copies_reported_corrupt_without_a_fault_are_not_excused) {
+    // Every copy of a committed chunk is garbled by no injected fault; the store reports each
+    // corrupt, and the loss must not be excused as destroyed by faults.
+    expect_caught(planted_bug::none, sim::objectstore_tamper::garble_chunk_copies, "durability", 10);
+}
+
+BOOST_AUTO_TEST_CASE(an_operation_unavailable_after_healing_is_a_liveness_failure) {
+    expect_caught(planted_bug::none, sim::objectstore_tamper::unavailable_after_heal, "liveness", 5);
+}
+
+BOOST_AUTO_TEST_CASE(a_hanging_list_is_caught_by_the_watchdog) {
+    const first_failure found = find_failure(planted_bug::none, sim::objectstore_tamper::list_hangs, 10);
+    BOOST_REQUIRE(found.seed != 0);
+    BOOST_TEST(found.result.property == "liveness");
+    BOOST_TEST(found.result.detail.find("LIST") != std::string::npos, found.result.detail);
+}
+
+BOOST_AUTO_TEST_CASE(a_read_giving_up_after_one_node_is_caught) {
+    // data_lost while a good copy sat on a reachable listed holder.
+    expect_caught(planted_bug::read_tries_one_node, sim::objectstore_tamper::none, "durability", 60);
+}
+
 // ---- the fault controls act -------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(fault_controls_act_within_the_budget) {
@@ -121,6 +143,7 @@ BOOST_AUTO_TEST_CASE(fault_controls_act_within_the_budget) {
             total.uploads_aborted += r.uploads_aborted;
             total.conditional_failures += r.conditional_failures;
             total.view_changes += r.view_changes;
+            total.queries_answered += r.queries_answered;
             total.lists_ok += r.lists_ok;
             total.heads_ok += r.heads_ok;
             total.deletes_ok += r.deletes_ok;
@@ -145,6 +168,7 @@ BOOST_AUTO_TEST_CASE(fault_controls_act_within_the_budget) {
     BOOST_TEST(total.uploads_aborted > 0);
     BOOST_TEST(total.conditional_failures > 0);
     BOOST_TEST(total.view_changes > 0);
+    BOOST_TEST(total.queries_answered > 0);  // GET, HEAD, LIST and the janitor's reads take the query path
     BOOST_TEST(total.lists_ok > 0);
     BOOST_TEST(total.heads_ok > 0);
     BOOST_TEST(total.deletes_ok > 0);

@@ -256,3 +256,30 @@ BOOST_AUTO_TEST_CASE(same_seed_same_faults) {
     BOOST_TEST((run(11) == run(11)));
     BOOST_TEST((run(11) != run(12)));
 }
+
+// faults_hit: what the checkers ask before excusing a copy the product reports corrupt.
+BOOST_AUTO_TEST_CASE(faults_hit_names_the_copies_a_fault_damaged) {
+    sim_chunk_disk disk = disk_with_file();
+    BOOST_TEST(!disk.faults_hit("d/f").damaged_at_rest);  // a clean write
+    BOOST_TEST(disk.faults_hit("d/f").read_flips == 0u);
+    disk.faults().bit_flip_on_read_per_mille = 1000;
+    std::vector<std::uint8_t> read;
+    BOOST_TEST(disk.read("d/f", 1000, read) == disk_status::ok);
+    BOOST_TEST(disk.faults_hit("d/f").read_flips == 1u);
+    BOOST_TEST(!disk.faults_hit("d/f").damaged_at_rest);  // the stored copy is fine
+    disk.faults() = {};
+    BOOST_TEST(disk.flip_bit("d/f", 3));
+    BOOST_TEST(disk.faults_hit("d/f").damaged_at_rest);
+    BOOST_TEST(disk.rename("d/f", "d/q") == disk_status::ok);  // follows the copy (quarantine)
+    BOOST_TEST(disk.faults_hit("d/q").damaged_at_rest);
+    BOOST_TEST(disk.write_durably("d/f", pattern(10, 4), 7) == disk_status::ok);  // new content
+    BOOST_TEST(!disk.faults_hit("d/f").damaged_at_rest);
+    disk.plant("d/p", pattern(10, 5), 8);  // not a fault
+    BOOST_TEST(!disk.faults_hit("d/p").damaged_at_rest);
+    disk.faults().torn_write_per_mille = 1000;
+    BOOST_TEST(disk.write_durably("d/t", pattern(300, 6), 9) == disk_status::ok);
+    BOOST_TEST(!disk.faults_hit("d/t").damaged_at_rest);  // visible copy intact until the crash
+    disk.crash(crash_kind::keep_disk);
+    BOOST_TEST(disk.faults_hit("d/t").damaged_at_rest);
+    BOOST_TEST(!disk.faults_hit("d/f").damaged_at_rest);
+}
