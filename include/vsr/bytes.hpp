@@ -135,10 +135,13 @@ public:
     void u16(std::uint16_t v) { store_le16(grow(2), v); }
     void u32(std::uint32_t v) { store_le32(grow(4), v); }
     void u64(std::uint64_t v) { store_le64(grow(8), v); }
-    // resize + memcpy rather than insert: GCC 12 at -O3 reports a false -Warray-bounds on
-    // vector::insert after a small push_back.
+    // resize + copy rather than insert: GCC 12 at -O3 reports a false -Warray-bounds on
+    // vector::insert after a small push_back, and a false -Wstringop-overflow on memcpy when it
+    // inlines a caller whose size it cannot bound. A plain loop gives it neither.
     void bytes(std::span<const std::uint8_t> v) {
-        if (!v.empty()) std::memcpy(grow(v.size()), v.data(), v.size());
+        if (v.empty()) return;
+        std::uint8_t* to = grow(v.size());
+        for (const std::uint8_t b : v) *to++ = b;
     }
     void string(std::string_view v) {
         bytes(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(v.data()), v.size()));
