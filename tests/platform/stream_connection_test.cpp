@@ -91,7 +91,7 @@ struct fixture {
             conn.start_receiving();
         };
         io_error io = io_error::none;
-        BOOST_REQUIRE(server->listen(platform::invalid_socket, {.ipv4_host_order = loopback, .port = 0}, io));
+        BOOST_REQUIRE(server->listen({.ipv4_host_order = loopback, .port = 0}, io));
         server->start(0);
         client->start(0);
     }
