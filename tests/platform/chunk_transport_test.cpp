@@ -232,11 +232,7 @@ struct fixture {
     }
 
     bool run_until(const std::function<bool()>& done, int limit = iterations_max) {
-        for (int i = 0; i < limit; i++) {
-            if (done()) return true;
-            loop.run_once(5 * ms);
-        }
-        return done();
+        return platform_test::run_until(loop, done, limit);
     }
 
     bool all_connected() const {

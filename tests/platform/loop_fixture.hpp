@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <span>
 
 #include <boost/test/unit_test.hpp>
@@ -14,6 +15,15 @@ namespace platform_test {
 
 constexpr std::uint64_t ms = 1'000'000;
 constexpr std::uint32_t loopback = 0x7f000001;  // 127.0.0.1
+
+/// Runs the loop (waiting at most 5 ms a turn) until done() holds or `turns` turns have passed.
+inline bool run_until(platform::event_loop& loop, const std::function<bool()>& done, int turns) {
+    for (int i = 0; i < turns; i++) {
+        if (done()) return true;
+        loop.run_once(5 * ms);
+    }
+    return done();
+}
 
 struct raw_connection {
     static constexpr int iterations_max = 4'000;  // bounds every wait loop (each run waits <= 5 ms)
