@@ -7,7 +7,8 @@
 //   and slow-peer rules read. A protocol derives from it and handles the events (on_received,
 //   on_sent...), which always run from loop callbacks, never inside the call that caused them.
 // - connection_pool: owns the connections, the housekeeping tick and the listener (accept loop,
-//   connection limit, pause and retry when accept fails, e.g. EMFILE). A closed connection is
+//   connection limit, pause and retry when accept fails, e.g. EMFILE), times out connects, and
+//   shuts down and drains for the protocols' destructors. A closed connection is
 //   freed only once the loop has handed back all of its completions ("released"), and only when
 //   no callback of the pool is on the stack, so nothing the loop or a caller holds dangles.
 // - connect_slot: one outgoing target with jittered exponential backoff (backoff_delay_ns).
@@ -58,7 +59,8 @@ struct send_queue_options {
 
 /// A receive buffer that reads ahead: bytes [begin, end) are received and not yet consumed.
 /// Protocols that parse many small frames per recv (the bus, HTTP) read into window() and parse
-/// unread(); the chunk transport reads exact frames into its own buffers instead.
+/// unread(); the chunk transport reads exact frames into its own buffers instead, so a chunk body
+/// lands in the vector handed to the handler or to on_reply, never copied (ARCHITECTURE.md).
 class receive_buffer {
 public:
     std::span<const std::uint8_t> unread() const noexcept { return {bytes_.data() + begin_, end_ - begin_}; }
