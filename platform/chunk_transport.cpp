@@ -28,6 +28,8 @@ namespace {
 // a header announcing a large body costs nothing until its bytes actually arrive.
 constexpr std::size_t body_growth_min = 64u << 10;
 
+enum class frame_progress : std::uint8_t { incomplete, refused, complete };
+
 // The receive side of one frame: exactly frame_header_size header bytes first (so a frame never
 // spills into the next), then the body in windows that grow with the bytes that arrive.
 struct frame_reader {
@@ -69,10 +71,19 @@ struct frame_reader {
     void release_if_over(std::size_t keep_bytes) {
         if (body.capacity() > keep_bytes) std::vector<std::uint8_t>().swap(body);
     }
-    // Counts a completed recv; the frame's deadline starts at its first byte.
-    void received(std::size_t bytes, std::uint64_t now) noexcept {
+    // Counts a completed recv (the frame's deadline starts at its first byte) and says what is
+    // next: more bytes (the caller receives again), nothing (check_header refused the header and
+    // closed), or the whole frame. A header is checked before any body byte is read.
+    template <typename header_check>
+    frame_progress received(std::size_t bytes, std::uint64_t now, header_check&& check_header) {
         if (started_ns == 0) started_ns = now;
         filled += bytes;
+        if (in_body) return body_done() ? frame_progress::complete : frame_progress::incomplete;
+        if (!header_done()) return frame_progress::incomplete;
+        if (!check_header()) return frame_progress::refused;
+        if (header.body_size == 0) return frame_progress::complete;
+        begin_body();
+        return frame_progress::incomplete;
     }
 };
 
@@ -117,17 +128,13 @@ chunk_server::chunk_server(event_loop& loop, chunk_server_options options)
       options_(std::move(options)),
       pool_(loop, connection_pool_options{.tick_ns = options_.tick_ns,
                                           .connections_max = options_.connections_max,
-                                          .listen_backlog = options_.listen_backlog}) {
+                                          .listen_backlog = options_.listen_backlog,
+                                          .listen_socket = options_.listen_socket}) {
     pool_.on_tick = [this](std::uint64_t now) { handle_tick(now); };
     pool_.on_accept = [this](accept_outcome outcome, socket_handle socket) { handle_accept(outcome, socket); };
 }
 
-chunk_server::~chunk_server() {
-    if (!started_ && options_.listen_socket != invalid_socket) loop_.close(options_.listen_socket);
-    shutdown();
-    pool_.drain();
-    assert(drained() && "chunk_server destroyed with operations still pending");
-}
+chunk_server::~chunk_server() { pool_.shutdown_and_drain(static_cast<std::uint8_t>(chunk_close_reason::shutdown)); }
 
 bool chunk_server::drained() const noexcept { return pool_.drained(); }
 
@@ -137,14 +144,12 @@ bool chunk_server::start(io_error& error) {
     assert(!started_);
     assert(options_.handler && "chunk_server needs a handler");
     started_ = true;
-    if (!pool_.listen(options_.listen_socket, options_.listen_address, error)) return false;
+    if (!pool_.listen(options_.listen_address, error)) return false;
     pool_.start(options_.tick_ns);
     return true;
 }
 
 void chunk_server::shutdown() {
-    if (stopping_) return;
-    stopping_ = true;
     // Connections closed inside a handler are freed only after its callback returns.
     pool_.shutdown(static_cast<std::uint8_t>(chunk_close_reason::shutdown));
 }
@@ -163,16 +168,7 @@ chunk_server_status chunk_server::status() const {
 // ---- accepting and housekeeping -----------------------------------------------------------------
 
 void chunk_server::handle_accept(accept_outcome outcome, socket_handle socket) {
-    if (outcome == accept_outcome::failed) {
-        counters_.accept_errors++;
-        return;
-    }
-    if (outcome == accept_outcome::refused) {
-        counters_.refused++;
-        return;
-    }
-    counters_.accepted++;
-    start_recv(pool_.add<connection>(*this, socket));
+    if (count_accept(outcome, counters_)) start_recv(pool_.add<connection>(*this, socket));
 }
 
 void chunk_server::handle_tick(std::uint64_t now) {
@@ -214,22 +210,15 @@ void chunk_server::handle_recv(connection& conn, io_error error, std::size_t byt
     const std::uint64_t now = conn.last_receive_ns();
     counters_.bytes_received += bytes;
     conn.last_activity_ns = now;
-    conn.reader.received(bytes, now);
-    if (!conn.reader.in_body) {
-        if (!conn.reader.header_done()) return start_recv(conn);
-        if (!handle_header(conn)) return;
-        if (conn.reader.header.body_size != 0) {
-            conn.reader.begin_body();
-            return start_recv(conn);
-        }
-    } else if (!conn.reader.body_done()) {
-        return start_recv(conn);
+    switch (conn.reader.received(bytes, now, [&] { return handle_header(conn); })) {
+        case frame_progress::incomplete: return start_recv(conn);
+        case frame_progress::refused: return;
+        case frame_progress::complete: return handle_request(conn);
     }
-    handle_request(conn);
 }
 
-// The header is checked before any body byte is read: a wrong cluster or a huge length never
-// makes the server wait for, or allocate, a body.
+// Checked before any body byte is read: a wrong cluster or a huge length never makes the server
+// wait for, or allocate, a body.
 bool chunk_server::handle_header(connection& conn) {
     const frame_error error = toastyfs::decode_frame_header(
         header_span(conn.reader.header_bytes), options_.cluster, options_.body_size_max,
@@ -368,17 +357,16 @@ chunk_client::chunk_client(event_loop& loop, chunk_client_options options)
     : loop_(loop),
       options_(std::move(options)),
       random_(options_.random_seed),
-      pool_(loop, connection_pool_options{.tick_ns = options_.tick_ns}),
+      pool_(loop, connection_pool_options{
+                      .tick_ns = options_.tick_ns,
+                      .connect_timeout_ns = options_.connect_timeout_ns,
+                      .connect_timeout_reason = static_cast<std::uint8_t>(chunk_close_reason::connect_failed)}),
       nodes_(options_.node_addresses.size()) {
     assert(options_.node_addresses.size() <= toastyfs::nodes_max);
     pool_.on_tick = [this](std::uint64_t now) { handle_tick(now); };
 }
 
-chunk_client::~chunk_client() {
-    shutdown();
-    pool_.drain();
-    assert(drained() && "chunk_client destroyed with operations still pending");
-}
+chunk_client::~chunk_client() { pool_.shutdown_and_drain(static_cast<std::uint8_t>(chunk_close_reason::shutdown)); }
 
 bool chunk_client::drained() const noexcept { return pool_.drained(); }
 
@@ -389,8 +377,6 @@ void chunk_client::start() {
 }
 
 void chunk_client::shutdown() {
-    if (stopping_) return;
-    stopping_ = true;  // first: closes below call no on_disconnect
     pool_.shutdown(static_cast<std::uint8_t>(chunk_close_reason::shutdown));
 }
 
@@ -399,7 +385,7 @@ chunk_client::connection* chunk_client::node_connection(std::uint8_t node) const
 }
 
 bool chunk_client::connected(std::uint8_t node) const noexcept {
-    if (stopping_ || node >= nodes_.size()) return false;
+    if (pool_.stopping() || node >= nodes_.size()) return false;
     const connection* conn = node_connection(node);
     return conn != nullptr && conn->open() && conn->established;
 }
@@ -424,20 +410,14 @@ void chunk_client::handle_tick(std::uint64_t now) {
     for (std::size_t i = 0; i < pool_.connection_objects(); i++) {
         check_timeouts(static_cast<connection&>(pool_.at(i)), now);
     }
-    if (stopping_) return;  // a callback called shutdown()
+    if (pool_.stopping()) return;  // a callback called shutdown()
     for (std::size_t node = 0; node < nodes_.size(); node++) {
         if (nodes_[node].due(now)) start_connect(static_cast<std::uint8_t>(node), now);
     }
 }
 
 void chunk_client::check_timeouts(connection& conn, std::uint64_t now) {
-    if (!conn.open()) return;
-    if (conn.connecting()) {
-        if (now - conn.opened_ns() > options_.connect_timeout_ns) {
-            close_connection(conn, chunk_close_reason::connect_failed);
-        }
-        return;
-    }
+    if (!conn.open() || conn.connecting()) return;  // the pool times connects out
     if (conn.sending() && now - conn.send_started_ns() > options_.frame_timeout_ns) {
         close_connection(conn, chunk_close_reason::slow_send);
     } else if (conn.reader.started_ns != 0 && now - conn.reader.started_ns > options_.frame_timeout_ns) {
@@ -552,18 +532,11 @@ void chunk_client::handle_recv(connection& conn, io_error error, std::size_t byt
     const std::uint64_t now = conn.last_receive_ns();
     counters_.bytes_received += bytes;
     conn.progress_ns = now;
-    conn.reader.received(bytes, now);
-    if (!conn.reader.in_body) {
-        if (!conn.reader.header_done()) return start_recv(conn);
-        if (!handle_header(conn)) return;
-        if (conn.reader.header.body_size != 0) {
-            conn.reader.begin_body();
-            return start_recv(conn);
-        }
-    } else if (!conn.reader.body_done()) {
-        return start_recv(conn);
+    switch (conn.reader.received(bytes, now, [&] { return handle_header(conn); })) {
+        case frame_progress::incomplete: return start_recv(conn);
+        case frame_progress::refused: return;
+        case frame_progress::complete: return handle_reply(conn);
     }
-    handle_reply(conn);
 }
 
 // Checked before any body byte is read: shape, direction, and that we asked for it.
@@ -628,7 +601,8 @@ void chunk_client::handle_closed(connection& conn, chunk_close_reason reason) {
     ids.reserve(conn.outstanding.size());
     for (const outstanding_request& r : conn.outstanding) ids.push_back(r.request_id);
     conn.outstanding.clear();
-    if (was_established && !stopping_ && options_.on_disconnect) {
+    // The pool is stopping before it closes anything: shutdown() reports no disconnects.
+    if (was_established && !pool_.stopping() && options_.on_disconnect) {
         options_.on_disconnect(conn.node, std::move(ids));
     }
 }

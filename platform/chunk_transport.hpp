@@ -161,7 +161,6 @@ private:
     chunk_server_counters counters_;
     connection_pool pool_;
     bool started_ = false;
-    bool stopping_ = false;
 };
 
 // ---- client ------------------------------------------------------------------------------------
@@ -288,7 +287,6 @@ private:
     chunk_client_counters counters_;
     connection_pool pool_;
     bool started_ = false;
-    bool stopping_ = false;
     std::vector<connect_slot> nodes_;
 };
 

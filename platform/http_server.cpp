@@ -662,18 +662,14 @@ http_server::http_server(event_loop& loop, http_server_options options, http_han
       handler_(handler),
       pool_(loop, connection_pool_options{.tick_ns = options_.tick_ns,
                                           .connections_max = options_.connections_max,
-                                          .listen_backlog = options_.listen_backlog}) {
+                                          .listen_backlog = options_.listen_backlog,
+                                          .listen_socket = options_.listen_socket}) {
     assert(options_.head_buffer_size > 0 && options_.body_buffer_size >= options_.head_buffer_size);
     pool_.on_tick = [this](std::uint64_t now) { handle_tick(now); };
     pool_.on_accept = [this](accept_outcome outcome, socket_handle socket) { handle_accept(outcome, socket); };
 }
 
-http_server::~http_server() {
-    if (!started_ && options_.listen_socket != invalid_socket) loop_.close(options_.listen_socket);
-    shutdown();
-    pool_.drain();
-    assert(drained() && "http_server destroyed with operations still pending");
-}
+http_server::~http_server() { pool_.shutdown_and_drain(0); }
 
 bool http_server::drained() const noexcept { return pool_.drained(); }
 
@@ -690,30 +686,21 @@ std::size_t http_server::read_buffer_bytes() const noexcept {
 }
 
 bool http_server::start(io_error& error) {
-    assert(!stopping_ && !started_);
+    assert(!pool_.stopping() && !started_);
     started_ = true;
-    if (!pool_.listen(options_.listen_socket, options_.listen_address, error)) return false;
+    if (!pool_.listen(options_.listen_address, error)) return false;
     pool_.start(options_.tick_ns);
     return true;
 }
 
 // on_abort of every exchange in flight runs from here (through each connection's close).
 void http_server::shutdown() {
-    if (stopping_) return;
-    stopping_ = true;
     pool_.shutdown(0);
 }
 
 void http_server::handle_accept(accept_outcome outcome, socket_handle socket) {
-    if (outcome == accept_outcome::failed) {
-        ++counters_.accept_errors;  // e.g. out of file descriptors: the pool retries from the tick
-        return;
-    }
-    if (outcome == accept_outcome::refused) {
-        ++counters_.refused;
-        return;
-    }
-    ++counters_.accepted;
+    // A failed accept (e.g. out of file descriptors) is retried by the pool from the tick.
+    if (!count_accept(outcome, counters_)) return;
     http_connection& conn = pool_.add<http_connection>(*this, socket);
     conn.idle_since_ns = conn.opened_ns();
     conn.start_recv();

@@ -167,7 +167,6 @@ private:
     /// never frees a connection that is still executing.
     connection_pool pool_;
     bool started_ = false;
-    bool stopping_ = false;
 };
 
 }  // namespace platform

@@ -235,6 +235,7 @@ void stream_connection::finish_front() {
 connection_pool::connection_pool(event_loop& loop, connection_pool_options options)
     : loop_(loop),
       options_(options),
+      listener_(options.listen_socket),
       accept_completion_(std::make_unique<completion>()),
       tick_completion_(std::make_unique<completion>()) {
     options_.tick_ns = std::max<std::uint64_t>(options_.tick_ns, 1'000'000);
@@ -251,9 +252,8 @@ connection_pool::~connection_pool() {
     assert(drained() && "connection_pool destroyed with operations still pending");
 }
 
-bool connection_pool::listen(socket_handle listening, const socket_address& address, io_error& error) {
+bool connection_pool::listen(const socket_address& address, io_error& error) {
     error = io_error::none;
-    listener_ = listening;
     if (listener_ == invalid_socket) listener_ = loop_.listen(address, options_.listen_backlog, error);
     return listener_ != invalid_socket;
 }
@@ -295,6 +295,12 @@ void connection_pool::drain() {
     }
 }
 
+void connection_pool::shutdown_and_drain(std::uint8_t reason) {
+    shutdown(reason);
+    drain();
+    assert(drained() && "connection_pool: operations still pending after shutdown");
+}
+
 void connection_pool::accept_next() {
     if (stopping_ || listener_ == invalid_socket || accept_pending_) return;
     accept_pending_ = true;
@@ -331,7 +337,9 @@ void connection_pool::on_tick_completion(completion& c) {
     callback_scope scope(*self);
     self->tick_pending_ = false;
     if (self->stopping_) return;
-    if (self->on_tick) self->on_tick(self->loop_.monotonic_ns());
+    const std::uint64_t now = self->loop_.monotonic_ns();
+    self->close_overdue_connects(now);
+    if (self->on_tick && !self->stopping_) self->on_tick(now);
     if (self->stopping_) return;  // the tick (or a callback it ran) shut down
     if (self->accept_paused_) {
         self->accept_paused_ = false;
@@ -339,6 +347,16 @@ void connection_pool::on_tick_completion(completion& c) {
     }
     self->tick_pending_ = true;
     self->loop_.timeout(self->options_.tick_ns, *self->tick_completion_);
+}
+
+void connection_pool::close_overdue_connects(std::uint64_t now) {
+    // By index: on_closed may call into the protocol, which adds no connections from there.
+    for (std::size_t i = 0; i < connections_.size(); i++) {
+        stream_connection& conn = *connections_[i];
+        if (conn.open() && conn.connecting() && now - conn.opened_ns() > options_.connect_timeout_ns) {
+            conn.close(options_.connect_timeout_reason);
+        }
+    }
 }
 
 void connection_pool::sweep() {

@@ -7,7 +7,8 @@
 //   and slow-peer rules read. A protocol derives from it and handles the events (on_received,
 //   on_sent...), which always run from loop callbacks, never inside the call that caused them.
 // - connection_pool: owns the connections, the housekeeping tick and the listener (accept loop,
-//   connection limit, pause and retry when accept fails, e.g. EMFILE). A closed connection is
+//   connection limit, pause and retry when accept fails, e.g. EMFILE), times out connects, and
+//   shuts down and drains for the protocols' destructors. A closed connection is
 //   freed only once the loop has handed back all of its completions ("released"), and only when
 //   no callback of the pool is on the stack, so nothing the loop or a caller holds dangles.
 // - connect_slot: one outgoing target with jittered exponential backoff (backoff_delay_ns).
@@ -58,7 +59,8 @@ struct send_queue_options {
 
 /// A receive buffer that reads ahead: bytes [begin, end) are received and not yet consumed.
 /// Protocols that parse many small frames per recv (the bus, HTTP) read into window() and parse
-/// unread(); the chunk transport reads exact frames into its own buffers instead.
+/// unread(); the chunk transport reads exact frames into its own buffers instead, so a chunk body
+/// lands in the vector handed to the handler or to on_reply, never copied (ARCHITECTURE.md).
 class receive_buffer {
 public:
     std::span<const std::uint8_t> unread() const noexcept { return {bytes_.data() + begin_, end_ - begin_}; }
@@ -193,7 +195,32 @@ struct connection_pool_options {
     std::uint64_t tick_ns = 10'000'000;  // housekeeping period
     std::size_t connections_max = SIZE_MAX;  // open connections; more accepted ones are refused
     int listen_backlog = 128;
+    /// Already listening (the pool owns it from construction and closes it even if never started),
+    /// or invalid_socket: listen() opens one.
+    socket_handle listen_socket = invalid_socket;
+    /// A connect() still pending this long after the connection opened is closed, from the tick
+    /// (before on_tick), with connect_timeout_reason.
+    std::uint64_t connect_timeout_ns = UINT64_MAX;
+    std::uint8_t connect_timeout_reason = 0;
 };
+
+/// Counts one accept outcome into a protocol's counters (accepted, refused when it has that
+/// field, else accept_errors, which always takes failures); true when the socket was accepted.
+template <typename counters_type>
+bool count_accept(accept_outcome outcome, counters_type& counters) noexcept {
+    if (outcome == accept_outcome::accepted) {
+        counters.accepted++;
+        return true;
+    }
+    if constexpr (requires { counters.refused; }) {
+        if (outcome == accept_outcome::refused) {
+            counters.refused++;
+            return false;
+        }
+    }
+    counters.accept_errors++;
+    return false;
+}
 
 class connection_pool {
 public:
@@ -209,8 +236,8 @@ public:
     std::function<void(accept_outcome outcome, socket_handle socket)> on_accept;
 
     event_loop& loop() const noexcept { return loop_; }
-    /// Takes an already-listening socket, or listens on `address` when it is invalid_socket.
-    bool listen(socket_handle listening, const socket_address& address, io_error& error);
+    /// Listens on the options' listen_socket, or on `address` when that is invalid_socket.
+    bool listen(const socket_address& address, io_error& error);
     std::uint16_t port() const;
     /// Starts the tick (first after first_delay_ns) and accepting (if listening).
     void start(std::uint64_t first_delay_ns);
@@ -221,6 +248,9 @@ public:
     bool drained() const noexcept;
     /// Runs the loop until drained (bounded); for destructors, outside loop callbacks.
     void drain();
+    /// shutdown(reason), then drain(): what a protocol's destructor does first, while the
+    /// connections' on_closed can still reach the protocol's members.
+    void shutdown_and_drain(std::uint8_t reason);
 
     template <typename connection_type, typename... arguments>
     connection_type& add(arguments&&... args) {
@@ -255,6 +285,7 @@ private:
     static void on_accept_completion(completion& c);
     static void on_tick_completion(completion& c);
     void accept_next();
+    void close_overdue_connects(std::uint64_t now);
     void sweep();
 
     event_loop& loop_;

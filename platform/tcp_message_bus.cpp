@@ -146,7 +146,11 @@ tcp_message_bus::tcp_message_bus(event_loop& loop, tcp_bus_options options)
     : loop_(loop),
       options_(std::move(options)),
       random_(options_.random_seed),
-      pool_(loop, connection_pool_options{.tick_ns = options_.tick_ns}),
+      pool_(loop, connection_pool_options{
+                      .tick_ns = options_.tick_ns,
+                      .listen_socket = options_.listen_socket,
+                      .connect_timeout_ns = options_.idle_timeout_ns,
+                      .connect_timeout_reason = static_cast<std::uint8_t>(close_reason::connect_failed)}),
       peers_(options_.replica_addresses.size()) {
     // Header plus at least something: a smaller cap could never frame a message.
     options_.message_size_max = std::max(options_.message_size_max, vsr::header_size);
@@ -155,11 +159,8 @@ tcp_message_bus::tcp_message_bus(event_loop& loop, tcp_bus_options options)
 }
 
 tcp_message_bus::~tcp_message_bus() {
-    if (!started_ && options_.listen_socket != invalid_socket) loop_.close(options_.listen_socket);
-    shutdown();
     // The loop still holds completions that live in this object: let it hand them back.
-    pool_.drain();
-    assert(drained() && "tcp_message_bus destroyed with operations still pending");
+    pool_.shutdown_and_drain(static_cast<std::uint8_t>(close_reason::shutdown));
 }
 
 bool tcp_message_bus::drained() const noexcept { return pool_.drained(); }
@@ -170,11 +171,10 @@ bool tcp_message_bus::start(io_error& error) {
     error = io_error::none;
     if (options_.role == bus_role::replica) {
         if (options_.replica_index >= peers_.size()) {
-            if (options_.listen_socket != invalid_socket) loop_.close(options_.listen_socket);
             error = io_error::invalid;
             return false;
         }
-        if (!pool_.listen(options_.listen_socket, options_.replica_addresses[options_.replica_index], error)) {
+        if (!pool_.listen(options_.replica_addresses[options_.replica_index], error)) {
             return false;
         }
     }
@@ -183,8 +183,6 @@ bool tcp_message_bus::start(io_error& error) {
 }
 
 void tcp_message_bus::shutdown() {
-    if (stopping_) return;
-    stopping_ = true;
     pool_.shutdown(static_cast<std::uint8_t>(close_reason::shutdown));
 }
 
@@ -195,11 +193,7 @@ tcp_message_bus::connection* tcp_message_bus::peer(std::uint8_t replica) const n
 // ---- accepting -----------------------------------------------------------------------------------
 
 void tcp_message_bus::handle_accept(accept_outcome outcome, socket_handle socket) {
-    if (outcome != accept_outcome::accepted) {
-        counters_.accept_errors++;  // the pool sets no limit, so this is a failed accept
-        return;
-    }
-    counters_.accepted++;
+    if (!count_accept(outcome, counters_)) return;  // the pool sets no limit: a failed accept
     connection& conn = make_connection(socket);
     conn.receive_phase = connection::phase::hello;
     conn.target = hello_size;
@@ -243,11 +237,8 @@ void tcp_message_bus::handle_tick(std::uint64_t now) {
 // hello or message not finished within the timeout, however steadily its bytes trickle in.
 void tcp_message_bus::check_timeouts(connection& conn, std::uint64_t now) {
     if (!conn.open()) return;
+    if (conn.connecting()) return;  // the pool times connects out (after idle_timeout_ns)
     const std::uint64_t timeout = options_.idle_timeout_ns;
-    if (conn.connecting()) {
-        if (now - conn.opened_ns() > timeout) close_connection(conn, close_reason::connect_failed);
-        return;
-    }
     // A client bus hears only replies, so silence there is normal; the replica side enforces it.
     const bool idle_applies = options_.role == bus_role::replica;
     if (idle_applies && now - conn.last_receive_ns() > timeout) {
@@ -500,7 +491,7 @@ void tcp_message_bus::enqueue(connection& conn, std::span<const std::uint8_t> me
         counters_.dropped_invalid++;
         return;
     }
-    if (stopping_) {
+    if (pool_.stopping()) {
         counters_.dropped_not_connected++;
         return;
     }

@@ -227,7 +227,6 @@ private:
     tcp_bus_counters counters_;
     connection_pool pool_;
     bool started_ = false;
-    bool stopping_ = false;
     std::vector<connect_slot> peers_;  // index = replica index
     std::unordered_map<std::uint64_t, route> routes_;  // client_id -> connection
     std::uint64_t route_clock_ = 0;

@@ -21,6 +21,7 @@
 #include "platform/log.hpp"
 #include "platform/process.hpp"
 #include "platform/real_time.hpp"
+#include "platform/replica_bus.hpp"
 #include "platform/tcp_message_bus.hpp"
 #include "vsr/config.hpp"
 #include "vsr/random.hpp"
@@ -206,33 +207,15 @@ struct server {
     }
 };
 
-platform::tcp_bus_options replica_bus_options(const arguments& args, const vsr::config& cfg, std::uint64_t seed,
-                                              replica_type*& replica) {
-    platform::tcp_bus_options options;
-    options.cluster = cfg.cluster;
-    options.replica_addresses = args.replicas;
-    options.role = platform::bus_role::replica;
-    options.replica_index = static_cast<std::uint8_t>(args.replica);
-    options.message_size_max = cfg.message_size_max;
-    options.random_seed = seed ^ 0x5bd1e995;
-    options.on_message = [&replica](std::span<const std::uint8_t> message) {
-        if (replica != nullptr) replica->on_message(message);
-    };
-    return options;
-}
-
 /// The replica over the TCP bus on `loop` until a shutdown is requested. Returns the exit code.
 int run_replica(const arguments& args, const vsr::config& cfg, platform::event_loop& loop) {
     const std::uint64_t seed = random_seed();
     server srv(loop);
     replica_type* replica_pointer = nullptr;
-    auto bus = std::make_unique<platform::tcp_message_bus>(loop, replica_bus_options(args, cfg, seed, replica_pointer));
-    platform::io_error io = platform::io_error::none;
-    if (!bus->start(io)) {
-        log(log_level::warn, "cannot listen on %s: %s", platform::to_string(args.replicas[args.replica]).c_str(),
-            std::string(platform::to_string(io)).c_str());
-        return 1;
-    }
+    auto bus = platform::start_replica_bus(
+        loop, platform::replica_bus_options(cfg, args.replicas, static_cast<std::uint8_t>(args.replica), seed,
+                                            platform::deliver_to(replica_pointer)));
+    if (bus == nullptr) return 1;
 
     platform::real_time time;
     vsr::xoshiro256 random(seed);
@@ -252,9 +235,7 @@ int run_replica(const arguments& args, const vsr::config& cfg, platform::event_l
     srv.next_report_ns = loop.monotonic_ns() + 10'000'000'000ULL;
     srv.start_tick();
 
-    while (!platform::shutdown_requested()) loop.run_once(srv.tick_ns);
-
-    log(log_level::info, "%s: shutting down", platform::shutdown_reason());
+    platform::run_until_shutdown(loop, srv.tick_ns);
     srv.report();
     if (srv.tick_pending) loop.cancel(srv.tick_completion);
     for (int i = 0; i < 1000 && srv.tick_pending; i++) loop.run_once(0);

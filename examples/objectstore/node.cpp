@@ -29,6 +29,7 @@
 #include "platform/log.hpp"
 #include "platform/process.hpp"
 #include "platform/real_time.hpp"
+#include "platform/replica_bus.hpp"
 #include "platform/tcp_message_bus.hpp"
 #include "process.hpp"
 #include "toastyfs/chunk_server.hpp"
@@ -266,21 +267,6 @@ struct status_watch {
     }
 };
 
-platform::tcp_bus_options replica_bus_options(const arguments& args, const vsr::config& cfg, std::uint64_t seed,
-                                              replica_type*& replica) {
-    platform::tcp_bus_options options;
-    options.cluster = cfg.cluster;
-    options.replica_addresses = args.replicas;
-    options.role = platform::bus_role::replica;
-    options.replica_index = static_cast<std::uint8_t>(args.index);
-    options.message_size_max = cfg.message_size_max;
-    options.random_seed = seed ^ 0x5bd1e995;
-    options.on_message = [&replica](std::span<const std::uint8_t> message) {
-        if (replica != nullptr) replica->on_message(message);
-    };
-    return options;
-}
-
 toastyfs::metadata_options metadata_options(const arguments& args, const vsr::config& cfg) {
     toastyfs::metadata_options options;
     options.upload_lease_ns = args.upload_lease_ms * 1'000'000;
@@ -301,13 +287,10 @@ int run_metadata_thread(const arguments& args, const vsr::config& cfg) {
     }
     const std::uint64_t seed = toastyfs::process::random_seed();
     replica_type* replica_pointer = nullptr;
-    auto bus = std::make_unique<platform::tcp_message_bus>(loop, replica_bus_options(args, cfg, seed, replica_pointer));
-    platform::io_error io = platform::io_error::none;
-    if (!bus->start(io)) {
-        log(log_level::warn, "cannot listen on %s: %s", platform::to_string(args.replicas[args.index]).c_str(),
-            std::string(platform::to_string(io)).c_str());
-        return 1;
-    }
+    auto bus = platform::start_replica_bus(
+        loop, platform::replica_bus_options(cfg, args.replicas, static_cast<std::uint8_t>(args.index), seed,
+                                            platform::deliver_to(replica_pointer)));
+    if (bus == nullptr) return 1;
     platform::real_time time;
     vsr::xoshiro256 random(seed);
     auto replica = std::make_unique<replica_type>(cfg, static_cast<std::uint8_t>(args.index), *bus, time, random,
@@ -321,9 +304,7 @@ int run_metadata_thread(const arguments& args, const vsr::config& cfg) {
     status_watch watch{loop, *replica, *bus};
     toastyfs::process::ticker tick{loop, std::uint64_t{cfg.tick_ms} * 1'000'000, [&watch] { watch.tick(); }};
     tick.start();
-    while (!platform::shutdown_requested()) loop.run_once(tick.period_ns);
-
-    log(log_level::info, "%s: shutting down", platform::shutdown_reason());
+    platform::run_until_shutdown(loop, tick.period_ns);
     report(*replica, *bus);
     tick.stop();
     replica_pointer = nullptr;

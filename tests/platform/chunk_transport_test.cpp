@@ -17,6 +17,8 @@
 
 #include "vsr/checksum.hpp"
 
+#include "loop_fixture.hpp"
+
 namespace {
 
 using platform::chunk_close_reason;
@@ -28,8 +30,9 @@ using toastyfs::frame_error;
 using toastyfs::frame_header;
 using toastyfs::frame_kind;
 
-constexpr std::uint64_t ms = 1'000'000;
-constexpr std::uint32_t loopback = 0x7f000001;  // 127.0.0.1
+using platform_test::loopback;
+using platform_test::ms;
+using platform_test::raw_connection;
 constexpr std::uint32_t cluster_id = 11;
 constexpr int iterations_max = 1'000;  // bounds every wait loop (each run_once waits <= 5 ms)
 constexpr std::size_t mib = 1u << 20;
@@ -77,59 +80,6 @@ bytes oversized_header(std::uint64_t body_size, bool reply) {
     reseal(frame);
     return frame;
 }
-
-// A hand-driven TCP connection for feeding a server bytes no honest client would send.
-struct raw_connection {
-    platform::event_loop& loop;
-    socket_handle socket = platform::invalid_socket;
-    completion connect_c, send_c, recv_c;
-    bool connected = false, send_done = true, closed = false, recv_pending = false;
-    std::array<std::uint8_t, 4096> sink{};
-
-    explicit raw_connection(platform::event_loop& l) : loop(l) {
-        for (completion* c : {&connect_c, &send_c, &recv_c}) c->context = this;
-        connect_c.callback = [](completion& c) {
-            static_cast<raw_connection*>(c.context)->connected = c.error == io_error::none;
-        };
-        send_c.callback = [](completion& c) { static_cast<raw_connection*>(c.context)->send_done = true; };
-        recv_c.callback = [](completion& c) {
-            auto* self = static_cast<raw_connection*>(c.context);
-            self->recv_pending = false;
-            if (c.error != io_error::none) self->closed = true;
-        };
-    }
-    ~raw_connection() { close(); }
-    void close() {
-        loop.close(socket);
-        socket = platform::invalid_socket;
-        for (int i = 0; i < 10 && (recv_pending || !send_done); i++) loop.run_once(0);
-    }
-    void run() { loop.run_once(5 * ms); }
-    void start_connect(socket_address address) {
-        io_error error = io_error::none;
-        socket = loop.open_stream(error);
-        BOOST_REQUIRE(socket != platform::invalid_socket);
-        loop.connect(socket, address, connect_c);
-        for (int i = 0; i < iterations_max && !connected; i++) run();
-        BOOST_REQUIRE(connected);
-    }
-    void send(const bytes& data) {
-        send_done = false;
-        loop.send(socket, data, send_c);
-        for (int i = 0; i < iterations_max && !send_done; i++) run();
-    }
-    // Waits until the peer closes the connection (reads and discards anything it sends).
-    bool wait_closed() {
-        for (int i = 0; i < iterations_max && !closed; i++) {
-            if (!recv_pending) {
-                recv_pending = true;
-                loop.recv(socket, sink, recv_c);
-            }
-            run();
-        }
-        return closed;
-    }
-};
 
 // A fake storage node: accepts the client's connection and sends whatever the test scripts.
 // It never reads, so requests pile up in its socket buffer.
@@ -282,11 +232,7 @@ struct fixture {
     }
 
     bool run_until(const std::function<bool()>& done, int limit = iterations_max) {
-        for (int i = 0; i < limit; i++) {
-            if (done()) return true;
-            loop.run_once(5 * ms);
-        }
-        return done();
+        return platform_test::run_until(loop, done, limit);
     }
 
     bool all_connected() const {

@@ -91,7 +91,7 @@ struct fixture {
             conn.start_receiving();
         };
         io_error io = io_error::none;
-        BOOST_REQUIRE(server->listen(platform::invalid_socket, {.ipv4_host_order = loopback, .port = 0}, io));
+        BOOST_REQUIRE(server->listen({.ipv4_host_order = loopback, .port = 0}, io));
         server->start(0);
         client->start(0);
     }
@@ -242,4 +242,40 @@ BOOST_AUTO_TEST_CASE(connect_slot_backs_off_and_resets) {
     BOOST_CHECK(slot.next_connect_ns >= 500 && slot.next_connect_ns <= 1'000);  // capped at max
     slot.succeeded();
     BOOST_CHECK_EQUAL(slot.attempts, 0u);
+}
+
+BOOST_AUTO_TEST_CASE(count_accept_fills_a_protocols_counters) {
+    struct with_refused {
+        std::uint64_t accepted = 0, refused = 0, accept_errors = 0;
+    } a;
+    struct without_refused {
+        std::uint64_t accepted = 0, accept_errors = 0;
+    } b;
+    BOOST_CHECK(platform::count_accept(accept_outcome::accepted, a));
+    BOOST_CHECK(!platform::count_accept(accept_outcome::refused, a));
+    BOOST_CHECK(!platform::count_accept(accept_outcome::failed, a));
+    BOOST_CHECK(a.accepted == 1 && a.refused == 1 && a.accept_errors == 1);
+    BOOST_CHECK(!platform::count_accept(accept_outcome::refused, b));  // no such field: an error
+    BOOST_CHECK(!platform::count_accept(accept_outcome::failed, b));
+    BOOST_CHECK(b.accepted == 0 && b.accept_errors == 2);
+}
+
+BOOST_AUTO_TEST_CASE(an_adopted_listen_socket_is_the_pools) {
+    platform::event_loop loop;
+    std::string error;
+    BOOST_REQUIRE(loop.open(error));
+    io_error io = io_error::none;
+    const socket_handle listening = loop.listen({.ipv4_host_order = loopback, .port = 0}, 4, io);
+    BOOST_REQUIRE(listening != platform::invalid_socket);
+    {
+        platform::connection_pool pool(loop, platform::connection_pool_options{.listen_socket = listening});
+        BOOST_REQUIRE(pool.listen({}, io));
+        BOOST_CHECK_EQUAL(pool.port(), loop.local_port(listening));
+        pool.shutdown_and_drain(0);
+        BOOST_CHECK(pool.drained());
+    }
+    // Never started, destroyed at once: the pool still closes it (no descriptor leaks).
+    const socket_handle unused = loop.listen({.ipv4_host_order = loopback, .port = 0}, 4, io);
+    BOOST_REQUIRE(unused != platform::invalid_socket);
+    { platform::connection_pool pool(loop, platform::connection_pool_options{.listen_socket = unused}); }
 }

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "loop_fixture.hpp"
 namespace platform {
 // Lets Boost.Test print hello_error values in failure messages.
 std::ostream& operator<<(std::ostream& out, hello_error e) { return out << static_cast<int>(e); }
@@ -30,8 +31,9 @@ using platform::completion;
 using platform::io_error;
 using platform::socket_handle;
 
-constexpr std::uint64_t ms = 1'000'000;
-constexpr std::uint32_t loopback = 0x7f000001;  // 127.0.0.1
+using platform_test::loopback;
+using platform_test::ms;
+using platform_test::raw_connection;
 constexpr std::uint32_t cluster_id = 7;
 constexpr int iterations_max = 4'000;  // bounds every wait loop (each run_once waits <= 5 ms)
 constexpr std::size_t replica_count = 3;
@@ -67,58 +69,6 @@ const platform::hello client_hello{.role = platform::hello_role::client,
                                    .replica = vsr::address_client,
                                    .cluster = cluster_id,
                                    .client_id = 99};
-
-// A hand-driven TCP connection for feeding a bus bytes no honest peer would send.
-struct raw_connection {
-    platform::event_loop& loop;
-    socket_handle socket = platform::invalid_socket;
-    completion connect_c, send_c, recv_c;
-    bool connected = false, send_done = false, closed = false, recv_pending = false;
-    std::array<std::uint8_t, 4096> sink{};
-
-    explicit raw_connection(platform::event_loop& l) : loop(l) {
-        for (completion* c : {&connect_c, &send_c, &recv_c}) c->context = this;
-        connect_c.callback = [](completion& c) {
-            static_cast<raw_connection*>(c.context)->connected = c.error == io_error::none;
-        };
-        send_c.callback = [](completion& c) { static_cast<raw_connection*>(c.context)->send_done = true; };
-        recv_c.callback = [](completion& c) {
-            auto* self = static_cast<raw_connection*>(c.context);
-            self->recv_pending = false;
-            if (c.error != io_error::none) self->closed = true;
-        };
-    }
-    ~raw_connection() {
-        loop.close(socket);
-        for (int i = 0; i < 10 && (recv_pending || !send_done); i++) loop.run_once(0);
-    }
-    void run() { loop.run_once(5 * ms); }
-    void start_connect(platform::socket_address address) {
-        io_error error = io_error::none;
-        socket = loop.open_stream(error);
-        BOOST_REQUIRE(socket != platform::invalid_socket);
-        send_done = true;  // nothing in flight yet
-        loop.connect(socket, address, connect_c);
-        for (int i = 0; i < iterations_max && !connected; i++) run();
-        BOOST_REQUIRE(connected);
-    }
-    void send(const std::vector<std::uint8_t>& bytes) {
-        send_done = false;
-        loop.send(socket, bytes, send_c);
-        for (int i = 0; i < iterations_max && !send_done; i++) run();
-    }
-    // Waits until the peer closes the connection (reads and discards anything it sends).
-    bool wait_closed() {
-        for (int i = 0; i < iterations_max && !closed; i++) {
-            if (!recv_pending) {
-                recv_pending = true;
-                loop.recv(socket, sink, recv_c);
-            }
-            run();
-        }
-        return closed;
-    }
-};
 
 struct received_log {
     std::vector<std::vector<std::uint8_t>> messages;
@@ -187,11 +137,7 @@ struct cluster_fixture {
     }
 
     bool run_until(const std::function<bool()>& done, int limit = iterations_max) {
-        for (int i = 0; i < limit; i++) {
-            if (done()) return true;
-            loop.run_once(5 * ms);
-        }
-        return done();
+        return platform_test::run_until(loop, done, limit);
     }
 
     bool fully_connected() const {
