@@ -54,7 +54,8 @@ std::vector<std::string> check_lists(std::span<const kv_history_op> history, std
             }
             const kv_history_op& p = *put->second;
             if (p.result_outcome == outcome::fail || (p.result_outcome == outcome::ok && p.status != kv_status::ok)) {
-                problems.push_back(where + " listed " + e.key + " = " + sim::describe_op(p) + ", a PUT that was refused");
+                problems.push_back(where + " listed " + e.key + " = " + sim::describe_op(p) +
+                                   ", a PUT that was refused");
                 continue;
             }
             if (p.invoke_ns > l.complete_ns) {
@@ -83,7 +84,8 @@ std::vector<std::string> check_lists(std::span<const kv_history_op> history, std
                     if (may_remove && d->invoke_ns < l.complete_ns && !before_put) removable = true;
                 }
                 if (!removable) {
-                    problems.push_back(where + " omitted " + key + ", present throughout since " + sim::describe_op(*p));
+                    problems.push_back(where + " omitted " + key + ", present throughout since " +
+                                       sim::describe_op(*p));
                     break;
                 }
             }
@@ -92,7 +94,8 @@ std::vector<std::string> check_lists(std::span<const kv_history_op> history, std
     return problems;
 }
 
-lost_write_report check_final_writes(std::span<const kv_history_op> history, const std::map<std::string, std::string>& final_state) {
+lost_write_report check_final_writes(std::span<const kv_history_op> history,
+                                     const std::map<std::string, std::string>& final_state) {
     std::map<std::string, std::vector<const kv_history_op*>> writes;
     for (const kv_history_op& h : history)
         if (is_write(h) && h.result_outcome != outcome::fail) writes[h.key].push_back(&h);
@@ -114,7 +117,8 @@ lost_write_report check_final_writes(std::span<const kv_history_op> history, con
         ++report.keys_checked;
         const std::string expected = is_delete(*last) ? std::string() : last->value;
         if (found->second != expected)
-            report.lost.push_back(key + ": last acknowledged " + sim::describe_op(*last) + ", but the final read gave " +
+            report.lost.push_back(key + ": last acknowledged " + sim::describe_op(*last) +
+                                  ", but the final read gave " +
                                   (found->second.empty() ? std::string("404") : found->second));
     }
     return report;
@@ -122,7 +126,8 @@ lost_write_report check_final_writes(std::span<const kv_history_op> history, con
 
 namespace {
 
-std::vector<std::uint64_t> write_completions(std::span<const kv_history_op> history, std::uint64_t from_ns, std::uint64_t to_ns) {
+std::vector<std::uint64_t> write_completions(std::span<const kv_history_op> history, std::uint64_t from_ns,
+                                             std::uint64_t to_ns) {
     std::vector<std::uint64_t> done;
     for (const kv_history_op& h : history)
         if (is_write(h) && h.result_outcome == outcome::ok && h.complete_ns >= from_ns && h.complete_ns < to_ns)
@@ -149,8 +154,9 @@ unavailability longest_write_gap(std::span<const kv_history_op> history, std::ui
     return out;
 }
 
-std::vector<std::pair<std::uint64_t, std::uint64_t>> write_gaps(std::span<const kv_history_op> history, std::uint64_t from_ns,
-                                                                std::uint64_t to_ns, std::uint64_t min_ns) {
+std::vector<std::pair<std::uint64_t, std::uint64_t>> write_gaps(std::span<const kv_history_op> history,
+                                                                std::uint64_t from_ns, std::uint64_t to_ns,
+                                                                std::uint64_t min_ns) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> gaps;
     std::uint64_t previous = from_ns;
     for (std::uint64_t t : write_completions(history, from_ns, to_ns)) {
@@ -195,9 +201,11 @@ double unexcused_fraction(std::span<const std::pair<std::uint64_t, std::uint64_t
     return 1.0 - static_cast<double>(covered) / static_cast<double>(to_ns - from_ns);
 }
 
-std::vector<std::string> check_truncated_gets(std::span<const kv_history_op> history, std::span<const truncated_get> cut,
+std::vector<std::string> check_truncated_gets(std::span<const kv_history_op> history,
+                                              std::span<const truncated_get> cut,
                                               const std::map<std::string, written_value>& written,
-                                              std::span<const std::pair<std::uint64_t, std::uint64_t>> noisy, std::uint64_t& excused) {
+                                              std::span<const std::pair<std::uint64_t, std::uint64_t>> noisy,
+                                              std::uint64_t& excused) {
     std::vector<std::string> problems;
     excused = 0;
     std::map<std::string, std::string> value_by_md5;
@@ -208,17 +216,21 @@ std::vector<std::string> check_truncated_gets(std::span<const kv_history_op> his
         if (is_write(h)) writes[h.key].push_back(&h);
     for (const truncated_get& t : cut) {
         bool during_faults = false;
-        for (const auto& [from, to] : noisy) during_faults = during_faults || (t.invoke_ns < to && t.complete_ns > from);
+        for (const auto& [from, to] : noisy)
+            during_faults = during_faults || (t.invoke_ns < to && t.complete_ns > from);
         const auto name = value_by_md5.find(t.etag);
         const auto put = name == value_by_md5.end() ? puts.end() : puts.find(name->second);
         if (put == puts.end() || put->second->key != t.key) {
-            problems.push_back("GET " + t.key + " was cut short after a head with ETag " + t.etag + ", which no PUT of that key wrote");
+            problems.push_back("GET " + t.key + " was cut short after a head with ETag " + t.etag +
+                               ", which no PUT of that key wrote");
             continue;
         }
         const kv_history_op& p = *put->second;
         bool replaced = false;
         for (const kv_history_op* w : writes[t.key]) {
-            if (w == &p || w->result_outcome == outcome::fail || (w->result_outcome == outcome::ok && w->status != kv_status::ok)) continue;
+            if (w == &p || w->result_outcome == outcome::fail ||
+                (w->result_outcome == outcome::ok && w->status != kv_status::ok))
+                continue;
             const bool strictly_before = w->result_outcome == outcome::ok && w->complete_ns < p.invoke_ns;
             if (!strictly_before && w->invoke_ns < t.complete_ns) replaced = true;
         }
@@ -226,7 +238,8 @@ std::vector<std::string> check_truncated_gets(std::span<const kv_history_op> his
             ++excused;
             continue;
         }
-        problems.push_back("GET " + t.key + " of " + sim::describe_op(p) + " was cut short with no fault active and no newer write: its chunks were lost");
+        problems.push_back("GET " + t.key + " of " + sim::describe_op(p) +
+                           " was cut short with no fault active and no newer write: its chunks were lost");
     }
     return problems;
 }
@@ -295,7 +308,8 @@ availability_report check_availability(std::span<const kv_history_op> history,
     return report;
 }
 
-std::vector<std::string> check_final_listing(std::span<const list_record> lists, const std::map<std::string, std::string>& final_state,
+std::vector<std::string> check_final_listing(std::span<const list_record> lists,
+                                             const std::map<std::string, std::string>& final_state,
                                              const std::map<std::string, written_value>& written) {
     std::vector<std::string> problems;
     std::set<std::string> listed;
@@ -313,22 +327,25 @@ std::vector<std::string> check_final_listing(std::span<const list_record> lists,
             }
             const auto w = written.find(state->second);
             if (w == written.end() || w->second.md5 != e.etag || w->second.size != e.size)
-                problems.push_back("final LIST shows " + e.key + " with ETag " + e.etag + " and size " + std::to_string(e.size) +
-                                   ", but it reads as " + state->second);
+                problems.push_back("final LIST shows " + e.key + " with ETag " + e.etag + " and size " +
+                                   std::to_string(e.size) + ", but it reads as " + state->second);
         }
     }
     for (const auto& [key, value] : final_state) {
         bool covered = false;
         for (const list_record& l : lists) covered = covered || key.starts_with(l.prefix);
-        if (covered && !value.empty() && !listed.contains(key)) problems.push_back("final LIST omits " + key + " = " + value);
+        if (covered && !value.empty() && !listed.contains(key))
+            problems.push_back("final LIST omits " + key + " = " + value);
     }
     return problems;
 }
 
-copies_report check_chunk_copies(const std::map<std::string, std::string>& final_state, const std::map<std::string, written_value>& written,
-                                 std::uint32_t nodes, const std::function<std::string(std::uint32_t)>& chunk_directory,
-                                 const std::set<std::pair<std::uint32_t, std::string>>& corrupted, std::size_t chunk_size,
-                                 std::size_t inline_size_max, std::uint32_t replication_factor) {
+copies_report check_chunk_copies(const std::map<std::string, std::string>& final_state,
+                                 const std::map<std::string, written_value>& written, std::uint32_t nodes,
+                                 const std::function<std::string(std::uint32_t)>& chunk_directory,
+                                 const std::set<std::pair<std::uint32_t, std::string>>& corrupted,
+                                 std::size_t chunk_size, std::size_t inline_size_max,
+                                 std::uint32_t replication_factor) {
     copies_report report;
     for (const auto& [key, name] : final_state) {
         const auto w = written.find(name);
@@ -351,18 +368,23 @@ copies_report check_chunk_copies(const std::map<std::string, std::string>& final
                 std::ifstream file(chunk_directory(node) + "/" + hex.substr(0, 2) + "/" + hex, std::ios::binary);
                 if (!file) continue;
                 const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-                if (platform::openssl_crypto::sha256({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()}) == digest) ++good;
+                if (platform::openssl_crypto::sha256(
+                        {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()}) == digest)
+                    ++good;
                 else if (corrupted.contains({node, hex})) ++corrupt_known;
-                else report.problems.push_back("node " + std::to_string(node + 1) + " holds a bad copy of chunk " + hex.substr(0, 12) +
-                                               " of " + key + " that nobody corrupted");
+                else
+                    report.problems.push_back("node " + std::to_string(node + 1) + " holds a bad copy of chunk " +
+                                              hex.substr(0, 12) + " of " + key + " that nobody corrupted");
             }
             report.good_copies += good;
             report.corrupt_unscrubbed += corrupt_known;
             if (good == 0)
-                report.problems.push_back("chunk " + hex.substr(0, 12) + " of " + key + " = " + name + " has no good copy on any node");
+                report.problems.push_back("chunk " + hex.substr(0, 12) + " of " + key + " = " + name +
+                                          " has no good copy on any node");
             else if (good + corrupt_known < replication_factor)
-                report.problems.push_back("chunk " + hex.substr(0, 12) + " of " + key + " = " + name + " has " + std::to_string(good) +
-                                          " good copies after convergence (replication factor " + std::to_string(replication_factor) + ")");
+                report.problems.push_back("chunk " + hex.substr(0, 12) + " of " + key + " = " + name + " has " +
+                                          std::to_string(good) + " good copies after convergence (replication factor " +
+                                          std::to_string(replication_factor) + ")");
         }
     }
     return report;

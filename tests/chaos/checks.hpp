@@ -38,10 +38,12 @@ struct unavailability {
     std::uint64_t writes = 0;     // successful writes in the window
 };
 /// Longest stretch of [from_ns, to_ns) without a completed write (PUT or DELETE answered).
-unavailability longest_write_gap(std::span<const sim::kv_history_op> history, std::uint64_t from_ns, std::uint64_t to_ns);
+unavailability longest_write_gap(std::span<const sim::kv_history_op> history, std::uint64_t from_ns,
+                                 std::uint64_t to_ns);
 /// Every such stretch of at least min_ns, as (start, length).
-std::vector<std::pair<std::uint64_t, std::uint64_t>> write_gaps(std::span<const sim::kv_history_op> history, std::uint64_t from_ns,
-                                                                std::uint64_t to_ns, std::uint64_t min_ns);
+std::vector<std::pair<std::uint64_t, std::uint64_t>> write_gaps(std::span<const sim::kv_history_op> history,
+                                                                std::uint64_t from_ns, std::uint64_t to_ns,
+                                                                std::uint64_t min_ns);
 
 /// When a GET may be cut short with a fault as its excuse: while the fault is active, and for
 /// `margin_ns` after it healed (the proxy reconnecting to a restarted or reachable-again node).
@@ -55,9 +57,11 @@ double unexcused_fraction(std::span<const std::pair<std::uint64_t, std::uint64_t
 /// unreachable, or when the version being read was overwritten or deleted meanwhile (its chunks
 /// may then be collected once the upload lease passes). `noisy` holds the intervals faults may
 /// affect. Returns one line per cut GET that had neither excuse; `excused` counts the others.
-std::vector<std::string> check_truncated_gets(std::span<const sim::kv_history_op> history, std::span<const truncated_get> cut,
+std::vector<std::string> check_truncated_gets(std::span<const sim::kv_history_op> history,
+                                              std::span<const truncated_get> cut,
                                               const std::map<std::string, written_value>& written,
-                                              std::span<const std::pair<std::uint64_t, std::uint64_t>> noisy, std::uint64_t& excused);
+                                              std::span<const std::pair<std::uint64_t, std::uint64_t>> noisy,
+                                              std::uint64_t& excused);
 
 /// Faults per kind: applied, and attempts that could not be applied.
 struct fault_counts {
@@ -89,7 +93,8 @@ availability_report check_availability(std::span<const sim::kv_history_op> histo
 
 /// A LIST of each whole generation after the faults, with nothing running, must show exactly the
 /// keys `final_state` has, each with its value's ETag and size.
-std::vector<std::string> check_final_listing(std::span<const list_record> lists, const std::map<std::string, std::string>& final_state,
+std::vector<std::string> check_final_listing(std::span<const list_record> lists,
+                                             const std::map<std::string, std::string>& final_state,
                                              const std::map<std::string, written_value>& written);
 
 struct copies_report {
@@ -101,9 +106,10 @@ struct copies_report {
 /// On disk, after convergence: every chunk of every object in `final_state` has at least one good
 /// copy, and at least `replication_factor` copies counting those the nemesis corrupted that the
 /// scrubber has not reached yet. chunk_directory(node) is that node's chunks/ directory.
-copies_report check_chunk_copies(const std::map<std::string, std::string>& final_state, const std::map<std::string, written_value>& written,
-                                 std::uint32_t nodes, const std::function<std::string(std::uint32_t)>& chunk_directory,
-                                 const std::set<std::pair<std::uint32_t, std::string>>& corrupted, std::size_t chunk_size,
-                                 std::size_t inline_size_max, std::uint32_t replication_factor);
+copies_report check_chunk_copies(const std::map<std::string, std::string>& final_state,
+                                 const std::map<std::string, written_value>& written, std::uint32_t nodes,
+                                 const std::function<std::string(std::uint32_t)>& chunk_directory,
+                                 const std::set<std::pair<std::uint32_t, std::string>>& corrupted,
+                                 std::size_t chunk_size, std::size_t inline_size_max, std::uint32_t replication_factor);
 
 }  // namespace chaos

@@ -53,7 +53,8 @@ std::string cluster::node_data(std::uint32_t node) const {
 std::uint32_t cluster::remove_stale_namespaces() {
     std::uint32_t removed = 0;
     std::error_code ec;
-    for (auto it = std::filesystem::directory_iterator("/run/netns", ec); !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    for (auto it = std::filesystem::directory_iterator("/run/netns", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
         const std::string name = it->path().filename().string();
         if (!name.starts_with("tfc")) continue;
         pid_t owner = 0;
@@ -120,7 +121,8 @@ std::vector<std::string> cluster::node_command(std::uint32_t node, bool recoveri
     std::vector<std::string> argv;
     if (options_.use_namespaces) argv = {"/usr/bin/env", "ip", "netns", "exec", node_namespace(node)};
     argv.push_back(options_.node_binary);
-    const std::uint16_t chunks = options_.use_namespaces ? chunk_port : static_cast<std::uint16_t>(options_.port_base + 100 + node);
+    const std::uint16_t chunks =
+        options_.use_namespaces ? chunk_port : static_cast<std::uint16_t>(options_.port_base + 100 + node);
     argv.insert(argv.end(), {"--index", std::to_string(node), "--replicas", replica_list_, "--chunk-listen",
                              node_address(node) + ":" + std::to_string(chunks), "--data", node_data(node)});
     if (recovering) argv.push_back("--recovering");
@@ -132,8 +134,10 @@ bool cluster::start(std::string& error) {
     prefix_ = "tfc" + std::to_string(::getpid());
     std::filesystem::create_directories(log_directory());
     for (std::uint32_t i = 0; i < options_.nodes; ++i) {
-        const std::uint16_t metadata = options_.use_namespaces ? replica_port : static_cast<std::uint16_t>(options_.port_base + i);
-        const std::uint16_t chunks = options_.use_namespaces ? chunk_port : static_cast<std::uint16_t>(options_.port_base + 100 + i);
+        const std::uint16_t metadata =
+            options_.use_namespaces ? replica_port : static_cast<std::uint16_t>(options_.port_base + i);
+        const std::uint16_t chunks =
+            options_.use_namespaces ? chunk_port : static_cast<std::uint16_t>(options_.port_base + 100 + i);
         // (+= piecewise: GCC 12 -O3 warns falsely about "literal" + std::string temporaries.)
         if (i) {
             replica_list_ += ',';

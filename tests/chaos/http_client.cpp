@@ -111,7 +111,8 @@ bool http_client::fill(std::uint64_t deadline_ns) {
     }
 }
 
-bool http_client::read_response(std::string_view method, std::uint64_t deadline_ns, http_response& out, bool& keep_alive) {
+bool http_client::read_response(std::string_view method, std::uint64_t deadline_ns, http_response& out,
+                                bool& keep_alive) {
     std::size_t header_end;
     while ((header_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
         if (buffer_.size() > 65536 || !fill(deadline_ns)) return false;
@@ -189,7 +190,8 @@ bool http_client::read_body(std::uint64_t deadline_ns, http_response& out, bool&
     return true;
 }
 
-std::optional<http_response> http_client::request(std::string_view method, std::string_view target, std::string_view body,
+std::optional<http_response> http_client::request(std::string_view method, std::string_view target,
+                                                  std::string_view body,
                                                   const std::vector<std::pair<std::string, std::string>>& headers) {
     const std::uint64_t deadline = now_ns() + timeout_ms_ * 1'000'000ull;
     if (fd_ < 0 && !connect_to(deadline)) return fail("connect: " + std::string(std::strerror(errno)));
@@ -197,7 +199,8 @@ std::optional<http_response> http_client::request(std::string_view method, std::
     request.reserve(256 + body.size());
     request.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: chaos\r\n");
     for (const auto& [name, value] : headers) request.append(name).append(": ").append(value).append("\r\n");
-    if (method == "PUT" || !body.empty()) request.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+    if (method == "PUT" || !body.empty())
+        request.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
     request.append("\r\n").append(body);
     if (!send_all(request, deadline)) return fail("send failed or timed out");
     http_response response;

@@ -42,8 +42,8 @@ void nemesis::wait_recovered(std::uint32_t node) {
         hold(100);
         if (cancelled_) return;
     }
-    stuck_.push_back("node " + std::to_string(node + 1) + " was not normal " + std::to_string(recovery_timeout_ms / 1000) +
-                     " s after its restart, with no other fault active");
+    stuck_.push_back("node " + std::to_string(node + 1) + " was not normal " +
+                     std::to_string(recovery_timeout_ms / 1000) + " s after its restart, with no other fault active");
 }
 
 void nemesis::kill_and_restart(fault_record& f, bool prefer_primary) {
@@ -157,7 +157,8 @@ void nemesis::corrupt_chunk(fault_record& f) {
         for (const std::string& name : options_.live_chunks(random_())) {
             if (corrupted_.contains(name)) continue;
             for (std::uint32_t node = 0; node < cluster_.nodes(); ++node) {
-                const std::filesystem::path path = cluster_.node_data(node) + "/chunks/" + name.substr(0, 2) + "/" + name;
+                const std::filesystem::path path =
+                    cluster_.node_data(node) + "/chunks/" + name.substr(0, 2) + "/" + name;
                 if (std::filesystem::is_regular_file(path, ec)) candidates.emplace_back(node, path);
             }
         }
@@ -165,8 +166,8 @@ void nemesis::corrupt_chunk(fault_record& f) {
     if (candidates.empty()) {
         const std::uint32_t node = static_cast<std::uint32_t>(random_() % cluster_.nodes());
         const std::filesystem::path root = cluster_.node_data(node) + "/chunks";
-        for (auto it = std::filesystem::recursive_directory_iterator(root, ec); !ec && it != std::filesystem::recursive_directory_iterator();
-             it.increment(ec)) {
+        for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+             !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
             const std::string name = it->path().filename().string();
             if (it->is_regular_file(ec) && is_chunk_name(name) && !corrupted_.contains(name) &&
                 it->path().parent_path().filename().string() == name.substr(0, 2))
@@ -194,8 +195,8 @@ void nemesis::corrupt_chunk(fault_record& f) {
             byte ^= static_cast<unsigned char>(1u << (random_() % 8));
             if (::pwrite(fd, &byte, 1, at) != 1) note_error("cannot write " + victim.string());
         }
-        f.detail = "node " + std::to_string(node + 1) + ": one bit of chunk " + victim.filename().string().substr(0, 12) +
-                   " at byte " + std::to_string(at);
+        f.detail = "node " + std::to_string(node + 1) + ": one bit of chunk " +
+                   victim.filename().string().substr(0, 12) + " at byte " + std::to_string(at);
         corrupted_.insert(victim.filename().string());
         corrupted_copies_.emplace(node, victim.filename().string());
     }

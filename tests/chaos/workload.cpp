@@ -27,7 +27,8 @@ std::uint64_t splitmix(std::uint64_t& state) {
 
 std::string value_header(std::uint32_t client, std::uint64_t sequence, std::size_t size) {
     char line[80];
-    const int n = std::snprintf(line, sizeof line, "tfc %u %llu %zu\n", client, static_cast<unsigned long long>(sequence), size);
+    const int n =
+        std::snprintf(line, sizeof line, "tfc %u %llu %zu\n", client, static_cast<unsigned long long>(sequence), size);
     return std::string(line, static_cast<std::size_t>(n));
 }
 
@@ -132,7 +133,8 @@ std::optional<std::string> verify_value(std::string_view body) {
     const std::size_t line_end = body.find('\n');
     if (line_end == std::string_view::npos || line_end > 64) return std::nullopt;
     const std::string line(body.substr(0, line_end));
-    if (std::sscanf(line.c_str(), "tfc %u %llu %zu", &client, &sequence, &size) != 3 || size != body.size()) return std::nullopt;
+    if (std::sscanf(line.c_str(), "tfc %u %llu %zu", &client, &sequence, &size) != 3 || size != body.size())
+        return std::nullopt;
     if (make_value(client, sequence, size) != body) return std::nullopt;
     return value_name(client, sequence);
 }
@@ -162,124 +164,152 @@ void workload::merge(client_result& r) {
     for (int i = 0; i < 6; ++i) counters_.by_status[i] += r.counters.by_status[i];
 }
 
+std::uint32_t workload::current_generation() {
+    const std::uint64_t generation_ns = options_.generation_ms * 1'000'000ull;
+    const std::uint32_t generation = static_cast<std::uint32_t>((now_ns() - start_ns_) / generation_ns);
+    for (std::uint32_t seen = generations_.load();
+         seen < generation + 1 && !generations_.compare_exchange_weak(seen, generation + 1);) {
+    }
+    return generation;
+}
+
+void workload::remember_chunked(const recent_put& put) {
+    std::lock_guard lock(recent_mutex_);
+    if (recent_chunked_.size() < recent_max) recent_chunked_.push_back(put);
+    else recent_chunked_[recent_next_++ % recent_max] = put;
+}
+
+void workload::put(http_client& http, std::mt19937_64& random, std::uint64_t sequence, kv_history_op& op,
+                   client_result& r) {
+    const bool create_only = random() % 10 == 0;
+    op.kind = create_only ? kv_kind::put_if_absent : kv_kind::put;
+    const std::string value = make_value(op.client, sequence, pick_size(random));
+    op.value = value_name(op.client, sequence);
+    r.written[op.value] = written_value{op.key, value.size(), md5_hex(value)};
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (create_only) headers.emplace_back("If-None-Match", "*");
+    op.invoke_ns = now_ns();
+    const auto response = http.request("PUT", "/" + op.key, value, headers);
+    op.complete_ns = now_ns();
+    count_status(r.counters, response);
+    if (response && response->status == 200) {
+        op.result_outcome = outcome::ok;
+        if (value.size() > inline_size_max) remember_chunked(recent_put{op.client, sequence, value.size()});
+    } else if (response && create_only && response->status == 412) {
+        op.result_outcome = outcome::ok;
+        op.status = kv_status::mismatch;
+    } else if (response && refused_unapplied(response->status)) {
+        op.result_outcome = outcome::fail;
+        ++r.counters.failed;
+    } else {
+        op.result_outcome = outcome::unknown;
+    }
+}
+
+void workload::get(http_client& http, kv_history_op& op, client_result& r) {
+    op.kind = kv_kind::get;
+    op.invoke_ns = now_ns();
+    const auto response = http.request("GET", "/" + op.key);
+    op.complete_ns = now_ns();
+    count_status(r.counters, response);
+    op.result_outcome = outcome::unknown;
+    if (response && response->status == 200 && !response->complete) {
+        const std::string* etag = response->header("etag");
+        r.truncated.push_back(
+            truncated_get{op.key, etag ? unquote(*etag) : std::string(), op.invoke_ns, op.complete_ns});
+    } else if (response && response->status == 200) {
+        if (auto name = verify_value(response->body)) {
+            op.result_outcome = outcome::ok;
+            op.result_value = *name;
+        } else {
+            r.corrupt.push_back("GET " + op.key + " by client " + std::to_string(op.client) + " returned " +
+                                std::to_string(response->body.size()) + " bytes that no PUT wrote (first line: " +
+                                response->body.substr(0, std::min<std::size_t>(40, response->body.find('\n'))) + ")");
+        }
+    } else if (response && response->status == 404) {
+        op.result_outcome = outcome::ok;
+        op.status = kv_status::not_found;
+    }
+}
+
+void workload::remove(http_client& http, kv_history_op& op, client_result& r) {
+    op.kind = kv_kind::del;
+    op.invoke_ns = now_ns();
+    const auto response = http.request("DELETE", "/" + op.key);
+    op.complete_ns = now_ns();
+    count_status(r.counters, response);
+    op.result_outcome = outcome::unknown;
+    if (response && response->status == 204) {
+        op.result_outcome = outcome::ok;
+    } else if (response && response->status == 404) {
+        op.result_outcome = outcome::ok;
+        op.status = kv_status::not_found;
+    } else if (response && refused_unapplied(response->status)) {
+        op.result_outcome = outcome::fail;
+        ++r.counters.failed;
+    }
+}
+
+void workload::list_near(http_client& http, std::mt19937_64& random, const std::string& key, client_result& r) {
+    list_record l;
+    // A whole generation ("g0003-") or ten keys of it ("g0003-k01").
+    l.prefix = random() % 4 == 0 ? key.substr(0, 6) : key.substr(0, 9);
+    l.invoke_ns = now_ns();
+    const auto response = http.request("GET", "/?prefix=" + l.prefix + "&max-keys=1000");
+    l.complete_ns = now_ns();
+    count_status(r.counters, response);
+    if (response && response->status == 200 && response->complete) {
+        l.ok = true;
+        l.entries = parse_listing(response->body, l.truncated);
+        ++r.counters.ok;
+    } else {
+        ++r.counters.unknown;
+    }
+    r.lists.push_back(std::move(l));
+    completed_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void workload::record(kv_history_op&& op, client_result& r) {
+    if (op.result_outcome == outcome::ok) ++r.counters.ok;
+    if (op.result_outcome == outcome::unknown) ++r.counters.unknown;
+    completed_.fetch_add(1, std::memory_order_relaxed);
+    const bool took_effect = op.kind != kv_kind::get && op.result_outcome == outcome::ok;
+    if (took_effect) writes_ok_.fetch_add(1, std::memory_order_relaxed);
+    if (took_effect && op.status == kv_status::ok)
+        for (std::uint64_t seen = last_effective_write_issued_ns_.load();
+             seen < op.invoke_ns && !last_effective_write_issued_ns_.compare_exchange_weak(seen, op.invoke_ns);) {
+        }
+    r.history.push_back(std::move(op));
+}
+
 void workload::run_client(std::uint32_t client) {
     std::mt19937_64 random(options_.seed * 1000 + client);
     http_client http(options_.host, options_.port, options_.timeout_ms);
     client_result r;
     std::uint64_t sequence = 0;
     while (!stop_) {
-        const std::uint32_t generation = static_cast<std::uint32_t>((now_ns() - start_ns_) / (options_.generation_ms * 1'000'000ull));
-        for (std::uint32_t seen = generations_.load(); seen < generation + 1 && !generations_.compare_exchange_weak(seen, generation + 1);) {
-        }
+        const std::uint32_t generation = current_generation();
         const std::string key = key_name(generation, static_cast<std::uint32_t>(random() % options_.keys));
         const std::uint64_t pick = random() % 100;
         kv_history_op op;
         op.id = next_id_++;
         op.client = client;
         op.key = key;
-        if (pick < 40) {
-            const bool create_only = random() % 10 == 0;
-            op.kind = create_only ? kv_kind::put_if_absent : kv_kind::put;
-            const std::uint64_t s = ++sequence;
-            const std::string value = make_value(client, s, pick_size(random));
-            op.value = value_name(client, s);
-            r.written[op.value] = written_value{key, value.size(), md5_hex(value)};
-            std::vector<std::pair<std::string, std::string>> headers;
-            if (create_only) headers.emplace_back("If-None-Match", "*");
-            op.invoke_ns = now_ns();
-            const auto response = http.request("PUT", "/" + key, value, headers);
-            op.complete_ns = now_ns();
-            count_status(r.counters, response);
-            if (response && response->status == 200) {
-                op.result_outcome = outcome::ok;
-                if (value.size() > inline_size_max) {
-                    std::lock_guard lock(recent_mutex_);
-                    const recent_put p{client, s, value.size()};
-                    if (recent_chunked_.size() < recent_max) recent_chunked_.push_back(p);
-                    else recent_chunked_[recent_next_++ % recent_max] = p;
-                }
-            } else if (response && create_only && response->status == 412) {
-                op.result_outcome = outcome::ok;
-                op.status = kv_status::mismatch;
-            } else if (response && refused_unapplied(response->status)) {
-                op.result_outcome = outcome::fail;
-                ++r.counters.failed;
-            } else {
-                op.result_outcome = outcome::unknown;
-            }
-        } else if (pick < 75) {
-            op.kind = kv_kind::get;
-            op.invoke_ns = now_ns();
-            const auto response = http.request("GET", "/" + key);
-            op.complete_ns = now_ns();
-            count_status(r.counters, response);
-            op.result_outcome = outcome::unknown;
-            if (response && response->status == 200 && !response->complete) {
-                const std::string* etag = response->header("etag");
-                r.truncated.push_back(truncated_get{key, etag ? unquote(*etag) : std::string(), op.invoke_ns, op.complete_ns});
-            } else if (response && response->status == 200) {
-                if (auto name = verify_value(response->body)) {
-                    op.result_outcome = outcome::ok;
-                    op.result_value = *name;
-                } else {
-                    r.corrupt.push_back("GET " + key + " by client " + std::to_string(client) + " returned " +
-                                        std::to_string(response->body.size()) + " bytes that no PUT wrote (first line: " +
-                                        response->body.substr(0, std::min<std::size_t>(40, response->body.find('\n'))) + ")");
-                }
-            } else if (response && response->status == 404) {
-                op.result_outcome = outcome::ok;
-                op.status = kv_status::not_found;
-            }
-        } else if (pick < 88) {
-            op.kind = kv_kind::del;
-            op.invoke_ns = now_ns();
-            const auto response = http.request("DELETE", "/" + key);
-            op.complete_ns = now_ns();
-            count_status(r.counters, response);
-            op.result_outcome = outcome::unknown;
-            if (response && response->status == 204) {
-                op.result_outcome = outcome::ok;
-            } else if (response && response->status == 404) {
-                op.result_outcome = outcome::ok;
-                op.status = kv_status::not_found;
-            } else if (response && refused_unapplied(response->status)) {
-                op.result_outcome = outcome::fail;
-                ++r.counters.failed;
-            }
-        } else {
-            list_record l;
-            // A whole generation ("g0003-") or ten keys of it ("g0003-k01").
-            l.prefix = random() % 4 == 0 ? key.substr(0, 6) : key.substr(0, 9);
-            l.invoke_ns = now_ns();
-            const auto response = http.request("GET", "/?prefix=" + l.prefix + "&max-keys=1000");
-            l.complete_ns = now_ns();
-            count_status(r.counters, response);
-            if (response && response->status == 200 && response->complete) {
-                l.ok = true;
-                l.entries = parse_listing(response->body, l.truncated);
-                ++r.counters.ok;
-            } else {
-                ++r.counters.unknown;
-            }
-            r.lists.push_back(std::move(l));
-            completed_.fetch_add(1, std::memory_order_relaxed);
+        if (pick >= 88) {  // LISTs are recorded apart from the history, and no think time follows them
+            list_near(http, random, key, r);
             continue;
         }
-        if (op.result_outcome == outcome::ok) ++r.counters.ok;
-        if (op.result_outcome == outcome::unknown) ++r.counters.unknown;
-        completed_.fetch_add(1, std::memory_order_relaxed);
-        if (op.kind != kv_kind::get && op.result_outcome == outcome::ok) writes_ok_.fetch_add(1, std::memory_order_relaxed);
-        if (op.kind != kv_kind::get && op.result_outcome == outcome::ok && op.status == kv_status::ok)
-            for (std::uint64_t seen = last_effective_write_issued_ns_.load(); seen < op.invoke_ns &&
-                 !last_effective_write_issued_ns_.compare_exchange_weak(seen, op.invoke_ns);) {
-            }
-        r.history.push_back(std::move(op));
+        if (pick < 40) put(http, random, ++sequence, op, r);
+        else if (pick < 75) get(http, op, r);
+        else remove(http, op, r);
+        record(std::move(op), r);
         if (options_.think_ms_max) sleep_ms(random() % (options_.think_ms_max + 1));
     }
     merge(r);
 }
 
-std::map<std::string, std::string> workload::read_all(bool record, std::uint64_t deadline_ns, std::vector<std::string>& problems) {
+std::map<std::string, std::string> workload::read_all(bool record, std::uint64_t deadline_ns,
+                                                      std::vector<std::string>& problems) {
     constexpr std::uint32_t failed_in_a_row_max = 20;
     http_client http(options_.host, options_.port, options_.timeout_ms);
     std::map<std::string, std::string> out;
@@ -321,7 +351,8 @@ std::map<std::string, std::string> workload::read_all(bool record, std::uint64_t
                 out[key] = "";
                 done = true;
             } else {
-                last = response ? "HTTP " + std::to_string(response->status) + (response->complete ? " " + response->body : " cut short")
+                last = response ? "HTTP " + std::to_string(response->status) +
+                                      (response->complete ? " " + response->body : " cut short")
                                 : http.last_error();
                 sleep_ms(250);
             }
@@ -363,7 +394,8 @@ std::vector<std::string> workload::recent_chunk_names(std::uint64_t pick) {
     std::vector<std::string> names;
     for (std::size_t at = 0; at < value.size(); at += options_.chunk_size) {
         const std::size_t length = std::min<std::size_t>(options_.chunk_size, value.size() - at);
-        names.push_back(toastyfs::to_hex(platform::openssl_crypto::sha256({reinterpret_cast<const std::uint8_t*>(value.data()) + at, length})));
+        names.push_back(toastyfs::to_hex(
+            platform::openssl_crypto::sha256({reinterpret_cast<const std::uint8_t*>(value.data()) + at, length})));
     }
     return names;
 }

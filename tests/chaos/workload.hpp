@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -22,6 +23,8 @@
 #include "sim/linearizability.hpp"
 
 namespace chaos {
+
+class http_client;
 
 struct workload_options {
     std::string host;
@@ -93,7 +96,8 @@ public:
     /// (200 with exactly a written value, or 404) or `deadline_ns`. Returns key -> value name
     /// ("" for 404); what failed goes to `problems`. With `record`, the GETs join the history
     /// (the final reads the linearizability checker sees).
-    std::map<std::string, std::string> read_all(bool record, std::uint64_t deadline_ns, std::vector<std::string>& problems);
+    std::map<std::string, std::string> read_all(bool record, std::uint64_t deadline_ns,
+                                                std::vector<std::string>& problems);
     static constexpr std::uint32_t final_reader = 1000;  // client id of read_all's GETs
     /// One LIST of `prefix` (up to 1000 keys), not recorded in lists().
     list_record list(const std::string& prefix);
@@ -118,7 +122,6 @@ public:
     std::vector<std::string> recent_chunk_names(std::uint64_t pick);
 
 private:
-    void run_client(std::uint32_t client);
     struct client_result {
         std::vector<sim::kv_history_op> history;
         std::vector<list_record> lists;
@@ -128,6 +131,25 @@ private:
         workload_counters counters;
     };
     void merge(client_result& result);
+    struct recent_put {
+        std::uint32_t client;
+        std::uint64_t sequence;
+        std::size_t size;
+    };
+
+    void run_client(std::uint32_t client);
+    /// The generation of keys now in use (generations() follows it).
+    std::uint32_t current_generation();
+    // One operation each: op has its id, client and key; they fill in the rest.
+    void put(http_client& http, std::mt19937_64& random, std::uint64_t sequence, sim::kv_history_op& op,
+             client_result& r);
+    void get(http_client& http, sim::kv_history_op& op, client_result& r);
+    void remove(http_client& http, sim::kv_history_op& op, client_result& r);
+    /// A LIST of the generation of `key` or of ten keys around it, recorded in lists().
+    void list_near(http_client& http, std::mt19937_64& random, const std::string& key, client_result& r);
+    /// Counts a completed PUT, GET or DELETE and adds it to the history.
+    void record(sim::kv_history_op&& op, client_result& r);
+    void remember_chunked(const recent_put& put);
 
     workload_options options_;
     std::atomic<bool> stop_{false};
@@ -145,11 +167,6 @@ private:
     std::atomic<std::uint64_t> completed_{0};
     std::atomic<std::uint64_t> writes_ok_{0};
     std::atomic<std::uint64_t> last_effective_write_issued_ns_{0};
-    struct recent_put {
-        std::uint32_t client;
-        std::uint64_t sequence;
-        std::size_t size;
-    };
     std::mutex recent_mutex_;
     std::vector<recent_put> recent_chunked_;  // ring of the last recent_max
     std::size_t recent_next_ = 0;
