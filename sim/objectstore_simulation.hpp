@@ -26,6 +26,7 @@
 #include "sim/fault_profile.hpp"
 #include "sim/linearizability.hpp"
 #include "sim/network.hpp"
+#include "sim/replica_cluster.hpp"
 #include "sim/sim_chunk_disk.hpp"
 #include "toastyfs/chunk_server.hpp"
 #include "toastyfs/chunk_store.hpp"
@@ -51,6 +52,8 @@ inline std::uint64_t mix64(std::uint64_t x) {
     x = (x ^ (x >> 27U)) * 0x94D049BB133111EBULL;
     return x ^ (x >> 31U);
 }
+
+inline std::uint64_t mix_trace_hash(std::uint64_t hash, std::uint64_t value) { return mix64(hash ^ value); }
 
 /// The content of put `put_id` at byte offsets [offset, offset + out.size()): a pure function,
 /// so content identifies the put and nothing is stored.
@@ -254,6 +257,17 @@ public:
     }
     void on_execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes, const std::vector<std::uint8_t>& out);
 
+    // replica_cluster hooks (roll_replica_faults, heal_replicas)
+    std::uint32_t impaired_replicas() const;
+    bool replica_up(std::uint32_t index) const { return nodes_[index].replica != nullptr; }
+    bool replica_paused(std::uint32_t index) const { return nodes_[index].paused; }
+    void crash_replica(std::uint32_t index) { crash_node(index, wipes_ && vsr::chance(random_, 1, 3)); }
+    std::uint64_t partition_side(std::uint64_t side) const { return side; }
+    void partitioned(std::uint64_t side);
+    void clogged() {}
+    void healed();
+    void pause_replica(std::uint32_t index);
+
 private:
     // setup
     void setup();
@@ -303,7 +317,6 @@ private:
         return it->second;
     }
     // faults
-    std::uint32_t impaired_nodes() const;
     void fault_step();
     void crash_node(std::uint32_t index, bool wipe);
     void restart_node(std::uint32_t index);
@@ -351,7 +364,8 @@ private:
     void fail(const std::string& property, const std::string& detail);
     void trace(event_kind kind, std::uint32_t a, std::uint64_t b, std::uint64_t c);
     std::string format_trace() const;
-    void mix_trace(std::uint64_t value) { trace_hash_ = mix64(trace_hash_ ^ value); }
+    void mix_trace(std::uint64_t value) { trace_.mix(value); }
+    cluster_faults<event_kind> cluster() { return {random_, profile_, network_, events_, now_, options_.replicas}; }
     std::uint64_t copies_on_nodes(const tfs::sha256_digest& sha, tfs::node_set among) const;
 
     objectstore_options options_;
@@ -422,9 +436,7 @@ private:
     std::uint32_t final_key_ = 0;
     std::uint64_t done_since_ = 0;
 
-    std::array<trace_record, trace_tail_size> trace_{};
-    std::uint64_t trace_count_ = 0;
-    std::uint64_t trace_hash_ = 0;
+    trace_ring<trace_record, trace_tail_size, mix_trace_hash> trace_;
 };
 
 }  // namespace sim::objectstore_internal

@@ -337,7 +337,7 @@ void objectstore_simulation::fail(const std::string& property, const std::string
 }
 
 void objectstore_simulation::trace(event_kind kind, std::uint32_t a, std::uint64_t b, std::uint64_t c) {
-    trace_record& record = trace_[trace_count_++ % trace_tail_size];
+    trace_record& record = trace_.next();
     record = trace_record{now_, kind, a, b, c};
     mix_trace(now_ ^ (std::uint64_t{static_cast<std::uint8_t>(kind)} << 56) ^ (std::uint64_t{a} << 40) ^ mix64(b) ^ c);
     if (options_.verbose) {
@@ -348,12 +348,10 @@ void objectstore_simulation::trace(event_kind kind, std::uint32_t a, std::uint64
 
 std::string objectstore_simulation::format_trace() const {
     std::ostringstream out;
-    const std::uint64_t first = trace_count_ > trace_tail_size ? trace_count_ - trace_tail_size : 0;
-    for (std::uint64_t i = first; i < trace_count_; ++i) {
-        const trace_record& r = trace_[i % trace_tail_size];
-        out << "  " << r.time / ns_per_us << "us " << event_names[static_cast<int>(r.kind)] << " a=" << r.a << " b=" << r.b << " c=" << std::hex
-            << r.c << std::dec << "\n";
-    }
+    trace_.for_each_tail([&](const trace_record& r) {
+        out << "  " << r.time / ns_per_us << "us " << event_names[static_cast<int>(r.kind)] << " a=" << r.a
+            << " b=" << r.b << " c=" << std::hex << r.c << std::dec << "\n";
+    });
     return out.str();
 }
 
@@ -361,9 +359,7 @@ objectstore_result objectstore_simulation::run() {
     setup();
     schedule(100 * ns_per_ms, event_kind::final_step, 0);
     const std::uint64_t time_max = 900'000 * ns_per_ms;
-    while (!events_.empty() && result_.ok && phase_ != final_phase::done && now_ < time_max) {
-        const event e = events_.pop();
-        now_ = e.time;
+    run_events(events_, now_, time_max, [&] { return result_.ok && phase_ != final_phase::done; }, [&](const event& e) {
         if (e.kind != event_kind::deliver && e.kind != event_kind::chunk_to_node && e.kind != event_kind::chunk_to_proxy &&
             e.kind != event_kind::replica_tick && e.kind != event_kind::proxy_tick) {
             trace(e.kind, e.a, e.b, 0);
@@ -372,7 +368,7 @@ objectstore_result objectstore_simulation::run() {
         if (!faults_active_ && settled_ns_ == UINT64_MAX && cluster_settled()) settled_ns_ = now_;
         // As the proxy's event loop does after every batch: deferred work waits for no tick.
         for (auto& proxy : proxies_) proxy.service->poll();
-    }
+    });
     if (result_.ok && phase_ != final_phase::done) fail("liveness", "simulation ended before the final phase completed");
     if (result_.ok) final_checks();
     for (const auto& node : nodes_) {
@@ -395,7 +391,7 @@ objectstore_result objectstore_simulation::run() {
     }
     result_.messages_dropped = network_.dropped();
     result_.simulated_ms = now_ / ns_per_ms;
-    result_.trace_hash = trace_hash_;
+    result_.trace_hash = trace_.hash();
     return result_;
 }
 
