@@ -257,7 +257,7 @@ public:
     }
     void on_execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes, const std::vector<std::uint8_t>& out);
 
-    // replica_cluster hooks (roll_replica_faults, heal_replicas)
+    // replica_cluster hooks (deliver_message, roll_replica_faults, heal_replicas)
     std::uint32_t impaired_replicas() const;
     bool replica_up(std::uint32_t index) const { return nodes_[index].replica != nullptr; }
     bool replica_paused(std::uint32_t index) const { return nodes_[index].paused; }
@@ -266,6 +266,11 @@ public:
     void partitioned(std::uint64_t side);
     void clogged() {}
     void healed();
+    void delivering(std::uint32_t to, std::uint32_t from, std::span<const std::uint8_t> message);
+    void replica_receive(std::uint32_t index, std::span<const std::uint8_t> message);
+    void client_receive(std::uint32_t index, std::span<const std::uint8_t> message) {
+        proxies_[index].client->on_message(message);
+    }
     void pause_replica(std::uint32_t index);
 
 private:
@@ -280,7 +285,6 @@ private:
     void schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t a, std::uint64_t b = 0);
     void handle(const event& e);
     // VSR network
-    void deliver(std::uint32_t to, std::uint32_t buffer);
     void replica_tick(std::uint32_t index);
     void proxy_tick(std::uint32_t index);
     // chunk connections
@@ -365,7 +369,7 @@ private:
     void trace(event_kind kind, std::uint32_t a, std::uint64_t b, std::uint64_t c);
     std::string format_trace() const;
     void mix_trace(std::uint64_t value) { trace_.mix(value); }
-    cluster_faults<event_kind> cluster() { return {random_, profile_, network_, events_, now_, options_.replicas}; }
+    replica_cluster<event_kind> cluster() { return {random_, profile_, network_, events_, now_, options_.replicas}; }
     std::uint64_t copies_on_nodes(const tfs::sha256_digest& sha, tfs::node_set among) const;
 
     objectstore_options options_;

@@ -13,6 +13,7 @@
 //   kept, or wiped), pauses, connection breaks, disk faults (bit flips, lost/torn writes, EIO,
 //   full disk, rot at rest) and corrupted reply bodies (memory faults on a node), with at most
 //   f nodes down or recovering at once.
+#include "sim/bug_names.hpp"
 #include "sim/objectstore_simulation.hpp"
 
 namespace sim {
@@ -227,32 +228,17 @@ void objectstore_simulation::start_node(std::uint32_t index, bool recovering) {
 // ---- VSR network glue (the network itself is sim/network.hpp) ---------------------------------
 
 void objectstore_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
-    network_.send(from, to, message, now_, faults_active_, random_, [&](std::uint64_t delay_ns, std::uint32_t buffer) {
-        schedule(delay_ns, event_kind::deliver, to, buffer);
-    });
+    send_message(cluster(), faults_active_, from, to, message);
 }
 
-void objectstore_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
-    const auto message = network_.message(buffer);
+void objectstore_simulation::delivering(std::uint32_t to, std::uint32_t from, std::span<const std::uint8_t> message) {
     const vsr::header h = message.size() >= vsr::header_size ? vsr::decode_header_fields(message.data()) : vsr::header{};
-    trace(event_kind::deliver, to, network_.sender(buffer), h.checksum);
-    if (to < options_.replicas) {
-        node_state& node = nodes_[to];
-        if (!node.replica) {
-            network_.release(buffer);
-            return;
-        }
-        if (node.paused) {
-            network_.hold(to, buffer);
-            return;
-        }
-        node.replica->on_message(message);
-        network_.release(buffer);
-        check_replica(to);
-    } else {
-        proxies_[to - options_.replicas].client->on_message(message);
-        network_.release(buffer);
-    }
+    trace(event_kind::deliver, to, from, h.checksum);
+}
+
+void objectstore_simulation::replica_receive(std::uint32_t index, std::span<const std::uint8_t> message) {
+    nodes_[index].replica->on_message(message);
+    check_replica(index);
 }
 
 void objectstore_simulation::replica_tick(std::uint32_t index) {
@@ -292,7 +278,7 @@ void objectstore_simulation::proxy_tick(std::uint32_t index) {
 
 void objectstore_simulation::handle(const event& e) {
     switch (e.kind) {
-        case event_kind::deliver: deliver(e.a, static_cast<std::uint32_t>(e.b)); break;
+        case event_kind::deliver: deliver_message(cluster(), e.a, static_cast<std::uint32_t>(e.b), *this); break;
         case event_kind::replica_tick: replica_tick(e.a); break;
         case event_kind::proxy_tick: proxy_tick(e.a); break;
         case event_kind::chunk_to_node: chunk_arrive_at_node(e.a, e.b); break;
@@ -414,21 +400,10 @@ constexpr std::pair<toastyfs::planted_bug, const char*> bug_names[] = {
 }  // namespace
 
 bool parse_objectstore_bug(const std::string& name, toastyfs::planted_bug& out) {
-    for (const auto& [bug, bug_name] : bug_names) {
-        if (name == bug_name) {
-            out = bug;
-            return true;
-        }
-    }
-    return false;
+    return parse_bug_name(bug_names, name, out);
 }
 
-const char* to_string(toastyfs::planted_bug bug) {
-    for (const auto& [b, name] : bug_names) {
-        if (b == bug) return name;
-    }
-    return "unknown";
-}
+const char* to_string(toastyfs::planted_bug bug) { return bug_name(bug_names, bug); }
 
 }  // namespace sim
 

@@ -1,11 +1,12 @@
-// The simulated replica cluster, one for both simulators: the trace ring and its hash, the
-// replica fault rolls (crash, partition, clog, pause), heal, the run loop and the view check.
-// Each simulator supplies what differs through hooks (see roll_replica_faults).
+// The simulated replica cluster, one for both simulators: the trace ring and its hash, sending
+// and delivering VSR messages, the replica fault rolls (crash, partition, clog, pause), heal,
+// the run loop and the view check. Each simulator supplies what differs through hooks.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "sim/fault_profile.hpp"
@@ -32,9 +33,9 @@ private:
     std::uint64_t hash_ = 0;
 };
 
-/// What a fault step acts on: the simulator's random stream, profile, network and events.
+/// The simulator's parts the cluster acts on: its random stream, profile, network and events.
 template <typename Kind>
-struct cluster_faults {
+struct replica_cluster {
     vsr::xoshiro256& random;
     const fault_profile& profile;
     vsr_network& network;
@@ -43,12 +44,38 @@ struct cluster_faults {
     std::uint32_t replicas = 0;
 };
 
+/// A message onto the network: each copy it makes is a deliver event.
+template <typename Kind>
+void send_message(const replica_cluster<Kind>& c, bool faults_active, std::uint32_t from, std::uint32_t to,
+                  std::span<const std::uint8_t> message) {
+    c.network.send(from, to, message, c.now, faults_active, c.random, [&](std::uint64_t delay_ns, std::uint32_t buffer) {
+        c.events.push(c.now + delay_ns, Kind::deliver, to, buffer);
+    });
+}
+
+/// A message arrives: hooks.delivering(to, from, message) traces it; a crashed replica loses it,
+/// a paused one holds it, else replica_receive(i, message) or client_receive(c, message).
+template <typename Kind, typename Hooks>
+void deliver_message(const replica_cluster<Kind>& c, std::uint32_t to, std::uint32_t buffer, Hooks& hooks) {
+    const auto message = c.network.message(buffer);
+    hooks.delivering(to, c.network.sender(buffer), message);
+    if (to >= c.replicas) {
+        hooks.client_receive(to - c.replicas, message);
+    } else if (hooks.replica_up(to) && hooks.replica_paused(to)) {
+        c.network.hold(to, buffer);
+        return;
+    } else if (hooks.replica_up(to)) {
+        hooks.replica_receive(to, message);
+    }
+    c.network.release(buffer);
+}
+
 /// The replica faults of one fault step, drawn in one order: crash, partition, clog, pause.
 /// Hooks: impaired_replicas(), replica_up(i), replica_paused(i), crash_replica(i),
 /// partition_side(side) (may replace the drawn side), partitioned(side), clogged(),
 /// pause_replica(i), healed(). A crash ends in a restart, a partition in heal_partition, a pause in resume.
 template <typename Kind, typename Hooks>
-void roll_replica_faults(const cluster_faults<Kind>& c, Hooks& hooks) {
+void roll_replica_faults(const replica_cluster<Kind>& c, Hooks& hooks) {
     const std::uint32_t n = c.replicas;
     const std::uint32_t f = (n - 1) / 2;
     auto roll = [&] { return vsr::chance(c.random, c.profile.fault_per_mille, 1000); };
@@ -87,7 +114,7 @@ void roll_replica_faults(const cluster_faults<Kind>& c, Hooks& hooks) {
 /// Healing: the network whole again, then hooks.healed() (the simulator's own faults end), then
 /// every crashed replica restarted and every paused one resumed.
 template <typename Kind, typename Hooks>
-void heal_replicas(const cluster_faults<Kind>& c, Hooks& hooks) {
+void heal_replicas(const replica_cluster<Kind>& c, Hooks& hooks) {
     c.network.heal_all();
     hooks.healed();
     for (std::uint32_t i = 0; i < c.replicas; ++i) {

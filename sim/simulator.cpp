@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sim/bug_names.hpp"
 #include "sim/fault_profile.hpp"
 #include "kv_state_machine.hpp"
 #include "sim/linearizability.hpp"
@@ -83,7 +84,7 @@ public:
     }
     std::uint32_t replica_count() const { return options_.replicas; }
 
-    // replica_cluster hooks (roll_replica_faults, heal_replicas)
+    // replica_cluster hooks (deliver_message, roll_replica_faults, heal_replicas)
     std::uint32_t impaired_replicas() const;
     bool replica_up(std::uint32_t index) const { return replicas_[index].replica != nullptr; }
     bool replica_paused(std::uint32_t index) const { return replicas_[index].paused; }
@@ -92,6 +93,11 @@ public:
     void partitioned(std::uint64_t side);
     void clogged() { ++result_.clogs; }
     void healed() {}
+    void delivering(std::uint32_t to, std::uint32_t from, std::span<const std::uint8_t> message);
+    void replica_receive(std::uint32_t index, std::span<const std::uint8_t> message);
+    void client_receive(std::uint32_t index, std::span<const std::uint8_t> message) {
+        clients_[index].client->on_message(message);
+    }
     void pause_replica(std::uint32_t index);
 
 private:
@@ -99,14 +105,13 @@ private:
     void setup_client_options();
     void schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t node, std::uint32_t payload = 0);
     void handle(const event& e);
-    void deliver(std::uint32_t to, std::uint32_t buffer);
     void start_replica(std::uint32_t index, bool recovering);
     void replica_tick(std::uint32_t index);
     void client_tick(std::uint32_t index);
     void submit_operation(std::uint32_t client_index);
     void fault_step();
     void heal_all();
-    cluster_faults<event_kind> cluster() { return {random_, profile_, network_, events_, now_, options_.replicas}; }
+    replica_cluster<event_kind> cluster() { return {random_, profile_, network_, events_, now_, options_.replicas}; }
     void check_replica(std::uint32_t index);
     void watchdog();
     void check_convergence();
@@ -253,39 +258,24 @@ void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
 // ---- network ----
 
 void kv_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
-    network_.send(from, to, message, now_, faults_active_, random_, [&](std::uint64_t delay_ns, std::uint32_t buffer) {
-        schedule(delay_ns, event_kind::deliver, to, buffer);
-    });
+    send_message(cluster(), faults_active_, from, to, message);
 }
 
-void kv_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
-    const auto message = network_.message(buffer);
-    record_trace(event_kind::deliver, network_.sender(buffer), to, message);
+void kv_simulation::delivering(std::uint32_t to, std::uint32_t from, std::span<const std::uint8_t> message) {
+    record_trace(event_kind::deliver, from, to, message);
     ++result_.messages_delivered;
-    if (to < options_.replicas) {
-        replica_node& node = replicas_[to];
-        if (!node.replica) {
-            network_.release(buffer);
-            return;
-        }
-        if (node.paused) {
-            network_.hold(to, buffer);
-            return;
-        }
-        node.replica->on_message(message);
-        network_.release(buffer);
-        check_replica(to);
-    } else {
-        clients_[to - options_.replicas].client->on_message(message);
-        network_.release(buffer);
-    }
+}
+
+void kv_simulation::replica_receive(std::uint32_t index, std::span<const std::uint8_t> message) {
+    replicas_[index].replica->on_message(message);
+    check_replica(index);
 }
 
 // ---- event loop ----
 
 void kv_simulation::handle(const event& e) {
     switch (e.kind) {
-        case event_kind::deliver: deliver(e.a, static_cast<std::uint32_t>(e.b)); break;
+        case event_kind::deliver: deliver_message(cluster(), e.a, static_cast<std::uint32_t>(e.b), *this); break;
         case event_kind::replica_tick: replica_tick(e.a); break;
         case event_kind::client_tick: client_tick(e.a - options_.replicas); break;
         case event_kind::fault_step: fault_step(); break;
@@ -724,21 +714,8 @@ constexpr std::pair<vsr::planted_bug, const char*> bug_names[] = {
 };
 }  // namespace
 
-bool parse_planted_bug(const std::string& name, vsr::planted_bug& out) {
-    for (const auto& [bug, bug_name] : bug_names) {
-        if (name == bug_name) {
-            out = bug;
-            return true;
-        }
-    }
-    return false;
-}
+bool parse_planted_bug(const std::string& name, vsr::planted_bug& out) { return parse_bug_name(bug_names, name, out); }
 
-const char* to_string(vsr::planted_bug bug) {
-    for (const auto& [b, name] : bug_names) {
-        if (b == bug) return name;
-    }
-    return "unknown";
-}
+const char* to_string(vsr::planted_bug bug) { return bug_name(bug_names, bug); }
 
 }  // namespace sim
