@@ -10,13 +10,7 @@
 
 namespace {
 
-sim::seed_report run(const sim::sweep& s, std::uint64_t seed) {
-    sim::simulation_options options;
-    options.seed = seed;
-    options.replicas = s.replicas;
-    options.requests = s.requests;
-    options.verbose = s.verbose;
-    sim::parse_planted_bug(s.bug_name, options.bug);
+sim::seed_report run(const sim::simulation_options& options) {
     const sim::simulation_result r = sim::run_kv_simulation(options);
     return {r.ok, r.requests_ok, r.trace_hash, r.property, r.detail, r.profile, r.trace_tail,
             sim::counters({{"ops", r.ops_committed}, {"requests_ok", r.requests_ok}, {"queries", r.queries_answered},
@@ -27,16 +21,7 @@ sim::seed_report run(const sim::sweep& s, std::uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    sim::sweep_program program;
-    program.name = "vsr-sim";
-    program.bug_usage = "none|commit_without_quorum|skip_client_deduplication|view_change_picks_wrong_log|\n"
-                        "             accept_prepare_out_of_order|recovering_replica_answers|query_without_round";
-    program.requests_default = sim::simulation_options{}.requests;
-    program.requests_max = 10'000'000;
-    program.bug_known = [](const std::string& name) {
-        vsr::planted_bug bug{};
-        return sim::parse_planted_bug(name, bug);
-    };
-    program.run = run;
-    return sim::run_sweep(program, argc, argv);
+    const char* bugs = "none|commit_without_quorum|skip_client_deduplication|view_change_picks_wrong_log|\n"
+                       "             accept_prepare_out_of_order|recovering_replica_answers|query_without_round";
+    return sim::run_sweep("vsr-sim", bugs, 10'000'000, sim::parse_planted_bug, run, argc, argv);
 }

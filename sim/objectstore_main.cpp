@@ -11,13 +11,7 @@
 
 namespace {
 
-sim::seed_report run(const sim::sweep& s, std::uint64_t seed) {
-    sim::objectstore_options options;
-    options.seed = seed;
-    options.replicas = s.replicas;
-    options.requests = s.requests;
-    options.verbose = s.verbose;
-    sim::parse_objectstore_bug(s.bug_name, options.bug);
+sim::seed_report run(const sim::objectstore_options& options) {
     const sim::objectstore_result r = sim::run_objectstore_simulation(options);
     return {r.ok, r.requests_ok, r.trace_hash, r.property, r.detail, r.profile, r.trace_tail,
             sim::counters({{"requests_ok", r.requests_ok}, {"puts", r.puts_ok}, {"gets", r.gets_ok},
@@ -29,16 +23,7 @@ sim::seed_report run(const sim::sweep& s, std::uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    sim::sweep_program program;
-    program.name = "toastyfs-sim";
-    program.bug_usage = "none|gc_ignores_lease|put_acks_one_copy|get_skips_verification|\n"
-                        "             put_ignores_condition|read_tries_one_node";
-    program.requests_default = sim::objectstore_options{}.requests;
-    program.requests_max = 1'000'000;
-    program.bug_known = [](const std::string& name) {
-        toastyfs::planted_bug bug{};
-        return sim::parse_objectstore_bug(name, bug);
-    };
-    program.run = run;
-    return sim::run_sweep(program, argc, argv);
+    const char* bugs = "none|gc_ignores_lease|put_acks_one_copy|get_skips_verification|\n"
+                       "             put_ignores_condition|read_tries_one_node";
+    return sim::run_sweep("toastyfs-sim", bugs, 1'000'000, sim::parse_objectstore_bug, run, argc, argv);
 }

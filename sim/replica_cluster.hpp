@@ -48,9 +48,10 @@ struct replica_cluster {
 template <typename Kind>
 void send_message(const replica_cluster<Kind>& c, bool faults_active, std::uint32_t from, std::uint32_t to,
                   std::span<const std::uint8_t> message) {
-    c.network.send(from, to, message, c.now, faults_active, c.random, [&](std::uint64_t delay_ns, std::uint32_t buffer) {
+    auto copy = [&](std::uint64_t delay_ns, std::uint32_t buffer) {
         c.events.push(c.now + delay_ns, Kind::deliver, to, buffer);
-    });
+    };
+    c.network.send(from, to, message, c.now, faults_active, c.random, copy);
 }
 
 /// A message arrives: hooks.delivering(to, from, message) traces it; a crashed replica loses it,

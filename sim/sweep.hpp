@@ -44,4 +44,29 @@ std::string counters(std::initializer_list<std::pair<const char*, std::uint64_t>
 /// Parses the command line, runs every seed, prints the report; the exit status of main.
 int run_sweep(const sweep_program& program, int argc, char** argv);
 
+/// run_sweep for a simulator whose Options hold seed, replicas, requests, verbose and bug.
+template <typename Options, typename Bug>
+int run_sweep(const char* name, const char* bug_usage, std::uint32_t requests_max,
+              bool (*parse_bug)(const std::string&, Bug&), seed_report (*run)(const Options&), int argc, char** argv) {
+    sweep_program program;
+    program.name = name;
+    program.bug_usage = bug_usage;
+    program.requests_default = Options{}.requests;
+    program.requests_max = requests_max;
+    program.bug_known = [parse_bug](const std::string& bug_name) {
+        Bug bug{};
+        return parse_bug(bug_name, bug);
+    };
+    program.run = [parse_bug, run](const sweep& s, std::uint64_t seed) {
+        Options options;
+        options.seed = seed;
+        options.replicas = s.replicas;
+        options.requests = s.requests;
+        options.verbose = s.verbose;
+        parse_bug(s.bug_name, options.bug);
+        return run(options);
+    };
+    return run_sweep(program, argc, argv);
+}
+
 }  // namespace sim
