@@ -257,7 +257,7 @@ public:
     }
     void on_execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes, const std::vector<std::uint8_t>& out);
 
-    // replica_cluster hooks (deliver_message, roll_replica_faults, heal_replicas)
+    // replica_cluster hooks
     std::uint32_t impaired_replicas() const;
     bool replica_up(std::uint32_t index) const { return nodes_[index].replica != nullptr; }
     bool replica_paused(std::uint32_t index) const { return nodes_[index].paused; }
@@ -266,6 +266,18 @@ public:
     void partitioned(std::uint64_t side);
     void clogged() {}
     void healed();
+    void resuming(std::uint32_t index) {
+        trace(event_kind::resume, index, 0, 0);
+        nodes_[index].paused = false;
+        update_node_links(index);
+    }
+    void resumed(std::uint32_t index) {
+        for (std::uint32_t p = 0; p < proxies_.size(); ++p) flush_held(p * options_.replicas + index);
+    }
+    void partition_healed() {
+        trace(event_kind::heal_partition, 0, 0, 0);
+        for (std::uint32_t i = 0; i < connections_.size(); ++i) set_link_blocked(i, false);
+    }
     void delivering(std::uint32_t to, std::uint32_t from, std::span<const std::uint8_t> message);
     void replica_receive(std::uint32_t index, std::span<const std::uint8_t> message);
     void client_receive(std::uint32_t index, std::span<const std::uint8_t> message) {

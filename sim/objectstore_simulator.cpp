@@ -286,21 +286,8 @@ void objectstore_simulation::handle(const event& e) {
         case event_kind::user_step: user_step(e.a, e.b); break;
         case event_kind::fault_step: fault_step(); break;
         case event_kind::restart: restart_node(e.a); break;
-        case event_kind::resume: {
-            node_state& node = nodes_[e.a];
-            if (!node.paused) break;
-            trace(e.kind, e.a, 0, 0);
-            node.paused = false;
-            update_node_links(e.a);
-            network_.resume(e.a, [&](std::uint32_t buffer) { events_.push(now_, event_kind::deliver, e.a, buffer); });
-            for (std::uint32_t p = 0; p < proxies_.size(); ++p) flush_held(p * options_.replicas + e.a);
-            break;
-        }
-        case event_kind::heal_partition:
-            trace(e.kind, 0, 0, 0);
-            network_.heal_partition();
-            for (std::uint32_t i = 0; i < connections_.size(); ++i) set_link_blocked(i, false);
-            break;
+        case event_kind::resume: resume_replica(cluster(), e.a, *this); break;
+        case event_kind::heal_partition: heal_partition(cluster(), *this); break;
         case event_kind::heal_all:
             if (faults_active_) heal_all();
             break;

@@ -74,7 +74,7 @@ void deliver_message(const replica_cluster<Kind>& c, std::uint32_t to, std::uint
 /// The replica faults of one fault step, drawn in one order: crash, partition, clog, pause.
 /// Hooks: impaired_replicas(), replica_up(i), replica_paused(i), crash_replica(i),
 /// partition_side(side) (may replace the drawn side), partitioned(side), clogged(),
-/// pause_replica(i), healed(). A crash ends in a restart, a partition in heal_partition, a pause in resume.
+/// pause_replica(i). A crash ends in a restart, a partition in heal_partition, a pause in resume.
 template <typename Kind, typename Hooks>
 void roll_replica_faults(const replica_cluster<Kind>& c, Hooks& hooks) {
     const std::uint32_t n = c.replicas;
@@ -110,6 +110,23 @@ void roll_replica_faults(const replica_cluster<Kind>& c, Hooks& hooks) {
             c.events.push(later(20, 3'000), Kind::resume, index);
         }
     }
+}
+
+/// A pause ends: hooks.resuming(i) (trace, unpause), the held messages arrive now, then
+/// hooks.resumed(i).
+template <typename Kind, typename Hooks>
+void resume_replica(const replica_cluster<Kind>& c, std::uint32_t index, Hooks& hooks) {
+    if (!hooks.replica_paused(index)) return;
+    hooks.resuming(index);
+    c.network.resume(index, [&](std::uint32_t buffer) { c.events.push(c.now, Kind::deliver, index, buffer); });
+    hooks.resumed(index);
+}
+
+/// A partition ends: the network whole, then hooks.partition_healed() (trace, other links).
+template <typename Kind, typename Hooks>
+void heal_partition(const replica_cluster<Kind>& c, Hooks& hooks) {
+    c.network.heal_partition();
+    hooks.partition_healed();
 }
 
 /// Healing: the network whole again, then hooks.healed() (the simulator's own faults end), then

@@ -84,7 +84,7 @@ public:
     }
     std::uint32_t replica_count() const { return options_.replicas; }
 
-    // replica_cluster hooks (deliver_message, roll_replica_faults, heal_replicas)
+    // replica_cluster hooks
     std::uint32_t impaired_replicas() const;
     bool replica_up(std::uint32_t index) const { return replicas_[index].replica != nullptr; }
     bool replica_paused(std::uint32_t index) const { return replicas_[index].paused; }
@@ -93,6 +93,12 @@ public:
     void partitioned(std::uint64_t side);
     void clogged() { ++result_.clogs; }
     void healed() {}
+    void resuming(std::uint32_t index) {
+        record_trace(event_kind::resume, index, index, {});
+        replicas_[index].paused = false;
+    }
+    void resumed(std::uint32_t) {}
+    void partition_healed() { record_trace(event_kind::heal_partition, 0, 0, {}); }
     void delivering(std::uint32_t to, std::uint32_t from, std::span<const std::uint8_t> message);
     void replica_receive(std::uint32_t index, std::span<const std::uint8_t> message);
     void client_receive(std::uint32_t index, std::span<const std::uint8_t> message) {
@@ -285,18 +291,8 @@ void kv_simulation::handle(const event& e) {
                 start_replica(e.a, true);
             }
             break;
-        case event_kind::resume: {
-            replica_node& node = replicas_[e.a];
-            if (!node.paused) break;
-            record_trace(e.kind, e.a, e.a, {});
-            node.paused = false;
-            network_.resume(e.a, [&](std::uint32_t buffer) { events_.push(now_, event_kind::deliver, e.a, buffer); });
-            break;
-        }
-        case event_kind::heal_partition:
-            record_trace(e.kind, 0, 0, {});
-            network_.heal_partition();
-            break;
+        case event_kind::resume: resume_replica(cluster(), e.a, *this); break;
+        case event_kind::heal_partition: heal_partition(cluster(), *this); break;
         case event_kind::heal_all: heal_all(); break;
         case event_kind::watchdog: watchdog(); break;
     }
