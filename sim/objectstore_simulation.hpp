@@ -1,9 +1,9 @@
 // The object store simulation's parts, shared by the files that implement it (internal to
 // sim/; the interface is objectstore_simulator.hpp). One file per concern:
-// - objectstore_simulator.cpp: the policies, setup, the event loop and its VSR network glue;
+// - objectstore_simulator.cpp: the policies, setup, the event handlers, the replica cluster hooks;
 // - objectstore_chunk_network.cpp: the chunk connections between proxies and nodes;
 // - objectstore_workload.cpp: the users (PUT, GET, HEAD, DELETE, LIST) and their history;
-// - objectstore_faults.cpp: the fault schedule (crashes, partitions, pauses, breaks, rot);
+// - objectstore_faults.cpp: the fault step (sim/replica_cluster.hpp rolls the replica faults), breaks, rot;
 // - objectstore_checks.cpp: the checkers and the final phase.
 #pragma once
 

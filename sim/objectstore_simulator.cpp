@@ -225,7 +225,7 @@ void objectstore_simulation::start_node(std::uint32_t index, bool recovering) {
     node.paused = false;
 }
 
-// ---- VSR network glue (the network itself is sim/network.hpp) ---------------------------------
+// ---- VSR messages (sim/replica_cluster.hpp delivers them, over sim/network.hpp) --------------
 
 void objectstore_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
     send_message(cluster(), faults_active_, from, to, message);
