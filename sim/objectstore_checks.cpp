@@ -10,8 +10,7 @@ namespace sim::objectstore_internal {
 /// replicas' agreement is checked by on_execute against the canonical execution.
 void objectstore_simulation::check_replica(std::uint32_t index) {
     node_state& node = nodes_[index];
-    if (node.replica->view() < node.last_view) fail("safety", "replica " + std::to_string(index) + " view went backwards");
-    node.last_view = node.replica->view();
+    if (const auto failure = check_view(index, node.last_view, node.replica->view())) fail("safety", *failure);
 }
 
 /// Every execution of a log position by any replica. The first one is canonical: it is

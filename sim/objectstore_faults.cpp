@@ -6,7 +6,7 @@ namespace sim::objectstore_internal {
 
 // ---- faults -----------------------------------------------------------------------------------
 
-std::uint32_t objectstore_simulation::impaired_nodes() const {
+std::uint32_t objectstore_simulation::impaired_replicas() const {
     std::uint32_t count = 0;
     for (const auto& node : nodes_) count += !node.replica || node.replica->status() == vsr::replica_status::recovering;
     return count;
@@ -49,7 +49,7 @@ void objectstore_simulation::crash_node(std::uint32_t index, bool wipe) {
     ++result_.node_crashes;
     if (wipe) ++result_.disk_wipes;
     for (std::uint32_t p = 0; p < proxies_.size(); ++p) break_connection(p * options_.replicas + index);
-    result_.impaired_max = std::max(result_.impaired_max, impaired_nodes());
+    result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
 }
 
 void objectstore_simulation::restart_node(std::uint32_t index) {
@@ -61,40 +61,10 @@ void objectstore_simulation::restart_node(std::uint32_t index) {
 void objectstore_simulation::fault_step() {
     if (!faults_active_) return;
     schedule(profile_.fault_step_ms * ns_per_ms, event_kind::fault_step, 0);
-    result_.impaired_max = std::max(result_.impaired_max, impaired_nodes());
+    result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
+    roll_replica_faults(cluster(), *this);
     const std::uint32_t n = options_.replicas;
-    const std::uint32_t f = (n - 1) / 2;
     auto roll = [&] { return vsr::chance(random_, profile_.fault_per_mille, 1000); };
-    if (profile_.crashes && roll() && impaired_nodes() + 1 <= f) {
-        const auto index = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
-        if (nodes_[index].replica) {
-            crash_node(index, wipes_ && vsr::chance(random_, 1, 3));
-            schedule(vsr::uniform_between(random_, 50, 5'000) * ns_per_ms, event_kind::restart, index);
-        }
-    }
-    if (profile_.partitions && !network_.partition_active() && roll()) {
-        const std::uint64_t side = draw_partition_side(random_, n);
-        network_.partition(side, profile_.asymmetric_partitions && vsr::chance(random_, 1, 2));
-        // Proxies may be cut off too, from the nodes on the other side: VSR and chunk links alike.
-        for (std::uint32_t p = 0; p < proxies_.size(); ++p) {
-            if (!vsr::chance(random_, 1, 2)) continue;
-            network_.cut_client(p, side, vsr::chance(random_, 1, 2));
-            for (std::uint32_t r = 0; r < n; ++r) set_link_blocked(p * n + r, network_.client_cut(p, r));
-        }
-        ++result_.partitions;
-        mix_trace(side);
-        schedule(vsr::uniform_between(random_, 100, 5'000) * ns_per_ms, event_kind::heal_partition, 0);
-    }
-    if (profile_.pauses && roll()) {
-        const auto index = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
-        if (nodes_[index].replica && !nodes_[index].paused) {
-            nodes_[index].paused = true;
-            update_node_links(index);
-            ++result_.pauses;
-            mix_trace(0x50 + index);
-            schedule(vsr::uniform_between(random_, 20, 3'000) * ns_per_ms, event_kind::resume, index);
-        }
-    }
     if (connection_breaks_ && roll()) {
         break_connection(static_cast<std::uint32_t>(vsr::uniform_below(random_, connections_.size())));
     }
@@ -107,17 +77,35 @@ void objectstore_simulation::fault_step() {
     }
 }
 
+/// Proxies may be cut off too, from the nodes on the other side: VSR and chunk links alike.
+void objectstore_simulation::partitioned(std::uint64_t side) {
+    const std::uint32_t n = options_.replicas;
+    for (std::uint32_t p = 0; p < proxies_.size(); ++p) {
+        if (!vsr::chance(random_, 1, 2)) continue;
+        network_.cut_client(p, side, vsr::chance(random_, 1, 2));
+        for (std::uint32_t r = 0; r < n; ++r) set_link_blocked(p * n + r, network_.client_cut(p, r));
+    }
+    ++result_.partitions;
+    mix_trace(side);
+}
+
+void objectstore_simulation::pause_replica(std::uint32_t index) {
+    nodes_[index].paused = true;
+    update_node_links(index);
+    ++result_.pauses;
+    mix_trace(0x50 + index);
+}
+
 void objectstore_simulation::heal_all() {
     trace(event_kind::heal_all, 0, 0, 0);
     faults_active_ = false;
     heal_time_ = now_;
-    network_.heal_all();
+    heal_replicas(cluster(), *this);
+}
+
+void objectstore_simulation::healed() {
     for (std::uint32_t i = 0; i < connections_.size(); ++i) set_link_blocked(i, false);
-    for (std::uint32_t i = 0; i < options_.replicas; ++i) {
-        nodes_[i].disk->faults() = chunk_disk_faults{};
-        if (!nodes_[i].replica) schedule(0, event_kind::restart, i);
-        if (nodes_[i].paused) schedule(0, event_kind::resume, i);
-    }
+    for (auto& node : nodes_) node.disk->faults() = chunk_disk_faults{};
 }
 
 /// Tampering (tests): the first chunk of the first key that has one vanishes from (or is garbled

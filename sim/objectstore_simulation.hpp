@@ -1,9 +1,9 @@
 // The object store simulation's parts, shared by the files that implement it (internal to
 // sim/; the interface is objectstore_simulator.hpp). One file per concern:
-// - objectstore_simulator.cpp: the policies, setup, the event loop and its VSR network glue;
+// - objectstore_simulator.cpp: the policies, setup, the event handlers, the replica cluster hooks;
 // - objectstore_chunk_network.cpp: the chunk connections between proxies and nodes;
 // - objectstore_workload.cpp: the users (PUT, GET, HEAD, DELETE, LIST) and their history;
-// - objectstore_faults.cpp: the fault schedule (crashes, partitions, pauses, breaks, rot);
+// - objectstore_faults.cpp: the fault step (sim/replica_cluster.hpp rolls the replica faults), breaks, rot;
 // - objectstore_checks.cpp: the checkers and the final phase.
 #pragma once
 
@@ -26,6 +26,7 @@
 #include "sim/fault_profile.hpp"
 #include "sim/linearizability.hpp"
 #include "sim/network.hpp"
+#include "sim/replica_cluster.hpp"
 #include "sim/sim_chunk_disk.hpp"
 #include "toastyfs/chunk_server.hpp"
 #include "toastyfs/chunk_store.hpp"
@@ -51,6 +52,8 @@ inline std::uint64_t mix64(std::uint64_t x) {
     x = (x ^ (x >> 27U)) * 0x94D049BB133111EBULL;
     return x ^ (x >> 31U);
 }
+
+inline std::uint64_t mix_trace_hash(std::uint64_t hash, std::uint64_t value) { return mix64(hash ^ value); }
 
 /// The content of put `put_id` at byte offsets [offset, offset + out.size()): a pure function,
 /// so content identifies the put and nothing is stored.
@@ -254,6 +257,34 @@ public:
     }
     void on_execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes, const std::vector<std::uint8_t>& out);
 
+    // replica_cluster hooks
+    std::uint32_t impaired_replicas() const;
+    bool replica_up(std::uint32_t index) const { return nodes_[index].replica != nullptr; }
+    bool replica_paused(std::uint32_t index) const { return nodes_[index].paused; }
+    void crash_replica(std::uint32_t index) { crash_node(index, wipes_ && vsr::chance(random_, 1, 3)); }
+    std::uint64_t partition_side(std::uint64_t side) const { return side; }
+    void partitioned(std::uint64_t side);
+    void clogged() {}
+    void healed();
+    void resuming(std::uint32_t index) {
+        trace(event_kind::resume, index, 0, 0);
+        nodes_[index].paused = false;
+        update_node_links(index);
+    }
+    void resumed(std::uint32_t index) {
+        for (std::uint32_t p = 0; p < proxies_.size(); ++p) flush_held(p * options_.replicas + index);
+    }
+    void partition_healed() {
+        trace(event_kind::heal_partition, 0, 0, 0);
+        for (std::uint32_t i = 0; i < connections_.size(); ++i) set_link_blocked(i, false);
+    }
+    void delivering(std::uint32_t to, std::uint32_t from, std::span<const std::uint8_t> message);
+    void replica_receive(std::uint32_t index, std::span<const std::uint8_t> message);
+    void client_receive(std::uint32_t index, std::span<const std::uint8_t> message) {
+        proxies_[index].client->on_message(message);
+    }
+    void pause_replica(std::uint32_t index);
+
 private:
     // setup
     void setup();
@@ -266,7 +297,6 @@ private:
     void schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t a, std::uint64_t b = 0);
     void handle(const event& e);
     // VSR network
-    void deliver(std::uint32_t to, std::uint32_t buffer);
     void replica_tick(std::uint32_t index);
     void proxy_tick(std::uint32_t index);
     // chunk connections
@@ -303,7 +333,6 @@ private:
         return it->second;
     }
     // faults
-    std::uint32_t impaired_nodes() const;
     void fault_step();
     void crash_node(std::uint32_t index, bool wipe);
     void restart_node(std::uint32_t index);
@@ -351,7 +380,8 @@ private:
     void fail(const std::string& property, const std::string& detail);
     void trace(event_kind kind, std::uint32_t a, std::uint64_t b, std::uint64_t c);
     std::string format_trace() const;
-    void mix_trace(std::uint64_t value) { trace_hash_ = mix64(trace_hash_ ^ value); }
+    void mix_trace(std::uint64_t value) { trace_.mix(value); }
+    replica_cluster<event_kind> cluster() { return {random_, profile_, network_, events_, now_, options_.replicas}; }
     std::uint64_t copies_on_nodes(const tfs::sha256_digest& sha, tfs::node_set among) const;
 
     objectstore_options options_;
@@ -422,9 +452,7 @@ private:
     std::uint32_t final_key_ = 0;
     std::uint64_t done_since_ = 0;
 
-    std::array<trace_record, trace_tail_size> trace_{};
-    std::uint64_t trace_count_ = 0;
-    std::uint64_t trace_hash_ = 0;
+    trace_ring<trace_record, trace_tail_size, mix_trace_hash> trace_;
 };
 
 }  // namespace sim::objectstore_internal

@@ -13,6 +13,7 @@
 //   kept, or wiped), pauses, connection breaks, disk faults (bit flips, lost/torn writes, EIO,
 //   full disk, rot at rest) and corrupted reply bodies (memory faults on a node), with at most
 //   f nodes down or recovering at once.
+#include "sim/bug_names.hpp"
 #include "sim/objectstore_simulation.hpp"
 
 namespace sim {
@@ -224,35 +225,20 @@ void objectstore_simulation::start_node(std::uint32_t index, bool recovering) {
     node.paused = false;
 }
 
-// ---- VSR network glue (the network itself is sim/network.hpp) ---------------------------------
+// ---- VSR messages (sim/replica_cluster.hpp delivers them, over sim/network.hpp) --------------
 
 void objectstore_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
-    network_.send(from, to, message, now_, faults_active_, random_, [&](std::uint64_t delay_ns, std::uint32_t buffer) {
-        schedule(delay_ns, event_kind::deliver, to, buffer);
-    });
+    send_message(cluster(), faults_active_, from, to, message);
 }
 
-void objectstore_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
-    const auto message = network_.message(buffer);
+void objectstore_simulation::delivering(std::uint32_t to, std::uint32_t from, std::span<const std::uint8_t> message) {
     const vsr::header h = message.size() >= vsr::header_size ? vsr::decode_header_fields(message.data()) : vsr::header{};
-    trace(event_kind::deliver, to, network_.sender(buffer), h.checksum);
-    if (to < options_.replicas) {
-        node_state& node = nodes_[to];
-        if (!node.replica) {
-            network_.release(buffer);
-            return;
-        }
-        if (node.paused) {
-            network_.hold(to, buffer);
-            return;
-        }
-        node.replica->on_message(message);
-        network_.release(buffer);
-        check_replica(to);
-    } else {
-        proxies_[to - options_.replicas].client->on_message(message);
-        network_.release(buffer);
-    }
+    trace(event_kind::deliver, to, from, h.checksum);
+}
+
+void objectstore_simulation::replica_receive(std::uint32_t index, std::span<const std::uint8_t> message) {
+    nodes_[index].replica->on_message(message);
+    check_replica(index);
 }
 
 void objectstore_simulation::replica_tick(std::uint32_t index) {
@@ -292,7 +278,7 @@ void objectstore_simulation::proxy_tick(std::uint32_t index) {
 
 void objectstore_simulation::handle(const event& e) {
     switch (e.kind) {
-        case event_kind::deliver: deliver(e.a, static_cast<std::uint32_t>(e.b)); break;
+        case event_kind::deliver: deliver_message(cluster(), e.a, static_cast<std::uint32_t>(e.b), *this); break;
         case event_kind::replica_tick: replica_tick(e.a); break;
         case event_kind::proxy_tick: proxy_tick(e.a); break;
         case event_kind::chunk_to_node: chunk_arrive_at_node(e.a, e.b); break;
@@ -300,21 +286,8 @@ void objectstore_simulation::handle(const event& e) {
         case event_kind::user_step: user_step(e.a, e.b); break;
         case event_kind::fault_step: fault_step(); break;
         case event_kind::restart: restart_node(e.a); break;
-        case event_kind::resume: {
-            node_state& node = nodes_[e.a];
-            if (!node.paused) break;
-            trace(e.kind, e.a, 0, 0);
-            node.paused = false;
-            update_node_links(e.a);
-            network_.resume(e.a, [&](std::uint32_t buffer) { events_.push(now_, event_kind::deliver, e.a, buffer); });
-            for (std::uint32_t p = 0; p < proxies_.size(); ++p) flush_held(p * options_.replicas + e.a);
-            break;
-        }
-        case event_kind::heal_partition:
-            trace(e.kind, 0, 0, 0);
-            network_.heal_partition();
-            for (std::uint32_t i = 0; i < connections_.size(); ++i) set_link_blocked(i, false);
-            break;
+        case event_kind::resume: resume_replica(cluster(), e.a, *this); break;
+        case event_kind::heal_partition: heal_partition(cluster(), *this); break;
         case event_kind::heal_all:
             if (faults_active_) heal_all();
             break;
@@ -337,7 +310,7 @@ void objectstore_simulation::fail(const std::string& property, const std::string
 }
 
 void objectstore_simulation::trace(event_kind kind, std::uint32_t a, std::uint64_t b, std::uint64_t c) {
-    trace_record& record = trace_[trace_count_++ % trace_tail_size];
+    trace_record& record = trace_.next();
     record = trace_record{now_, kind, a, b, c};
     mix_trace(now_ ^ (std::uint64_t{static_cast<std::uint8_t>(kind)} << 56) ^ (std::uint64_t{a} << 40) ^ mix64(b) ^ c);
     if (options_.verbose) {
@@ -348,12 +321,10 @@ void objectstore_simulation::trace(event_kind kind, std::uint32_t a, std::uint64
 
 std::string objectstore_simulation::format_trace() const {
     std::ostringstream out;
-    const std::uint64_t first = trace_count_ > trace_tail_size ? trace_count_ - trace_tail_size : 0;
-    for (std::uint64_t i = first; i < trace_count_; ++i) {
-        const trace_record& r = trace_[i % trace_tail_size];
-        out << "  " << r.time / ns_per_us << "us " << event_names[static_cast<int>(r.kind)] << " a=" << r.a << " b=" << r.b << " c=" << std::hex
-            << r.c << std::dec << "\n";
-    }
+    trace_.for_each_tail([&](const trace_record& r) {
+        out << "  " << r.time / ns_per_us << "us " << event_names[static_cast<int>(r.kind)] << " a=" << r.a
+            << " b=" << r.b << " c=" << std::hex << r.c << std::dec << "\n";
+    });
     return out.str();
 }
 
@@ -361,9 +332,7 @@ objectstore_result objectstore_simulation::run() {
     setup();
     schedule(100 * ns_per_ms, event_kind::final_step, 0);
     const std::uint64_t time_max = 900'000 * ns_per_ms;
-    while (!events_.empty() && result_.ok && phase_ != final_phase::done && now_ < time_max) {
-        const event e = events_.pop();
-        now_ = e.time;
+    run_events(events_, now_, time_max, [&] { return result_.ok && phase_ != final_phase::done; }, [&](const event& e) {
         if (e.kind != event_kind::deliver && e.kind != event_kind::chunk_to_node && e.kind != event_kind::chunk_to_proxy &&
             e.kind != event_kind::replica_tick && e.kind != event_kind::proxy_tick) {
             trace(e.kind, e.a, e.b, 0);
@@ -372,7 +341,7 @@ objectstore_result objectstore_simulation::run() {
         if (!faults_active_ && settled_ns_ == UINT64_MAX && cluster_settled()) settled_ns_ = now_;
         // As the proxy's event loop does after every batch: deferred work waits for no tick.
         for (auto& proxy : proxies_) proxy.service->poll();
-    }
+    });
     if (result_.ok && phase_ != final_phase::done) fail("liveness", "simulation ended before the final phase completed");
     if (result_.ok) final_checks();
     for (const auto& node : nodes_) {
@@ -395,7 +364,7 @@ objectstore_result objectstore_simulation::run() {
     }
     result_.messages_dropped = network_.dropped();
     result_.simulated_ms = now_ / ns_per_ms;
-    result_.trace_hash = trace_hash_;
+    result_.trace_hash = trace_.hash();
     return result_;
 }
 
@@ -418,21 +387,10 @@ constexpr std::pair<toastyfs::planted_bug, const char*> bug_names[] = {
 }  // namespace
 
 bool parse_objectstore_bug(const std::string& name, toastyfs::planted_bug& out) {
-    for (const auto& [bug, bug_name] : bug_names) {
-        if (name == bug_name) {
-            out = bug;
-            return true;
-        }
-    }
-    return false;
+    return parse_bug_name(bug_names, name, out);
 }
 
-const char* to_string(toastyfs::planted_bug bug) {
-    for (const auto& [b, name] : bug_names) {
-        if (b == bug) return name;
-    }
-    return "unknown";
-}
+const char* to_string(toastyfs::planted_bug bug) { return bug_name(bug_names, bug); }
 
 }  // namespace sim
 

@@ -11,10 +11,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sim/bug_names.hpp"
 #include "sim/fault_profile.hpp"
 #include "kv_state_machine.hpp"
 #include "sim/linearizability.hpp"
 #include "sim/network.hpp"
+#include "sim/replica_cluster.hpp"
 #include "vsr/client.hpp"
 #include "vsr/replica.hpp"
 
@@ -39,6 +41,10 @@ struct trace_record {
     std::uint32_t from = 0, to = 0;
     vsr::header h{};
 };
+
+inline std::uint64_t mix_checksum(std::uint64_t hash, std::uint64_t value) {
+    return vsr::checksum({reinterpret_cast<const std::uint8_t*>(&value), 8}, hash);
+}
 
 struct replica_node {
     sim_bus bus;
@@ -78,19 +84,40 @@ public:
     }
     std::uint32_t replica_count() const { return options_.replicas; }
 
+    // replica_cluster hooks
+    std::uint32_t impaired_replicas() const;
+    bool replica_up(std::uint32_t index) const { return replicas_[index].replica != nullptr; }
+    bool replica_paused(std::uint32_t index) const { return replicas_[index].paused; }
+    void crash_replica(std::uint32_t index);
+    std::uint64_t partition_side(std::uint64_t side);
+    void partitioned(std::uint64_t side);
+    void clogged() { ++result_.clogs; }
+    void healed() {}
+    void resuming(std::uint32_t index) {
+        record_trace(event_kind::resume, index, index, {});
+        replicas_[index].paused = false;
+    }
+    void resumed(std::uint32_t) {}
+    void partition_healed() { record_trace(event_kind::heal_partition, 0, 0, {}); }
+    void delivering(std::uint32_t to, std::uint32_t from, std::span<const std::uint8_t> message);
+    void replica_receive(std::uint32_t index, std::span<const std::uint8_t> message);
+    void client_receive(std::uint32_t index, std::span<const std::uint8_t> message) {
+        clients_[index].client->on_message(message);
+    }
+    void pause_replica(std::uint32_t index);
+
 private:
     void setup();
     void setup_client_options();
     void schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t node, std::uint32_t payload = 0);
     void handle(const event& e);
-    void deliver(std::uint32_t to, std::uint32_t buffer);
     void start_replica(std::uint32_t index, bool recovering);
     void replica_tick(std::uint32_t index);
     void client_tick(std::uint32_t index);
     void submit_operation(std::uint32_t client_index);
     void fault_step();
     void heal_all();
-    std::uint32_t impaired_replicas() const;
+    replica_cluster<event_kind> cluster() { return {random_, profile_, network_, events_, now_, options_.replicas}; }
     void check_replica(std::uint32_t index);
     void watchdog();
     void check_convergence();
@@ -103,7 +130,7 @@ private:
     bool cluster_settled() const;
     std::uint32_t current_primary() const;
     void check_success(const kv_history_op& h, vsr::result_status status);
-    void mix_trace(std::uint64_t value) { trace_hash_ = vsr::checksum({reinterpret_cast<const std::uint8_t*>(&value), 8}, trace_hash_); }
+    void mix_trace(std::uint64_t value) { trace_.mix(value); }
 
     simulation_options options_;
     vsr::xoshiro256 random_;
@@ -140,9 +167,8 @@ private:
     std::vector<request_identity> history_requests_;  // parallel to history_
     std::vector<std::uint64_t> canonical_;  // checksum of the committed entry at each op
     std::vector<std::uint64_t> commit_view_bound_;  // each op was committed in a view <= this
-    std::array<trace_record, trace_tail_size> trace_{};
-    std::uint64_t trace_count_ = 0;
-    std::uint64_t trace_hash_ = 0;
+    trace_ring<trace_record, trace_tail_size, mix_checksum> trace_;
+    bool primary_alone_ = false;  // the partition being drawn cuts a primary off alone
     std::vector<std::size_t> outstanding_;  // history ids awaiting completion
     std::uint64_t done_since_ = 0;
     bool finished_ = false;
@@ -238,39 +264,24 @@ void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
 // ---- network ----
 
 void kv_simulation::send(std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
-    network_.send(from, to, message, now_, faults_active_, random_, [&](std::uint64_t delay_ns, std::uint32_t buffer) {
-        schedule(delay_ns, event_kind::deliver, to, buffer);
-    });
+    send_message(cluster(), faults_active_, from, to, message);
 }
 
-void kv_simulation::deliver(std::uint32_t to, std::uint32_t buffer) {
-    const auto message = network_.message(buffer);
-    record_trace(event_kind::deliver, network_.sender(buffer), to, message);
+void kv_simulation::delivering(std::uint32_t to, std::uint32_t from, std::span<const std::uint8_t> message) {
+    record_trace(event_kind::deliver, from, to, message);
     ++result_.messages_delivered;
-    if (to < options_.replicas) {
-        replica_node& node = replicas_[to];
-        if (!node.replica) {
-            network_.release(buffer);
-            return;
-        }
-        if (node.paused) {
-            network_.hold(to, buffer);
-            return;
-        }
-        node.replica->on_message(message);
-        network_.release(buffer);
-        check_replica(to);
-    } else {
-        clients_[to - options_.replicas].client->on_message(message);
-        network_.release(buffer);
-    }
+}
+
+void kv_simulation::replica_receive(std::uint32_t index, std::span<const std::uint8_t> message) {
+    replicas_[index].replica->on_message(message);
+    check_replica(index);
 }
 
 // ---- event loop ----
 
 void kv_simulation::handle(const event& e) {
     switch (e.kind) {
-        case event_kind::deliver: deliver(e.a, static_cast<std::uint32_t>(e.b)); break;
+        case event_kind::deliver: deliver_message(cluster(), e.a, static_cast<std::uint32_t>(e.b), *this); break;
         case event_kind::replica_tick: replica_tick(e.a); break;
         case event_kind::client_tick: client_tick(e.a - options_.replicas); break;
         case event_kind::fault_step: fault_step(); break;
@@ -280,18 +291,8 @@ void kv_simulation::handle(const event& e) {
                 start_replica(e.a, true);
             }
             break;
-        case event_kind::resume: {
-            replica_node& node = replicas_[e.a];
-            if (!node.paused) break;
-            record_trace(e.kind, e.a, e.a, {});
-            node.paused = false;
-            network_.resume(e.a, [&](std::uint32_t buffer) { events_.push(now_, event_kind::deliver, e.a, buffer); });
-            break;
-        }
-        case event_kind::heal_partition:
-            record_trace(e.kind, 0, 0, {});
-            network_.heal_partition();
-            break;
+        case event_kind::resume: resume_replica(cluster(), e.a, *this); break;
+        case event_kind::heal_partition: heal_partition(cluster(), *this); break;
         case event_kind::heal_all: heal_all(); break;
         case event_kind::watchdog: watchdog(); break;
     }
@@ -395,66 +396,48 @@ void kv_simulation::fault_step() {
     if (!faults_active_) return;
     schedule(profile_.fault_step_ms * ns_per_ms, event_kind::fault_step, 0);
     result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
-    const std::uint32_t n = options_.replicas;
-    const std::uint32_t f = (n - 1) / 2;
-    auto roll = [&] { return vsr::chance(random_, profile_.fault_per_mille, 1000); };
-    if (profile_.crashes && roll() && impaired_replicas() + 1 <= f) {
-        const auto index = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
-        if (replicas_[index].replica) {
-            record_trace(event_kind::restart, index, index, {});
-            mix_trace(0xC0 + index);
-            replicas_[index].replica.reset();
-            network_.drop_held(index);
-            ++result_.crashes;
-            result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
-            schedule(vsr::uniform_between(random_, 50, 5'000) * ns_per_ms, event_kind::restart, index);
-        }
+    roll_replica_faults(cluster(), *this);
+}
+
+void kv_simulation::crash_replica(std::uint32_t index) {
+    record_trace(event_kind::restart, index, index, {});
+    mix_trace(0xC0 + index);
+    replicas_[index].replica.reset();
+    network_.drop_held(index);
+    ++result_.crashes;
+    result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
+}
+
+/// Half the time a primary with nothing uncommitted alone, with the reading clients: the
+/// others elect a new primary and write, the readers keep asking the deposed one.
+std::uint64_t kv_simulation::partition_side(std::uint64_t side) {
+    const std::uint32_t primary = current_primary();
+    primary_alone_ = primary != UINT32_MAX && vsr::chance(random_, 1, 2);
+    return primary_alone_ ? 1ULL << primary : side;
+}
+
+/// Clients may be cut off too, from the replicas on the other side (leader discovery).
+void kv_simulation::partitioned(std::uint64_t side) {
+    for (std::uint32_t c = 0; c < clients_.size(); ++c) {
+        if (!primary_alone_ && !vsr::chance(random_, 1, 2)) continue;
+        const bool client_in = primary_alone_ ? clients_[c].reads_only : vsr::chance(random_, 1, 2);
+        network_.cut_client(c, side, client_in);
     }
-    if (profile_.partitions && !network_.partition_active() && roll()) {
-        std::uint64_t side = draw_partition_side(random_, n);
-        // Half the time a primary with nothing uncommitted alone, with the reading clients: the
-        // others elect a new primary and write, the readers keep asking the deposed one.
-        const std::uint32_t primary = current_primary();
-        const bool primary_alone = primary != UINT32_MAX && vsr::chance(random_, 1, 2);
-        if (primary_alone) side = 1ULL << primary;
-        network_.partition(side, profile_.asymmetric_partitions && vsr::chance(random_, 1, 2));
-        // Clients may be cut off too, from the replicas on the other side (leader discovery).
-        for (std::uint32_t c = 0; c < clients_.size(); ++c) {
-            if (!primary_alone && !vsr::chance(random_, 1, 2)) continue;
-            const bool client_in = primary_alone ? clients_[c].reads_only : vsr::chance(random_, 1, 2);
-            network_.cut_client(c, side, client_in);
-        }
-        ++result_.partitions;
-        mix_trace(side);
-        schedule(vsr::uniform_between(random_, 100, 5'000) * ns_per_ms, event_kind::heal_partition, 0);
-    }
-    if (profile_.clogging && roll()) {
-        const auto a = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
-        const auto b = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
-        const std::uint64_t delay_ns = vsr::uniform_between(random_, 10, 800) * ns_per_ms;
-        network_.clog(a, b, now_ + vsr::uniform_between(random_, 100, 3'000) * ns_per_ms, delay_ns);
-        ++result_.clogs;
-    }
-    if (profile_.pauses && roll()) {
-        const auto index = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
-        if (replicas_[index].replica && !replicas_[index].paused) {
-            replicas_[index].paused = true;
-            ++result_.pauses;
-            mix_trace(0x50 + index);
-            schedule(vsr::uniform_between(random_, 20, 3'000) * ns_per_ms, event_kind::resume, index);
-        }
-    }
+    ++result_.partitions;
+    mix_trace(side);
+}
+
+void kv_simulation::pause_replica(std::uint32_t index) {
+    replicas_[index].paused = true;
+    ++result_.pauses;
+    mix_trace(0x50 + index);
 }
 
 void kv_simulation::heal_all() {
     record_trace(event_kind::heal_all, 0, 0, {});
     faults_active_ = false;
     heal_time_ = now_;
-    network_.heal_all();
-    for (std::uint32_t i = 0; i < options_.replicas; ++i) {
-        if (!replicas_[i].replica) schedule(0, event_kind::restart, i);
-        if (replicas_[i].paused) schedule(0, event_kind::resume, i);
-    }
+    heal_replicas(cluster(), *this);
 }
 
 // ---- checkers ----
@@ -464,11 +447,10 @@ void kv_simulation::heal_all() {
 void kv_simulation::check_replica(std::uint32_t index) {
     replica_node& node = replicas_[index];
     const sim_replica& replica = *node.replica;
-    if (replica.view() < node.last_view) {
-        fail("safety", "replica " + std::to_string(index) + " view went back from " + std::to_string(node.last_view) + " to " + std::to_string(replica.view()));
+    if (const auto failure = check_view(index, node.last_view, replica.view())) {
+        fail("safety", *failure);
         return;
     }
-    node.last_view = replica.view();
     const std::uint64_t executed = replica.commit_executed();
     if (executed < node.checked_executed) {
         fail("safety", "replica " + std::to_string(index) + " commit went backwards");
@@ -654,7 +636,7 @@ void kv_simulation::fail(const std::string& property, const std::string& detail)
 }
 
 void kv_simulation::record_trace(event_kind kind, std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
-    trace_record& record = trace_[trace_count_++ % trace_tail_size];
+    trace_record& record = trace_.next();
     record.time = now_;
     record.kind = kind;
     record.from = from;
@@ -671,28 +653,25 @@ void kv_simulation::record_trace(event_kind kind, std::uint32_t from, std::uint3
 std::string kv_simulation::format_trace() const {
     static constexpr const char* kinds[] = {"deliver", "tick", "client_tick", "fault", "restart/crash", "resume", "heal_partition", "heal_all", "watchdog"};
     std::ostringstream out;
-    const std::uint64_t first = trace_count_ > trace_tail_size ? trace_count_ - trace_tail_size : 0;
-    for (std::uint64_t i = first; i < trace_count_; ++i) {
-        const trace_record& r = trace_[i % trace_tail_size];
+    trace_.for_each_tail([&](const trace_record& r) {
         out << "  " << r.time / ns_per_us << "us " << kinds[static_cast<int>(r.kind)] << " " << r.from << "->" << r.to;
         if (r.kind == event_kind::deliver) {
-            out << " cmd=" << static_cast<unsigned>(r.h.cmd) << " view=" << r.h.view << " op=" << r.h.op << " commit=" << r.h.commit;
+            out << " cmd=" << static_cast<unsigned>(r.h.cmd) << " view=" << r.h.view << " op=" << r.h.op
+                << " commit=" << r.h.commit;
         }
         out << "\n";
-    }
+    });
     return out.str();
 }
 
 simulation_result kv_simulation::run() {
     setup();
     const std::uint64_t time_max = 600'000 * ns_per_ms;
-    while (!events_.empty() && result_.ok && !finished_ && now_ < time_max) {
-        const event e = events_.pop();
-        now_ = e.time;
+    run_events(events_, now_, time_max, [&] { return result_.ok && !finished_; }, [&](const event& e) {
         handle(e);
         if (!faults_active_ && settled_ns_ == UINT64_MAX && cluster_settled()) settled_ns_ = now_;
         if (!faults_active_ && done()) check_convergence();
-    }
+    });
     if (result_.ok && !finished_) fail("liveness", "simulation ended before the workload completed");
     if (result_.ok) final_checks();
     for (const auto& node : replicas_) {
@@ -708,7 +687,7 @@ simulation_result kv_simulation::run() {
     result_.messages_dropped = network_.dropped();
     result_.messages_duplicated = network_.duplicated();
     result_.simulated_ms = now_ / ns_per_ms;
-    result_.trace_hash = trace_hash_;
+    result_.trace_hash = trace_.hash();
     return result_;
 }
 
@@ -731,21 +710,8 @@ constexpr std::pair<vsr::planted_bug, const char*> bug_names[] = {
 };
 }  // namespace
 
-bool parse_planted_bug(const std::string& name, vsr::planted_bug& out) {
-    for (const auto& [bug, bug_name] : bug_names) {
-        if (name == bug_name) {
-            out = bug;
-            return true;
-        }
-    }
-    return false;
-}
+bool parse_planted_bug(const std::string& name, vsr::planted_bug& out) { return parse_bug_name(bug_names, name, out); }
 
-const char* to_string(vsr::planted_bug bug) {
-    for (const auto& [b, name] : bug_names) {
-        if (b == bug) return name;
-    }
-    return "unknown";
-}
+const char* to_string(vsr::planted_bug bug) { return bug_name(bug_names, bug); }
 
 }  // namespace sim
