@@ -45,8 +45,8 @@ std::string wrk_get() { return "GET /get/417 HTTP/1.1\r\n" + std::string(host_li
 
 /// What bench/objectstore.sh's put.lua sends: wrk.format("PUT", path, nil, body).
 std::string content_length_put(std::size_t body_size) {
-    return "PUT /bench/1/12345 HTTP/1.1\r\n" + std::string(host_line) +
-           "Content-Length: " + std::to_string(body_size) + "\r\n\r\n" + body_bytes(body_size);
+    return "PUT /bench/1/12345 HTTP/1.1\r\n" + std::string(host_line) + "Content-Length: " + std::to_string(body_size) +
+           "\r\n\r\n" + body_bytes(body_size);
 }
 
 /// What `curl -T - http://...` sends for a body of unknown length: chunks of `chunk_size`.
@@ -142,7 +142,11 @@ void BM_parse_chunked(benchmark::State& state) {
     const std::string text = chunked_put(body_size, static_cast<std::size_t>(state.range(1)));
     run_parser(state, text, text.size(), body_size);
 }
-BENCHMARK(BM_parse_chunked)->ArgNames({"body", "chunk"})->Args({1 << 10, 1 << 10})->Args({64 << 10, 1 << 10})->Args({64 << 10, 16 << 10});
+BENCHMARK(BM_parse_chunked)
+    ->ArgNames({"body", "chunk"})
+    ->Args({1 << 10, 1 << 10})
+    ->Args({64 << 10, 1 << 10})
+    ->Args({64 << 10, 16 << 10});
 
 // ---- field helpers ------------------------------------------------------------------------------
 
@@ -166,7 +170,8 @@ void BM_decode_key(benchmark::State& state, std::string_view target) {
     state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK_CAPTURE(BM_decode_key, plain, std::string_view("/photos/2024/holiday/cat.jpg"));
-BENCHMARK_CAPTURE(BM_decode_key, escaped, std::string_view("/photos/2024/caf%C3%A9%20%26%20bar/r%C3%A9sum%C3%A9%20final.pdf"));
+BENCHMARK_CAPTURE(BM_decode_key, escaped,
+                  std::string_view("/photos/2024/caf%C3%A9%20%26%20bar/r%C3%A9sum%C3%A9%20final.pdf"));
 
 /// A listing request's query string.
 void BM_parse_query(benchmark::State& state) {

@@ -119,7 +119,7 @@ struct cluster_shape {
     std::uint32_t pipeline_max = 8;
     std::uint32_t sessions = 1024;  // per client
     std::uint32_t clients = 1;
-    std::uint64_t keys = 1 << 16;   // distinct keys, written round-robin
+    std::uint64_t keys = 1 << 16;  // distinct keys, written round-robin
 };
 
 /// Sizes of the prepares (batches) created during a measurement.
@@ -263,9 +263,8 @@ private:
         op.key = std::string_view(key, key_size);
         op.value = value_;
         kv::encode_operation(op, operation_);
-        const auto error = clients_[c]->submit(operation_, [this, c](const vsr::client_result& result) {
-            on_complete(c, result);
-        });
+        const auto error =
+            clients_[c]->submit(operation_, [this, c](const vsr::client_result& result) { on_complete(c, result); });
         if (error != vsr::submit_error::none) ++submit_errors_;
     }
 

@@ -36,9 +36,10 @@ void BM_simulation(benchmark::State& state) {
     state.counters["msgs/s"] = benchmark::Counter(static_cast<double>(messages), benchmark::Counter::kIsRate);
     state.counters["sim_s/s"] =
         benchmark::Counter(static_cast<double>(simulated_ms) / 1000.0, benchmark::Counter::kIsRate);
-    state.counters["failed_seeds"] =
-        runs == 0 ? 0.0 : static_cast<double>(failed_seeds) * static_cast<double>(seed_last - seed_first + 1) /
-                              static_cast<double>(runs);
+    state.counters["failed_seeds"] = runs == 0 ? 0.0
+                                               : static_cast<double>(failed_seeds) *
+                                                     static_cast<double>(seed_last - seed_first + 1) /
+                                                     static_cast<double>(runs);
 }
 BENCHMARK(BM_simulation)
     ->ArgNames({"replicas", "requests"})

@@ -65,8 +65,7 @@ std::uint64_t token_of(const struct timespec& time) noexcept {
     if (time.tv_sec < 0) return 0;
     const auto seconds = static_cast<std::uint64_t>(time.tv_sec);
     const auto nanoseconds = static_cast<std::uint64_t>(time.tv_nsec);
-    if (seconds >
-        (std::numeric_limits<std::uint64_t>::max() - nanoseconds) / nanoseconds_per_second) {
+    if (seconds > (std::numeric_limits<std::uint64_t>::max() - nanoseconds) / nanoseconds_per_second) {
         return std::numeric_limits<std::uint64_t>::max();
     }
     return seconds * nanoseconds_per_second + nanoseconds;
@@ -82,8 +81,8 @@ struct timespec time_of(std::uint64_t token) noexcept {
 bool write_all(int fd, std::span<const std::uint8_t> data) {
     std::size_t written = 0;
     while (written < data.size()) {
-        const ssize_t count = retry_interrupted(
-            [&] { return ::write(fd, data.data() + written, data.size() - written); });
+        const ssize_t count =
+            retry_interrupted([&] { return ::write(fd, data.data() + written, data.size() - written); });
         if (count <= 0) {
             if (count == 0) errno = EIO;  // never loop on a write that makes no progress
             return false;
@@ -110,8 +109,7 @@ posix_chunk_disk::posix_chunk_disk(std::string root_directory) : root_(std::move
         fail("create root directory", root_, errno);
         return;
     }
-    root_fd_ = retry_interrupted(
-        [&] { return ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+    root_fd_ = retry_interrupted([&] { return ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
     if (root_fd_ < 0) fail("open root directory", root_, errno);
 }
 
@@ -147,8 +145,8 @@ disk_status posix_chunk_disk::fail(std::string_view what, std::string_view name,
 
 disk_status posix_chunk_disk::sync_directory_of(std::string_view name) {
     const std::string parent = parent_of(name);
-    const int fd = retry_interrupted(
-        [&] { return ::openat(root_fd_, parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+    const int fd =
+        retry_interrupted([&] { return ::openat(root_fd_, parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
     if (fd < 0) return fail("open directory", parent, errno);
     const int result = retry_interrupted([&] { return ::fsync(fd); });
     const int code = errno;
@@ -157,20 +155,17 @@ disk_status posix_chunk_disk::sync_directory_of(std::string_view name) {
     return disk_status::ok;
 }
 
-disk_status posix_chunk_disk::write_durably(std::string_view name,
-                                            std::span<const std::uint8_t> bytes,
+disk_status posix_chunk_disk::write_durably(std::string_view name, std::span<const std::uint8_t> bytes,
                                             std::uint64_t token) {
     if (!is_open() || !valid_name(name)) return fail("write", name, is_open() ? EINVAL : EBADF);
     const std::string final_name(name);
     std::string temporary;
     int fd = -1;
     for (int attempt = 0; attempt < temporary_attempts_max && fd < 0; attempt++) {
-        temporary = final_name + std::string(temporary_marker) +
-                    hex(static_cast<std::uint64_t>(::getpid())) + "-" + hex(temporary_sequence_++);
-        fd = retry_interrupted([&] {
-            return ::openat(root_fd_, temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                            0600);
-        });
+        temporary = final_name + std::string(temporary_marker) + hex(static_cast<std::uint64_t>(::getpid())) + "-" +
+                    hex(temporary_sequence_++);
+        fd = retry_interrupted(
+            [&] { return ::openat(root_fd_, temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600); });
         if (fd < 0 && errno != EEXIST) break;
     }
     if (fd < 0) return fail("create temporary for", name, errno);
@@ -195,8 +190,7 @@ disk_status posix_chunk_disk::write_durably(std::string_view name,
         step = "close";
         code = errno;
     }
-    if (step == nullptr &&
-        ::renameat(root_fd_, temporary.c_str(), root_fd_, final_name.c_str()) != 0) {
+    if (step == nullptr && ::renameat(root_fd_, temporary.c_str(), root_fd_, final_name.c_str()) != 0) {
         step = "rename over";
         code = errno;
     }
@@ -207,13 +201,12 @@ disk_status posix_chunk_disk::write_durably(std::string_view name,
     return sync_directory_of(name);
 }
 
-disk_status posix_chunk_disk::read(std::string_view name, std::size_t size_max,
-                                   std::vector<std::uint8_t>& out) {
+disk_status posix_chunk_disk::read(std::string_view name, std::size_t size_max, std::vector<std::uint8_t>& out) {
     out.clear();
     if (!is_open() || !valid_name(name)) return fail("read", name, is_open() ? EINVAL : EBADF);
     const std::string path(name);
-    const int fd = retry_interrupted(
-        [&] { return ::openat(root_fd_, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW); });
+    const int fd =
+        retry_interrupted([&] { return ::openat(root_fd_, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW); });
     if (fd < 0) return fail("open", name, errno);
     struct stat status {};
     disk_status result = disk_status::ok;
@@ -228,8 +221,7 @@ disk_status posix_chunk_disk::read(std::string_view name, std::size_t size_max,
         out.resize(static_cast<std::size_t>(status.st_size));
         std::size_t total = 0;
         while (total < out.size()) {
-            const ssize_t count = retry_interrupted(
-                [&] { return ::read(fd, out.data() + total, out.size() - total); });
+            const ssize_t count = retry_interrupted([&] { return ::read(fd, out.data() + total, out.size() - total); });
             if (count < 0) {
                 result = fail("read", name, errno);
                 break;
@@ -239,8 +231,7 @@ disk_status posix_chunk_disk::read(std::string_view name, std::size_t size_max,
         }
         out.resize(total);
         std::uint8_t probe = 0;
-        if (result == disk_status::ok &&
-            retry_interrupted([&] { return ::read(fd, &probe, 1); }) != 0) {
+        if (result == disk_status::ok && retry_interrupted([&] { return ::read(fd, &probe, 1); }) != 0) {
             result = fail("read", name, EIO);  // grew (or failed) past the size fstat reported
         }
     }
@@ -276,8 +267,8 @@ disk_status posix_chunk_disk::list(std::string_view directory, std::vector<std::
         return fail("list", directory, is_open() ? EINVAL : EBADF);
     }
     const std::string path(directory);
-    const int fd = retry_interrupted(
-        [&] { return ::openat(root_fd_, path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+    const int fd =
+        retry_interrupted([&] { return ::openat(root_fd_, path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
     if (fd < 0) return fail("open directory", directory, errno);
     DIR* stream = ::fdopendir(fd);
     if (stream == nullptr) {
@@ -296,8 +287,7 @@ disk_status posix_chunk_disk::list(std::string_view directory, std::vector<std::
         bool regular = entry->d_type == DT_REG;
         if (entry->d_type == DT_UNKNOWN) {  // some file systems do not fill d_type
             struct stat status {};
-            regular = ::fstatat(fd, entry->d_name, &status, AT_SYMLINK_NOFOLLOW) == 0 &&
-                      S_ISREG(status.st_mode);
+            regular = ::fstatat(fd, entry->d_name, &status, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(status.st_mode);
         }
         if (regular) out.emplace_back(entry->d_name);
     }
@@ -334,8 +324,7 @@ disk_status posix_chunk_disk::make_directory(std::string_view name) {
         const int code = errno;
         struct stat status {};
         if (code != EEXIST) return fail("make directory", name, code);
-        if (::fstatat(root_fd_, path.c_str(), &status, AT_SYMLINK_NOFOLLOW) != 0 ||
-            !S_ISDIR(status.st_mode)) {
+        if (::fstatat(root_fd_, path.c_str(), &status, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(status.st_mode)) {
             return fail("make directory", name, EEXIST);
         }
     }

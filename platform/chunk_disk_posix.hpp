@@ -37,8 +37,7 @@ public:
     // The chunk_disk requirements (see include/toastyfs/chunk_disk.hpp).
     toastyfs::disk_status write_durably(std::string_view name, std::span<const std::uint8_t> bytes,
                                         std::uint64_t token);
-    toastyfs::disk_status read(std::string_view name, std::size_t size_max,
-                               std::vector<std::uint8_t>& out);
+    toastyfs::disk_status read(std::string_view name, std::size_t size_max, std::vector<std::uint8_t>& out);
     toastyfs::disk_status remove(std::string_view name);
     toastyfs::disk_status rename(std::string_view from, std::string_view to);
     toastyfs::disk_status list(std::string_view directory, std::vector<std::string>& out);

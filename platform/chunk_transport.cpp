@@ -15,9 +15,8 @@ using toastyfs::frame_header_size;
 
 const char* to_string(chunk_close_reason reason) noexcept {
     constexpr const char* names[chunk_close_reason_count] = {
-        "peer_closed", "io_error",   "connect_failed", "idle_timeout",    "stalled",
-        "slow_frame",  "slow_send",  "bad_header",     "bad_body",        "wrong_direction",
-        "unexpected_reply", "handler_failed", "shutdown"};
+        "peer_closed", "io_error", "connect_failed",  "idle_timeout",     "stalled",        "slow_frame", "slow_send",
+        "bad_header",  "bad_body", "wrong_direction", "unexpected_reply", "handler_failed", "shutdown"};
     const auto i = static_cast<std::size_t>(reason);
     return i < chunk_close_reason_count ? names[i] : "unknown";
 }
@@ -45,9 +44,8 @@ struct frame_reader {
         const auto size = static_cast<std::size_t>(header.body_size);
         assert(filled < size);
         if (filled == body.size()) {
-            const std::size_t grown = body.capacity() >= size
-                                          ? size
-                                          : std::min(size, filled + std::max(filled, body_growth_min));
+            const std::size_t grown =
+                body.capacity() >= size ? size : std::min(size, filled + std::max(filled, body_growth_min));
             body.resize(grown);
         }
         return std::span(body).subspan(filled);
@@ -220,9 +218,8 @@ void chunk_server::handle_recv(connection& conn, io_error error, std::size_t byt
 // Checked before any body byte is read: a wrong cluster or a huge length never makes the server
 // wait for, or allocate, a body.
 bool chunk_server::handle_header(connection& conn) {
-    const frame_error error = toastyfs::decode_frame_header(
-        header_span(conn.reader.header_bytes), options_.cluster, options_.body_size_max,
-        conn.reader.header);
+    const frame_error error = toastyfs::decode_frame_header(header_span(conn.reader.header_bytes), options_.cluster,
+                                                            options_.body_size_max, conn.reader.header);
     if (error != frame_error::none) {
         counters_.frame_errors[static_cast<std::size_t>(error)]++;
         close_connection(conn, chunk_close_reason::bad_header);
@@ -243,8 +240,11 @@ void chunk_server::handle_request(connection& conn) {
         return;
     }
     counters_.requests++;
-    frame_header reply{.kind = request.kind, .reply = true, .status = toastyfs::frame_status::ok,
-                       .cluster = options_.cluster, .request_id = request.request_id,
+    frame_header reply{.kind = request.kind,
+                       .reply = true,
+                       .status = toastyfs::frame_status::ok,
+                       .cluster = options_.cluster,
+                       .request_id = request.request_id,
                        .sha256 = request.sha256};
     conn.reply_body.clear();
     try {
@@ -357,10 +357,10 @@ chunk_client::chunk_client(event_loop& loop, chunk_client_options options)
     : loop_(loop),
       options_(std::move(options)),
       random_(options_.random_seed),
-      pool_(loop, connection_pool_options{
-                      .tick_ns = options_.tick_ns,
-                      .connect_timeout_ns = options_.connect_timeout_ns,
-                      .connect_timeout_reason = static_cast<std::uint8_t>(chunk_close_reason::connect_failed)}),
+      pool_(loop, connection_pool_options{.tick_ns = options_.tick_ns,
+                                          .connect_timeout_ns = options_.connect_timeout_ns,
+                                          .connect_timeout_reason =
+                                              static_cast<std::uint8_t>(chunk_close_reason::connect_failed)}),
       nodes_(options_.node_addresses.size()) {
     assert(options_.node_addresses.size() <= toastyfs::nodes_max);
     pool_.on_tick = [this](std::uint64_t now) { handle_tick(now); };
@@ -376,9 +376,7 @@ void chunk_client::start() {
     pool_.start(0);  // the first tick starts the connects
 }
 
-void chunk_client::shutdown() {
-    pool_.shutdown(static_cast<std::uint8_t>(chunk_close_reason::shutdown));
-}
+void chunk_client::shutdown() { pool_.shutdown(static_cast<std::uint8_t>(chunk_close_reason::shutdown)); }
 
 chunk_client::connection* chunk_client::node_connection(std::uint8_t node) const noexcept {
     return static_cast<connection*>(nodes_[node].conn);
@@ -542,8 +540,8 @@ void chunk_client::handle_recv(connection& conn, io_error error, std::size_t byt
 // Checked before any body byte is read: shape, direction, and that we asked for it.
 bool chunk_client::handle_header(connection& conn) {
     frame_header& header = conn.reader.header;
-    const frame_error error = toastyfs::decode_frame_header(
-        header_span(conn.reader.header_bytes), options_.cluster, options_.body_size_max, header);
+    const frame_error error = toastyfs::decode_frame_header(header_span(conn.reader.header_bytes), options_.cluster,
+                                                            options_.body_size_max, header);
     if (error != frame_error::none) {
         counters_.frame_errors[static_cast<std::size_t>(error)]++;
         close_connection(conn, chunk_close_reason::bad_header);
@@ -594,8 +592,7 @@ void chunk_client::handle_closed(connection& conn, chunk_close_reason reason) {
     if (reason == chunk_close_reason::connect_failed) counters_.connect_failures++;
     connect_slot& slot = nodes_[conn.node];
     if (slot.conn == &conn) {
-        slot.lost(loop_.monotonic_ns(), options_.reconnect_backoff_min_ns, options_.reconnect_backoff_max_ns,
-                  random_);
+        slot.lost(loop_.monotonic_ns(), options_.reconnect_backoff_min_ns, options_.reconnect_backoff_max_ns, random_);
     }
     std::vector<std::uint64_t> ids;
     ids.reserve(conn.outstanding.size());

@@ -38,18 +38,18 @@
 namespace platform {
 
 enum class chunk_close_reason : std::uint8_t {
-    peer_closed,      // end of stream (also a truncated frame followed by close)
-    io_error,         // reset and other socket errors
-    connect_failed,   // client: refused, unreachable, or connect_timeout_ns passed
-    idle_timeout,     // server: nothing received for idle_timeout_ns between requests
-    stalled,          // client: requests outstanding, nothing received for stall_timeout_ns
-    slow_frame,       // a started incoming frame did not complete within frame_timeout_ns
-    slow_send,        // an outgoing frame was not fully sent within frame_timeout_ns
-    bad_header,       // decode_frame_header failed (see the frame_errors counters)
-    bad_body,         // body checksum mismatch
-    wrong_direction,  // a reply at the server, or a request at the client
-    unexpected_reply, // client: reply id not outstanding here, or its kind differs from the request's
-    handler_failed,   // server: the handler threw
+    peer_closed,       // end of stream (also a truncated frame followed by close)
+    io_error,          // reset and other socket errors
+    connect_failed,    // client: refused, unreachable, or connect_timeout_ns passed
+    idle_timeout,      // server: nothing received for idle_timeout_ns between requests
+    stalled,           // client: requests outstanding, nothing received for stall_timeout_ns
+    slow_frame,        // a started incoming frame did not complete within frame_timeout_ns
+    slow_send,         // an outgoing frame was not fully sent within frame_timeout_ns
+    bad_header,        // decode_frame_header failed (see the frame_errors counters)
+    bad_body,          // body checksum mismatch
+    wrong_direction,   // a reply at the server, or a request at the client
+    unexpected_reply,  // client: reply id not outstanding here, or its kind differs from the request's
+    handler_failed,    // server: the handler threw
     shutdown,
 };
 inline constexpr std::size_t chunk_close_reason_count = 13;
@@ -64,10 +64,8 @@ using frame_error_counts = std::array<std::uint64_t, toastyfs::frame_error_count
 /// cluster, request_id and sha256 of the request) and `reply_body` empty; the server overwrites
 /// kind, reply, request_id and cluster afterwards, and computes body_size and body_checksum. The
 /// body span is valid only during the call. Must not destroy the server.
-using chunk_handler = std::function<void(const toastyfs::frame_header& request,
-                                         std::span<const std::uint8_t> body,
-                                         toastyfs::frame_header& reply,
-                                         std::vector<std::uint8_t>& reply_body)>;
+using chunk_handler = std::function<void(const toastyfs::frame_header& request, std::span<const std::uint8_t> body,
+                                         toastyfs::frame_header& reply, std::vector<std::uint8_t>& reply_body)>;
 
 struct chunk_server_options {
     std::uint32_t cluster = 0;
@@ -118,9 +116,9 @@ struct chunk_server_counters {
 };
 
 struct chunk_server_status {
-    std::size_t connections = 0;        // open
-    std::size_t connection_objects = 0; // including closed ones the loop has not handed back yet
-    std::size_t buffer_bytes = 0;       // capacity of every receive and reply buffer
+    std::size_t connections = 0;         // open
+    std::size_t connection_objects = 0;  // including closed ones the loop has not handed back yet
+    std::size_t buffer_bytes = 0;        // capacity of every receive and reply buffer
 };
 
 class chunk_server {
@@ -198,12 +196,11 @@ struct chunk_client_options {
     // They may call send() and shutdown(); they must not destroy the client.
 
     /// A well-formed reply to an outstanding request on that node's current connection.
-    std::function<void(std::uint8_t node, const toastyfs::frame_header& reply,
-                       std::vector<std::uint8_t>&& body)> on_reply;
+    std::function<void(std::uint8_t node, const toastyfs::frame_header& reply, std::vector<std::uint8_t>&& body)>
+        on_reply;
     /// An established connection closed for any reason other than shutdown(). Lists, in send
     /// order, every request accepted by send() on it and not answered: none will be.
-    std::function<void(std::uint8_t node, std::vector<std::uint64_t> outstanding_request_ids)>
-        on_disconnect;
+    std::function<void(std::uint8_t node, std::vector<std::uint64_t> outstanding_request_ids)> on_disconnect;
     /// A connection to the node is established; send() to it may now succeed.
     std::function<void(std::uint8_t node)> on_connect;
 };
@@ -232,9 +229,9 @@ struct chunk_client_counters {
 
 struct chunk_client_node_status {
     bool connected = false;
-    std::size_t queued_bytes = 0;   // body bytes not yet on the socket
+    std::size_t queued_bytes = 0;  // body bytes not yet on the socket
     std::size_t queued_frames = 0;
-    std::size_t outstanding = 0;    // accepted by send(), not answered
+    std::size_t outstanding = 0;  // accepted by send(), not answered
 };
 
 class chunk_client {

@@ -75,9 +75,9 @@ toastyfs::sha256_digest openssl_crypto::sha256(std::span<const std::uint8_t> byt
     toastyfs::sha256_digest digest{};
     unsigned int size = 0;
     static constexpr std::uint8_t nothing = 0;  // EVP_Digest wants a valid pointer
-    require(EVP_Digest(bytes.empty() ? &nothing : bytes.data(), bytes.size(), digest.data(), &size,
-                       EVP_sha256(), nullptr),
-            "EVP_Digest");
+    require(
+        EVP_Digest(bytes.empty() ? &nothing : bytes.data(), bytes.size(), digest.data(), &size, EVP_sha256(), nullptr),
+        "EVP_Digest");
     assert(size == digest.size());
     return digest;
 }

@@ -9,15 +9,15 @@ namespace platform {
 
 std::string_view to_string(io_error error) noexcept {
     switch (error) {
-    case io_error::none: return "none";
-    case io_error::cancelled: return "cancelled";
-    case io_error::closed: return "closed";
-    case io_error::refused: return "refused";
-    case io_error::reset: return "reset";
-    case io_error::timed_out: return "timed_out";
-    case io_error::address_in_use: return "address_in_use";
-    case io_error::invalid: return "invalid";
-    case io_error::other: return "other";
+        case io_error::none: return "none";
+        case io_error::cancelled: return "cancelled";
+        case io_error::closed: return "closed";
+        case io_error::refused: return "refused";
+        case io_error::reset: return "reset";
+        case io_error::timed_out: return "timed_out";
+        case io_error::address_in_use: return "address_in_use";
+        case io_error::invalid: return "invalid";
+        case io_error::other: return "other";
     }
     return "unknown";
 }

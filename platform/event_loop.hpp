@@ -29,8 +29,9 @@
 //   immediate recv) run on the next run_once(), which then does not block.
 // - Results. recv completes with bytes >= 1, or io_error::closed on end of stream, or another
 //   error (recv into an empty buffer is invalid). send completes when every byte is sent (partial
-//   writes are retried inside the loop) or on error; an empty send completes with bytes == 0. accept delivers a non-blocking, close-on-exec socket with TCP_NODELAY in `accepted`.
-//   A timeout completes with io_error::none once its delay has passed.
+//   writes are retried inside the loop) or on error; an empty send completes with bytes == 0. accept delivers a
+//   non-blocking, close-on-exec socket with TCP_NODELAY in `accepted`. A timeout completes with io_error::none once its
+//   delay has passed.
 // - Bounds. No heap allocation per operation: the completion carries the loop's links. Timers sit
 //   in an intrusive list threaded through the caller's completions, so its size is the number of
 //   pending timeouts. One epoll_wait returns at most `events_batch_max` events. The loop's only
@@ -153,7 +154,7 @@ private:
         // edge that new bytes raise sets it again. A recv started meanwhile waits for that edge
         // instead of trying a system call that can only say EAGAIN.
         bool maybe_readable = true;
-        bool hung_up = false;  // RDHUP, HUP or ERR seen: a short read may hide the end of stream
+        bool hung_up = false;          // RDHUP, HUP or ERR seen: a short read may hide the end of stream
         completion* reader = nullptr;  // pending accept or recv
         completion* writer = nullptr;  // pending connect or send
     };

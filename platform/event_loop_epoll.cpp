@@ -31,21 +31,21 @@ constexpr std::uint64_t ns_per_ms = 1'000'000;
 
 io_error error_from_errno(int code) {
     switch (code) {
-    case 0: return io_error::none;
-    case ECANCELED: return io_error::cancelled;
-    case EPIPE: return io_error::closed;  // the stream is shut for writing
-    case ECONNREFUSED: return io_error::refused;
-    case ECONNRESET:
-    case ECONNABORTED: return io_error::reset;
-    case ETIMEDOUT: return io_error::timed_out;
-    case EADDRINUSE: return io_error::address_in_use;
-    case EBADF:
-    case EINVAL:
-    case ENOTSOCK:
-    case EAFNOSUPPORT:
-    case EADDRNOTAVAIL:
-    case EISCONN: return io_error::invalid;
-    default: return io_error::other;
+        case 0: return io_error::none;
+        case ECANCELED: return io_error::cancelled;
+        case EPIPE: return io_error::closed;  // the stream is shut for writing
+        case ECONNREFUSED: return io_error::refused;
+        case ECONNRESET:
+        case ECONNABORTED: return io_error::reset;
+        case ETIMEDOUT: return io_error::timed_out;
+        case EADDRINUSE: return io_error::address_in_use;
+        case EBADF:
+        case EINVAL:
+        case ENOTSOCK:
+        case EAFNOSUPPORT:
+        case EADDRNOTAVAIL:
+        case EISCONN: return io_error::invalid;
+        default: return io_error::other;
     }
 }
 
@@ -61,9 +61,7 @@ bool set_int_option(int fd, int level, int name, int value) {
     return ::setsockopt(fd, level, name, &value, sizeof(value)) == 0;
 }
 
-int to_fd(socket_handle socket) {
-    return socket < 0 || socket > INT_MAX ? -1 : static_cast<int>(socket);
-}
+int to_fd(socket_handle socket) { return socket < 0 || socket > INT_MAX ? -1 : static_cast<int>(socket); }
 
 bool would_block(int code) { return code == EAGAIN || code == EWOULDBLOCK; }
 
@@ -89,8 +87,7 @@ bool event_loop::open(std::string& error) {
 std::uint64_t event_loop::monotonic_ns() const {
     timespec now{};
     ::clock_gettime(CLOCK_MONOTONIC, &now);
-    return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u +
-           static_cast<std::uint64_t>(now.tv_nsec);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec);
 }
 
 // ---- sockets ---------------------------------------------------------------------------------
@@ -221,8 +218,7 @@ void event_loop::connect(socket_handle socket, const socket_address& address, co
         return;
     }
     const sockaddr_in peer = to_sockaddr(address);
-    const int result = ::connect(to_fd(socket), reinterpret_cast<const sockaddr*>(&peer),
-                                 sizeof(peer));
+    const int result = ::connect(to_fd(socket), reinterpret_cast<const sockaddr*>(&peer), sizeof(peer));
     if (result == 0) {
         complete(c, io_error::none);  // loopback may connect at once
     } else if (errno == EINPROGRESS || errno == EINTR) {
@@ -265,11 +261,11 @@ void event_loop::progress(int fd, bool reader) {
     assert(c != nullptr && c->loop_state == completion::state::pending);
     bool finished = false;
     switch (c->loop_operation) {
-    case completion::operation::accept: finished = try_accept(*c); break;
-    case completion::operation::recv: finished = try_recv(*c); break;
-    case completion::operation::connect: finished = try_connect(*c); break;
-    case completion::operation::send: finished = try_send(*c); break;
-    default: assert(false && "not a socket operation");
+        case completion::operation::accept: finished = try_accept(*c); break;
+        case completion::operation::recv: finished = try_recv(*c); break;
+        case completion::operation::connect: finished = try_connect(*c); break;
+        case completion::operation::send: finished = try_send(*c); break;
+        default: assert(false && "not a socket operation");
     }
     if (!finished) return;
     (reader ? sockets_[index].reader : sockets_[index].writer) = nullptr;
@@ -294,8 +290,7 @@ void event_loop::dispatch(int fd, std::uint32_t events) {
 
 bool event_loop::try_accept(completion& c) {
     for (;;) {
-        const int fd = ::accept4(to_fd(c.loop_socket), nullptr, nullptr,
-                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+        const int fd = ::accept4(to_fd(c.loop_socket), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             const int code = errno;
             if (would_block(code)) return false;
@@ -305,8 +300,7 @@ bool event_loop::try_accept(completion& c) {
             return true;
         }
         io_error error = io_error::none;
-        if (!set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, 1) ||
-            !register_socket(fd, false, error)) {
+        if (!set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, 1) || !register_socket(fd, false, error)) {
             ::close(fd);
             c.error = error == io_error::none ? io_error::other : error;
             return true;
@@ -370,8 +364,8 @@ void event_loop::mark_drained(socket_handle socket) {
 // Writes until everything is sent or the socket would block; `bytes` keeps the progress.
 bool event_loop::try_send(completion& c) {
     while (c.bytes < c.loop_buffer_size) {
-        const ssize_t count = ::send(to_fd(c.loop_socket), c.loop_buffer + c.bytes,
-                                     c.loop_buffer_size - c.bytes, MSG_NOSIGNAL);
+        const ssize_t count =
+            ::send(to_fd(c.loop_socket), c.loop_buffer + c.bytes, c.loop_buffer_size - c.bytes, MSG_NOSIGNAL);
         if (count > 0) {
             c.bytes += static_cast<std::size_t>(count);
             continue;
@@ -392,8 +386,8 @@ void event_loop::cancel(completion& c) {
     } else {
         socket_state* state = find_socket(c.loop_socket);
         assert(state != nullptr);  // close() empties the slots of a socket before closing it
-        const bool reader = c.loop_operation == completion::operation::accept ||
-                            c.loop_operation == completion::operation::recv;
+        const bool reader =
+            c.loop_operation == completion::operation::accept || c.loop_operation == completion::operation::recv;
         completion*& slot = reader ? state->reader : state->writer;
         assert(slot == &c);
         slot = nullptr;

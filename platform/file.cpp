@@ -52,8 +52,7 @@ bool fsync_directory(const std::string& directory, std::string& error) {
 
 }  // namespace
 
-bool write_file_atomically(const std::string& path, std::span<const std::uint8_t> data,
-                           std::string& error) {
+bool write_file_atomically(const std::string& path, std::span<const std::uint8_t> data, std::string& error) {
     if (path.empty() || path.back() == '/') return fail(error, "write", path, EINVAL);
     std::string temporary = path + ".tmp.XXXXXX";
     const int fd = ::mkostemp(temporary.data(), O_CLOEXEC);
@@ -81,8 +80,7 @@ bool write_file_atomically(const std::string& path, std::span<const std::uint8_t
     return fsync_directory(directory_of(path), error);
 }
 
-bool read_file(const std::string& path, std::size_t size_max, std::vector<std::uint8_t>& out,
-               std::string& error) {
+bool read_file(const std::string& path, std::size_t size_max, std::vector<std::uint8_t>& out, std::string& error) {
     out.clear();
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return fail(error, "open", path, errno);
@@ -105,8 +103,7 @@ bool read_file(const std::string& path, std::size_t size_max, std::vector<std::u
         return false;
     }
     // One byte of headroom detects a file that grew past the limit after fstat.
-    const std::size_t read_max =
-        size_max == std::numeric_limits<std::size_t>::max() ? size_max : size_max + 1;
+    const std::size_t read_max = size_max == std::numeric_limits<std::size_t>::max() ? size_max : size_max + 1;
     out.resize(std::min(size + 1, read_max));
     std::size_t total = 0;
     for (;;) {

@@ -14,12 +14,10 @@ namespace platform {
 /// content, never a mix: writes a temporary file in the same directory, fsyncs it, renames it
 /// over `path`, then fsyncs the directory so the rename itself is durable. The new file has
 /// mode 0600. On failure the temporary file is removed and `path` is untouched.
-bool write_file_atomically(const std::string& path, std::span<const std::uint8_t> data,
-                           std::string& error);
+bool write_file_atomically(const std::string& path, std::span<const std::uint8_t> data, std::string& error);
 
 /// Reads the whole file into `out`. Refuses (returns false) a file larger than size_max, also
 /// one that grows past it while being read, and anything that is not a regular file.
-bool read_file(const std::string& path, std::size_t size_max, std::vector<std::uint8_t>& out,
-               std::string& error);
+bool read_file(const std::string& path, std::size_t size_max, std::vector<std::uint8_t>& out, std::string& error);
 
 }  // namespace platform

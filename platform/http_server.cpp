@@ -86,7 +86,7 @@ struct http_connection final : stream_connection {
     bool bodiless_response = false;  // HEAD, 1xx, 204, 304 or a replaced invalid head
     bool chunked_response = false;
     std::uint64_t response_remaining = 0;
-    bool close_after = false;  // close once the queue is sent
+    bool close_after = false;      // close once the queue is sent
     bool held_for_output = false;  // waiting, but no request is read until responses drain
     // `written` callbacks of the writes in the send queue, in order; each write ends with one
     // mark there, so a mark done is the front callback due.
@@ -123,8 +123,8 @@ struct http_connection final : stream_connection {
 
     void start_recv() {
         if (!open() || receiving() || state == phase::closing || pending_size != 0) return;
-        const std::size_t want = state == phase::exchange ? server.options_.body_buffer_size
-                                                          : server.options_.head_buffer_size;
+        const std::size_t want =
+            state == phase::exchange ? server.options_.body_buffer_size : server.options_.head_buffer_size;
         const std::span<std::uint8_t> window = buffer.window(want);
         assert(!window.empty() && "the parser leaves bytes unconsumed only at an event");
         if (window.empty()) return;
@@ -476,7 +476,8 @@ const http::request_head& http_exchange::request() const noexcept { return conne
 
 bool http_exchange::is_head_request() const noexcept { return connection_.parser.head().method == "HEAD"; }
 
-void http_exchange::read_body(std::function<std::size_t(std::span<const std::uint8_t>)> consumer, std::function<void()> on_end) {
+void http_exchange::read_body(std::function<std::size_t(std::span<const std::uint8_t>)> consumer,
+                              std::function<void()> on_end) {
     http_connection& c = connection_;
     if (!c.open() || !c.in_exchange) return;  // aborted: the handler is being told
     assert(!c.body_requested && !c.responded && !c.finished && "read_body once, before respond");
@@ -573,7 +574,7 @@ void http_exchange::write(std::span<const std::uint8_t> data, std::function<void
     if (c.bodiless_response) data = {};
     if (c.response_remaining != length_unknown && data.size() > c.response_remaining) {
         data = data.first(static_cast<std::size_t>(c.response_remaining));  // the handler's bug:
-        c.close_after = true;                                              // cut it, then close
+        c.close_after = true;                                               // cut it, then close
     }
     if (c.response_remaining != length_unknown) c.response_remaining -= data.size();
     if (data.empty()) {  // nothing to send (an empty chunk would even end the body)
@@ -694,9 +695,7 @@ bool http_server::start(io_error& error) {
 }
 
 // on_abort of every exchange in flight runs from here (through each connection's close).
-void http_server::shutdown() {
-    pool_.shutdown(0);
-}
+void http_server::shutdown() { pool_.shutdown(0); }
 
 void http_server::handle_accept(accept_outcome outcome, socket_handle socket) {
     // A failed accept (e.g. out of file descriptors) is retried by the pool from the tick.

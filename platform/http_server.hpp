@@ -82,8 +82,8 @@ struct http_server_counters {
     std::uint64_t accepted = 0;
     std::uint64_t refused = 0;  // over connections_max
     std::uint64_t accept_errors = 0;
-    std::uint64_t requests = 0;   // request heads handed to the handler
-    std::uint64_t responses = 0;  // exchanges completed (finished, body read or dropped)
+    std::uint64_t requests = 0;      // request heads handed to the handler
+    std::uint64_t responses = 0;     // exchanges completed (finished, body read or dropped)
     std::uint64_t parse_errors = 0;  // answered with the parser's status, then closed
     std::uint64_t head_timeouts = 0;
     std::uint64_t idle_timeouts = 0;

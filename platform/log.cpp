@@ -18,10 +18,14 @@ void log_setup(std::string component, log_level threshold) {
 }
 
 bool parse_log_level(const std::string& text, log_level& out) {
-    if (text == "debug") out = log_level::debug;
-    else if (text == "info") out = log_level::info;
-    else if (text == "warn") out = log_level::warn;
-    else return false;
+    if (text == "debug")
+        out = log_level::debug;
+    else if (text == "info")
+        out = log_level::info;
+    else if (text == "warn")
+        out = log_level::warn;
+    else
+        return false;
     return true;
 }
 

@@ -258,9 +258,7 @@ bool connection_pool::listen(const socket_address& address, io_error& error) {
     return listener_ != invalid_socket;
 }
 
-std::uint16_t connection_pool::port() const {
-    return listener_ == invalid_socket ? 0 : loop_.local_port(listener_);
-}
+std::uint16_t connection_pool::port() const { return listener_ == invalid_socket ? 0 : loop_.local_port(listener_); }
 
 void connection_pool::start(std::uint64_t first_delay_ns) {
     if (stopping_) return;
@@ -282,9 +280,7 @@ void connection_pool::shutdown(std::uint8_t reason) {
     if (callback_depth_ == 0) sweep();
 }
 
-bool connection_pool::drained() const noexcept {
-    return !accept_pending_ && !tick_pending_ && connections_.empty();
-}
+bool connection_pool::drained() const noexcept { return !accept_pending_ && !tick_pending_ && connections_.empty(); }
 
 void connection_pool::drain() {
     // Every operation was cancelled by shutdown(): a few iterations hand them back.

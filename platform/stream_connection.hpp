@@ -116,8 +116,7 @@ public:
     void queue_copy(std::span<const std::uint8_t> bytes, std::size_t frames = 0);
     /// Queues bytes the caller keeps alive (with `hold`, or by owning them for the connection's
     /// lifetime) until they are sent or the connection is released. Never copied.
-    void queue_borrowed(std::span<const std::uint8_t> bytes, std::shared_ptr<const void> hold,
-                        std::size_t frames = 0);
+    void queue_borrowed(std::span<const std::uint8_t> bytes, std::shared_ptr<const void> hold, std::size_t frames = 0);
     /// Counts `frames` as done once every byte queued before them is sent (on_sent reports them).
     void queue_mark(std::size_t frames);
     /// Starts sending the queue if no send is in flight.
@@ -181,7 +180,7 @@ private:
     std::deque<send_item> queue_;  // front is in flight while send_pending_
     std::size_t queued_bytes_ = 0;
     std::size_t frames_done_unreported_ = 0;  // marks done with nothing to send, reported by post
-    std::vector<std::uint8_t> spare_;  // a finished owned buffer, reused for the next one
+    std::vector<std::uint8_t> spare_;         // a finished owned buffer, reused for the next one
 };
 
 /// What happened to one accepted socket.
@@ -192,7 +191,7 @@ enum class accept_outcome : std::uint8_t {
 };
 
 struct connection_pool_options {
-    std::uint64_t tick_ns = 10'000'000;  // housekeeping period
+    std::uint64_t tick_ns = 10'000'000;      // housekeeping period
     std::size_t connections_max = SIZE_MAX;  // open connections; more accepted ones are refused
     int listen_backlog = 128;
     /// Already listening (the pool owns it from construction and closes it even if never started),

@@ -34,8 +34,7 @@ void encode_hello(const hello& h, std::span<std::uint8_t, hello_size> out) noexc
     vsr::store_le64(p + 24, vsr::checksum(std::span<const std::uint8_t>(p, 24), hello_checksum_seed));
 }
 
-hello_error decode_hello(std::span<const std::uint8_t, hello_size> bytes, std::uint32_t cluster,
-                         hello& out) noexcept {
+hello_error decode_hello(std::span<const std::uint8_t, hello_size> bytes, std::uint32_t cluster, hello& out) noexcept {
     const std::uint8_t* p = bytes.data();
     if (vsr::load_le32(p) != hello_magic) return hello_error::bad_magic;
     if (vsr::load_le16(p + 4) != hello_version) return hello_error::bad_version;
@@ -46,13 +45,13 @@ hello_error decode_hello(std::span<const std::uint8_t, hello_size> bytes, std::u
     if (vsr::load_le32(p + 12) != 0) return hello_error::bad_reserved;
     const std::uint8_t role = p[6];
     const std::uint8_t replica = p[7];
-    const bool replica_ok = role == static_cast<std::uint8_t>(hello_role::replica) &&
-                            replica < vsr::replicas_max;
-    const bool client_ok = role == static_cast<std::uint8_t>(hello_role::client) &&
-                           replica == vsr::address_client;
+    const bool replica_ok = role == static_cast<std::uint8_t>(hello_role::replica) && replica < vsr::replicas_max;
+    const bool client_ok = role == static_cast<std::uint8_t>(hello_role::client) && replica == vsr::address_client;
     if (!replica_ok && !client_ok) return hello_error::bad_role;
-    out = hello{.role = static_cast<hello_role>(role), .replica = replica,
-                .cluster = cluster, .client_id = vsr::load_le64(p + 16)};
+    out = hello{.role = static_cast<hello_role>(role),
+                .replica = replica,
+                .cluster = cluster,
+                .client_id = vsr::load_le64(p + 16)};
     return hello_error::none;
 }
 
@@ -79,9 +78,8 @@ bool is_keepalive(std::span<const std::uint8_t, vsr::header_size> bytes, std::ui
 
 const char* to_string(close_reason reason) noexcept {
     constexpr const char* names[close_reason_count] = {
-        "peer_closed", "io_error",         "connect_failed", "idle_timeout",
-        "slow_message", "bad_hello",       "bad_header",     "bad_message",
-        "wrong_sender", "too_many_clients", "replaced",      "shutdown"};
+        "peer_closed", "io_error",    "connect_failed", "idle_timeout",     "slow_message", "bad_hello",
+        "bad_header",  "bad_message", "wrong_sender",   "too_many_clients", "replaced",     "shutdown"};
     const auto i = static_cast<std::size_t>(reason);
     return i < close_reason_count ? names[i] : "unknown";
 }
@@ -146,11 +144,11 @@ tcp_message_bus::tcp_message_bus(event_loop& loop, tcp_bus_options options)
     : loop_(loop),
       options_(std::move(options)),
       random_(options_.random_seed),
-      pool_(loop, connection_pool_options{
-                      .tick_ns = options_.tick_ns,
-                      .listen_socket = options_.listen_socket,
-                      .connect_timeout_ns = options_.idle_timeout_ns,
-                      .connect_timeout_reason = static_cast<std::uint8_t>(close_reason::connect_failed)}),
+      pool_(loop,
+            connection_pool_options{.tick_ns = options_.tick_ns,
+                                    .listen_socket = options_.listen_socket,
+                                    .connect_timeout_ns = options_.idle_timeout_ns,
+                                    .connect_timeout_reason = static_cast<std::uint8_t>(close_reason::connect_failed)}),
       peers_(options_.replica_addresses.size()) {
     // Header plus at least something: a smaller cap could never frame a message.
     options_.message_size_max = std::max(options_.message_size_max, vsr::header_size);
@@ -182,9 +180,7 @@ bool tcp_message_bus::start(io_error& error) {
     return true;
 }
 
-void tcp_message_bus::shutdown() {
-    pool_.shutdown(static_cast<std::uint8_t>(close_reason::shutdown));
-}
+void tcp_message_bus::shutdown() { pool_.shutdown(static_cast<std::uint8_t>(close_reason::shutdown)); }
 
 tcp_message_bus::connection* tcp_message_bus::peer(std::uint8_t replica) const noexcept {
     return static_cast<connection*>(peers_[replica].conn);
@@ -255,8 +251,7 @@ void tcp_message_bus::send_keepalive_if_quiet(connection& conn, std::uint64_t no
     if (!conn.open() || !conn.established || !conn.send_idle()) return;
     if (now - conn.last_send_ns < options_.idle_timeout_ns / 3) return;
     std::array<std::uint8_t, vsr::header_size> frame{};
-    const std::uint8_t self =
-        options_.role == bus_role::client ? vsr::address_client : options_.replica_index;
+    const std::uint8_t self = options_.role == bus_role::client ? vsr::address_client : options_.replica_index;
     encode_keepalive(options_.cluster, self, frame);
     conn.append(frame);
     conn.last_send_ns = now;
@@ -294,8 +289,7 @@ void tcp_message_bus::handle_connect(connection& conn, io_error error) {
     // The hello goes first and is exempt from the queue limits.
     std::array<std::uint8_t, hello_size> frame{};
     const hello h{.role = options_.role == bus_role::client ? hello_role::client : hello_role::replica,
-                  .replica = options_.role == bus_role::client ? vsr::address_client
-                                                               : options_.replica_index,
+                  .replica = options_.role == bus_role::client ? vsr::address_client : options_.replica_index,
                   .cluster = options_.cluster,
                   .client_id = options_.client_process_id};
     encode_hello(h, frame);
@@ -325,9 +319,9 @@ void tcp_message_bus::handle_recv(connection& conn, io_error error, std::size_t 
     while (conn.buffer.unread_size() >= conn.target) {
         bool keep = false;
         switch (conn.receive_phase) {
-        case connection::phase::hello: keep = handle_hello(conn); break;
-        case connection::phase::header: keep = handle_header(conn); break;
-        case connection::phase::body: keep = handle_message(conn); break;
+            case connection::phase::hello: keep = handle_hello(conn); break;
+            case connection::phase::header: keep = handle_header(conn); break;
+            case connection::phase::body: keep = handle_message(conn); break;
         }
         if (!keep || !conn.open()) return;  // on_message may have closed it
     }
@@ -339,8 +333,7 @@ void tcp_message_bus::handle_recv(connection& conn, io_error error, std::size_t 
 bool tcp_message_bus::handle_hello(connection& conn) {
     hello h;
     const hello_error error =
-        decode_hello(std::span<const std::uint8_t, hello_size>(conn.current(), hello_size),
-                     options_.cluster, h);
+        decode_hello(std::span<const std::uint8_t, hello_size>(conn.current(), hello_size), options_.cluster, h);
     conn.unidentified = false;
     unidentified_connections_--;
     if (error != hello_error::none) {
@@ -394,8 +387,7 @@ bool tcp_message_bus::handle_header(connection& conn) {
         return true;
     }
     const vsr::decode_error error = vsr::check_header_prefix(
-        std::span<const std::uint8_t>(conn.current(), vsr::header_size), options_.cluster,
-        options_.message_size_max);
+        std::span<const std::uint8_t>(conn.current(), vsr::header_size), options_.cluster, options_.message_size_max);
     if (error != vsr::decode_error::none) {
         counters_.decode_errors[static_cast<std::size_t>(error)]++;
         close_connection(conn, close_reason::bad_header);
@@ -411,15 +403,13 @@ bool tcp_message_bus::handle_header(connection& conn) {
 bool tcp_message_bus::handle_message(connection& conn) {
     const std::span<const std::uint8_t> message(conn.current(), conn.target);
     vsr::header h;
-    const vsr::decode_error error =
-        vsr::decode_message(message, options_.cluster, options_.message_size_max, h);
+    const vsr::decode_error error = vsr::decode_message(message, options_.cluster, options_.message_size_max, h);
     if (error != vsr::decode_error::none) {
         counters_.decode_errors[static_cast<std::size_t>(error)]++;
         close_connection(conn, close_reason::bad_message);
         return false;
     }
-    const std::uint8_t expected =
-        conn.peer_kind == connection::kind::client ? vsr::address_client : conn.replica;
+    const std::uint8_t expected = conn.peer_kind == connection::kind::client ? vsr::address_client : conn.replica;
     if (h.sender != expected) {
         counters_.decode_errors[static_cast<std::size_t>(vsr::decode_error::bad_sender)]++;
         close_connection(conn, close_reason::wrong_sender);
@@ -484,10 +474,8 @@ void tcp_message_bus::send_to_client(std::uint64_t client_id, std::span<const st
 void tcp_message_bus::enqueue(connection& conn, std::span<const std::uint8_t> message) {
     // Our own sender field is checked too: an unset one would otherwise close the connection
     // at the receiver over and over (see LESSONS.md, "Unset sender field").
-    const std::uint8_t self =
-        options_.role == bus_role::client ? vsr::address_client : options_.replica_index;
-    if (message.size() < vsr::header_size || message.size() > options_.message_size_max ||
-        message[11] != self) {
+    const std::uint8_t self = options_.role == bus_role::client ? vsr::address_client : options_.replica_index;
+    if (message.size() < vsr::header_size || message.size() > options_.message_size_max || message[11] != self) {
         counters_.dropped_invalid++;
         return;
     }

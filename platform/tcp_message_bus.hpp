@@ -75,8 +75,7 @@ inline constexpr std::size_t hello_error_count = 7;
 void encode_hello(const hello& h, std::span<std::uint8_t, hello_size> out) noexcept;
 /// Checks the frame on its own (magic, version, checksum, cluster, role/index shape). Whether the
 /// identity is plausible for this acceptor is the bus's decision.
-hello_error decode_hello(std::span<const std::uint8_t, hello_size> bytes, std::uint32_t cluster,
-                         hello& out) noexcept;
+hello_error decode_hello(std::span<const std::uint8_t, hello_size> bytes, std::uint32_t cluster, hello& out) noexcept;
 
 // ---- keepalive frame -----------------------------------------------------------------------------
 //
@@ -89,7 +88,8 @@ hello_error decode_hello(std::span<const std::uint8_t, hello_size> bytes, std::u
 
 inline constexpr std::uint8_t keepalive_command = 0;
 
-void encode_keepalive(std::uint32_t cluster, std::uint8_t sender, std::span<std::uint8_t, vsr::header_size> out) noexcept;
+void encode_keepalive(std::uint32_t cluster, std::uint8_t sender,
+                      std::span<std::uint8_t, vsr::header_size> out) noexcept;
 /// True if the header-sized bytes are a well-formed keepalive for this cluster.
 bool is_keepalive(std::span<const std::uint8_t, vsr::header_size> bytes, std::uint32_t cluster) noexcept;
 
@@ -118,24 +118,24 @@ struct tcp_bus_options {
     std::uint64_t reconnect_backoff_min_ns = 50'000'000;
     std::uint64_t reconnect_backoff_max_ns = 2'000'000'000;
     std::uint64_t tick_ns = 10'000'000;  // housekeeping period (timeouts, reconnects)
-    std::uint64_t random_seed = 0;  // backoff jitter
+    std::uint64_t random_seed = 0;       // backoff jitter
     /// Called from loop callbacks only, never from inside send_*. The span (a whole, checked
     /// message) is valid only during the call. It may call send_*; it must not destroy the bus.
     std::function<void(std::span<const std::uint8_t>)> on_message;
 };
 
 enum class close_reason : std::uint8_t {
-    peer_closed,        // end of stream
-    io_error,           // reset, refused, other socket errors
+    peer_closed,  // end of stream
+    io_error,     // reset, refused, other socket errors
     connect_failed,
-    idle_timeout,       // no bytes received for idle_timeout_ns
-    slow_message,       // a started hello or message took longer than idle_timeout_ns
+    idle_timeout,  // no bytes received for idle_timeout_ns
+    slow_message,  // a started hello or message took longer than idle_timeout_ns
     bad_hello,
-    bad_header,         // check_header_prefix failed: garbage, zero/huge length, wrong cluster
-    bad_message,        // decode_message failed: checksum or size
-    wrong_sender,       // header sender differs from the hello identity
+    bad_header,    // check_header_prefix failed: garbage, zero/huge length, wrong cluster
+    bad_message,   // decode_message failed: checksum or size
+    wrong_sender,  // header sender differs from the hello identity
     too_many_clients,
-    replaced,           // a newer connection from the same replica took over
+    replaced,  // a newer connection from the same replica took over
     shutdown,
 };
 inline constexpr std::size_t close_reason_count = 12;
@@ -161,9 +161,7 @@ struct tcp_bus_counters {
     std::uint64_t keepalives_sent = 0;
     std::uint64_t keepalives_received = 0;
 
-    std::uint64_t closed_by(close_reason reason) const noexcept {
-        return closed[static_cast<std::size_t>(reason)];
-    }
+    std::uint64_t closed_by(close_reason reason) const noexcept { return closed[static_cast<std::size_t>(reason)]; }
     std::uint64_t closed_total() const noexcept;
 };
 
@@ -227,7 +225,7 @@ private:
     tcp_bus_counters counters_;
     connection_pool pool_;
     bool started_ = false;
-    std::vector<connect_slot> peers_;  // index = replica index
+    std::vector<connect_slot> peers_;                  // index = replica index
     std::unordered_map<std::uint64_t, route> routes_;  // client_id -> connection
     std::uint64_t route_clock_ = 0;
     std::size_t client_connections_ = 0;

@@ -31,8 +31,8 @@ fault_profile draw_fault_profile(vsr::xoshiro256& random) {
 std::string fault_profile::describe() const {
     std::ostringstream out;
     out << "latency=" << latency_min_us << ".." << latency_max_us << "us drop=" << drop_per_mille
-        << "/1000 dup=" << duplicate_per_mille << "/1000 spike=" << delay_spike_per_mille << "/1000<="
-        << delay_spike_max_us << "us pool=" << message_pool_max << " step=" << fault_step_ms
+        << "/1000 dup=" << duplicate_per_mille << "/1000 spike=" << delay_spike_per_mille
+        << "/1000<=" << delay_spike_max_us << "us pool=" << message_pool_max << " step=" << fault_step_ms
         << "ms faults=" << fault_per_mille << "/1000[" << (partitions ? "partition " : "")
         << (asymmetric_partitions ? "one-way " : "") << (clogging ? "clog " : "") << (crashes ? "crash " : "")
         << (pauses ? "pause " : "") << "] drift=" << clock_drift_per_mille << "/1000";

@@ -12,16 +12,27 @@ namespace {
 
 sim::seed_report run(const sim::simulation_options& options) {
     const sim::simulation_result r = sim::run_kv_simulation(options);
-    return {r.ok, r.requests_ok, r.trace_hash, r.property, r.detail, r.profile, r.trace_tail,
-            sim::counters({{"ops", r.ops_committed}, {"requests_ok", r.requests_ok}, {"queries", r.queries_answered},
-                           {"sim_ms", r.simulated_ms}, {"messages", r.messages_delivered}, {"crashes", r.crashes},
+    return {r.ok,
+            r.requests_ok,
+            r.trace_hash,
+            r.property,
+            r.detail,
+            r.profile,
+            r.trace_tail,
+            sim::counters({{"ops", r.ops_committed},
+                           {"requests_ok", r.requests_ok},
+                           {"queries", r.queries_answered},
+                           {"sim_ms", r.simulated_ms},
+                           {"messages", r.messages_delivered},
+                           {"crashes", r.crashes},
                            {"views", r.view_changes}})};
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    const char* bugs = "none|commit_without_quorum|skip_client_deduplication|view_change_picks_wrong_log|\n"
-                       "             accept_prepare_out_of_order|recovering_replica_answers|query_without_round";
+    const char* bugs =
+        "none|commit_without_quorum|skip_client_deduplication|view_change_picks_wrong_log|\n"
+        "             accept_prepare_out_of_order|recovering_replica_answers|query_without_round";
     return sim::run_sweep("vsr-sim", bugs, 10'000'000, sim::parse_planted_bug, run, argc, argv);
 }

@@ -41,7 +41,8 @@ static_assert(vsr::time_source<sim_clock>);
 inline sim_clock draw_clock(const std::uint64_t* now_ns, std::uint32_t drift_max_per_mille, vsr::xoshiro256& random) {
     const auto drift = static_cast<std::int64_t>(drift_max_per_mille);
     sim_clock clock{now_ns, 0, 0};
-    if (drift != 0) clock.drift_per_mille = static_cast<std::int64_t>(vsr::uniform_between(random, 0, 2 * drift)) - drift;
+    if (drift != 0)
+        clock.drift_per_mille = static_cast<std::int64_t>(vsr::uniform_between(random, 0, 2 * drift)) - drift;
     clock.offset_ns = vsr::uniform_below(random, 1'000'000'000);
     return clock;
 }

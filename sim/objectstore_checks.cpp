@@ -25,12 +25,14 @@ void objectstore_simulation::on_execute(const vsr::operation_context& context, s
     shadow_out_.clear();
     shadow_.execute(context, bytes, shadow_out_);
     if (shadow_out_ != out) {
-        fail("safety", "a replica's result at op " + std::to_string(context.op) + " differs from the canonical execution");
+        fail("safety",
+             "a replica's result at op " + std::to_string(context.op) + " differs from the canonical execution");
         return;
     }
     if (bytes.empty() || out.empty()) return;
     const auto code = static_cast<tfs::opcode>(bytes[0]);
-    if (code != tfs::opcode::put_object && code != tfs::opcode::add_holder && code != tfs::opcode::remove_holder) return;
+    if (code != tfs::opcode::put_object && code != tfs::opcode::add_holder && code != tfs::opcode::remove_holder)
+        return;
     const auto op = tfs::decode_operation(bytes);
     if (!op) return;
     const bool ok = out[0] == static_cast<std::uint8_t>(tfs::status::ok);
@@ -64,8 +66,8 @@ void objectstore_simulation::on_execute(const vsr::operation_context& context, s
 /// be committed as held by that node (unless written there again since).
 void objectstore_simulation::check_reference(std::uint32_t node, const tfs::sha256_digest& sha, const char* what) {
     if (gc_removed_.contains({node, sha})) {
-        fail("gc_safety", std::string(what) + " lists node " + std::to_string(node) + " as holder of chunk " + hex_prefix(sha) +
-                              ".. which the garbage collector had deleted from it");
+        fail("gc_safety", std::string(what) + " lists node " + std::to_string(node) + " as holder of chunk " +
+                              hex_prefix(sha) + ".. which the garbage collector had deleted from it");
     }
 }
 
@@ -85,22 +87,25 @@ void objectstore_simulation::check_put_durability(std::uint64_t put_id) {
     const put_record& record = puts_[put_id];
     if (record.size == 0) return;
     if (!record.executed || !record.executed_ok) {
-        fail("durability", "PUT p" + std::to_string(put_id) + " acknowledged (at position " + std::to_string(history_[record.history].position) +
-                               ") but the log never committed it (executed=" + std::to_string(record.executed) + " at " +
-                               std::to_string(record.position) + ")");
+        fail("durability", "PUT p" + std::to_string(put_id) + " acknowledged (at position " +
+                               std::to_string(history_[record.history].position) +
+                               ") but the log never committed it (executed=" + std::to_string(record.executed) +
+                               " at " + std::to_string(record.position) + ")");
         return;
     }
     for (const tfs::chunk_location& c : record.committed_chunks) {
         if (tfs::count(c.holders) < service_options_.write_copies_min) {
-            fail("durability", "PUT p" + std::to_string(put_id) + " acknowledged with chunk " + hex_prefix(c.sha256) + ".. on " +
-                                   std::to_string(tfs::count(c.holders)) + " node(s), fewer than write_copies_min=" +
-                                   std::to_string(service_options_.write_copies_min));
+            fail("durability",
+                 "PUT p" + std::to_string(put_id) + " acknowledged with chunk " + hex_prefix(c.sha256) + ".. on " +
+                     std::to_string(tfs::count(c.holders)) +
+                     " node(s), fewer than write_copies_min=" + std::to_string(service_options_.write_copies_min));
             return;
         }
         for (std::uint8_t node = 0; node < options_.replicas; ++node) {
             if (tfs::contains(c.holders, node) && !written_.contains({node, c.sha256})) {
-                fail("durability", "PUT p" + std::to_string(put_id) + " lists node " + std::to_string(node) + " as holder of chunk " +
-                                       hex_prefix(c.sha256) + ".. which never acknowledged writing it");
+                fail("durability", "PUT p" + std::to_string(put_id) + " lists node " + std::to_string(node) +
+                                       " as holder of chunk " + hex_prefix(c.sha256) +
+                                       ".. which never acknowledged writing it");
                 return;
             }
         }
@@ -138,15 +143,19 @@ void objectstore_simulation::check_final_loss(std::uint32_t user) {
             for (std::uint8_t node = 0; node < options_.replicas; ++node) {
                 if (!tfs::contains(fate.ever_holders & ~fate.destroyed, node)) continue;
                 const auto stats = nodes_[node].store->stats();
-                how += "; node " + std::to_string(node) + (gc_removed_.contains({node, c.sha256}) ? " removed by a remove frame" : "") +
-                       (written_.contains({node, c.sha256}) ? " (wrote it)" : " (never wrote it)") + " quarantined=" +
-                       std::to_string(stats.quarantined) + " missing_found=" + std::to_string(stats.missing_found) +
-                       " in_quarantine=" + std::to_string(nodes_[node].disk->files().contains(tfs::detail::quarantine_path(c.sha256, 0)));
+                how += "; node " + std::to_string(node) +
+                       (gc_removed_.contains({node, c.sha256}) ? " removed by a remove frame" : "") +
+                       (written_.contains({node, c.sha256}) ? " (wrote it)" : " (never wrote it)") +
+                       " quarantined=" + std::to_string(stats.quarantined) +
+                       " missing_found=" + std::to_string(stats.missing_found) + " in_quarantine=" +
+                       std::to_string(nodes_[node].disk->files().contains(tfs::detail::quarantine_path(c.sha256, 0)));
             }
-            fail("durability", "object " + history_[u.history].key + " (put p" + std::to_string(u.read_put) + ") lost chunk " +
-                                   hex_prefix(c.sha256) + ".. although holders " + std::to_string(fate.ever_holders & ~fate.destroyed) +
-                                   " (bitmask) never lost it to a fault (ever holders " + std::to_string(fate.ever_holders) +
-                                   ", destroyed " + std::to_string(fate.destroyed) + ")" + how);
+            fail("durability", "object " + history_[u.history].key + " (put p" + std::to_string(u.read_put) +
+                                   ") lost chunk " + hex_prefix(c.sha256) + ".. although holders " +
+                                   std::to_string(fate.ever_holders & ~fate.destroyed) +
+                                   " (bitmask) never lost it to a fault (ever holders " +
+                                   std::to_string(fate.ever_holders) + ", destroyed " + std::to_string(fate.destroyed) +
+                                   ")" + how);
             return;
         }
     }
@@ -200,8 +209,9 @@ void objectstore_simulation::check_success(std::uint32_t user, tfs::service_stat
         u.op == user_op::list ? "LIST #" + std::to_string(u.history) : describe_op(history_[u.history]);
     fail("liveness", "user " + std::to_string(user) + "'s " + what + " (invoked at " +
                          std::to_string(invoked_ns(u) / ns_per_ms) + " ms) ended " + tfs::to_string(s) + " at " +
-                         std::to_string(now_ / ns_per_ms) + " ms, after healing at " + std::to_string(heal_time_ / ns_per_ms) +
-                         " ms (settled at " + std::to_string(settled_ns_ / ns_per_ms) + " ms)");
+                         std::to_string(now_ / ns_per_ms) + " ms, after healing at " +
+                         std::to_string(heal_time_ / ns_per_ms) + " ms (settled at " +
+                         std::to_string(settled_ns_ / ns_per_ms) + " ms)");
 }
 
 /// After healing: every node normal in one view (not syncing), every chunk link up and unblocked.
@@ -226,7 +236,9 @@ bool objectstore_simulation::replicas_converged() const {
     }
     for (const auto& node : nodes_) {
         const auto& r = *node.replica;
-        if (r.status() != vsr::replica_status::normal || r.syncing() || r.view() != view || r.commit_executed() != executed) return false;
+        if (r.status() != vsr::replica_status::normal || r.syncing() || r.view() != view ||
+            r.commit_executed() != executed)
+            return false;
     }
     return true;
 }
@@ -242,7 +254,8 @@ void objectstore_simulation::watchdog() {
         if (u.op == user_op::none) continue;
         const std::uint64_t since = std::max(invoked_ns(u), heal_time_);
         if (now_ - since > bound_ns) {
-            const std::string what = u.op == user_op::list ? "LIST #" + std::to_string(u.history) : describe_op(history_[u.history]);
+            const std::string what =
+                u.op == user_op::list ? "LIST #" + std::to_string(u.history) : describe_op(history_[u.history]);
             fail("liveness", "user " + std::to_string(i) + "'s " + what + " outstanding for " +
                                  std::to_string((now_ - since) / ns_per_ms) + " ms since healing or its start");
             return;
@@ -251,17 +264,20 @@ void objectstore_simulation::watchdog() {
     if (workload_done() && done_since_ == 0) done_since_ = now_;
     if (done_since_ != 0 && now_ - done_since_ > bound_ns + 3 * metadata_options_.upload_lease_ns) {
         std::ostringstream detail;
-        detail << "final phase " << static_cast<int>(phase_) << " did not finish within the bound; converged=" << replicas_converged()
-               << " janitor passes=" << proxies_[0].janitor->counters().passes << " metadata clock " << metadata_now_ns_ / ns_per_ms
-               << " ms (phase started at " << phase_start_metadata_ns_ / ns_per_ms << " ms); replicas:";
+        detail << "final phase " << static_cast<int>(phase_)
+               << " did not finish within the bound; converged=" << replicas_converged()
+               << " janitor passes=" << proxies_[0].janitor->counters().passes << " metadata clock "
+               << metadata_now_ns_ / ns_per_ms << " ms (phase started at " << phase_start_metadata_ns_ / ns_per_ms
+               << " ms); replicas:";
         for (std::uint32_t i = 0; i < nodes_.size(); ++i) {
             const auto& r = nodes_[i].replica;
             if (!r) {
                 detail << " n" << i << "=down";
                 continue;
             }
-            detail << " n" << i << "=" << vsr::to_string(r->status()) << "/v" << r->view() << "/op" << r->op() << "/commit" << r->commit()
-                   << "/executed" << r->commit_executed() << (r->syncing() ? "/syncing" : "");
+            detail << " n" << i << "=" << vsr::to_string(r->status()) << "/v" << r->view() << "/op" << r->op()
+                   << "/commit" << r->commit() << "/executed" << r->commit_executed()
+                   << (r->syncing() ? "/syncing" : "");
         }
         fail("liveness", detail.str());
     }
@@ -337,12 +353,14 @@ void objectstore_simulation::check_chunk_placement() {
             const auto chunk = shadow_.find_chunk(*sha);
             if (!chunk || !tfs::contains(chunk->holders, static_cast<std::uint8_t>(node))) {
                 const auto entry = nodes_[node].store->find(*sha);
-                fail("convergence", "node " + std::to_string(node) + " still stores unreferenced chunk " + hex_prefix(*sha) +
-                                        ".. after two leases of garbage collection (" +
-                                        (chunk ? "indexed with holders " + std::to_string(chunk->holders) : std::string("not indexed")) +
-                                        (entry ? ", in the store with token " + std::to_string(entry->token) : std::string(", not in the store index")) +
-                                        ", file token " + std::to_string(file.token) + ", size " + std::to_string(file.bytes.size()) + ")" +
-                                        janitor_summary());
+                fail("convergence", "node " + std::to_string(node) + " still stores unreferenced chunk " +
+                                        hex_prefix(*sha) + ".. after two leases of garbage collection (" +
+                                        (chunk ? "indexed with holders " + std::to_string(chunk->holders)
+                                               : std::string("not indexed")) +
+                                        (entry ? ", in the store with token " + std::to_string(entry->token)
+                                               : std::string(", not in the store index")) +
+                                        ", file token " + std::to_string(file.token) + ", size " +
+                                        std::to_string(file.bytes.size()) + ")" + janitor_summary());
                 return;
             }
         }
@@ -355,8 +373,9 @@ void objectstore_simulation::check_chunk_placement() {
             const std::uint64_t copies = copies_on_nodes(c.sha256, chunk->holders);
             if (copies == 0) continue;  // lost: judged by the final read
             if (copies < wanted) {
-                fail("convergence", "chunk " + hex_prefix(c.sha256) + ".. has " + std::to_string(copies) + " good copies on holders " +
-                                        std::to_string(chunk->holders) + " after repair, want " + std::to_string(wanted));
+                fail("convergence", "chunk " + hex_prefix(c.sha256) + ".. has " + std::to_string(copies) +
+                                        " good copies on holders " + std::to_string(chunk->holders) +
+                                        " after repair, want " + std::to_string(wanted));
                 return;
             }
         }
@@ -399,7 +418,8 @@ void objectstore_simulation::check_lists() {
             if (p.result_outcome != outcome::ok) continue;
             for (const kv_history_op* w : by_key[e.key]) {
                 if (effective_write(*w) && p.complete_ns < w->invoke_ns && w->complete_ns < l.invoke_ns) {
-                    fail("list", where + " = p" + std::to_string(*put) + ", overwritten by " + describe_op(*w) + " before the LIST began");
+                    fail("list", where + " = p" + std::to_string(*put) + ", overwritten by " + describe_op(*w) +
+                                     " before the LIST began");
                     return;
                 }
             }
@@ -408,11 +428,14 @@ void objectstore_simulation::check_lists() {
         for (const auto& [key, ops] : by_key) {
             if (!key.starts_with(l.prefix) || listed.contains(key) || (l.truncated && key > cursor)) continue;
             for (const kv_history_op* p : ops) {
-                if (!(effective_write(*p) && p->kind != kv_kind::del && p->kind != kv_kind::del_if && p->complete_ns < l.invoke_ns)) continue;
+                if (!(effective_write(*p) && p->kind != kv_kind::del && p->kind != kv_kind::del_if &&
+                      p->complete_ns < l.invoke_ns))
+                    continue;
                 bool removable = false;
                 for (const kv_history_op* d : ops) {
                     if (d->kind != kv_kind::del && d->kind != kv_kind::del_if) continue;
-                    const bool may_remove = d->result_outcome == outcome::unknown || (d->result_outcome == outcome::ok && d->status == kv_status::ok);
+                    const bool may_remove = d->result_outcome == outcome::unknown ||
+                                            (d->result_outcome == outcome::ok && d->status == kv_status::ok);
                     const bool before_put = d->result_outcome == outcome::ok && d->complete_ns < p->invoke_ns;
                     if (may_remove && d->invoke_ns < l.complete_ns && !before_put) removable = true;
                 }
@@ -444,8 +467,10 @@ void objectstore_simulation::final_checks() {
         if (put_id == UINT64_MAX || puts_[put_id].size == 0) continue;
         const put_record& record = puts_[put_id];
         if (h.result_outcome == outcome::unknown) {
-            if (record.executed && record.executed_ok) h.position = record.position;
-            else h.result_outcome = outcome::fail;  // never ran, or ran without effect
+            if (record.executed && record.executed_ok)
+                h.position = record.position;
+            else
+                h.result_outcome = outcome::fail;  // never ran, or ran without effect
         } else if (h.result_outcome == outcome::fail && record.executed && record.executed_ok) {
             fail("client contract", "PUT reported as failed (or aborted) but committed: " + describe_op(h));
             return;

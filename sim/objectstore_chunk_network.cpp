@@ -15,11 +15,14 @@ bool objectstore_simulation::chunk_send(std::uint32_t proxy, std::uint8_t node, 
     chunk_frame frame;
     frame.header.resize(tfs::frame_header_size);
     static const std::vector<std::uint8_t> empty;
-    tfs::encode_frame_header(header, body ? std::span<const std::uint8_t>(*body) : std::span<const std::uint8_t>(empty),
-                             std::span<std::uint8_t, tfs::frame_header_size>(frame.header.data(), tfs::frame_header_size));
+    tfs::encode_frame_header(
+        header, body ? std::span<const std::uint8_t>(*body) : std::span<const std::uint8_t>(empty),
+        std::span<std::uint8_t, tfs::frame_header_size>(frame.header.data(), tfs::frame_header_size));
     frame.body = std::move(body);
     c.outstanding.insert(header.request_id);
-    const std::uint64_t arrive = std::max(c.last_to_node_ns, now_ + vsr::uniform_between(random_, chunk_frame_latency_min_us_, chunk_frame_latency_max_us_) * ns_per_us);
+    const std::uint64_t arrive = std::max(
+        c.last_to_node_ns,
+        now_ + vsr::uniform_between(random_, chunk_frame_latency_min_us_, chunk_frame_latency_max_us_) * ns_per_us);
     c.last_to_node_ns = arrive;
     c.to_node.push_back(std::move(frame));
     events_.push(arrive, event_kind::chunk_to_node, index, c.generation);
@@ -72,9 +75,11 @@ void objectstore_simulation::process_at_node(std::uint32_t index, chunk_frame fr
     const std::uint32_t node_index = index % options_.replicas;
     node_state& node = nodes_[node_index];
     tfs::frame_header request;
-    const std::span<const std::uint8_t> body = frame.body ? std::span<const std::uint8_t>(*frame.body) : std::span<const std::uint8_t>();
-    const auto error = tfs::decode_frame_header(std::span<const std::uint8_t, tfs::frame_header_size>(frame.header.data(), tfs::frame_header_size),
-                                                config_.cluster, service_options_.chunk_size + 1024, request);
+    const std::span<const std::uint8_t> body =
+        frame.body ? std::span<const std::uint8_t>(*frame.body) : std::span<const std::uint8_t>();
+    const auto error = tfs::decode_frame_header(
+        std::span<const std::uint8_t, tfs::frame_header_size>(frame.header.data(), tfs::frame_header_size),
+        config_.cluster, service_options_.chunk_size + 1024, request);
     if (error != tfs::frame_error::none || request.reply || !tfs::body_matches(request, body)) {
         fail("transport", "node " + std::to_string(node_index) + " received a malformed frame from a proxy");
         return;
@@ -104,21 +109,26 @@ void objectstore_simulation::process_at_node(std::uint32_t index, chunk_frame fr
         check_gc_remove(node_index, request.sha256);
         gc_removed_.emplace(node_index, request.sha256);
     }
-    if (request.kind == tfs::frame_kind::read && reply.status == tfs::frame_status::ok && !reply_body->empty() && faults_active_ &&
-        node.reply_corruption_per_mille != 0 && vsr::chance(random_, node.reply_corruption_per_mille, 1000)) {
+    if (request.kind == tfs::frame_kind::read && reply.status == tfs::frame_status::ok && !reply_body->empty() &&
+        faults_active_ && node.reply_corruption_per_mille != 0 &&
+        vsr::chance(random_, node.reply_corruption_per_mille, 1000)) {
         // A memory fault on the node after the store verified the copy: the frame checksum
         // covers the corrupted bytes, so only the proxy's SHA-256 check can notice.
-        (*reply_body)[vsr::uniform_below(random_, reply_body->size())] ^= static_cast<std::uint8_t>(1u << vsr::uniform_below(random_, 8));
+        (*reply_body)[vsr::uniform_below(random_, reply_body->size())] ^=
+            static_cast<std::uint8_t>(1u << vsr::uniform_below(random_, 8));
         ++result_.reply_corruptions;
         bad_reads_[{index, request.sha256}] = now_;
     }
     if (bad_read) bad_reads_[{index, request.sha256}] = now_;
     chunk_frame out;
     out.header.resize(tfs::frame_header_size);
-    tfs::encode_frame_header(reply, *reply_body, std::span<std::uint8_t, tfs::frame_header_size>(out.header.data(), tfs::frame_header_size));
+    tfs::encode_frame_header(
+        reply, *reply_body, std::span<std::uint8_t, tfs::frame_header_size>(out.header.data(), tfs::frame_header_size));
     out.body = std::move(reply_body);
     if (!c.up) return;
-    const std::uint64_t arrive = std::max(c.last_to_proxy_ns, now_ + vsr::uniform_between(random_, chunk_frame_latency_min_us_, chunk_frame_latency_max_us_) * ns_per_us);
+    const std::uint64_t arrive = std::max(
+        c.last_to_proxy_ns,
+        now_ + vsr::uniform_between(random_, chunk_frame_latency_min_us_, chunk_frame_latency_max_us_) * ns_per_us);
     c.last_to_proxy_ns = arrive;
     c.to_proxy.push_back(std::move(out));
     events_.push(arrive, event_kind::chunk_to_proxy, index, c.generation);
@@ -129,11 +139,14 @@ void objectstore_simulation::process_at_proxy(std::uint32_t index, chunk_frame f
     const std::uint32_t proxy = index / options_.replicas;
     const auto node = static_cast<std::uint8_t>(index % options_.replicas);
     tfs::frame_header reply;
-    const auto error = tfs::decode_frame_header(std::span<const std::uint8_t, tfs::frame_header_size>(frame.header.data(), tfs::frame_header_size),
-                                                config_.cluster, UINT64_MAX, reply);
-    const std::span<const std::uint8_t> body = frame.body ? std::span<const std::uint8_t>(*frame.body) : std::span<const std::uint8_t>();
+    const auto error = tfs::decode_frame_header(
+        std::span<const std::uint8_t, tfs::frame_header_size>(frame.header.data(), tfs::frame_header_size),
+        config_.cluster, UINT64_MAX, reply);
+    const std::span<const std::uint8_t> body =
+        frame.body ? std::span<const std::uint8_t>(*frame.body) : std::span<const std::uint8_t>();
     if (error != tfs::frame_error::none || !reply.reply || !tfs::body_matches(reply, body)) {
-        fail("transport", "proxy " + std::to_string(proxy) + " received a malformed frame from node " + std::to_string(node));
+        fail("transport",
+             "proxy " + std::to_string(proxy) + " received a malformed frame from node " + std::to_string(node));
         return;
     }
     trace(event_kind::chunk_to_proxy, index, static_cast<std::uint64_t>(reply.status), reply.request_id);
@@ -162,7 +175,8 @@ void objectstore_simulation::break_connection(std::uint32_t index) {
         c.reconnect_pending = true;
         schedule(vsr::uniform_between(random_, 10, 1'000) * ns_per_ms, event_kind::reconnect, index);
     }
-    proxies_[index / options_.replicas].service->on_chunk_disconnect(static_cast<std::uint8_t>(index % options_.replicas), ids);
+    proxies_[index / options_.replicas].service->on_chunk_disconnect(
+        static_cast<std::uint8_t>(index % options_.replicas), ids);
 }
 
 void objectstore_simulation::try_reconnect(std::uint32_t index) {
@@ -197,8 +211,10 @@ void objectstore_simulation::set_link_blocked(std::uint32_t index, bool blocked)
 void objectstore_simulation::update_link_health(std::uint32_t index) {
     connection& c = connections_[index];
     const bool healthy = c.up && !c.blocked && node_accepts(index % options_.replicas);
-    if (!healthy) c.healthy_since_ns = UINT64_MAX;
-    else if (c.healthy_since_ns == UINT64_MAX) c.healthy_since_ns = now_;
+    if (!healthy)
+        c.healthy_since_ns = UINT64_MAX;
+    else if (c.healthy_since_ns == UINT64_MAX)
+        c.healthy_since_ns = now_;
 }
 
 void objectstore_simulation::update_node_links(std::uint32_t node) {

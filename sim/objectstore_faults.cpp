@@ -72,7 +72,8 @@ void objectstore_simulation::fault_step() {
         const auto index = static_cast<std::uint32_t>(vsr::uniform_below(random_, n));
         const std::string name = nodes_[index].disk->rot();
         if (name.rfind("chunks/", 0) == 0) {
-            if (const auto sha = tfs::from_hex<32>(std::string_view(name).substr(name.rfind('/') + 1))) destroy(index, *sha);
+            if (const auto sha = tfs::from_hex<32>(std::string_view(name).substr(name.rfind('/') + 1)))
+                destroy(index, *sha);
         }
     }
 }

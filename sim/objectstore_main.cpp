@@ -13,17 +13,31 @@ namespace {
 
 sim::seed_report run(const sim::objectstore_options& options) {
     const sim::objectstore_result r = sim::run_objectstore_simulation(options);
-    return {r.ok, r.requests_ok, r.trace_hash, r.property, r.detail, r.profile, r.trace_tail,
-            sim::counters({{"requests_ok", r.requests_ok}, {"puts", r.puts_ok}, {"gets", r.gets_ok},
-                           {"sim_ms", r.simulated_ms}, {"crashes", r.node_crashes}, {"wipes", r.disk_wipes},
-                           {"breaks", r.connection_breaks}, {"disk_faults", r.disk_faults}, {"repairs", r.repairs},
-                           {"collected", r.chunks_collected}, {"wrong_stale", r.holders_removed_while_held}})};
+    return {r.ok,
+            r.requests_ok,
+            r.trace_hash,
+            r.property,
+            r.detail,
+            r.profile,
+            r.trace_tail,
+            sim::counters({{"requests_ok", r.requests_ok},
+                           {"puts", r.puts_ok},
+                           {"gets", r.gets_ok},
+                           {"sim_ms", r.simulated_ms},
+                           {"crashes", r.node_crashes},
+                           {"wipes", r.disk_wipes},
+                           {"breaks", r.connection_breaks},
+                           {"disk_faults", r.disk_faults},
+                           {"repairs", r.repairs},
+                           {"collected", r.chunks_collected},
+                           {"wrong_stale", r.holders_removed_while_held}})};
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    const char* bugs = "none|gc_ignores_lease|put_acks_one_copy|get_skips_verification|\n"
-                       "             put_ignores_condition|read_tries_one_node";
+    const char* bugs =
+        "none|gc_ignores_lease|put_acks_one_copy|get_skips_verification|\n"
+        "             put_ignores_condition|read_tries_one_node";
     return sim::run_sweep("toastyfs-sim", bugs, 1'000'000, sim::parse_objectstore_bug, run, argc, argv);
 }

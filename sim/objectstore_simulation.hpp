@@ -7,7 +7,6 @@
 // - objectstore_checks.cpp: the checkers and the final phase.
 #pragma once
 
-
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -26,6 +25,7 @@
 #include "sim/fault_profile.hpp"
 #include "sim/linearizability.hpp"
 #include "sim/network.hpp"
+#include "sim/objectstore_simulator.hpp"
 #include "sim/replica_cluster.hpp"
 #include "sim/sim_chunk_disk.hpp"
 #include "toastyfs/chunk_server.hpp"
@@ -35,10 +35,8 @@
 #include "toastyfs/object_service.hpp"
 #include "vsr/client.hpp"
 #include "vsr/replica.hpp"
-#include "sim/objectstore_simulator.hpp"
 
 namespace sim::objectstore_internal {
-
 
 namespace tfs = toastyfs;
 using crypto = platform::openssl_crypto;
@@ -80,8 +78,10 @@ struct observed_machine {
     tfs::metadata_state_machine machine;
     objectstore_simulation* observer = nullptr;
     observed_machine() = default;
-    observed_machine(const tfs::metadata_options& options, objectstore_simulation* watcher) : machine(options), observer(watcher) {}
-    void execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out);
+    observed_machine(const tfs::metadata_options& options, objectstore_simulation* watcher)
+        : machine(options), observer(watcher) {}
+    void execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes,
+                 std::vector<std::uint8_t>& out);
     void snapshot(std::vector<std::uint8_t>& out) const { machine.snapshot(out); }
     bool restore(std::span<const std::uint8_t> bytes) { return machine.restore(bytes); }
     std::size_t result_size_max() const noexcept { return machine.result_size_max(); }
@@ -100,17 +100,20 @@ using sim_client = vsr::basic_client<sim_bus, vsr::xoshiro256>;
 struct metadata_adapter {
     sim_client* client = nullptr;
     std::uint64_t position = 0;  // op << 20 | index of the result being delivered, else 0
-    vsr::submit_error submit(std::span<const std::uint8_t> operation, std::function<void(const vsr::client_result&)> done,
-                             vsr::request_kind kind) {
-        return client->submit(operation, [this, done = std::move(done)](const vsr::client_result& r) {
-            const std::uint64_t saved = position;
-            // A query read the state after every request of entry op: it sorts after them all
-            // (batch indices stay below 2^20), tied with the other queries of that state.
-            const std::uint64_t index = r.index == vsr::reply_index_query ? 0xFFFFF : r.index;
-            position = r.status == vsr::result_status::ok ? (r.op << 20 | index) : 0;
-            done(r);
-            position = saved;
-        }, kind);
+    vsr::submit_error submit(std::span<const std::uint8_t> operation,
+                             std::function<void(const vsr::client_result&)> done, vsr::request_kind kind) {
+        return client->submit(
+            operation,
+            [this, done = std::move(done)](const vsr::client_result& r) {
+                const std::uint64_t saved = position;
+                // A query read the state after every request of entry op: it sorts after them all
+                // (batch indices stay below 2^20), tied with the other queries of that state.
+                const std::uint64_t index = r.index == vsr::reply_index_query ? 0xFFFFF : r.index;
+                position = r.status == vsr::result_status::ok ? (r.op << 20 | index) : 0;
+                done(r);
+                position = saved;
+            },
+            kind);
     }
 };
 static_assert(tfs::metadata_client<metadata_adapter>);
@@ -118,7 +121,8 @@ static_assert(tfs::metadata_client<metadata_adapter>);
 struct sim_transport {
     objectstore_simulation* simulation = nullptr;
     std::uint32_t proxy = 0;
-    bool send(std::uint8_t node, const tfs::frame_header& header, std::shared_ptr<const std::vector<std::uint8_t>> body);
+    bool send(std::uint8_t node, const tfs::frame_header& header,
+              std::shared_ptr<const std::vector<std::uint8_t>> body);
     bool connected(std::uint8_t node);
 };
 static_assert(tfs::chunk_transport<sim_transport>);
@@ -128,12 +132,26 @@ using service_type = tfs::object_service<metadata_adapter, sim_transport, crypto
 using janitor_type = tfs::janitor<service_type>;
 
 enum class event_kind : std::uint8_t {
-    deliver, replica_tick, proxy_tick, chunk_to_node, chunk_to_proxy, user_step, fault_step, restart, resume,
-    heal_partition, heal_all, watchdog, reconnect, keepalive, final_step,
+    deliver,
+    replica_tick,
+    proxy_tick,
+    chunk_to_node,
+    chunk_to_proxy,
+    user_step,
+    fault_step,
+    restart,
+    resume,
+    heal_partition,
+    heal_all,
+    watchdog,
+    reconnect,
+    keepalive,
+    final_step,
 };
-inline constexpr const char* event_names[] = {"deliver", "replica_tick", "proxy_tick", "chunk_to_node", "chunk_to_proxy",
-                                       "user_step", "fault", "restart/crash", "resume", "heal_partition", "heal_all",
-                                       "watchdog", "reconnect", "keepalive", "final_step"};
+inline constexpr const char* event_names[] = {"deliver",        "replica_tick",   "proxy_tick", "chunk_to_node",
+                                              "chunk_to_proxy", "user_step",      "fault",      "restart/crash",
+                                              "resume",         "heal_partition", "heal_all",   "watchdog",
+                                              "reconnect",      "keepalive",      "final_step"};
 
 using event = sim_event<event_kind>;
 
@@ -150,8 +168,8 @@ struct node_state {
     std::unique_ptr<vsr::xoshiro256> random;
     std::unique_ptr<sim_replica> replica;  // null while crashed
     std::unique_ptr<sim_chunk_disk> disk;
-    std::unique_ptr<store_type> store;     // null while crashed
-    chunk_disk_faults faults;              // drawn per seed; zeroed when healed
+    std::unique_ptr<store_type> store;  // null while crashed
+    chunk_disk_faults faults;           // drawn per seed; zeroed when healed
     std::uint32_t reply_corruption_per_mille = 0;
     bool paused = false;
     std::uint64_t tick_interval_ns = 0;
@@ -236,7 +254,9 @@ struct chunk_fate {
     tfs::node_set destroyed = 0;
 };
 
-inline std::string hex_prefix(const tfs::sha256_digest& sha) { return tfs::to_hex(std::span<const std::uint8_t>(sha.data(), 6)); }
+inline std::string hex_prefix(const tfs::sha256_digest& sha) {
+    return tfs::to_hex(std::span<const std::uint8_t>(sha.data(), 6));
+}
 
 class objectstore_simulation {
 public:
@@ -255,7 +275,8 @@ public:
     bool chunk_connected(std::uint32_t proxy, std::uint8_t node) const {
         return node < options_.replicas && connections_[proxy * options_.replicas + node].up;
     }
-    void on_execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes, const std::vector<std::uint8_t>& out);
+    void on_execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes,
+                    const std::vector<std::uint8_t>& out);
 
     // replica_cluster hooks
     std::uint32_t impaired_replicas() const;
@@ -319,14 +340,17 @@ private:
     void feed_put(std::uint32_t user);
     void on_put_done(std::uint32_t user, std::uint64_t generation, const tfs::put_outcome& outcome);
     void start_get(std::uint32_t user, std::uint32_t key, bool with_data, bool whole);
-    void on_lookup(std::uint32_t user, std::uint64_t generation, tfs::service_status s, const tfs::object_result& r, bool whole);
+    void on_lookup(std::uint32_t user, std::uint64_t generation, tfs::service_status s, const tfs::object_result& r,
+                   bool whole);
     void on_read_data(std::uint32_t user, std::uint64_t generation, std::span<const std::uint8_t> piece);
     void on_read_done(std::uint32_t user, std::uint64_t generation, tfs::service_status s);
     void start_delete(std::uint32_t user);
     void start_list(std::uint32_t user);
     void finish_operation(std::uint32_t user);
     kv_history_op& begin_history(std::uint32_t user, kv_kind kind, std::uint32_t key);
-    std::string value_name(std::uint64_t put_id) const { return puts_[put_id].size == 0 ? "empty" : "p" + std::to_string(put_id); }
+    std::string value_name(std::uint64_t put_id) const {
+        return puts_[put_id].size == 0 ? "empty" : "p" + std::to_string(put_id);
+    }
     std::optional<std::uint64_t> put_by_md5(const tfs::md5_digest& md5) const {
         const auto it = put_by_md5_.find(md5);
         if (it == put_by_md5_.end()) return std::nullopt;
@@ -362,16 +386,21 @@ private:
         std::string text;
         for (std::uint32_t p = 0; p < proxies_.size(); ++p) {
             const auto& j = proxies_[p].janitor->counters();
-            text += "; janitor " + std::to_string(p) + ": passes=" + std::to_string(j.passes) + " aborted=" + std::to_string(j.passes_aborted) +
-                    " repairs=" + std::to_string(j.repairs) + " repair_failures=" + std::to_string(j.repair_failures) +
-                    " collected=" + std::to_string(j.chunks_collected) + " refused=" + std::to_string(j.collection_refused) +
-                    " stale_removed=" + std::to_string(j.stale_holders_removed) + " candidates=" + std::to_string(proxies_[p].janitor->candidates());
+            text += "; janitor " + std::to_string(p) + ": passes=" + std::to_string(j.passes) +
+                    " aborted=" + std::to_string(j.passes_aborted) + " repairs=" + std::to_string(j.repairs) +
+                    " repair_failures=" + std::to_string(j.repair_failures) +
+                    " collected=" + std::to_string(j.chunks_collected) +
+                    " refused=" + std::to_string(j.collection_refused) +
+                    " stale_removed=" + std::to_string(j.stale_holders_removed) +
+                    " candidates=" + std::to_string(proxies_[p].janitor->candidates());
         }
         for (std::uint32_t i = 0; i < connections_.size(); ++i) {
             const connection& c = connections_[i];
-            text += " c" + std::to_string(i) + (c.up ? "+" : "-") + (c.blocked ? "b" : "") + std::to_string(c.outstanding.size());
+            text += " c" + std::to_string(i) + (c.up ? "+" : "-") + (c.blocked ? "b" : "") +
+                    std::to_string(c.outstanding.size());
         }
-        text += " now=" + std::to_string(now_ / ns_per_ms) + "ms phase_start=" + std::to_string(phase_start_ns_ / ns_per_ms);
+        text += " now=" + std::to_string(now_ / ns_per_ms) +
+                "ms phase_start=" + std::to_string(phase_start_ns_ / ns_per_ms);
         return text;
     }
     void check_lists();
@@ -425,7 +454,7 @@ private:
     std::uint32_t issued_ = 0;
     std::uint32_t active_users_ = 0;
     std::vector<kv_history_op> history_;
-    std::vector<std::uint64_t> history_put_;  // per history op: the put id (puts), else UINT64_MAX
+    std::vector<std::uint64_t> history_put_;       // per history op: the put id (puts), else UINT64_MAX
     std::vector<std::uint8_t> history_abandoned_;  // aborted by the user (definitely not executed)
     std::vector<put_record> puts_;
     std::map<tfs::md5_digest, std::uint64_t> put_by_md5_;  // non-empty puts

@@ -21,12 +21,14 @@ namespace objectstore_internal {
 
 // ---- policies ---------------------------------------------------------------------------------
 
-void observed_machine::execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) {
+void observed_machine::execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes,
+                               std::vector<std::uint8_t>& out) {
     machine.execute(context, bytes, out);
     if (observer != nullptr) observer->on_execute(context, bytes, out);
 }
 
-bool sim_transport::send(std::uint8_t node, const tfs::frame_header& header, std::shared_ptr<const std::vector<std::uint8_t>> body) {
+bool sim_transport::send(std::uint8_t node, const tfs::frame_header& header,
+                         std::shared_ptr<const std::vector<std::uint8_t>> body) {
     return simulation->chunk_send(proxy, node, header, std::move(body));
 }
 
@@ -42,7 +44,8 @@ void objectstore_simulation::draw_disk_faults(node_state& node) {
     chunk_disk_faults& f = node.faults;
     f = {};
     auto maybe = [&](std::uint32_t per_mille_max) {
-        return vsr::chance(random_, 1, 3) ? static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, per_mille_max)) : 0u;
+        return vsr::chance(random_, 1, 3) ? static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, per_mille_max))
+                                          : 0u;
     };
     f.bit_flip_at_rest_per_mille = maybe(5);
     f.bit_flip_on_read_per_mille = maybe(30);
@@ -52,8 +55,10 @@ void objectstore_simulation::draw_disk_faults(node_state& node) {
     f.read_error_per_mille = maybe(30);
     f.write_error_per_mille = maybe(30);
     f.remove_error_per_mille = maybe(30);
-    if (vsr::chance(random_, 1, 6)) f.capacity_bytes = std::uint64_t{service_options_.chunk_size} * vsr::uniform_between(random_, 4, 64);
-    node.reply_corruption_per_mille = vsr::chance(random_, 1, 2) ? static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 40)) : 0;
+    if (vsr::chance(random_, 1, 6))
+        f.capacity_bytes = std::uint64_t{service_options_.chunk_size} * vsr::uniform_between(random_, 4, 64);
+    node.reply_corruption_per_mille =
+        vsr::chance(random_, 1, 2) ? static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 40)) : 0;
 }
 
 void objectstore_simulation::setup() {
@@ -93,12 +98,14 @@ void objectstore_simulation::setup() {
     service_options_.chunk_size = chunk_sizes[vsr::uniform_below(random_, 4)];
     service_options_.inline_size_max = metadata_options_.inline_size_max;
     service_options_.buffer_bytes_max = vsr::chance(random_, 1, 3)
-        ? service_options_.chunk_size * vsr::uniform_between(random_, 1, 3) : std::size_t{64} << 20;
+                                            ? service_options_.chunk_size * vsr::uniform_between(random_, 1, 3)
+                                            : std::size_t{64} << 20;
     service_options_.chunk_writes_per_upload_max = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 4));
     service_options_.read_ahead_chunks = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 3));
     service_options_.chunk_request_timeout_ns = vsr::uniform_between(random_, 500, 5'000) * ns_per_ms;
     service_options_.bug = options_.bug;
-    object_size_max_ = service_options_.chunk_size * vsr::uniform_between(random_, 1, 5) + vsr::uniform_below(random_, service_options_.chunk_size);
+    object_size_max_ = service_options_.chunk_size * vsr::uniform_between(random_, 1, 5) +
+                       vsr::uniform_below(random_, service_options_.chunk_size);
 
     janitor_options_.interval_ns = vsr::uniform_between(random_, 100, 2'000) * ns_per_ms;
     janitor_options_.upload_lease_ns = metadata_options_.upload_lease_ns;
@@ -106,7 +113,8 @@ void objectstore_simulation::setup() {
     janitor_options_.replication_factor = service_options_.replication_factor;
     janitor_options_.bug = options_.bug;
     scrub_pass_slices_ = vsr::uniform_between(random_, 20, 100);
-    abort_per_mille_ = vsr::chance(random_, 1, 2) ? static_cast<std::uint32_t>(vsr::uniform_between(random_, 10, 150)) : 0;
+    abort_per_mille_ =
+        vsr::chance(random_, 1, 2) ? static_cast<std::uint32_t>(vsr::uniform_between(random_, 10, 150)) : 0;
 
     keys_ = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 6));
     for (std::uint32_t k = 0; k < keys_; ++k) key_names_.push_back((k % 2 == 0 ? "a/" : "b/") + std::to_string(k));
@@ -143,7 +151,8 @@ void objectstore_simulation::setup_proxies() {
     client_options.tick_ms = config_.tick_ms;
     client_options.message_size_max = config_.message_size_max;
     client_options.sessions = static_cast<std::uint32_t>(vsr::uniform_between(random_, 2, 8));
-    client_options.deadline_ms = vsr::chance(random_, 1, 3) ? 0 : static_cast<std::uint32_t>(vsr::uniform_between(random_, 3'000, 15'000));
+    client_options.deadline_ms =
+        vsr::chance(random_, 1, 3) ? 0 : static_cast<std::uint32_t>(vsr::uniform_between(random_, 3'000, 15'000));
     client_deadline_ms_ = client_options.deadline_ms;
     for (std::uint32_t p = 0; p < proxy_count; ++p) {
         proxy_state& proxy = proxies_[p];
@@ -189,19 +198,22 @@ void objectstore_simulation::describe_setup() {
     std::ostringstream profile;
     profile << profile_.describe() << " | wipes=" << wipes_ << " rot=" << disk_rot_ << " breaks=" << connection_breaks_
             << " keepalive=" << keepalive_ns_ / ns_per_ms << "ms chunk=" << service_options_.chunk_size
-            << " rf=" << int{service_options_.replication_factor} << " copies_min=" << int{service_options_.write_copies_min}
+            << " rf=" << int{service_options_.replication_factor}
+            << " copies_min=" << int{service_options_.write_copies_min}
             << " inline<=" << service_options_.inline_size_max << " buffer=" << service_options_.buffer_bytes_max
             << " writes/upload=" << service_options_.chunk_writes_per_upload_max << " object<=" << object_size_max_
-            << " lease=" << metadata_options_.upload_lease_ns / ns_per_ms << "ms janitor=" << janitor_options_.interval_ns / ns_per_ms << "ms proxies=" << proxy_count
-            << " users=" << user_count << " keys=" << keys_ << " abort=" << abort_per_mille_ << "/1000 deadline="
-            << client_deadline_ms_ << "ms";
+            << " lease=" << metadata_options_.upload_lease_ns / ns_per_ms
+            << "ms janitor=" << janitor_options_.interval_ns / ns_per_ms << "ms proxies=" << proxy_count
+            << " users=" << user_count << " keys=" << keys_ << " abort=" << abort_per_mille_
+            << "/1000 deadline=" << client_deadline_ms_ << "ms";
     for (std::uint32_t i = 0; i < n; ++i) {
         const auto& fl = nodes_[i].faults;
-        profile << " | n" << i << " disk{flip_rest=" << fl.bit_flip_at_rest_per_mille << " flip_read=" << fl.bit_flip_on_read_per_mille
-                << " lost=" << fl.lost_write_per_mille << " torn=" << fl.torn_write_per_mille << " eio_r/w/rm="
-                << fl.read_error_per_mille << "/" << fl.write_error_per_mille << "/" << fl.remove_error_per_mille
-                << " cap=" << (fl.capacity_bytes == UINT64_MAX ? 0 : fl.capacity_bytes) << " reply_corrupt="
-                << nodes_[i].reply_corruption_per_mille << "}";
+        profile << " | n" << i << " disk{flip_rest=" << fl.bit_flip_at_rest_per_mille
+                << " flip_read=" << fl.bit_flip_on_read_per_mille << " lost=" << fl.lost_write_per_mille
+                << " torn=" << fl.torn_write_per_mille << " eio_r/w/rm=" << fl.read_error_per_mille << "/"
+                << fl.write_error_per_mille << "/" << fl.remove_error_per_mille
+                << " cap=" << (fl.capacity_bytes == UINT64_MAX ? 0 : fl.capacity_bytes)
+                << " reply_corrupt=" << nodes_[i].reply_corruption_per_mille << "}";
     }
     result_.profile = profile.str();
     result_.chunk_size = static_cast<std::uint32_t>(service_options_.chunk_size);
@@ -213,14 +225,15 @@ void objectstore_simulation::describe_setup() {
 void objectstore_simulation::start_node(std::uint32_t index, bool recovering) {
     node_state& node = nodes_[index];
     node.random = std::make_unique<vsr::xoshiro256>(random_.next_u64());
-    node.replica = std::make_unique<sim_replica>(config_, static_cast<std::uint8_t>(index), node.bus, node.clock, *node.random,
-                                                 recovering, observed_machine(metadata_options_, this));
+    node.replica = std::make_unique<sim_replica>(config_, static_cast<std::uint8_t>(index), node.bus, node.clock,
+                                                 *node.random, recovering, observed_machine(metadata_options_, this));
     tfs::chunk_store_options store_options;
     store_options.chunk_size_max = service_options_.chunk_size;
     node.store = std::make_unique<store_type>(*node.disk, store_options);
     node.disk->set_token_now(now_ + 1);
     std::string error;
-    if (!node.store->open(error)) fail("chunk_store", "node " + std::to_string(index) + " failed to open its store: " + error);
+    if (!node.store->open(error))
+        fail("chunk_store", "node " + std::to_string(index) + " failed to open its store: " + error);
     node.last_view = 0;
     node.paused = false;
 }
@@ -232,7 +245,8 @@ void objectstore_simulation::send(std::uint32_t from, std::uint32_t to, std::spa
 }
 
 void objectstore_simulation::delivering(std::uint32_t to, std::uint32_t from, std::span<const std::uint8_t> message) {
-    const vsr::header h = message.size() >= vsr::header_size ? vsr::decode_header_fields(message.data()) : vsr::header{};
+    const vsr::header h =
+        message.size() >= vsr::header_size ? vsr::decode_header_fields(message.data()) : vsr::header{};
     trace(event_kind::deliver, to, from, h.checksum);
 }
 
@@ -273,7 +287,6 @@ void objectstore_simulation::proxy_tick(std::uint32_t index) {
     proxy.service->tick(now_);  // runs what the janitor deferred
 }
 
-
 // ---- event loop -------------------------------------------------------------------------------
 
 void objectstore_simulation::handle(const event& e) {
@@ -300,7 +313,6 @@ void objectstore_simulation::handle(const event& e) {
     }
 }
 
-
 void objectstore_simulation::fail(const std::string& property, const std::string& detail) {
     if (!result_.ok) return;
     result_.ok = false;
@@ -314,8 +326,9 @@ void objectstore_simulation::trace(event_kind kind, std::uint32_t a, std::uint64
     record = trace_record{now_, kind, a, b, c};
     mix_trace(now_ ^ (std::uint64_t{static_cast<std::uint8_t>(kind)} << 56) ^ (std::uint64_t{a} << 40) ^ mix64(b) ^ c);
     if (options_.verbose) {
-        std::printf("%10.3f ms  %-14s a=%u b=%llu c=%llx\n", static_cast<double>(now_) / 1e6, event_names[static_cast<int>(kind)], a,
-                    static_cast<unsigned long long>(b), static_cast<unsigned long long>(c));
+        std::printf("%10.3f ms  %-14s a=%u b=%llu c=%llx\n", static_cast<double>(now_) / 1e6,
+                    event_names[static_cast<int>(kind)], a, static_cast<unsigned long long>(b),
+                    static_cast<unsigned long long>(c));
     }
 }
 
@@ -332,24 +345,28 @@ objectstore_result objectstore_simulation::run() {
     setup();
     schedule(100 * ns_per_ms, event_kind::final_step, 0);
     const std::uint64_t time_max = 900'000 * ns_per_ms;
-    run_events(events_, now_, time_max, [&] { return result_.ok && phase_ != final_phase::done; }, [&](const event& e) {
-        if (e.kind != event_kind::deliver && e.kind != event_kind::chunk_to_node && e.kind != event_kind::chunk_to_proxy &&
-            e.kind != event_kind::replica_tick && e.kind != event_kind::proxy_tick) {
-            trace(e.kind, e.a, e.b, 0);
-        }
-        handle(e);
-        if (!faults_active_ && settled_ns_ == UINT64_MAX && cluster_settled()) settled_ns_ = now_;
-        // As the proxy's event loop does after every batch: deferred work waits for no tick.
-        for (auto& proxy : proxies_) proxy.service->poll();
-    });
-    if (result_.ok && phase_ != final_phase::done) fail("liveness", "simulation ended before the final phase completed");
+    run_events(
+        events_, now_, time_max, [&] { return result_.ok && phase_ != final_phase::done; },
+        [&](const event& e) {
+            if (e.kind != event_kind::deliver && e.kind != event_kind::chunk_to_node &&
+                e.kind != event_kind::chunk_to_proxy && e.kind != event_kind::replica_tick &&
+                e.kind != event_kind::proxy_tick) {
+                trace(e.kind, e.a, e.b, 0);
+            }
+            handle(e);
+            if (!faults_active_ && settled_ns_ == UINT64_MAX && cluster_settled()) settled_ns_ = now_;
+            // As the proxy's event loop does after every batch: deferred work waits for no tick.
+            for (auto& proxy : proxies_) proxy.service->poll();
+        });
+    if (result_.ok && phase_ != final_phase::done)
+        fail("liveness", "simulation ended before the final phase completed");
     if (result_.ok) final_checks();
     for (const auto& node : nodes_) {
         if (node.replica) result_.view_changes += node.replica->counters().views_started_as_primary;
         if (node.replica) result_.queries_answered += node.replica->counters().queries_answered;
         const auto& d = node.disk->counters();
-        result_.disk_faults += d.bit_flips_at_rest + d.bit_flips_on_read + d.lost_writes + d.torn_writes + d.leftover_temporaries +
-                               d.read_errors + d.write_errors + d.remove_errors;
+        result_.disk_faults += d.bit_flips_at_rest + d.bit_flips_on_read + d.lost_writes + d.torn_writes +
+                               d.leftover_temporaries + d.read_errors + d.write_errors + d.remove_errors;
     }
     for (const auto& proxy : proxies_) {
         const auto& j = proxy.janitor->counters();
@@ -393,4 +410,3 @@ bool parse_objectstore_bug(const std::string& name, toastyfs::planted_bug& out) 
 const char* to_string(toastyfs::planted_bug bug) { return bug_name(bug_names, bug); }
 
 }  // namespace sim
-

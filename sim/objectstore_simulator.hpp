@@ -16,10 +16,10 @@ namespace sim {
 /// (tests only; the system under test is unchanged).
 enum class objectstore_tamper : std::uint8_t {
     none,
-    list_drops_entry,   // the first LIST result with an entry loses its first entry
-    get_flips_byte,     // the first GET piece delivered gets one byte flipped
-    drop_chunk_copies,  // before the read-back, every copy of one committed chunk vanishes (no fault)
-    garble_chunk_copies,  // before the read-back, every copy of one committed chunk gets a flipped bit (no fault)
+    list_drops_entry,        // the first LIST result with an entry loses its first entry
+    get_flips_byte,          // the first GET piece delivered gets one byte flipped
+    drop_chunk_copies,       // before the read-back, every copy of one committed chunk vanishes (no fault)
+    garble_chunk_copies,     // before the read-back, every copy of one committed chunk gets a flipped bit (no fault)
     unavailable_after_heal,  // the first operation to end after healing is seen as ending unavailable
     list_hangs,              // the first LIST never reports back to its user
 };
@@ -38,7 +38,7 @@ struct objectstore_options {
 
 struct objectstore_result {
     bool ok = true;
-    std::string property;   // durability, linearizability, content, gc_safety, liveness, ...
+    std::string property;  // durability, linearizability, content, gc_safety, liveness, ...
     std::string detail;
     std::string trace_tail;
     std::string profile;

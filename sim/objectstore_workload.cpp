@@ -48,11 +48,16 @@ void objectstore_simulation::start_operation(std::uint32_t user) {
     ++u.generation;
     const auto roll = vsr::uniform_below(*u.random, 100);
     const auto key = static_cast<std::uint32_t>(vsr::uniform_below(*u.random, keys_));
-    if (roll < 40) start_put(user);
-    else if (roll < 65) start_get(user, key, true, vsr::chance(*u.random, 1, 2));
-    else if (roll < 72) start_get(user, key, false, true);
-    else if (roll < 88) start_delete(user);
-    else start_list(user);
+    if (roll < 40)
+        start_put(user);
+    else if (roll < 65)
+        start_get(user, key, true, vsr::chance(*u.random, 1, 2));
+    else if (roll < 72)
+        start_get(user, key, false, true);
+    else if (roll < 88)
+        start_delete(user);
+    else
+        start_list(user);
 }
 
 void objectstore_simulation::start_put(std::uint32_t user) {
@@ -80,8 +85,10 @@ void objectstore_simulation::start_put(std::uint32_t user) {
     if (size_roll < 5) size = 0;
     // At least 8 bytes: the first 8 bytes of a put's content are a bijection of its id, so the
     // content (and its MD5) identifies the put. (1..7-byte objects collided, seed 3724.)
-    else if (size_roll < 25) size = vsr::uniform_between(random, 8, service_options_.inline_size_max);
-    else size = vsr::uniform_between(random, 8, object_size_max_);
+    else if (size_roll < 25)
+        size = vsr::uniform_between(random, 8, service_options_.inline_size_max);
+    else
+        size = vsr::uniform_between(random, 8, object_size_max_);
     if (vsr::chance(random, 3, 4)) request.content_length = size;
 
     const std::uint64_t put_id = puts_.size();
@@ -100,7 +107,8 @@ void objectstore_simulation::start_put(std::uint32_t user) {
     record.history = h.id;
     history_put_[h.id] = put_id;
     puts_.push_back(record);
-    if (size != 0 && !put_by_md5_.emplace(record.md5, put_id).second) fail("simulator", "two puts with the same content");
+    if (size != 0 && !put_by_md5_.emplace(record.md5, put_id).second)
+        fail("simulator", "two puts with the same content");
     h.value = value_name(put_id);
     if (expected_put) h.expected = value_name(*expected_put);
 
@@ -110,7 +118,9 @@ void objectstore_simulation::start_put(std::uint32_t user) {
     u.offered = 0;
     u.ended = false;
     u.waiting_writable = false;
-    u.abort_at = abort_per_mille_ != 0 && size > 0 && vsr::chance(random, abort_per_mille_, 1000) ? vsr::uniform_below(random, size) : no_abort;
+    u.abort_at = abort_per_mille_ != 0 && size > 0 && vsr::chance(random, abort_per_mille_, 1000)
+                     ? vsr::uniform_below(random, size)
+                     : no_abort;
     const std::uint64_t generation = u.generation;
     u.upload = proxies_[u.proxy].service->begin_put(
         std::move(request), [this, user, generation](const tfs::put_outcome& o) { on_put_done(user, generation, o); },
@@ -139,7 +149,8 @@ void objectstore_simulation::feed_put(std::uint32_t user) {
         service.end_put(u.upload);
         return;
     }
-    std::uint64_t piece = std::min<std::uint64_t>(u.size - u.offered, vsr::uniform_between(*u.random, 1, 2 * service_options_.chunk_size));
+    std::uint64_t piece = std::min<std::uint64_t>(u.size - u.offered,
+                                                  vsr::uniform_between(*u.random, 1, 2 * service_options_.chunk_size));
     if (u.abort_at != no_abort) piece = std::min(piece, std::max<std::uint64_t>(1, u.abort_at - u.offered));
     std::vector<std::uint8_t> bytes(piece);
     fill_content(u.put_id, u.offered, bytes);
@@ -170,7 +181,8 @@ void objectstore_simulation::on_put_done(std::uint32_t user, std::uint64_t gener
             if (o.status == tfs::service_status::ok) {
                 ++result_.puts_ok;
                 if (o.md5 != puts_[u.put_id].md5 || o.size != u.size) {
-                    fail("content", "PUT #" + std::to_string(h.id) + " acknowledged with another etag or size than its content has");
+                    fail("content", "PUT #" + std::to_string(h.id) +
+                                        " acknowledged with another etag or size than its content has");
                 }
                 const std::uint32_t key = puts_[u.put_id].key;
                 u.last_md5[key] = o.md5;
@@ -197,12 +209,15 @@ void objectstore_simulation::start_get(std::uint32_t user, std::uint32_t key, bo
     u.reading = false;
     u.consume_pending = false;
     const std::uint64_t generation = u.generation;
-    proxies_[u.proxy].service->lookup(key_names_[key], with_data, [this, user, generation, whole](tfs::service_status s, const tfs::object_result& r) {
-        on_lookup(user, generation, s, r, whole);
-    });
+    proxies_[u.proxy].service->lookup(
+        key_names_[key], with_data,
+        [this, user, generation, whole](tfs::service_status s, const tfs::object_result& r) {
+            on_lookup(user, generation, s, r, whole);
+        });
 }
 
-void objectstore_simulation::on_lookup(std::uint32_t user, std::uint64_t generation, tfs::service_status s, const tfs::object_result& r, bool whole) {
+void objectstore_simulation::on_lookup(std::uint32_t user, std::uint64_t generation, tfs::service_status s,
+                                       const tfs::object_result& r, bool whole) {
     user_state& u = users_[user];
     if (u.generation != generation) return;
     kv_history_op& h = history_[u.history];
@@ -216,7 +231,8 @@ void objectstore_simulation::on_lookup(std::uint32_t user, std::uint64_t generat
     }
     if (s != tfs::service_status::ok && s != tfs::service_status::not_found) {
         h.result_outcome = outcome::fail;
-        if (u.final_reader) fail("liveness", "final read of " + h.key + " failed with " + tfs::to_string(s) + " after healing");
+        if (u.final_reader)
+            fail("liveness", "final read of " + h.key + " failed with " + tfs::to_string(s) + " after healing");
         finish_operation(user);
         return;
     }
@@ -232,18 +248,20 @@ void objectstore_simulation::on_lookup(std::uint32_t user, std::uint64_t generat
     const auto put = put_by_md5(r.md5);
     const bool empty = r.size == 0;
     if (!put && !empty) {
-        fail("content", "GET/HEAD #" + std::to_string(h.id) + " of " + h.key + " returned an etag no PUT of this run has");
+        fail("content",
+             "GET/HEAD #" + std::to_string(h.id) + " of " + h.key + " returned an etag no PUT of this run has");
         finish_operation(user);
         return;
     }
     const std::uint64_t put_id = put.value_or(0);
     h.result_value = empty ? "empty" : value_name(put_id);
     if (!empty && (puts_[put_id].size != r.size || key_names_[puts_[put_id].key] != h.key)) {
-        fail("content", "GET/HEAD #" + std::to_string(h.id) + " of " + h.key + " returned the etag of put p" + std::to_string(put_id) +
-                            " (key " + key_names_[puts_[put_id].key] + ", size " + std::to_string(puts_[put_id].size) +
-                            ") with size " + std::to_string(r.size));
+        fail("content", "GET/HEAD #" + std::to_string(h.id) + " of " + h.key + " returned the etag of put p" +
+                            std::to_string(put_id) + " (key " + key_names_[puts_[put_id].key] + ", size " +
+                            std::to_string(puts_[put_id].size) + ") with size " + std::to_string(r.size));
     }
-    const auto key_index = static_cast<std::size_t>(std::find(key_names_.begin(), key_names_.end(), h.key) - key_names_.begin());
+    const auto key_index =
+        static_cast<std::size_t>(std::find(key_names_.begin(), key_names_.end(), h.key) - key_names_.begin());
     u.last_md5[key_index] = r.md5;
     if (u.op == user_op::head) {
         ++result_.heads_ok;
@@ -263,12 +281,17 @@ void objectstore_simulation::on_lookup(std::uint32_t user, std::uint64_t generat
     u.reading = true;
     u.read_start_ns = now_;
     tfs::object_service<metadata_adapter, sim_transport, crypto>::read_callbacks callbacks;
-    callbacks.on_data = [this, user, generation](std::span<const std::uint8_t> piece) { on_read_data(user, generation, piece); };
-    callbacks.on_done = [this, user, generation](tfs::service_status status) { on_read_done(user, generation, status); };
+    callbacks.on_data = [this, user, generation](std::span<const std::uint8_t> piece) {
+        on_read_data(user, generation, piece);
+    };
+    callbacks.on_done = [this, user, generation](tfs::service_status status) {
+        on_read_done(user, generation, status);
+    };
     u.read = proxies_[u.proxy].service->read(u.object, u.range_first, u.range_length, std::move(callbacks));
 }
 
-void objectstore_simulation::on_read_data(std::uint32_t user, std::uint64_t generation, std::span<const std::uint8_t> piece) {
+void objectstore_simulation::on_read_data(std::uint32_t user, std::uint64_t generation,
+                                          std::span<const std::uint8_t> piece) {
     user_state& u = users_[user];
     if (u.generation != generation || !u.reading) return;
     std::vector<std::uint8_t> expected(piece.size());
@@ -282,9 +305,10 @@ void objectstore_simulation::on_read_data(std::uint32_t user, std::uint64_t gene
     if (u.received + piece.size() > u.range_length || got != expected) {
         std::size_t at = 0;
         while (at < got.size() && at < expected.size() && got[at] == expected[at]) ++at;
-        fail("content", "GET #" + std::to_string(u.history) + " of " + history_[u.history].key + " (put p" + std::to_string(u.read_put) +
-                            ", range " + std::to_string(u.range_first) + "+" + std::to_string(u.range_length) + ") delivered " +
-                            std::to_string(piece.size()) + " bytes at offset " + std::to_string(offset) +
+        fail("content", "GET #" + std::to_string(u.history) + " of " + history_[u.history].key + " (put p" +
+                            std::to_string(u.read_put) + ", range " + std::to_string(u.range_first) + "+" +
+                            std::to_string(u.range_length) + ") delivered " + std::to_string(piece.size()) +
+                            " bytes at offset " + std::to_string(offset) +
                             " that differ from the put's content at byte " + std::to_string(offset + at));
         return;
     }
@@ -301,15 +325,16 @@ void objectstore_simulation::on_read_done(std::uint32_t user, std::uint64_t gene
     check_success(user, s);
     if (s == tfs::service_status::ok) {
         if (u.received != u.range_length) {
-            fail("content", "GET #" + std::to_string(u.history) + " ended ok after " + std::to_string(u.received) + " of " +
-                                std::to_string(u.range_length) + " bytes");
+            fail("content", "GET #" + std::to_string(u.history) + " ended ok after " + std::to_string(u.received) +
+                                " of " + std::to_string(u.range_length) + " bytes");
         }
         ++result_.gets_ok;
     } else if (s == tfs::service_status::data_lost) {
         check_data_lost(user);
         if (!faults_active_) check_final_loss(user);
     } else if (u.final_reader) {
-        fail("liveness", "final read of " + history_[u.history].key + " failed with " + tfs::to_string(s) + " after healing");
+        fail("liveness",
+             "final read of " + history_[u.history].key + " failed with " + tfs::to_string(s) + " after healing");
     }
     finish_operation(user);
 }
@@ -336,9 +361,12 @@ void objectstore_simulation::start_delete(std::uint32_t user) {
         kv_history_op& op = history_[x.history];
         op.complete_ns = now_;
         check_success(user, s);
-        if (s == tfs::service_status::ok || s == tfs::service_status::not_found || s == tfs::service_status::precondition_failed) {
+        if (s == tfs::service_status::ok || s == tfs::service_status::not_found ||
+            s == tfs::service_status::precondition_failed) {
             op.result_outcome = outcome::ok;
-            op.status = s == tfs::service_status::ok ? kv_status::ok : s == tfs::service_status::not_found ? kv_status::not_found : kv_status::mismatch;
+            op.status = s == tfs::service_status::ok          ? kv_status::ok
+                        : s == tfs::service_status::not_found ? kv_status::not_found
+                                                              : kv_status::mismatch;
             op.position = proxies_[x.proxy].adapter.position;
             ++result_.requests_ok;
             if (s == tfs::service_status::ok) ++result_.deletes_ok;
@@ -363,29 +391,30 @@ void objectstore_simulation::start_list(std::uint32_t user) {
     op.prefix = record.prefix;
     op.max_keys = static_cast<std::uint16_t>(vsr::uniform_between(*u.random, 1, 8));
     const std::uint64_t generation = u.generation;
-    proxies_[u.proxy].service->list(op, [this, user, generation](tfs::service_status s, const tfs::list_objects_result& r) {
-        user_state& x = users_[user];
-        if (x.generation != generation) return;
-        if (options_.tamper == objectstore_tamper::list_hangs && !tampered_) {
-            tampered_ = true;
-            return;
-        }
-        list_record& l = lists_[x.history];
-        l.complete_ns = now_;
-        check_success(user, s);
-        if (s == tfs::service_status::ok) {
-            l.ok = true;
-            l.truncated = r.truncated;
-            l.entries = r.entries;
-            if (options_.tamper == objectstore_tamper::list_drops_entry && !tampered_ && !l.entries.empty()) {
+    proxies_[u.proxy].service->list(
+        op, [this, user, generation](tfs::service_status s, const tfs::list_objects_result& r) {
+            user_state& x = users_[user];
+            if (x.generation != generation) return;
+            if (options_.tamper == objectstore_tamper::list_hangs && !tampered_) {
                 tampered_ = true;
-                l.entries.erase(l.entries.begin());
+                return;
             }
-            ++result_.requests_ok;
-            ++result_.lists_ok;
-        }
-        finish_operation(user);
-    });
+            list_record& l = lists_[x.history];
+            l.complete_ns = now_;
+            check_success(user, s);
+            if (s == tfs::service_status::ok) {
+                l.ok = true;
+                l.truncated = r.truncated;
+                l.entries = r.entries;
+                if (options_.tamper == objectstore_tamper::list_drops_entry && !tampered_ && !l.entries.empty()) {
+                    tampered_ = true;
+                    l.entries.erase(l.entries.begin());
+                }
+                ++result_.requests_ok;
+                ++result_.lists_ok;
+            }
+            finish_operation(user);
+        });
 }
 
 void objectstore_simulation::finish_operation(std::uint32_t user) {

@@ -80,8 +80,7 @@ struct sim_file {
 
 class sim_chunk_disk {
 public:
-    explicit sim_chunk_disk(std::uint64_t seed, chunk_disk_faults faults = {})
-        : random_(seed), faults_(faults) {}
+    explicit sim_chunk_disk(std::uint64_t seed, chunk_disk_faults faults = {}) : random_(seed), faults_(faults) {}
 
     /// The switches; change them at any time.
     chunk_disk_faults& faults() noexcept { return faults_; }
@@ -102,8 +101,7 @@ public:
         const auto old = visible_.find(name);
         const std::uint64_t old_size = old == visible_.end() ? 0 : old->second.bytes.size();
         // Like a real file system: the temporary needs room while the old file still exists.
-        if (used_bytes_ > faults_.capacity_bytes ||
-            bytes.size() > faults_.capacity_bytes - used_bytes_) {
+        if (used_bytes_ > faults_.capacity_bytes || bytes.size() > faults_.capacity_bytes - used_bytes_) {
             counters_.no_space++;
             return toastyfs::disk_status::no_space;
         }
@@ -115,8 +113,8 @@ public:
             hits_[std::string(name)].damaged_at_rest = true;
         }
         if (roll(faults_.leftover_temporary_per_mille)) {
-            const std::string temporary = std::string(name) + std::string(temporary_marker) +
-                                          std::to_string(temporary_sequence_++);
+            const std::string temporary =
+                std::string(name) + std::string(temporary_marker) + std::to_string(temporary_sequence_++);
             durable_[temporary] = sim_file{torn_copy(file.bytes), token};
             counters_.leftover_temporaries++;
         }
@@ -133,8 +131,7 @@ public:
         return toastyfs::disk_status::ok;
     }
 
-    toastyfs::disk_status read(std::string_view name, std::size_t size_max,
-                               std::vector<std::uint8_t>& out) {
+    toastyfs::disk_status read(std::string_view name, std::size_t size_max, std::vector<std::uint8_t>& out) {
         out.clear();
         const auto found = visible_.find(name);
         if (found == visible_.end()) return toastyfs::disk_status::not_found;
@@ -260,8 +257,7 @@ public:
                 file.bytes[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
             }
         };
-        const bool same =
-            durable_.contains(std::string(name)) && durable_.find(name)->second == found->second;
+        const bool same = durable_.contains(std::string(name)) && durable_.find(name)->second == found->second;
         flip(found->second);
         if (same) flip(durable_.find(name)->second);
         counters_.bit_flips_at_rest++;
@@ -288,8 +284,7 @@ public:
     /// Puts a file in place durably, bypassing faults and capacity, making its directories (tests:
     /// garbage names, leftover temporaries, copies from elsewhere).
     void plant(std::string_view name, std::vector<std::uint8_t> bytes, std::uint64_t token) {
-        for (std::string_view parent = parent_of(name); !parent.empty();
-             parent = parent_of(parent)) {
+        for (std::string_view parent = parent_of(name); !parent.empty(); parent = parent_of(parent)) {
             directories_.emplace(parent);
         }
         const auto old = visible_.find(name);
@@ -303,12 +298,8 @@ public:
 
     /// For checkers: every file as calls see it now, and as a crash would leave it. No faults.
     const std::map<std::string, sim_file, std::less<>>& files() const noexcept { return visible_; }
-    const std::map<std::string, sim_file, std::less<>>& durable_files() const noexcept {
-        return durable_;
-    }
-    bool directory_exists(std::string_view name) const {
-        return name.empty() || directories_.contains(name);
-    }
+    const std::map<std::string, sim_file, std::less<>>& durable_files() const noexcept { return durable_; }
+    bool directory_exists(std::string_view name) const { return name.empty() || directories_.contains(name); }
     std::uint64_t used_bytes() const noexcept { return used_bytes_; }
 
 private:
@@ -340,8 +331,7 @@ private:
     std::vector<std::uint8_t> torn_copy(const std::vector<std::uint8_t>& bytes) {
         if (bytes.empty()) return {static_cast<std::uint8_t>(random_.next_u64())};
         std::vector<std::uint8_t> torn(
-            bytes.begin(),
-            bytes.begin() + static_cast<std::ptrdiff_t>(vsr::uniform_below(random_, bytes.size())));
+            bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(vsr::uniform_below(random_, bytes.size())));
         if (vsr::chance(random_, 1, 2)) {
             while (torn.size() < bytes.size()) {
                 torn.push_back(static_cast<std::uint8_t>(random_.next_u64()));

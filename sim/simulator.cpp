@@ -11,9 +11,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kv_state_machine.hpp"
 #include "sim/bug_names.hpp"
 #include "sim/fault_profile.hpp"
-#include "kv_state_machine.hpp"
 #include "sim/linearizability.hpp"
 #include "sim/network.hpp"
 #include "sim/replica_cluster.hpp"
@@ -31,7 +31,17 @@ using sim_bus = sim::sim_bus<kv_simulation>;
 using sim_replica = vsr::basic_replica<kv::state_machine, sim_bus, sim_clock, vsr::xoshiro256>;
 using sim_client = vsr::basic_client<sim_bus, vsr::xoshiro256>;
 
-enum class event_kind : std::uint8_t { deliver, replica_tick, client_tick, fault_step, restart, resume, heal_partition, heal_all, watchdog };
+enum class event_kind : std::uint8_t {
+    deliver,
+    replica_tick,
+    client_tick,
+    fault_step,
+    restart,
+    resume,
+    heal_partition,
+    heal_all,
+    watchdog
+};
 
 using event = sim_event<event_kind>;  // a: the node; b: the message buffer of a delivery
 
@@ -53,7 +63,7 @@ struct replica_node {
     std::unique_ptr<sim_replica> replica;  // null while crashed
     bool paused = false;
     std::uint64_t tick_interval_ns = 0;
-    std::uint64_t checked_executed = 0;    // safety checker progress
+    std::uint64_t checked_executed = 0;  // safety checker progress
     std::uint64_t last_view = 0;
     std::uint64_t checked_primary_view = 0;
 };
@@ -66,7 +76,7 @@ struct client_node {
     std::uint32_t outstanding = 0;
     std::uint64_t next_submit_ns = 0;
     std::uint64_t values_written = 0;
-    bool reads_only = false;  // never blocks its own reads behind a write a deposed primary holds
+    bool reads_only = false;             // never blocks its own reads behind a write a deposed primary holds
     std::vector<std::string> last_seen;  // per key: a value this client saw, for cas
 };
 
@@ -165,10 +175,10 @@ private:
         auto operator<=>(const request_identity&) const = default;
     };
     std::vector<request_identity> history_requests_;  // parallel to history_
-    std::vector<std::uint64_t> canonical_;  // checksum of the committed entry at each op
-    std::vector<std::uint64_t> commit_view_bound_;  // each op was committed in a view <= this
+    std::vector<std::uint64_t> canonical_;            // checksum of the committed entry at each op
+    std::vector<std::uint64_t> commit_view_bound_;    // each op was committed in a view <= this
     trace_ring<trace_record, trace_tail_size, mix_checksum> trace_;
-    bool primary_alone_ = false;  // the partition being drawn cuts a primary off alone
+    bool primary_alone_ = false;            // the partition being drawn cuts a primary off alone
     std::vector<std::size_t> outstanding_;  // history ids awaiting completion
     std::uint64_t done_since_ = 0;
     bool finished_ = false;
@@ -254,7 +264,8 @@ void kv_simulation::setup_client_options() {
 void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
     replica_node& node = replicas_[index];
     node.random = std::make_unique<vsr::xoshiro256>(random_.next_u64());
-    node.replica = std::make_unique<sim_replica>(config_, static_cast<std::uint8_t>(index), node.bus, node.clock, *node.random, recovering);
+    node.replica = std::make_unique<sim_replica>(config_, static_cast<std::uint8_t>(index), node.bus, node.clock,
+                                                 *node.random, recovering);
     node.checked_executed = 0;
     node.last_view = 0;
     node.checked_primary_view = 0;
@@ -333,8 +344,10 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
     if (op.kind == kv_kind::cas) op.expected = node.last_seen[key_index];
     op.invoke_ns = now_;
     kv::operation encoded_op;
-    encoded_op.op_kind = op.kind == kv_kind::put ? kv::kind::put : op.kind == kv_kind::get ? kv::kind::get
-                       : op.kind == kv_kind::cas ? kv::kind::cas : kv::kind::del;
+    encoded_op.op_kind = op.kind == kv_kind::put   ? kv::kind::put
+                         : op.kind == kv_kind::get ? kv::kind::get
+                         : op.kind == kv_kind::cas ? kv::kind::cas
+                                                   : kv::kind::del;
     std::vector<std::uint8_t> bytes;
     history_.push_back(std::move(op));
     history_requests_.emplace_back();
@@ -344,35 +357,41 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
     encoded_op.expected = stored.expected;
     kv::encode_operation(encoded_op, bytes);
     const std::size_t id = stored.id;
-    const auto submitted = node.client->submit(bytes, [this, id, client_index, key_index](const vsr::client_result& r) {
-        kv_history_op& h = history_[id];
-        client_node& owner = clients_[client_index];
-        history_requests_[id] = request_identity{r.client_id, r.session, r.request_number};
-        --owner.outstanding;
-        ++completed_;
-        outstanding_.erase(std::find(outstanding_.begin(), outstanding_.end(), id));
-        h.complete_ns = now_;
-        check_success(h, r.status);
-        if (r.status == vsr::result_status::log_full || r.status == vsr::result_status::too_large) {
-            h.result_outcome = outcome::fail;  // the cluster promises it never executes
-            return;
-        }
-        if (r.status != vsr::result_status::ok) {
-            h.result_outcome = outcome::unknown;  // it may have executed before the failure
-            return;
-        }
-        ++result_.requests_ok;
-        const kv::result decoded = kv::decode_result(r.body);
-        h.result_outcome = outcome::ok;
-        // A query read the state after every request of entry op (batch indices stay below 2^20).
-        h.position = (r.op << 20) | (r.index == vsr::reply_index_query ? 0xFFFFF : r.index);
-        h.status = decoded.result_status == kv::status::ok ? kv_status::ok
-                 : decoded.result_status == kv::status::not_found ? kv_status::not_found : kv_status::mismatch;
-        if (decoded.result_status == kv::status::invalid) fail("kv", "valid operation answered invalid: " + describe_op(h));
-        h.result_value = std::string(decoded.value);
-        if (h.kind == kv_kind::get && h.status == kv_status::ok) owner.last_seen[key_index] = h.result_value;
-        if ((h.kind == kv_kind::put || h.kind == kv_kind::cas) && h.status == kv_status::ok) owner.last_seen[key_index] = h.value;
-    }, stored.kind == kv_kind::get ? vsr::request_kind::query : vsr::request_kind::operation);
+    const auto submitted = node.client->submit(
+        bytes,
+        [this, id, client_index, key_index](const vsr::client_result& r) {
+            kv_history_op& h = history_[id];
+            client_node& owner = clients_[client_index];
+            history_requests_[id] = request_identity{r.client_id, r.session, r.request_number};
+            --owner.outstanding;
+            ++completed_;
+            outstanding_.erase(std::find(outstanding_.begin(), outstanding_.end(), id));
+            h.complete_ns = now_;
+            check_success(h, r.status);
+            if (r.status == vsr::result_status::log_full || r.status == vsr::result_status::too_large) {
+                h.result_outcome = outcome::fail;  // the cluster promises it never executes
+                return;
+            }
+            if (r.status != vsr::result_status::ok) {
+                h.result_outcome = outcome::unknown;  // it may have executed before the failure
+                return;
+            }
+            ++result_.requests_ok;
+            const kv::result decoded = kv::decode_result(r.body);
+            h.result_outcome = outcome::ok;
+            // A query read the state after every request of entry op (batch indices stay below 2^20).
+            h.position = (r.op << 20) | (r.index == vsr::reply_index_query ? 0xFFFFF : r.index);
+            h.status = decoded.result_status == kv::status::ok          ? kv_status::ok
+                       : decoded.result_status == kv::status::not_found ? kv_status::not_found
+                                                                        : kv_status::mismatch;
+            if (decoded.result_status == kv::status::invalid)
+                fail("kv", "valid operation answered invalid: " + describe_op(h));
+            h.result_value = std::string(decoded.value);
+            if (h.kind == kv_kind::get && h.status == kv_status::ok) owner.last_seen[key_index] = h.result_value;
+            if ((h.kind == kv_kind::put || h.kind == kv_kind::cas) && h.status == kv_status::ok)
+                owner.last_seen[key_index] = h.value;
+        },
+        stored.kind == kv_kind::get ? vsr::request_kind::query : vsr::request_kind::operation);
     if (submitted != vsr::submit_error::none) {
         history_.back().result_outcome = outcome::fail;
         return;
@@ -462,7 +481,8 @@ void kv_simulation::check_replica(std::uint32_t index) {
             canonical_.push_back(sum);
             commit_view_bound_.push_back(replica.view());
         } else if (canonical_[op - 1] != sum) {
-            fail("safety", "replica " + std::to_string(index) + " committed a different entry at op " + std::to_string(op));
+            fail("safety",
+                 "replica " + std::to_string(index) + " committed a different entry at op " + std::to_string(op));
             return;
         } else {
             commit_view_bound_[op - 1] = std::min(commit_view_bound_[op - 1], replica.view());
@@ -479,8 +499,8 @@ void kv_simulation::check_replica(std::uint32_t index) {
         while (committed > 0 && commit_view_bound_[committed - 1] >= replica.view()) --committed;
         if (replica.op() < committed ||
             (committed > 0 && vsr::checksum(replica.log().entry(committed)) != canonical_[committed - 1])) {
-            fail("safety", "replica " + std::to_string(index) + " became primary of view " + std::to_string(replica.view()) +
-                               " without committed op " + std::to_string(committed));
+            fail("safety", "replica " + std::to_string(index) + " became primary of view " +
+                               std::to_string(replica.view()) + " without committed op " + std::to_string(committed));
         }
     }
 }
@@ -498,7 +518,8 @@ void kv_simulation::check_success(const kv_history_op& h, vsr::result_status sta
     const std::uint64_t settle_grace_ns = (client_options_.retry_max_ms * 3 / 2 + 500) * ns_per_ms;
     if (h.invoke_ns < settled_ns_ && (settled_ns_ == UINT64_MAX || now_ < settled_ns_ + settle_grace_ns)) return;
     fail("liveness", "request #" + std::to_string(h.id) + " (" + describe_op(h) + ") timed out at " +
-                         std::to_string(now_ / ns_per_ms) + " ms, after healing at " + std::to_string(heal_time_ / ns_per_ms) + " ms (settled at " +
+                         std::to_string(now_ / ns_per_ms) + " ms, after healing at " +
+                         std::to_string(heal_time_ / ns_per_ms) + " ms (settled at " +
                          std::to_string(settled_ns_ / ns_per_ms) + " ms)");
 }
 
@@ -546,11 +567,13 @@ void kv_simulation::watchdog() {
         detail << "replicas did not converge within " << options_.liveness_bound_ms << " ms after the workload;";
     }
     if (!detail.str().empty()) {
-        detail << " healed at " << heal_time_ / ns_per_ms << " ms; issued=" << issued_ << " completed=" << completed_ << ";";
+        detail << " healed at " << heal_time_ / ns_per_ms << " ms; issued=" << issued_ << " completed=" << completed_
+               << ";";
         for (std::uint32_t i = 0; i < options_.replicas; ++i) {
             const auto& r = *replicas_[i].replica;
             detail << " r" << i << "{" << vsr::to_string(r.status()) << " view=" << r.view() << " op=" << r.op()
-                   << " commit=" << r.commit() << " executed=" << r.commit_executed() << (r.syncing() ? " syncing" : "") << "}";
+                   << " commit=" << r.commit() << " executed=" << r.commit_executed() << (r.syncing() ? " syncing" : "")
+                   << "}";
         }
         fail("liveness", detail.str());
     }
@@ -566,7 +589,9 @@ void kv_simulation::check_convergence() {
     }
     for (const auto& node : replicas_) {
         const auto& r = *node.replica;
-        if (r.status() != vsr::replica_status::normal || r.syncing() || r.view() != view || r.commit_executed() != executed) return;
+        if (r.status() != vsr::replica_status::normal || r.syncing() || r.view() != view ||
+            r.commit_executed() != executed)
+            return;
     }
     finished_ = true;
 }
@@ -594,7 +619,8 @@ void kv_simulation::place_unknown_operations() {
                 if (table.find(r.client_id) == nullptr) table.register_session(r.client_id, op, index);
                 continue;
             }
-            if (table.decide(r.client_id, r.session, r.request_number) != vsr::client_table::decision::execute) continue;
+            if (table.decide(r.client_id, r.session, r.request_number) != vsr::client_table::decision::execute)
+                continue;
             table.record_reply(r.client_id, r.request_number, op, index, {});
             const auto it = unknown.find(request_identity{r.client_id, r.session, r.request_number});
             if (it == unknown.end()) continue;
@@ -635,7 +661,8 @@ void kv_simulation::fail(const std::string& property, const std::string& detail)
     result_.trace_tail = format_trace();
 }
 
-void kv_simulation::record_trace(event_kind kind, std::uint32_t from, std::uint32_t to, std::span<const std::uint8_t> message) {
+void kv_simulation::record_trace(event_kind kind, std::uint32_t from, std::uint32_t to,
+                                 std::span<const std::uint8_t> message) {
     trace_record& record = trace_.next();
     record.time = now_;
     record.kind = kind;
@@ -644,14 +671,15 @@ void kv_simulation::record_trace(event_kind kind, std::uint32_t from, std::uint3
     record.h = message.size() >= vsr::header_size ? vsr::decode_header_fields(message.data()) : vsr::header{};
     mix_trace(now_ ^ (std::uint64_t{from} << 48) ^ (std::uint64_t{to} << 40) ^ record.h.checksum);
     if (options_.verbose) {
-        std::printf("%10.3f ms  %u -> %u  cmd=%u view=%llu op=%llu commit=%llu\n", static_cast<double>(now_) / 1e6, from, to,
-                    static_cast<unsigned>(record.h.cmd), static_cast<unsigned long long>(record.h.view),
+        std::printf("%10.3f ms  %u -> %u  cmd=%u view=%llu op=%llu commit=%llu\n", static_cast<double>(now_) / 1e6,
+                    from, to, static_cast<unsigned>(record.h.cmd), static_cast<unsigned long long>(record.h.view),
                     static_cast<unsigned long long>(record.h.op), static_cast<unsigned long long>(record.h.commit));
     }
 }
 
 std::string kv_simulation::format_trace() const {
-    static constexpr const char* kinds[] = {"deliver", "tick", "client_tick", "fault", "restart/crash", "resume", "heal_partition", "heal_all", "watchdog"};
+    static constexpr const char* kinds[] = {"deliver", "tick",           "client_tick", "fault",   "restart/crash",
+                                            "resume",  "heal_partition", "heal_all",    "watchdog"};
     std::ostringstream out;
     trace_.for_each_tail([&](const trace_record& r) {
         out << "  " << r.time / ns_per_us << "us " << kinds[static_cast<int>(r.kind)] << " " << r.from << "->" << r.to;
@@ -667,11 +695,13 @@ std::string kv_simulation::format_trace() const {
 simulation_result kv_simulation::run() {
     setup();
     const std::uint64_t time_max = 600'000 * ns_per_ms;
-    run_events(events_, now_, time_max, [&] { return result_.ok && !finished_; }, [&](const event& e) {
-        handle(e);
-        if (!faults_active_ && settled_ns_ == UINT64_MAX && cluster_settled()) settled_ns_ = now_;
-        if (!faults_active_ && done()) check_convergence();
-    });
+    run_events(
+        events_, now_, time_max, [&] { return result_.ok && !finished_; },
+        [&](const event& e) {
+            handle(e);
+            if (!faults_active_ && settled_ns_ == UINT64_MAX && cluster_settled()) settled_ns_ = now_;
+            if (!faults_active_ && done()) check_convergence();
+        });
     if (result_.ok && !finished_) fail("liveness", "simulation ended before the workload completed");
     if (result_.ok) final_checks();
     for (const auto& node : replicas_) {

@@ -27,13 +27,13 @@ struct simulation_options {
 
 struct simulation_result {
     bool ok = true;
-    std::string property;   // which property failed: safety, linearizability, liveness, ...
+    std::string property;  // which property failed: safety, linearizability, liveness, ...
     std::string detail;
-    std::string trace_tail; // the last events before the failure
-    std::string profile;    // the fault profile this seed drew
+    std::string trace_tail;  // the last events before the failure
+    std::string profile;     // the fault profile this seed drew
     std::uint64_t trace_hash = 0;
     std::uint64_t requests_ok = 0;
-    std::uint64_t ops_committed = 0;      // highest op executed by any replica
+    std::uint64_t ops_committed = 0;  // highest op executed by any replica
     std::uint64_t simulated_ms = 0;
     std::uint64_t messages_delivered = 0;
     std::uint64_t crashes = 0;

@@ -85,12 +85,12 @@ bool run_seed(const sweep_program& program, const sweep& s, std::uint64_t seed, 
     }
     if (!r.ok) {
         const bool planted = s.bug_name != "none";
-        std::printf("FAILED seed=%llu property=%s\n  %s\n  profile: %s\ntrace tail:\n%s"
-                    "replay: build/sim/%s --seed %llu --replicas %u --requests %u%s%s\n",
-                    static_cast<unsigned long long>(seed), r.property.c_str(), r.detail.c_str(), r.profile.c_str(),
-                    r.trace_tail.c_str(), program.name, static_cast<unsigned long long>(seed),
-                    static_cast<unsigned>(s.replicas), s.requests, planted ? " --bug " : "",
-                    planted ? s.bug_name.c_str() : "");
+        std::printf(
+            "FAILED seed=%llu property=%s\n  %s\n  profile: %s\ntrace tail:\n%s"
+            "replay: build/sim/%s --seed %llu --replicas %u --requests %u%s%s\n",
+            static_cast<unsigned long long>(seed), r.property.c_str(), r.detail.c_str(), r.profile.c_str(),
+            r.trace_tail.c_str(), program.name, static_cast<unsigned long long>(seed),
+            static_cast<unsigned>(s.replicas), s.requests, planted ? " --bug " : "", planted ? s.bug_name.c_str() : "");
     }
     std::fflush(stdout);
     return r.ok;

@@ -13,9 +13,9 @@
 #include <cstdio>
 #include <functional>
 #include <iterator>
-#include <span>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -135,10 +135,10 @@ int parse_arguments(int argc, char** argv, arguments& out) {
     if (name == "bench") {
         for (std::size_t j = 1; j < out.command.size(); j++) {
             const std::string& flag = out.command[j];
-            std::uint64_t* target = flag == "--concurrency" ? &out.concurrency
-                                    : flag == "--requests"  ? &out.requests
+            std::uint64_t* target = flag == "--concurrency"  ? &out.concurrency
+                                    : flag == "--requests"   ? &out.requests
                                     : flag == "--value-size" ? &out.value_size
-                                    : flag == "--slow-ms"   ? &out.slow_ms
+                                    : flag == "--slow-ms"    ? &out.slow_ms
                                                              : nullptr;
             if (target == nullptr) {
                 std::fprintf(stderr, "kv-client: bench: unknown option '%s'\n", flag.c_str());
@@ -150,9 +150,9 @@ int parse_arguments(int argc, char** argv, arguments& out) {
             }
             const std::uint64_t min = flag == "--value-size" ? 0 : 1;
             const std::uint64_t max = flag == "--concurrency" ? 1024
-                                      : flag == "--requests" ? 100'000'000
-                                      : flag == "--slow-ms"  ? 3'600'000
-                                                             : kv::value_size_max;
+                                      : flag == "--requests"  ? 100'000'000
+                                      : flag == "--slow-ms"   ? 3'600'000
+                                                              : kv::value_size_max;
             if (!kv::cli::parse_u64(out.command[++j], min, max, *target)) {
                 std::fprintf(stderr, "kv-client: bench: %s must be a number %llu..%llu, got '%s'\n", flag.c_str(),
                              static_cast<unsigned long long>(min), static_cast<unsigned long long>(max),
@@ -200,7 +200,8 @@ struct session {
             // The bus delivers whole, checked messages only.
             if (message.size() >= vsr::header_size &&
                 message[10] == static_cast<std::uint8_t>(vsr::command::status_reply)) {
-                if (on_status_reply) on_status_reply(vsr::decode_header_fields(message.data()), vsr::message_body(message));
+                if (on_status_reply)
+                    on_status_reply(vsr::decode_header_fields(message.data()), vsr::message_body(message));
                 return;
             }
             if (client) client->on_message(message);
@@ -297,19 +298,21 @@ int run_command(const arguments& args) {
     const auto submitted = s.client->submit(operation, [&](const vsr::client_result& result) {
         done = true;
         if (result.status != vsr::result_status::ok) {
-            std::fprintf(stderr, "kv-client: %s failed: %s%s\n", command[0].c_str(), vsr::to_string(result.status),
-                         result.status == vsr::result_status::timeout ||
-                                 result.status == vsr::result_status::session_evicted
-                             ? " (the operation may or may not have executed)"
-                             : "");
+            std::fprintf(
+                stderr, "kv-client: %s failed: %s%s\n", command[0].c_str(), vsr::to_string(result.status),
+                result.status == vsr::result_status::timeout || result.status == vsr::result_status::session_evicted
+                    ? " (the operation may or may not have executed)"
+                    : "");
             code = exit_failed;
             return;
         }
         const kv::result r = kv::decode_result(result.body);
         switch (r.result_status) {
             case kv::status::ok:
-                if (command[0] == "get") std::printf("%.*s\n", static_cast<int>(r.value.size()), r.value.data());
-                else std::printf("OK\n");
+                if (command[0] == "get")
+                    std::printf("%.*s\n", static_cast<int>(r.value.size()), r.value.data());
+                else
+                    std::printf("OK\n");
                 code = 0;
                 break;
             case kv::status::not_found:
@@ -412,9 +415,9 @@ struct bench_state {
     std::uint64_t slow_ns = 0;  // 0: off
 
     static std::uint64_t wall_ns() {
-        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch())
-                                              .count());
+        return static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count());
     }
 
     void submit_next() {

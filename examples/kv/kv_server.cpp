@@ -29,7 +29,8 @@
 
 namespace {
 
-using replica_type = vsr::basic_replica<kv::state_machine, platform::tcp_message_bus, platform::real_time, vsr::xoshiro256>;
+using replica_type =
+    vsr::basic_replica<kv::state_machine, platform::tcp_message_bus, platform::real_time, vsr::xoshiro256>;
 
 using platform::log;
 using platform::log_level;
@@ -78,8 +79,8 @@ int parse_arguments(int argc, char** argv, arguments& out) {
         const std::string_view value = argv[++i];
         if (flag == "--replica") {
             if (!kv::cli::parse_u64(value, 0, vsr::replicas_max - 1, out.replica)) {
-                std::fprintf(stderr, "kv-server: --replica must be a number 0..%zu, got '%s'\n",
-                             vsr::replicas_max - 1, argv[i]);
+                std::fprintf(stderr, "kv-server: --replica must be a number 0..%zu, got '%s'\n", vsr::replicas_max - 1,
+                             argv[i]);
                 return kv::cli::exit_usage;
             }
             have_replica = true;

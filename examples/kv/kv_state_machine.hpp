@@ -54,8 +54,8 @@ inline std::optional<operation> decode_operation(std::span<const std::uint8_t> b
     const std::size_t key_size = vsr::load_le16(bytes.data() + 1);
     const std::size_t value_size = vsr::load_le32(bytes.data() + 3);
     const std::size_t expected_size = vsr::load_le32(bytes.data() + 7);
-    if (op_kind < 1 || op_kind > 4 || key_size == 0 || key_size > key_size_max ||
-        value_size > value_size_max || expected_size > value_size_max ||
+    if (op_kind < 1 || op_kind > 4 || key_size == 0 || key_size > key_size_max || value_size > value_size_max ||
+        expected_size > value_size_max ||
         operation_header_size + key_size + value_size + expected_size != bytes.size()) {
         return std::nullopt;
     }
@@ -85,8 +85,7 @@ inline result decode_result(std::span<const std::uint8_t> bytes) {
 
 class state_machine {
 public:
-    void execute(const vsr::operation_context&, std::span<const std::uint8_t> bytes,
-                 std::vector<std::uint8_t>& out) {
+    void execute(const vsr::operation_context&, std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) {
         const auto op = decode_operation(bytes);
         if (!op) {
             out.push_back(static_cast<std::uint8_t>(status::invalid));
@@ -180,8 +179,7 @@ private:
         out.push_back(static_cast<std::uint8_t>(found ? status::ok : status::not_found));
     }
 
-    void cas(std::string_view key, std::string_view expected, std::string_view value,
-             std::vector<std::uint8_t>& out) {
+    void cas(std::string_view key, std::string_view expected, std::string_view value, std::vector<std::uint8_t>& out) {
         const bool replaced = map_.replace_if_equal(key, expected, value);
         out.push_back(static_cast<std::uint8_t>(replaced ? status::ok : status::mismatch));
     }

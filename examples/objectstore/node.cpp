@@ -47,7 +47,6 @@ using replica_type = vsr::basic_replica<toastyfs::metadata_state_machine, platfo
                                         platform::real_time, vsr::xoshiro256>;
 using store_type = toastyfs::chunk_store<platform::posix_chunk_disk, platform::openssl_crypto>;
 
-
 struct arguments {
     std::uint64_t index = 0;
     std::vector<platform::socket_address> replicas;
@@ -102,18 +101,26 @@ int parse_arguments(int argc, char** argv, arguments& out) {
         const std::string value = argv[++i];
         std::string error;
         bool ok = true;
-        if (flag == "--index") ok = have_index = cli::parse_u64(value, 0, vsr::replicas_max - 1, out.index);
-        else if (flag == "--replicas") ok = have_replicas = cli::parse_replicas(value, out.replicas, error);
+        if (flag == "--index")
+            ok = have_index = cli::parse_u64(value, 0, vsr::replicas_max - 1, out.index);
+        else if (flag == "--replicas")
+            ok = have_replicas = cli::parse_replicas(value, out.replicas, error);
         else if (flag == "--chunk-listen") {
             std::vector<platform::socket_address> one;
             ok = have_chunk = cli::parse_replicas(value, one, error) && one.size() == 1;
             if (ok) out.chunk_listen = one[0];
-        } else if (flag == "--data") ok = have_data = !value.empty();
-        else if (flag == "--cluster") ok = cli::parse_u64(value, 0, UINT32_MAX, out.cluster);
-        else if (flag == "--upload-lease-ms") ok = cli::parse_u64(value, 1000, 7ull * 24 * 3600 * 1000, out.upload_lease_ms);
-        else if (flag == "--disk-quota-bytes") ok = cli::parse_u64(value, 0, UINT64_MAX, out.disk_quota_bytes);
-        else if (flag == "--scrub-bytes-per-second") ok = cli::parse_u64(value, 0, UINT64_MAX, out.scrub_bytes_per_second);
-        else if (flag == "--log-level") ok = platform::parse_log_level(value, out.level);
+        } else if (flag == "--data")
+            ok = have_data = !value.empty();
+        else if (flag == "--cluster")
+            ok = cli::parse_u64(value, 0, UINT32_MAX, out.cluster);
+        else if (flag == "--upload-lease-ms")
+            ok = cli::parse_u64(value, 1000, 7ull * 24 * 3600 * 1000, out.upload_lease_ms);
+        else if (flag == "--disk-quota-bytes")
+            ok = cli::parse_u64(value, 0, UINT64_MAX, out.disk_quota_bytes);
+        else if (flag == "--scrub-bytes-per-second")
+            ok = cli::parse_u64(value, 0, UINT64_MAX, out.scrub_bytes_per_second);
+        else if (flag == "--log-level")
+            ok = platform::parse_log_level(value, out.level);
         else if (toastyfs::process::planted_bug_flag && flag == "--planted-bug")
             ok = toastyfs::parse_planted_bug(value, out.bug) && out.bug == toastyfs::planted_bug::put_ignores_condition;
         else {
@@ -123,7 +130,8 @@ int parse_arguments(int argc, char** argv, arguments& out) {
         }
         if (flag == "--data") out.data_directory = value;
         if (!ok) {
-            std::fprintf(stderr, "toastyfs-node: bad value for %s: '%s' %s\n", argv[i - 1], value.c_str(), error.c_str());
+            std::fprintf(stderr, "toastyfs-node: bad value for %s: '%s' %s\n", argv[i - 1], value.c_str(),
+                         error.c_str());
             return cli::exit_usage;
         }
     }
@@ -205,16 +213,16 @@ int run_chunk_thread(const arguments& args, std::atomic<bool>& ready, std::atomi
 
     // Scrub a slice every second: a full pass over the store takes bytes_stored / rate seconds.
     std::uint64_t corrupt_reported = 0;
-    toastyfs::process::ticker scrub{loop, 1'000'000'000, [&] {
-                     if (args.scrub_bytes_per_second == 0) return;
-                     const auto result = store.scrub(args.scrub_bytes_per_second);
-                     if (result.corrupt > 0) {
-                         corrupt_reported += result.corrupt;
-                         log(log_level::warn, "scrub: %llu corrupt or missing chunks quarantined (%llu in all)",
-                             static_cast<unsigned long long>(result.corrupt),
-                             static_cast<unsigned long long>(corrupt_reported));
-                     }
-                 }};
+    toastyfs::process::ticker scrub{
+        loop, 1'000'000'000, [&] {
+            if (args.scrub_bytes_per_second == 0) return;
+            const auto result = store.scrub(args.scrub_bytes_per_second);
+            if (result.corrupt > 0) {
+                corrupt_reported += result.corrupt;
+                log(log_level::warn, "scrub: %llu corrupt or missing chunks quarantined (%llu in all)",
+                    static_cast<unsigned long long>(result.corrupt), static_cast<unsigned long long>(corrupt_reported));
+            }
+        }};
     scrub.start();
     while (!platform::shutdown_requested()) loop.run_once(100'000'000);
     scrub.stop();
@@ -293,13 +301,14 @@ int run_metadata_thread(const arguments& args, const vsr::config& cfg) {
     if (bus == nullptr) return 1;
     platform::real_time time;
     vsr::xoshiro256 random(seed);
-    auto replica = std::make_unique<replica_type>(cfg, static_cast<std::uint8_t>(args.index), *bus, time, random,
-                                                  args.recovering,
-                                                  toastyfs::metadata_state_machine(metadata_options(args, cfg)));
+    auto replica =
+        std::make_unique<replica_type>(cfg, static_cast<std::uint8_t>(args.index), *bus, time, random, args.recovering,
+                                       toastyfs::metadata_state_machine(metadata_options(args, cfg)));
     replica_pointer = replica.get();
     log(log_level::info, "started: metadata on %s, chunks on %s, data in %s, %u nodes, cluster %u, %s",
         platform::to_string(args.replicas[args.index]).c_str(), platform::to_string(args.chunk_listen).c_str(),
-        args.data_directory.c_str(), unsigned{cfg.replica_count}, cfg.cluster, args.recovering ? "recovering" : "fresh");
+        args.data_directory.c_str(), unsigned{cfg.replica_count}, cfg.cluster,
+        args.recovering ? "recovering" : "fresh");
 
     status_watch watch{loop, *replica, *bus};
     toastyfs::process::ticker tick{loop, std::uint64_t{cfg.tick_ms} * 1'000'000, [&watch] { watch.tick(); }};

@@ -47,8 +47,8 @@ error_reply error_for(service_status s) {
     return {500, "InternalError"};
 }
 
-void send_error(platform::http_exchange& exchange, std::uint16_t status, std::string_view code, std::string_view message,
-                http::fields extra = {}) {
+void send_error(platform::http_exchange& exchange, std::uint16_t status, std::string_view code,
+                std::string_view message, http::fields extra = {}) {
     std::string body = "{\"error\":";
     http::append_json_string(body, code);
     body += ",\"message\":";
@@ -72,12 +72,15 @@ std::vector<user_metadata_entry> user_metadata_of(const http::request_head& head
     for (const http::field& f : head.headers) {
         if (f.name.size() <= prefix.size()) continue;
         std::string name = f.name;
-        std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        std::transform(name.begin(), name.end(), name.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
         if (!name.starts_with(prefix)) continue;
         name.erase(0, prefix.size());
         auto it = std::find_if(out.begin(), out.end(), [&](const user_metadata_entry& e) { return e.name == name; });
-        if (it != out.end()) it->value += "," + f.value;
-        else out.push_back({std::move(name), f.value});
+        if (it != out.end())
+            it->value += "," + f.value;
+        else
+            out.push_back({std::move(name), f.value});
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
     return out;
@@ -178,7 +181,8 @@ void object_api::on_request(platform::http_exchange& exchange) {
     }
     auto key = http::decode_key(parts.path, key_size_max);
     if (!key) {
-        send_error(exchange, key.error().status, key.error().status == 414 ? "KeyTooLong" : "InvalidKey", key.error().reason);
+        send_error(exchange, key.error().status, key.error().status == 414 ? "KeyTooLong" : "InvalidKey",
+                   key.error().reason);
         return;
     }
     if (!is_get && !is_head && head.method != "PUT" && head.method != "DELETE") {
@@ -189,9 +193,12 @@ void object_api::on_request(platform::http_exchange& exchange) {
         send_error(exchange, 503, "ServiceUnavailable", "the proxy reaches fewer than a majority of the nodes");
         return;
     }
-    if (head.method == "PUT") handle_put(state, std::move(key.value()));
-    else if (head.method == "DELETE") handle_delete(state, std::move(key.value()));
-    else handle_get(state, std::move(key.value()), is_head);
+    if (head.method == "PUT")
+        handle_put(state, std::move(key.value()));
+    else if (head.method == "DELETE")
+        handle_delete(state, std::move(key.value()));
+    else
+        handle_get(state, std::move(key.value()), is_head);
 }
 
 // ---- PUT -------------------------------------------------------------------------------------------
@@ -246,8 +253,9 @@ void object_api::handle_put(std::shared_ptr<request_state> state, std::string ke
                 if (state->alive) state->exchange->resume_body();
             });
         state->upload = id;
-        state->exchange->read_body([this, id](std::span<const std::uint8_t> bytes) { return service_.put_body(id, bytes); },
-                           [this, id] { service_.end_put(id); });
+        state->exchange->read_body(
+            [this, id](std::span<const std::uint8_t> bytes) { return service_.put_body(id, bytes); },
+            [this, id] { service_.end_put(id); });
     };
     if (auto direct = direct_condition(p)) {
         request.put_condition = *direct;
@@ -259,22 +267,25 @@ void object_api::handle_put(std::shared_ptr<request_state> state, std::string ke
     // The key is copied first: the lambda below moves `request`, and the order in which function
     // arguments are evaluated is unspecified (GCC built the lambda first: the lookup saw "").
     const std::string key_to_check = request.key;
-    service_.lookup(key_to_check, false, [state, p, request = std::move(request), start_upload](service_status s, const object_result& current) mutable {
-        if (!state->alive) return;
-        if (s != service_status::ok && s != service_status::not_found) {
-            send_service_error(*state->exchange, s, "cannot evaluate the precondition");
-            return;
-        }
-        const bool exists = s == service_status::ok;
-        const std::optional<std::string> opaque = exists ? std::optional<std::string>(to_hex(current.md5)) : std::nullopt;
-        if (!preconditions_pass(p, opaque)) {
-            send_error(*state->exchange, 412, "PreconditionFailed", "a precondition header does not hold");
-            return;
-        }
-        request.put_condition = exists ? condition{condition_kind::if_match, current.md5}
-                                       : condition{condition_kind::if_none_match_any, {}};
-        start_upload(std::move(request));
-    });
+    service_.lookup(
+        key_to_check, false,
+        [state, p, request = std::move(request), start_upload](service_status s, const object_result& current) mutable {
+            if (!state->alive) return;
+            if (s != service_status::ok && s != service_status::not_found) {
+                send_service_error(*state->exchange, s, "cannot evaluate the precondition");
+                return;
+            }
+            const bool exists = s == service_status::ok;
+            const std::optional<std::string> opaque =
+                exists ? std::optional<std::string>(to_hex(current.md5)) : std::nullopt;
+            if (!preconditions_pass(p, opaque)) {
+                send_error(*state->exchange, 412, "PreconditionFailed", "a precondition header does not hold");
+                return;
+            }
+            request.put_condition = exists ? condition{condition_kind::if_match, current.md5}
+                                           : condition{condition_kind::if_none_match_any, {}};
+            start_upload(std::move(request));
+        });
 }
 
 // ---- GET / HEAD ------------------------------------------------------------------------------------
@@ -339,7 +350,8 @@ void object_api::handle_get(std::shared_ptr<request_state> state, std::string ke
             }
         }
         response.headers = std::move(headers);
-        response.headers.add("Content-Type", object.content_type.empty() ? "application/octet-stream" : object.content_type);
+        response.headers.add("Content-Type",
+                             object.content_type.empty() ? "application/octet-stream" : object.content_type);
         response.set_content_length(length);
         exchange.respond(std::move(response));
         if (head_only || length == 0) {
@@ -386,8 +398,12 @@ void object_api::handle_delete(std::shared_ptr<request_state> state, std::string
             if (!state->alive) return;
             if (s == service_status::ok) state->exchange->respond_with(204, "", "");
             // If-Match on an absent object fails (RFC 9110 13.1.1), as on the lookup path below.
-            else if (s == service_status::not_found && if_match) send_error(*state->exchange, 412, "PreconditionFailed", "If-Match: the object does not exist");
-            else send_service_error(*state->exchange, s, s == service_status::not_found ? "no object under this key" : "the object was not deleted");
+            else if (s == service_status::not_found && if_match)
+                send_error(*state->exchange, 412, "PreconditionFailed", "If-Match: the object does not exist");
+            else
+                send_service_error(
+                    *state->exchange, s,
+                    s == service_status::not_found ? "no object under this key" : "the object was not deleted");
         });
     };
     const std::optional<condition> direct = direct_condition(p);
@@ -453,7 +469,8 @@ void object_api::handle_list(std::shared_ptr<request_state> state) {
             http::append_json_string(body, e.key);
             body += ",\"size\":" + std::to_string(e.size) + ",\"etag\":";
             http::append_json_string(body, etag_of(e.md5));
-            body += ",\"last_modified\":\"" + http::format_iso8601(static_cast<std::int64_t>(e.last_modified_ns)) + "\"}";
+            body +=
+                ",\"last_modified\":\"" + http::format_iso8601(static_cast<std::int64_t>(e.last_modified_ns)) + "\"}";
         }
         body += "],\"is_truncated\":";
         body += result.truncated ? "true" : "false";
@@ -468,17 +485,17 @@ void object_api::handle_list(std::shared_ptr<request_state> state) {
 
 void object_api::handle_status(std::shared_ptr<request_state> state) {
     const char* status_names[] = {"normal", "view_change", "recovering"};
-    std::string body = "{\"proxy\":{\"replicas_connected\":" + std::to_string(cluster_.replicas_connected) +
-                       ",\"quorum\":" + std::to_string(cluster_.quorum) +
-                       ",\"uploads\":" + std::to_string(service_.uploads_active()) +
-                       ",\"reads\":" + std::to_string(service_.reads_active()) +
-                       ",\"buffer_bytes\":" + std::to_string(service_.buffer_bytes_used()) +
-                       ",\"puts_ok\":" + std::to_string(service_.counters().puts_ok) +
-                       ",\"puts_failed\":" + std::to_string(service_.counters().puts_failed) +
-                       ",\"repairs\":" + std::to_string(janitor_.counters().repairs) +
-                       ",\"chunks_collected\":" + std::to_string(janitor_.counters().chunks_collected) +
-                       ",\"janitor_passes\":" + std::to_string(janitor_.counters().passes) +
-                       ",\"janitor_passes_completed\":" + std::to_string(janitor_.counters().passes_completed) + "},\"nodes\":[";
+    std::string body =
+        "{\"proxy\":{\"replicas_connected\":" + std::to_string(cluster_.replicas_connected) +
+        ",\"quorum\":" + std::to_string(cluster_.quorum) + ",\"uploads\":" + std::to_string(service_.uploads_active()) +
+        ",\"reads\":" + std::to_string(service_.reads_active()) +
+        ",\"buffer_bytes\":" + std::to_string(service_.buffer_bytes_used()) +
+        ",\"puts_ok\":" + std::to_string(service_.counters().puts_ok) +
+        ",\"puts_failed\":" + std::to_string(service_.counters().puts_failed) +
+        ",\"repairs\":" + std::to_string(janitor_.counters().repairs) +
+        ",\"chunks_collected\":" + std::to_string(janitor_.counters().chunks_collected) +
+        ",\"janitor_passes\":" + std::to_string(janitor_.counters().passes) +
+        ",\"janitor_passes_completed\":" + std::to_string(janitor_.counters().passes_completed) + "},\"nodes\":[";
     for (std::size_t i = 0; i < cluster_.nodes.size(); ++i) {
         const node_view& n = cluster_.nodes[i];
         if (i != 0) body += ',';
@@ -497,7 +514,8 @@ void object_api::handle_status(std::shared_ptr<request_state> state) {
         body += ",\"chunk_server\":";
         body += chunks_.connected(static_cast<std::uint8_t>(i)) ? "\"up\"" : "\"down\"";
         if (n.chunks_answered) {
-            body += ",\"chunks\":" + std::to_string(n.chunks.chunks) + ",\"chunk_bytes\":" + std::to_string(n.chunks.bytes_stored) +
+            body += ",\"chunks\":" + std::to_string(n.chunks.chunks) +
+                    ",\"chunk_bytes\":" + std::to_string(n.chunks.bytes_stored) +
                     ",\"quarantined\":" + std::to_string(n.chunks.quarantined);
         }
         body += "}";

@@ -53,7 +53,8 @@ struct cluster_view {
     /// each tick while answers are stamped when they arrive, so an answer may be newer than now_ns
     /// (fresh, not 2^64 ns old).
     bool answered_within(const node_view& node, std::uint64_t within_ns) const {
-        return node.metadata_answered && (node.metadata_answered_ns >= now_ns || now_ns - node.metadata_answered_ns <= within_ns);
+        return node.metadata_answered &&
+               (node.metadata_answered_ns >= now_ns || now_ns - node.metadata_answered_ns <= within_ns);
     }
     /// Nodes whose metadata replica answered a status request in the last few seconds.
     std::size_t metadata_reachable(std::uint64_t within_ns) const {

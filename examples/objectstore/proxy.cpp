@@ -90,24 +90,38 @@ int parse_arguments(int argc, char** argv, arguments& out) {
         const std::string value = argv[++i];
         std::string error;
         bool ok = true;
-        if (flag == "--replicas") ok = have_replicas = cli::parse_replicas(value, out.replicas, error);
-        else if (flag == "--chunk-nodes") ok = have_chunks = cli::parse_replicas(value, out.chunk_nodes, error);
+        if (flag == "--replicas")
+            ok = have_replicas = cli::parse_replicas(value, out.replicas, error);
+        else if (flag == "--chunk-nodes")
+            ok = have_chunks = cli::parse_replicas(value, out.chunk_nodes, error);
         else if (flag == "--listen") {
             std::vector<platform::socket_address> one;
             ok = cli::parse_replicas(value, one, error) && one.size() == 1;
             if (ok) out.listen = one[0];
-        } else if (flag == "--cluster") ok = cli::parse_u64(value, 0, UINT32_MAX, out.cluster);
-        else if (flag == "--chunk-size") ok = cli::parse_u64(value, 4096, 64ull << 20, out.chunk_size);
-        else if (flag == "--replication-factor") ok = cli::parse_u64(value, 1, toastyfs::nodes_max, out.replication_factor);
-        else if (flag == "--max-object-size") ok = cli::parse_u64(value, 0, 5ull << 40, out.object_size_max);
-        else if (flag == "--inline-max") ok = cli::parse_u64(value, 0, 4096, out.inline_size_max);
-        else if (flag == "--memory-max") ok = cli::parse_u64(value, 1ull << 20, 64ull << 30, out.memory_max);
-        else if (flag == "--upload-lease-ms") ok = cli::parse_u64(value, 1000, 7ull * 24 * 3600 * 1000, out.upload_lease_ms);
-        else if (flag == "--janitor-interval-ms") ok = cli::parse_u64(value, 100, 24ull * 3600 * 1000, out.janitor_interval_ms);
-        else if (flag == "--node-down-grace-ms") ok = cli::parse_u64(value, 0, 24ull * 3600 * 1000, out.node_down_grace_ms);
-        else if (flag == "--connections-max") ok = cli::parse_u64(value, 1, 1'000'000, out.connections_max);
-        else if (flag == "--metadata-timeout-ms") ok = cli::parse_u64(value, 100, 3'600'000, out.metadata_timeout_ms);
-        else if (flag == "--log-level") ok = platform::parse_log_level(value, out.level);
+        } else if (flag == "--cluster")
+            ok = cli::parse_u64(value, 0, UINT32_MAX, out.cluster);
+        else if (flag == "--chunk-size")
+            ok = cli::parse_u64(value, 4096, 64ull << 20, out.chunk_size);
+        else if (flag == "--replication-factor")
+            ok = cli::parse_u64(value, 1, toastyfs::nodes_max, out.replication_factor);
+        else if (flag == "--max-object-size")
+            ok = cli::parse_u64(value, 0, 5ull << 40, out.object_size_max);
+        else if (flag == "--inline-max")
+            ok = cli::parse_u64(value, 0, 4096, out.inline_size_max);
+        else if (flag == "--memory-max")
+            ok = cli::parse_u64(value, 1ull << 20, 64ull << 30, out.memory_max);
+        else if (flag == "--upload-lease-ms")
+            ok = cli::parse_u64(value, 1000, 7ull * 24 * 3600 * 1000, out.upload_lease_ms);
+        else if (flag == "--janitor-interval-ms")
+            ok = cli::parse_u64(value, 100, 24ull * 3600 * 1000, out.janitor_interval_ms);
+        else if (flag == "--node-down-grace-ms")
+            ok = cli::parse_u64(value, 0, 24ull * 3600 * 1000, out.node_down_grace_ms);
+        else if (flag == "--connections-max")
+            ok = cli::parse_u64(value, 1, 1'000'000, out.connections_max);
+        else if (flag == "--metadata-timeout-ms")
+            ok = cli::parse_u64(value, 100, 3'600'000, out.metadata_timeout_ms);
+        else if (flag == "--log-level")
+            ok = platform::parse_log_level(value, out.level);
         else if (toastyfs::process::planted_bug_flag && flag == "--planted-bug")
             ok = toastyfs::parse_planted_bug(value, out.bug) && out.bug != toastyfs::planted_bug::put_ignores_condition;
         else {
@@ -116,12 +130,14 @@ int parse_arguments(int argc, char** argv, arguments& out) {
             return cli::exit_usage;
         }
         if (!ok) {
-            std::fprintf(stderr, "toastyfs-proxy: bad value for %s: '%s' %s\n", argv[i - 1], value.c_str(), error.c_str());
+            std::fprintf(stderr, "toastyfs-proxy: bad value for %s: '%s' %s\n", argv[i - 1], value.c_str(),
+                         error.c_str());
             return cli::exit_usage;
         }
     }
     if (!have_replicas || !have_chunks || out.replicas.size() != out.chunk_nodes.size()) {
-        std::fprintf(stderr, "toastyfs-proxy: --replicas and --chunk-nodes are required, with one entry per node each\n");
+        std::fprintf(stderr,
+                     "toastyfs-proxy: --replicas and --chunk-nodes are required, with one entry per node each\n");
         usage(stderr);
         return cli::exit_usage;
     }

@@ -63,9 +63,8 @@ struct disk_file_info {
 /// - T::is_temporary(file_name) recognises the temporaries write_durably creates, so that a
 ///   store can delete the ones a crash left behind. Never true for a 64-hex-digit name.
 template <typename T>
-concept chunk_disk = requires(T& disk, std::string_view name, std::span<const std::uint8_t> bytes,
-                              std::uint64_t token, std::size_t size_max,
-                              std::vector<std::uint8_t>& content, std::vector<std::string>& names,
+concept chunk_disk = requires(T& disk, std::string_view name, std::span<const std::uint8_t> bytes, std::uint64_t token,
+                              std::size_t size_max, std::vector<std::uint8_t>& content, std::vector<std::string>& names,
                               disk_file_info& info, std::uint64_t& count) {
     { disk.write_durably(name, bytes, token) } -> std::same_as<disk_status>;
     { disk.read(name, size_max, content) } -> std::same_as<disk_status>;

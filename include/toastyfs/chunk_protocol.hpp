@@ -55,8 +55,8 @@ inline constexpr std::uint8_t frame_kind_max = 5;
 enum class frame_status : std::uint8_t {
     ok = 0,
     not_found = 1,
-    corrupt = 2,         // the stored copy failed verification; the node quarantined it
-    hash_mismatch = 3,   // write: the body does not hash to sha256; nothing stored
+    corrupt = 2,        // the stored copy failed verification; the node quarantined it
+    hash_mismatch = 3,  // write: the body does not hash to sha256; nothing stored
     too_large = 4,
     no_space = 5,
     io_error = 6,
@@ -126,14 +126,12 @@ inline void encode_frame_header(const frame_header& h, std::span<const std::uint
 }
 
 /// Checks a received header on its own. The body is checked later with body_matches().
-inline frame_error decode_frame_header(std::span<const std::uint8_t, frame_header_size> bytes,
-                                       std::uint32_t cluster, std::uint64_t body_size_max,
-                                       frame_header& out) noexcept {
+inline frame_error decode_frame_header(std::span<const std::uint8_t, frame_header_size> bytes, std::uint32_t cluster,
+                                       std::uint64_t body_size_max, frame_header& out) noexcept {
     const std::uint8_t* p = bytes.data();
     if (vsr::load_le32(p) != frame_magic) return frame_error::bad_magic;
     if (vsr::load_le16(p + 4) != frame_version) return frame_error::bad_version;
-    if (vsr::load_le64(p + 88) != vsr::checksum({p, 88}, vsr::load_le32(p + 8)))
-        return frame_error::bad_checksum;
+    if (vsr::load_le64(p + 88) != vsr::checksum({p, 88}, vsr::load_le32(p + 8))) return frame_error::bad_checksum;
     if (vsr::load_le32(p + 8) != cluster) return frame_error::wrong_cluster;
     if (vsr::load_le32(p + 12) != 0) return frame_error::bad_reserved;
     const std::uint8_t kind = p[6] & static_cast<std::uint8_t>(~reply_bit);
@@ -209,16 +207,16 @@ struct node_stats {
 };
 
 inline void encode_node_stats(const node_stats& s, std::vector<std::uint8_t>& out) {
-    const std::uint64_t fields[] = {s.chunks, s.bytes_stored, s.bytes_free, s.quarantined,
-                                    s.corrupt_found, s.reads, s.writes, s.io_errors};
+    const std::uint64_t fields[] = {s.chunks,        s.bytes_stored, s.bytes_free, s.quarantined,
+                                    s.corrupt_found, s.reads,        s.writes,     s.io_errors};
     vsr::byte_writer w(out);
     for (std::uint64_t f : fields) w.u64(f);
 }
 
 inline bool decode_node_stats(std::span<const std::uint8_t> body, node_stats& out) noexcept {
     if (body.size() != node_stats_size) return false;
-    std::uint64_t* fields[] = {&out.chunks, &out.bytes_stored, &out.bytes_free, &out.quarantined,
-                               &out.corrupt_found, &out.reads, &out.writes, &out.io_errors};
+    std::uint64_t* fields[] = {&out.chunks,        &out.bytes_stored, &out.bytes_free, &out.quarantined,
+                               &out.corrupt_found, &out.reads,        &out.writes,     &out.io_errors};
     vsr::byte_reader r(body);
     for (std::uint64_t* f : fields) r.read_u64(*f);
     return r.done();

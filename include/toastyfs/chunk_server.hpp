@@ -66,11 +66,17 @@ void handle_chunk_request(Store& store, std::uint64_t bytes_free, const frame_he
             reply.status = to_frame_status(store.remove_if_unchanged(request.sha256, request.token));
             break;
         case frame_kind::inventory: {
-            const bool from_start = std::all_of(request.sha256.begin(), request.sha256.end(), [](std::uint8_t b) { return b == 0; });
+            const bool from_start =
+                std::all_of(request.sha256.begin(), request.sha256.end(), [](std::uint8_t b) { return b == 0; });
             std::vector<chunk_entry> entries;
-            const std::optional<sha256_digest> after = from_start ? std::nullopt : std::optional<sha256_digest>(request.sha256);
-            store.inventory(after, static_cast<std::size_t>(std::min(std::max<std::uint64_t>(request.argument, 1), inventory_entries_max)), entries);
-            for (const chunk_entry& e : entries) append_inventory_entry(inventory_entry{e.sha, e.size, e.token}, reply_body);
+            const std::optional<sha256_digest> after =
+                from_start ? std::nullopt : std::optional<sha256_digest>(request.sha256);
+            store.inventory(
+                after,
+                static_cast<std::size_t>(std::min(std::max<std::uint64_t>(request.argument, 1), inventory_entries_max)),
+                entries);
+            for (const chunk_entry& e : entries)
+                append_inventory_entry(inventory_entry{e.sha, e.size, e.token}, reply_body);
             reply.argument = entries.size();
             reply.status = frame_status::ok;
             break;
@@ -80,7 +86,9 @@ void handle_chunk_request(Store& store, std::uint64_t bytes_free, const frame_he
             node_stats out;
             out.chunks = s.chunks;
             out.bytes_stored = s.bytes_stored;
-            out.bytes_free = s.bytes_max != 0 ? std::min(bytes_free, s.bytes_max - std::min(s.bytes_max, s.bytes_stored)) : bytes_free;
+            out.bytes_free = s.bytes_max != 0
+                                 ? std::min(bytes_free, s.bytes_max - std::min(s.bytes_max, s.bytes_stored))
+                                 : bytes_free;
             out.quarantined = s.quarantined;
             out.corrupt_found = s.corrupt_found;
             out.reads = s.reads;

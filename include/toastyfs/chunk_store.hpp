@@ -93,12 +93,12 @@ struct chunk_store_stats {
     std::uint64_t chunks = 0;
     std::uint64_t bytes_stored = 0;
     std::uint64_t bytes_max = 0;
-    std::uint64_t quarantined = 0;    // files in quarantine: found at open plus moved there since
-    std::uint64_t writes = 0;         // successful
-    std::uint64_t reads = 0;          // read() of an indexed chunk
-    std::uint64_t removes = 0;        // successful remove_if_unchanged
-    std::uint64_t corrupt_found = 0;  // by read or scrub: failed verification twice
-    std::uint64_t missing_found = 0;  // indexed, but the file was gone
+    std::uint64_t quarantined = 0;              // files in quarantine: found at open plus moved there since
+    std::uint64_t writes = 0;                   // successful
+    std::uint64_t reads = 0;                    // read() of an indexed chunk
+    std::uint64_t removes = 0;                  // successful remove_if_unchanged
+    std::uint64_t corrupt_found = 0;            // by read or scrub: failed verification twice
+    std::uint64_t missing_found = 0;            // indexed, but the file was gone
     std::uint64_t corrupt_reads_recovered = 0;  // failed verification once, then passed
     std::uint64_t io_errors = 0;
     std::uint64_t no_space = 0;
@@ -119,9 +119,7 @@ inline std::string fan_out_directory(std::size_t index) {
     return std::string(chunks_directory) + "/" + to_hex(std::span<const std::uint8_t>(&byte, 1));
 }
 
-inline std::string chunk_path(const sha256_digest& sha) {
-    return fan_out_directory(sha[0]) + "/" + to_hex(sha);
-}
+inline std::string chunk_path(const sha256_digest& sha) { return fan_out_directory(sha[0]) + "/" + to_hex(sha); }
 
 inline std::string quarantine_path(const sha256_digest& sha, std::uint32_t copy) {
     return std::string(quarantine_directory) + "/" + to_hex(sha) + "." + std::to_string(copy);
@@ -129,8 +127,7 @@ inline std::string quarantine_path(const sha256_digest& sha, std::uint32_t copy)
 
 /// The digest a file named `file_name` in fan-out directory `index` holds, if the name is one
 /// the store writes: exactly 64 lower-case hex digits, starting with the directory's two.
-inline std::optional<sha256_digest> parse_chunk_name(std::string_view file_name,
-                                                     std::size_t index) {
+inline std::optional<sha256_digest> parse_chunk_name(std::string_view file_name, std::size_t index) {
     const std::optional<sha256_digest> sha = from_hex<32>(file_name);
     if (!sha || (*sha)[0] != index || to_hex(*sha) != file_name) return std::nullopt;
     return sha;
@@ -142,8 +139,7 @@ template <chunk_disk Disk, crypto Crypto>
 class chunk_store {
 public:
     /// The store uses `disk` (which must outlive it) and nothing else. Call open() first.
-    explicit chunk_store(Disk& disk, chunk_store_options options = {}) noexcept
-        : disk_(disk), options_(options) {
+    explicit chunk_store(Disk& disk, chunk_store_options options = {}) noexcept : disk_(disk), options_(options) {
         assert(options_.quarantine_copies_max > 0);
     }
 
@@ -159,10 +155,8 @@ public:
         scrub_cursor_.reset();
         stats_ = {};
         opened_ = false;
-        for (const std::string_view directory :
-             {detail::chunks_directory, detail::quarantine_directory}) {
-            if (const disk_status status = disk_.make_directory(directory);
-                status != disk_status::ok) {
+        for (const std::string_view directory : {detail::chunks_directory, detail::quarantine_directory}) {
+            if (const disk_status status = disk_.make_directory(directory); status != disk_status::ok) {
                 return failed(error, "make directory", directory, status);
             }
         }
@@ -306,14 +300,12 @@ private:
     };
     using index_map = std::map<sha256_digest, index_entry>;
 
-    static bool failed(std::string& error, std::string_view what, std::string_view name,
-                       disk_status status) {
+    static bool failed(std::string& error, std::string_view what, std::string_view name, disk_status status) {
         error = std::string(what) + " " + std::string(name) + ": " + to_string(status);
         return false;
     }
 
-    bool open_fan_out_directory(std::size_t index, std::vector<std::string>& names,
-                                std::string& error) {
+    bool open_fan_out_directory(std::size_t index, std::vector<std::string>& names, std::string& error) {
         const std::string directory = detail::fan_out_directory(index);
         const disk_status listed = disk_.list(directory, names);
         if (listed == disk_status::not_found) return true;  // made on the first write into it
@@ -341,8 +333,7 @@ private:
                 continue;
             }
             if (index_.size() >= options_.chunks_max) {
-                error = "more than chunks_max (" + std::to_string(options_.chunks_max) +
-                        ") chunks on disk";
+                error = "more than chunks_max (" + std::to_string(options_.chunks_max) + ") chunks on disk";
                 return false;
             }
             set_entry(*sha, info.size, info.token);

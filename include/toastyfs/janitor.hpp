@@ -60,15 +60,15 @@ struct janitor_options {
 };
 
 struct janitor_counters {
-    std::uint64_t passes = 0;             // started
-    std::uint64_t passes_completed = 0;   // ran every step to the end
-    std::uint64_t passes_aborted = 0;     // a metadata operation or inventory failed midway
+    std::uint64_t passes = 0;            // started
+    std::uint64_t passes_completed = 0;  // ran every step to the end
+    std::uint64_t passes_aborted = 0;    // a metadata operation or inventory failed midway
     std::uint64_t chunks_scanned = 0;
-    std::uint64_t repairs = 0;            // copies made and recorded
+    std::uint64_t repairs = 0;  // copies made and recorded
     std::uint64_t repair_failures = 0;
     std::uint64_t stale_holders_removed = 0;
-    std::uint64_t chunks_collected = 0;   // deleted from a node
-    std::uint64_t collection_refused = 0; // the node had a newer token, or it was held again
+    std::uint64_t chunks_collected = 0;    // deleted from a node
+    std::uint64_t collection_refused = 0;  // the node had a newer token, or it was held again
     std::uint64_t inventory_overflows = 0;
 };
 
@@ -76,8 +76,11 @@ template <typename Service>
 class janitor {
 public:
     janitor(const janitor_options& options, Service& service, std::uint8_t node_count)
-        : options_(options), service_(service), node_count_(node_count),
-          last_connected_ns_(node_count, 0), inventories_(node_count) {}
+        : options_(options),
+          service_(service),
+          node_count_(node_count),
+          last_connected_ns_(node_count, 0),
+          inventories_(node_count) {}
 
     const janitor_counters& counters() const noexcept { return counters_; }
     bool pass_running() const noexcept { return running_; }
@@ -133,8 +136,10 @@ private:
     }
 
     void end_pass(bool aborted) {
-        if (aborted) ++counters_.passes_aborted;
-        else ++counters_.passes_completed;
+        if (aborted)
+            ++counters_.passes_aborted;
+        else
+            ++counters_.passes_completed;
         running_ = false;
         next_pass_ns_ = now_ns_ + options_.interval_ns;
     }
@@ -144,39 +149,44 @@ private:
     void inventory_node(std::uint8_t node, std::optional<sha256_digest> after) {
         while (node < node_count_ && !service_.node_connected(node)) ++node;
         if (node >= node_count_) {
-            take_clock([this](std::uint64_t t) { t_inventory_ = t; scan_chunks(std::nullopt); });
+            take_clock([this](std::uint64_t t) {
+                t_inventory_ = t;
+                scan_chunks(std::nullopt);
+            });
             return;
         }
         frame_header h;
         h.kind = frame_kind::inventory;
         if (after) h.sha256 = *after;
         h.argument = 4096;
-        service_.send_raw(node, h, nullptr, [this, node](bool answered, const frame_header& reply, std::vector<std::uint8_t>& body) {
-            std::vector<inventory_entry> entries;
-            if (!answered || reply.status != frame_status::ok || !decode_inventory(body, reply.argument, entries)) {
-                inventory_node(static_cast<std::uint8_t>(node + 1), std::nullopt);  // skip this node
-                return;
-            }
-            for (const inventory_entry& e : entries) {
-                if (inventory_total_ >= options_.inventory_entries_max) {
-                    if (!overflow_) ++counters_.inventory_overflows;
-                    overflow_ = true;
-                    break;
+        service_.send_raw(
+            node, h, nullptr, [this, node](bool answered, const frame_header& reply, std::vector<std::uint8_t>& body) {
+                std::vector<inventory_entry> entries;
+                if (!answered || reply.status != frame_status::ok || !decode_inventory(body, reply.argument, entries)) {
+                    inventory_node(static_cast<std::uint8_t>(node + 1), std::nullopt);  // skip this node
+                    return;
                 }
-                inventories_[node].emplace(e.sha256, e);
-                ++inventory_total_;
-            }
-            if (entries.size() == 4096 && !overflow_) {
-                inventory_node(node, entries.back().sha256);
-            } else {
-                if (!overflow_) inventoried_ = with(inventoried_, node);
-                inventory_node(static_cast<std::uint8_t>(node + 1), std::nullopt);
-            }
-        });
+                for (const inventory_entry& e : entries) {
+                    if (inventory_total_ >= options_.inventory_entries_max) {
+                        if (!overflow_) ++counters_.inventory_overflows;
+                        overflow_ = true;
+                        break;
+                    }
+                    inventories_[node].emplace(e.sha256, e);
+                    ++inventory_total_;
+                }
+                if (entries.size() == 4096 && !overflow_) {
+                    inventory_node(node, entries.back().sha256);
+                } else {
+                    if (!overflow_) inventoried_ = with(inventoried_, node);
+                    inventory_node(static_cast<std::uint8_t>(node + 1), std::nullopt);
+                }
+            });
     }
 
     void take_clock(std::function<void(std::uint64_t)> next) {
-        service_.submit_metadata(encode(clock_operation{}), [this, next = std::move(next)](service_status s, std::span<const std::uint8_t> body) {
+        service_.submit_metadata(encode(clock_operation{}), [this, next = std::move(next)](
+                                                                service_status s, std::span<const std::uint8_t> body) {
             const auto clock = s == service_status::ok ? decode_clock_result(body) : std::nullopt;
             if (!clock || clock->result_status != status::ok) {
                 end_pass(true);
@@ -193,22 +203,23 @@ private:
         op.after = after;
         op.max_entries = 2048;
         // Reads are queries: they see every write acknowledged before them, without a log entry.
-        service_.submit_metadata(encode(op), vsr::request_kind::query, [this](service_status s, std::span<const std::uint8_t> body) {
-            const auto page = s == service_status::ok ? decode_list_chunks_result(body) : std::nullopt;
-            if (!page || page->result_status != status::ok) {
-                end_pass(true);
-                return;
-            }
-            for (const chunk_info& c : page->entries) scan_one(c);
-            if (page->truncated && !page->entries.empty()) {
-                scan_chunks(page->entries.back().sha256);
-            } else {
-                suspects_ = std::move(next_suspects_);
-                next_suspects_.clear();
-                note_candidates();
-                repair_next();
-            }
-        });
+        service_.submit_metadata(
+            encode(op), vsr::request_kind::query, [this](service_status s, std::span<const std::uint8_t> body) {
+                const auto page = s == service_status::ok ? decode_list_chunks_result(body) : std::nullopt;
+                if (!page || page->result_status != status::ok) {
+                    end_pass(true);
+                    return;
+                }
+                for (const chunk_info& c : page->entries) scan_one(c);
+                if (page->truncated && !page->entries.empty()) {
+                    scan_chunks(page->entries.back().sha256);
+                } else {
+                    suspects_ = std::move(next_suspects_);
+                    next_suspects_.clear();
+                    note_candidates();
+                    repair_next();
+                }
+            });
     }
 
     void scan_one(const chunk_info& c) {
@@ -249,10 +260,11 @@ private:
     }
 
     void remove_stale_holder(const sha256_digest& sha, std::uint8_t node) {
-        service_.submit_metadata(encode(remove_holder_operation{sha, node}), [this](service_status s, std::span<const std::uint8_t> body) {
-            const auto r = s == service_status::ok ? decode_status_result(body) : std::nullopt;
-            if (r && r->result_status == status::ok) ++counters_.stale_holders_removed;
-        });
+        service_.submit_metadata(encode(remove_holder_operation{sha, node}),
+                                 [this](service_status s, std::span<const std::uint8_t> body) {
+                                     const auto r = s == service_status::ok ? decode_status_result(body) : std::nullopt;
+                                     if (r && r->result_status == status::ok) ++counters_.stale_holders_removed;
+                                 });
     }
 
     /// Inventory entries not marked as referenced become (or stay) garbage candidates.
@@ -275,8 +287,10 @@ private:
         }
         // Forget candidates a node no longer lists (deleted) or that became referenced.
         for (auto it = candidates_.begin(); it != candidates_.end();) {
-            if (contains(inventoried_, it->first.node) && !it->second.present) it = candidates_.erase(it);
-            else ++it;
+            if (contains(inventoried_, it->first.node) && !it->second.present)
+                it = candidates_.erase(it);
+            else
+                ++it;
         }
     }
 
@@ -306,14 +320,17 @@ private:
         h.kind = frame_kind::read;
         h.sha256 = task.sha256;
         const std::uint8_t from = *source;
-        service_.send_raw(from, h, nullptr, [this, task, lease_begin, tried, from](bool answered, const frame_header& reply, std::vector<std::uint8_t>& body) {
-            if (!answered || reply.status != frame_status::ok || body.size() != task.size ||
-                service_.sha256(body) != task.sha256) {
-                repair_read(task, lease_begin, with(tried, from));
-                return;
-            }
-            repair_write(task, lease_begin, std::make_shared<const std::vector<std::uint8_t>>(std::move(body)), 0);
-        });
+        service_.send_raw(from, h, nullptr,
+                          [this, task, lease_begin, tried, from](bool answered, const frame_header& reply,
+                                                                 std::vector<std::uint8_t>& body) {
+                              if (!answered || reply.status != frame_status::ok || body.size() != task.size ||
+                                  service_.sha256(body) != task.sha256) {
+                                  repair_read(task, lease_begin, with(tried, from));
+                                  return;
+                              }
+                              repair_write(task, lease_begin,
+                                           std::make_shared<const std::vector<std::uint8_t>>(std::move(body)), 0);
+                          });
     }
 
     void repair_write(const repair_task& task, std::uint64_t lease_begin,
@@ -334,27 +351,31 @@ private:
         h.kind = frame_kind::write;
         h.sha256 = task.sha256;
         const std::uint8_t to = *target;
-        service_.send_raw(to, h, data, [this, task, lease_begin, data, tried, to](bool answered, const frame_header& reply, std::vector<std::uint8_t>&) {
-            if (!answered || reply.status != frame_status::ok) {
-                repair_write(task, lease_begin, data, with(tried, to));
-                return;
-            }
-            service_.submit_metadata(encode(add_holder_operation{task.sha256, to, lease_begin}),
-                                     [this](service_status s, std::span<const std::uint8_t> body) {
-                                         const auto r = s == service_status::ok ? decode_status_result(body) : std::nullopt;
-                                         if (r && r->result_status == status::ok) ++counters_.repairs;
-                                         else ++counters_.repair_failures;
-                                         repair_next();
-                                     });
-        });
+        service_.send_raw(to, h, data,
+                          [this, task, lease_begin, data, tried, to](bool answered, const frame_header& reply,
+                                                                     std::vector<std::uint8_t>&) {
+                              if (!answered || reply.status != frame_status::ok) {
+                                  repair_write(task, lease_begin, data, with(tried, to));
+                                  return;
+                              }
+                              service_.submit_metadata(encode(add_holder_operation{task.sha256, to, lease_begin}),
+                                                       [this](service_status s, std::span<const std::uint8_t> body) {
+                                                           const auto r = s == service_status::ok
+                                                                              ? decode_status_result(body)
+                                                                              : std::nullopt;
+                                                           if (r && r->result_status == status::ok)
+                                                               ++counters_.repairs;
+                                                           else
+                                                               ++counters_.repair_failures;
+                                                           repair_next();
+                                                       });
+                          });
     }
 
     // ---- 5. collect ---------------------------------------------------------------------------
 
     void collect() {
-        take_clock([this](std::uint64_t now) {
-            collect_node(0, now);
-        });
+        take_clock([this](std::uint64_t now) { collect_node(0, now); });
     }
 
     void collect_node(std::uint8_t node, std::uint64_t now) {
@@ -366,7 +387,8 @@ private:
         op.node = node;
         std::vector<std::uint64_t> tokens;
         for (const auto& [key, c] : candidates_) {
-            const bool waited = now >= c.seen_ns + options_.upload_lease_ns || options_.bug == planted_bug::gc_ignores_lease;
+            const bool waited =
+                now >= c.seen_ns + options_.upload_lease_ns || options_.bug == planted_bug::gc_ignores_lease;
             if (key.node != node || !c.present || !waited) continue;
             op.chunks.push_back(key.sha256);
             tokens.push_back(c.token);
@@ -378,26 +400,31 @@ private:
         }
         auto shas = std::make_shared<std::vector<sha256_digest>>(op.chunks);
         auto shared_tokens = std::make_shared<std::vector<std::uint64_t>>(std::move(tokens));
-        service_.submit_metadata(encode(op), vsr::request_kind::query, [this, node, now, shas, shared_tokens](service_status s, std::span<const std::uint8_t> body) {
-            const auto held = s == service_status::ok ? decode_chunks_held_result(body) : std::nullopt;
-            if (!held || held->result_status != status::ok || held->held.size() != shas->size()) {
-                end_pass(true);
-                return;
-            }
-            for (std::size_t i = 0; i < shas->size(); ++i) {
-                candidates_.erase(candidate_key{node, (*shas)[i]});
-                if (held->held[i]) continue;  // referenced again since the scan
-                frame_header h;
-                h.kind = frame_kind::remove;
-                h.sha256 = (*shas)[i];
-                h.token = (*shared_tokens)[i];
-                service_.send_raw(node, h, nullptr, [this](bool answered, const frame_header& reply, std::vector<std::uint8_t>&) {
-                    if (answered && reply.status == frame_status::ok) ++counters_.chunks_collected;
-                    else ++counters_.collection_refused;
-                });
-            }
-            collect_node(static_cast<std::uint8_t>(node + 1), now);
-        });
+        service_.submit_metadata(
+            encode(op), vsr::request_kind::query,
+            [this, node, now, shas, shared_tokens](service_status s, std::span<const std::uint8_t> body) {
+                const auto held = s == service_status::ok ? decode_chunks_held_result(body) : std::nullopt;
+                if (!held || held->result_status != status::ok || held->held.size() != shas->size()) {
+                    end_pass(true);
+                    return;
+                }
+                for (std::size_t i = 0; i < shas->size(); ++i) {
+                    candidates_.erase(candidate_key{node, (*shas)[i]});
+                    if (held->held[i]) continue;  // referenced again since the scan
+                    frame_header h;
+                    h.kind = frame_kind::remove;
+                    h.sha256 = (*shas)[i];
+                    h.token = (*shared_tokens)[i];
+                    service_.send_raw(node, h, nullptr,
+                                      [this](bool answered, const frame_header& reply, std::vector<std::uint8_t>&) {
+                                          if (answered && reply.status == frame_status::ok)
+                                              ++counters_.chunks_collected;
+                                          else
+                                              ++counters_.collection_refused;
+                                      });
+                }
+                collect_node(static_cast<std::uint8_t>(node + 1), now);
+            });
     }
 
     janitor_options options_;

@@ -92,9 +92,9 @@ enum class status : std::uint8_t {
 inline constexpr std::uint8_t status_max = 8;
 
 inline const char* to_string(status s) noexcept {
-    constexpr const char* names[status_max + 1] = {
-        "ok",          "not_found",  "precondition_failed", "lease_expired", "invalid",
-        "store_full",  "not_referenced", "last_holder",     "too_large"};
+    constexpr const char* names[status_max + 1] = {"ok",       "not_found",  "precondition_failed", "lease_expired",
+                                                   "invalid",  "store_full", "not_referenced",      "last_holder",
+                                                   "too_large"};
     const auto i = static_cast<std::size_t>(s);
     return i <= status_max ? names[i] : "unknown";
 }
@@ -156,7 +156,7 @@ struct put_object_operation {
     std::string content_type;
     std::vector<user_metadata_entry> user_metadata;  // sorted by name
     condition put_condition;
-    std::uint64_t lease_begin_ns = 0;  // from a clock operation before the chunks were written
+    std::uint64_t lease_begin_ns = 0;         // from a clock operation before the chunks were written
     data_kind kind = data_kind::inline_data;  // inline_data or chunks
     std::vector<std::uint8_t> inline_data;    // kind == inline_data
     std::vector<chunk_location> chunks;       // kind == chunks, in content order
@@ -211,9 +211,8 @@ struct stats_operation {
 };
 
 using operation = std::variant<put_object_operation, get_object_operation, delete_object_operation,
-                               list_objects_operation, clock_operation, add_holder_operation,
-                               remove_holder_operation, list_chunks_operation, chunks_held_operation,
-                               stats_operation, head_object_operation>;
+                               list_objects_operation, clock_operation, add_holder_operation, remove_holder_operation,
+                               list_chunks_operation, chunks_held_operation, stats_operation, head_object_operation>;
 
 // ---- results --------------------------------------------------------------------------------
 //
@@ -327,15 +326,12 @@ inline constexpr std::size_t attributes_encoded_size_max =
 constexpr std::size_t list_objects_entry_encoded_size(std::size_t key_size) noexcept {
     return 2 + key_size + 8 + 16 + 8;
 }
-constexpr std::size_t data_encoded_size_max(std::size_t inline_size_max,
-                                            std::size_t chunks_per_object_max) noexcept {
+constexpr std::size_t data_encoded_size_max(std::size_t inline_size_max, std::size_t chunks_per_object_max) noexcept {
     return 1 + 4 + std::max(inline_size_max, chunks_per_object_max * chunk_location_encoded_size);
 }
 /// Largest get_object result an object within these limits can produce.
-constexpr std::size_t object_result_size_max(std::size_t inline_size_max,
-                                             std::size_t chunks_per_object_max) noexcept {
-    return 1 + 8 + 8 + attributes_encoded_size_max +
-           data_encoded_size_max(inline_size_max, chunks_per_object_max);
+constexpr std::size_t object_result_size_max(std::size_t inline_size_max, std::size_t chunks_per_object_max) noexcept {
+    return 1 + 8 + 8 + attributes_encoded_size_max + data_encoded_size_max(inline_size_max, chunks_per_object_max);
 }
 /// Largest put_object operation for an object within these limits: the proxy compares it with
 /// vsr::config::operation_size_max().
@@ -350,9 +346,7 @@ inline constexpr std::size_t stats_result_size = 1 + 5 * 8;
 // ---- validation of field contents -----------------------------------------------------------
 
 /// HTTP field-value characters: HTAB, SP, visible ASCII, obs-text. No CR, LF, NUL or DEL.
-constexpr bool is_field_value_byte(std::uint8_t c) noexcept {
-    return c == '\t' || (c >= 0x20 && c != 0x7F);
-}
+constexpr bool is_field_value_byte(std::uint8_t c) noexcept { return c == '\t' || (c >= 0x20 && c != 0x7F); }
 /// HTTP token characters without upper-case letters.
 constexpr bool is_metadata_name_byte(std::uint8_t c) noexcept {
     if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return true;
@@ -367,17 +361,16 @@ inline bool valid_content_type(std::string_view text) noexcept {
     return text.size() <= content_type_size_max && valid_field_value(text);
 }
 inline bool valid_metadata_name(std::string_view name) noexcept {
-    return !name.empty() && name.size() <= 0xFF &&
-           std::all_of(name.begin(), name.end(),
-                       [](char c) { return is_metadata_name_byte(static_cast<std::uint8_t>(c)); });
+    return !name.empty() && name.size() <= 0xFF && std::all_of(name.begin(), name.end(), [](char c) {
+        return is_metadata_name_byte(static_cast<std::uint8_t>(c));
+    });
 }
 /// Names valid and strictly ascending (so unique), values valid, total within the limit.
 inline bool valid_user_metadata(std::span<const user_metadata_entry> entries) noexcept {
     std::size_t total = 0;
     for (std::size_t i = 0; i < entries.size(); ++i) {
         const auto& entry = entries[i];
-        if (!valid_metadata_name(entry.name) || entry.value.size() > 0xFFFF ||
-            !valid_field_value(entry.value)) {
+        if (!valid_metadata_name(entry.name) || entry.value.size() > 0xFFFF || !valid_field_value(entry.value)) {
             return false;
         }
         if (i > 0 && !(entries[i - 1].name < entry.name)) return false;
@@ -386,9 +379,7 @@ inline bool valid_user_metadata(std::span<const user_metadata_entry> entries) no
     }
     return true;
 }
-constexpr bool valid_key(std::string_view key) noexcept {
-    return !key.empty() && key.size() <= key_size_max;
-}
+constexpr bool valid_key(std::string_view key) noexcept { return !key.empty() && key.size() <= key_size_max; }
 
 /// The rules for a chunk list of an object of `size` bytes (see "data" above). `Chunk` has
 /// sha256 and size members. Holders are checked by the caller where they are present.
@@ -683,7 +674,7 @@ inline void encode_to(const stats_result& result, std::vector<std::uint8_t>& out
 }
 
 template <typename T>
-    requires requires(const T& value, std::vector<std::uint8_t>& out) { encode_to(value, out); }
+requires requires(const T& value, std::vector<std::uint8_t>& out) { encode_to(value, out); }
 std::vector<std::uint8_t> encode(const T& value) {
     std::vector<std::uint8_t> out;
     encode_to(value, out);
@@ -694,14 +685,12 @@ std::vector<std::uint8_t> encode(const T& value) {
 
 namespace detail {
 
-inline bool read_node(byte_reader& r, std::uint8_t& node) noexcept {
-    return r.read_u8(node) && node < nodes_max;
-}
+inline bool read_node(byte_reader& r, std::uint8_t& node) noexcept { return r.read_u8(node) && node < nodes_max; }
 
 inline bool read_operation(byte_reader& r, put_object_operation& op) {
     return read_sized_string(r, op.key, 1, key_size_max) && read_attributes(r, op) &&
-           read_condition(r, op.put_condition, condition_kind::if_none_match_any) &&
-           r.read_u64(op.lease_begin_ns) && read_data(r, op, false);
+           read_condition(r, op.put_condition, condition_kind::if_none_match_any) && r.read_u64(op.lease_begin_ns) &&
+           read_data(r, op, false);
 }
 inline bool read_operation(byte_reader& r, get_object_operation& op) {
     return read_sized_string(r, op.key, 1, key_size_max);

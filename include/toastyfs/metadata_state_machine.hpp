@@ -76,12 +76,12 @@ struct metadata_options {
     planted_bug bug = planted_bug::none;
 
     bool valid() const noexcept {
-        return objects_max >= 1 && chunks_max >= 1 && chunks_per_object_max >= 1 &&
-               object_size_max >= 1 && upload_lease_ns >= 1 &&
-               objects_max <= std::numeric_limits<std::uint64_t>::max() / object_size_max &&
+        return objects_max >= 1 && chunks_max >= 1 && chunks_per_object_max >= 1 && object_size_max >= 1 &&
+               upload_lease_ns >= 1 && objects_max <= std::numeric_limits<std::uint64_t>::max() / object_size_max &&
                chunks_max <= std::numeric_limits<std::uint64_t>::max() / 0xFFFF'FFFFu &&
                object_result_size_max(inline_size_max, chunks_per_object_max) <= result_size_max &&
-               list_result_bytes_max >= list_objects_result_header_size + list_objects_entry_encoded_size(key_size_max) &&
+               list_result_bytes_max >=
+                   list_objects_result_header_size + list_objects_entry_encoded_size(key_size_max) &&
                list_result_bytes_max >= list_chunks_result_header_size + chunk_info_encoded_size &&
                list_result_bytes_max <= result_size_max && chunks_held_result_size_max <= result_size_max &&
                stats_result_size <= result_size_max;
@@ -93,9 +93,7 @@ inline constexpr std::uint64_t snapshot_magic = 0x01'41'54'45'4D'53'46'54;  // "
 class metadata_state_machine {
 public:
     metadata_state_machine() : metadata_state_machine(metadata_options{}) {}
-    explicit metadata_state_machine(const metadata_options& options) : options_(options) {
-        assert(options_.valid());
-    }
+    explicit metadata_state_machine(const metadata_options& options) : options_(options) { assert(options_.valid()); }
 
     void execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes,
                  std::vector<std::uint8_t>& out) {
@@ -133,19 +131,21 @@ public:
             out.push_back(static_cast<std::uint8_t>(status::invalid));
             return;
         }
-        std::visit([&](const auto& alternative) {
-            using operation_type = std::decay_t<decltype(alternative)>;
-            if constexpr (std::is_same_v<operation_type, get_object_operation> ||
-                          std::is_same_v<operation_type, head_object_operation> ||
-                          std::is_same_v<operation_type, list_objects_operation> ||
-                          std::is_same_v<operation_type, list_chunks_operation> ||
-                          std::is_same_v<operation_type, chunks_held_operation> ||
-                          std::is_same_v<operation_type, stats_operation>) {
-                apply(vsr::operation_context{}, alternative, out);
-            } else {
-                out.push_back(static_cast<std::uint8_t>(status::invalid));  // not a query
-            }
-        }, *op);
+        std::visit(
+            [&](const auto& alternative) {
+                using operation_type = std::decay_t<decltype(alternative)>;
+                if constexpr (std::is_same_v<operation_type, get_object_operation> ||
+                              std::is_same_v<operation_type, head_object_operation> ||
+                              std::is_same_v<operation_type, list_objects_operation> ||
+                              std::is_same_v<operation_type, list_chunks_operation> ||
+                              std::is_same_v<operation_type, chunks_held_operation> ||
+                              std::is_same_v<operation_type, stats_operation>) {
+                    apply(vsr::operation_context{}, alternative, out);
+                } else {
+                    out.push_back(static_cast<std::uint8_t>(status::invalid));  // not a query
+                }
+            },
+            *op);
         assert(out.size() > begin && out.size() - begin <= options_.result_size_max);
         (void)begin;
     }
@@ -190,9 +190,7 @@ private:
     using object_map = std::map<std::string, stored_object, std::less<>>;
     using chunk_map = std::map<sha256_digest, chunk_entry>;
 
-    static void write_status(std::vector<std::uint8_t>& out, status s) {
-        out.push_back(static_cast<std::uint8_t>(s));
-    }
+    static void write_status(std::vector<std::uint8_t>& out, status s) { out.push_back(static_cast<std::uint8_t>(s)); }
     bool lease_expired(std::uint64_t now_ns, std::uint64_t lease_begin_ns) const noexcept {
         return lease_begin_ns > now_ns || now_ns - lease_begin_ns > options_.upload_lease_ns;
     }
@@ -225,8 +223,9 @@ private:
     void apply(const vsr::operation_context&, const list_chunks_operation& op, std::vector<std::uint8_t>& out) const;
     void apply(const vsr::operation_context&, const chunks_held_operation& op, std::vector<std::uint8_t>& out) const;
     void apply(const vsr::operation_context&, const stats_operation&, std::vector<std::uint8_t>& out) const {
-        encode_to(stats_result{status::ok, objects_.size(), chunks_.size(), logical_bytes_, inline_bytes_, chunk_bytes_},
-                  out);
+        encode_to(
+            stats_result{status::ok, objects_.size(), chunks_.size(), logical_bytes_, inline_bytes_, chunk_bytes_},
+            out);
     }
 
     void get(std::string_view key, bool with_data, std::vector<std::uint8_t>& out) const;
@@ -256,8 +255,7 @@ static_assert(vsr::state_machine_with_queries<metadata_state_machine>);
 /// Checks in this order, so the answer does not depend on how the state got here:
 /// too_large (limits of the object itself) → invalid (a digest the index holds with another
 /// size) → lease_expired (chunked objects only) → precondition_failed → store_full.
-inline status metadata_state_machine::check_put(const vsr::operation_context& context,
-                                                const put_object_operation& op,
+inline status metadata_state_machine::check_put(const vsr::operation_context& context, const put_object_operation& op,
                                                 const stored_object* existing) const {
     const bool chunked = op.kind == data_kind::chunks;
     if (op.size > options_.object_size_max) return status::too_large;
@@ -356,8 +354,9 @@ inline void metadata_state_machine::get(std::string_view key, bool with_data, st
         return;
     }
     const stored_object& object = it->second;
-    object_result result{status::ok, object.version, object.last_modified_ns, object.size, object.md5,
-                         object.sha256, object.content_type, object.user_metadata, data_kind::omitted, {}, {}};
+    object_result result{
+        status::ok,          object.version,       object.last_modified_ns, object.size, object.md5, object.sha256,
+        object.content_type, object.user_metadata, data_kind::omitted,      {},          {}};
     if (with_data) {
         result.kind = object.kind;
         result.inline_data = object.inline_data;
@@ -405,8 +404,8 @@ inline void metadata_state_machine::apply(const vsr::operation_context&, const l
             break;
         }
         size += entry_size;
-        result.entries.push_back(list_objects_entry{it->first, it->second.size, it->second.md5,
-                                                    it->second.last_modified_ns});
+        result.entries.push_back(
+            list_objects_entry{it->first, it->second.size, it->second.md5, it->second.last_modified_ns});
     }
     assert(!result.truncated || !result.entries.empty());
     encode_to(result, out);
@@ -549,8 +548,7 @@ inline bool metadata_state_machine::restore_chunks(vsr::byte_reader& r, const ob
     for (std::uint64_t i = 0; i < count; ++i, ++want) {
         sha256_digest sha{};
         chunk_entry entry;
-        if (!(r.read_bytes(sha) && r.read_u32(entry.size) && r.read_u64(entry.refcount) &&
-              r.read_u16(entry.holders))) {
+        if (!(r.read_bytes(sha) && r.read_u32(entry.size) && r.read_u64(entry.refcount) && r.read_u16(entry.holders))) {
             return false;
         }
         if (sha != want->first || entry.size != want->second.size || entry.refcount != want->second.refcount ||

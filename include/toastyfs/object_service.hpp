@@ -13,9 +13,9 @@
 // garbage collector relies on it.
 //
 // GET: lookup() reads the metadata linearizably from the primary (get_object is a VSR query:
-// answered by the primary after a quorum confirms its view, without a log entry). read() then streams a byte range, fetching up to read_ahead_chunks chunks ahead
-// from a holder, verifying each chunk's SHA-256 and falling back to the next holder (then to
-// any other node) on a miss, an error or a corrupt copy.
+// answered by the primary after a quorum confirms its view, without a log entry). read() then streams a byte range,
+// fetching up to read_ahead_chunks chunks ahead from a holder, verifying each chunk's SHA-256 and falling back to the
+// next holder (then to any other node) on a miss, an error or a corrupt copy.
 //
 // Memory: every chunk buffer, for uploads and reads alike, is reserved from buffer_bytes_max
 // first. A transfer that cannot reserve waits (put_body accepts fewer bytes; a read fetches
@@ -85,9 +85,9 @@ enum class service_status : std::uint8_t {
     unavailable,  // not enough nodes for the chunks, or the metadata queue is full: retry later
     timeout,      // the metadata operation's outcome is unknown (deadline passed)
     too_large,
-    store_full,   // the metadata store or its log is full
-    invalid,      // the request was malformed (a bug in the caller, or a bad key)
-    data_lost,    // no node returned a good copy of a chunk
+    store_full,  // the metadata store or its log is full
+    invalid,     // the request was malformed (a bug in the caller, or a bad key)
+    data_lost,   // no node returned a good copy of a chunk
 };
 
 inline const char* to_string(service_status s) noexcept {
@@ -125,15 +125,15 @@ struct put_outcome {
 struct service_counters {
     std::uint64_t puts_ok = 0;
     std::uint64_t puts_failed = 0;
-    std::uint64_t chunks_written = 0;      // chunks that reached their copies
+    std::uint64_t chunks_written = 0;  // chunks that reached their copies
     std::uint64_t chunk_writes_sent = 0;
     std::uint64_t chunk_write_failures = 0;
     std::uint64_t chunk_reads_sent = 0;
     std::uint64_t chunk_read_failures = 0;
     std::uint64_t corrupt_chunks_received = 0;  // a node sent bytes that did not verify
     std::uint64_t chunk_timeouts = 0;
-    std::uint64_t late_replies = 0;       // for a request no longer outstanding
-    std::uint64_t buffer_waits = 0;       // a transfer had to wait for buffer memory
+    std::uint64_t late_replies = 0;  // for a request no longer outstanding
+    std::uint64_t buffer_waits = 0;  // a transfer had to wait for buffer memory
 };
 
 template <metadata_client MetadataClient, chunk_transport Transport, crypto Crypto>
@@ -150,7 +150,9 @@ public:
     };
 
     object_service(const service_options& options, MetadataClient& metadata, Transport& transport)
-        : options_(options), metadata_(metadata), transport_(transport),
+        : options_(options),
+          metadata_(metadata),
+          transport_(transport),
           next_request_id_(options.request_id_seed << 32 | 1) {
         assert(options.node_count >= 1 && options.node_count <= nodes_max);
         assert(options.write_copies_min >= 1 && options.write_copies_min <= options.replication_factor);
@@ -252,17 +254,22 @@ public:
     /// Linearizable metadata read. with_data=false reads what HEAD needs (no chunk list).
     void lookup(const std::string& key, bool with_data,
                 std::function<void(service_status, const object_result&)> done) {
-        std::vector<std::uint8_t> op = with_data ? encode(get_object_operation{key}) : encode(head_object_operation{key});
-        submit_metadata(op, vsr::request_kind::query, [done = std::move(done)](service_status s, std::span<const std::uint8_t> body) {
-            object_result result;
-            if (s == service_status::ok) {
-                auto decoded = decode_object_result(body);
-                if (!decoded) s = service_status::invalid;
-                else if (decoded->result_status != status::ok) s = from_status(decoded->result_status);
-                else result = std::move(*decoded);
-            }
-            done(s, result);
-        });
+        std::vector<std::uint8_t> op =
+            with_data ? encode(get_object_operation{key}) : encode(head_object_operation{key});
+        submit_metadata(op, vsr::request_kind::query,
+                        [done = std::move(done)](service_status s, std::span<const std::uint8_t> body) {
+                            object_result result;
+                            if (s == service_status::ok) {
+                                auto decoded = decode_object_result(body);
+                                if (!decoded)
+                                    s = service_status::invalid;
+                                else if (decoded->result_status != status::ok)
+                                    s = from_status(decoded->result_status);
+                                else
+                                    result = std::move(*decoded);
+                            }
+                            done(s, result);
+                        });
     }
 
     void remove(const std::string& key, condition delete_condition, std::function<void(service_status)> done) {
@@ -277,16 +284,20 @@ public:
     }
 
     void list(list_objects_operation request, std::function<void(service_status, const list_objects_result&)> done) {
-        submit_metadata(encode(request), vsr::request_kind::query, [done = std::move(done)](service_status s, std::span<const std::uint8_t> body) {
-            list_objects_result result;
-            if (s == service_status::ok) {
-                auto decoded = decode_list_objects_result(body);
-                if (!decoded) s = service_status::invalid;
-                else if (decoded->result_status != status::ok) s = from_status(decoded->result_status);
-                else result = std::move(*decoded);
-            }
-            done(s, result);
-        });
+        submit_metadata(encode(request), vsr::request_kind::query,
+                        [done = std::move(done)](service_status s, std::span<const std::uint8_t> body) {
+                            list_objects_result result;
+                            if (s == service_status::ok) {
+                                auto decoded = decode_list_objects_result(body);
+                                if (!decoded)
+                                    s = service_status::invalid;
+                                else if (decoded->result_status != status::ok)
+                                    s = from_status(decoded->result_status);
+                                else
+                                    result = std::move(*decoded);
+                            }
+                            done(s, result);
+                        });
     }
 
     /// Any encoded metadata operation (the repairer's clock, add_holder, list_chunks...).
@@ -298,12 +309,14 @@ public:
     /// As above; kind query for read-only operations (vsr::request_kind).
     void submit_metadata(std::span<const std::uint8_t> encoded, vsr::request_kind kind,
                          std::function<void(service_status, std::span<const std::uint8_t>)> done) {
-        auto shared_done = std::make_shared<std::function<void(service_status, std::span<const std::uint8_t>)>>(std::move(done));
-        const vsr::submit_error error = metadata_.submit(encoded, [shared_done](const vsr::client_result& r) {
-            (*shared_done)(from_client(r.status), r.body);
-        }, kind);
+        auto shared_done =
+            std::make_shared<std::function<void(service_status, std::span<const std::uint8_t>)>>(std::move(done));
+        const vsr::submit_error error = metadata_.submit(
+            encoded, [shared_done](const vsr::client_result& r) { (*shared_done)(from_client(r.status), r.body); },
+            kind);
         if (error != vsr::submit_error::none) {
-            const service_status s = error == vsr::submit_error::too_large ? service_status::too_large : service_status::unavailable;
+            const service_status s =
+                error == vsr::submit_error::too_large ? service_status::too_large : service_status::unavailable;
             deferred_.push_back([shared_done, s] { (*shared_done)(s, {}); });
         }
     }
@@ -323,7 +336,9 @@ public:
         if (first > object.size || length > object.size - first ||
             (object.kind == data_kind::inline_data && object.inline_data.size() != object.size) ||
             object.kind == data_kind::omitted) {
-            deferred_.push_back([this, id] { if (reader* x = find_reader(id)) finish_reader(*x, service_status::invalid); });
+            deferred_.push_back([this, id] {
+                if (reader* x = find_reader(id)) finish_reader(*x, service_status::invalid);
+            });
             return id;
         }
         if (object.kind == data_kind::inline_data) {
@@ -336,12 +351,16 @@ public:
             }
             if (offset != object.size) ref.chunks.clear();  // inconsistent metadata: fail below
             if (ref.chunks.empty() && object.size != 0) {
-                deferred_.push_back([this, id] { if (reader* x = find_reader(id)) finish_reader(*x, service_status::invalid); });
+                deferred_.push_back([this, id] {
+                    if (reader* x = find_reader(id)) finish_reader(*x, service_status::invalid);
+                });
                 return id;
             }
             ref.next_fetch = chunk_index_at(ref, first);
         }
-        deferred_.push_back([this, id] { if (reader* x = find_reader(id)) pump_reader(*x); });
+        deferred_.push_back([this, id] {
+            if (reader* x = find_reader(id)) pump_reader(*x);
+        });
         return id;
     }
 
@@ -375,13 +394,15 @@ public:
 
     /// Sends one request frame to `node`; `done` runs once: with the reply, or with answered =
     /// false on timeout, lost connection or a refused send.
-    void send_raw(std::uint8_t node, frame_header header, std::shared_ptr<const std::vector<std::uint8_t>> body, raw_callback done) {
+    void send_raw(std::uint8_t node, frame_header header, std::shared_ptr<const std::vector<std::uint8_t>> body,
+                  raw_callback done) {
         header.cluster = options_.cluster;
         header.reply = false;
         header.status = frame_status::ok;
         header.request_id = next_request_id_++;
         const std::uint64_t id = header.request_id;
-        if (node >= options_.node_count || !transport_.connected(node) || !transport_.send(node, header, std::move(body))) {
+        if (node >= options_.node_count || !transport_.connected(node) ||
+            !transport_.send(node, header, std::move(body))) {
             deferred_.push_back([done = std::move(done)] {
                 std::vector<std::uint8_t> none;
                 done(false, frame_header{}, none);
@@ -389,7 +410,8 @@ public:
             return;
         }
         raw_.emplace(id, std::move(done));
-        requests_.emplace(id, pending_request{header.kind, node, 0, 0, id, now_ns_ + options_.chunk_request_timeout_ns, true});
+        requests_.emplace(
+            id, pending_request{header.kind, node, 0, 0, id, now_ns_ + options_.chunk_request_timeout_ns, true});
     }
 
     static sha256_digest sha256(std::span<const std::uint8_t> bytes) { return Crypto::sha256(bytes); }
@@ -524,8 +546,8 @@ private:
     struct pending_request {
         frame_kind kind = frame_kind::write;
         std::uint8_t node = 0;
-        std::uint64_t owner = 0;   // upload or reader id
-        std::size_t chunk = 0;     // chunk index (upload) or chunk index (reader)
+        std::uint64_t owner = 0;  // upload or reader id
+        std::size_t chunk = 0;    // chunk index (upload) or chunk index (reader)
         std::uint64_t id = 0;
         std::uint64_t deadline_ns = 0;
         bool raw = false;  // send_raw: completes through raw_
@@ -849,16 +871,20 @@ private:
             if (x == nullptr) return;
             if (s == service_status::ok) {
                 auto decoded = decode_put_object_result(body);
-                if (!decoded) s = service_status::invalid;
-                else if (decoded->result_status != status::ok) s = from_status(decoded->result_status);
+                if (!decoded)
+                    s = service_status::invalid;
+                else if (decoded->result_status != status::ok)
+                    s = from_status(decoded->result_status);
                 else {
                     outcome.version = decoded->version;
                     outcome.last_modified_ns = decoded->last_modified_ns;
                 }
             }
             outcome.status = s;
-            if (s == service_status::ok) ++counters_.puts_ok;
-            else ++counters_.puts_failed;
+            if (s == service_status::ok)
+                ++counters_.puts_ok;
+            else
+                ++counters_.puts_failed;
             auto done = std::move(x->done);
             finish_upload(*x);
             if (done) done(outcome);
@@ -871,12 +897,13 @@ private:
         auto done = std::move(u.done);
         const upload_id id = u.id;
         finish_upload(u);
-        if (done) deferred_.push_back([done = std::move(done), s, id] {
-            (void)id;
-            put_outcome outcome;
-            outcome.status = s;
-            done(outcome);
-        });
+        if (done)
+            deferred_.push_back([done = std::move(done), s, id] {
+                (void)id;
+                put_outcome outcome;
+                outcome.status = s;
+                done(outcome);
+            });
     }
 
     /// Releases everything the upload holds; the entry itself goes at the next deferred run, so
@@ -912,7 +939,11 @@ private:
             return;
         }
         if (r.inline_data) {
-            if (!r.delivering) deliver(r, std::span<const std::uint8_t>(*r.inline_data).subspan(r.next_offset, r.end_offset - r.next_offset), r.end_offset);
+            if (!r.delivering)
+                deliver(
+                    r,
+                    std::span<const std::uint8_t>(*r.inline_data).subspan(r.next_offset, r.end_offset - r.next_offset),
+                    r.end_offset);
             return;
         }
         // Fetch ahead.
@@ -969,23 +1000,26 @@ private:
             }
         }
         // Every node tried: nobody has a good copy (or nobody is reachable).
-        const bool reachable = std::any_of(order.begin(), order.end(), [&](std::uint8_t n) { return transport_.connected(n); });
+        const bool reachable =
+            std::any_of(order.begin(), order.end(), [&](std::uint8_t n) { return transport_.connected(n); });
         const read_id id = r.id;
         const service_status s = reachable ? service_status::data_lost : service_status::unavailable;
-        deferred_.push_back([this, id, s] { if (reader* x = find_reader(id)) finish_reader(*x, s); });
+        deferred_.push_back([this, id, s] {
+            if (reader* x = find_reader(id)) finish_reader(*x, s);
+        });
         r.finished = true;  // stop pumping; finish_reader runs from the deferred queue
     }
 
     void on_read_reply(const pending_request& p, const frame_header& reply, std::vector<std::uint8_t>&& body) {
         reader* r = find_reader(p.owner);
         if (r == nullptr) return;
-        auto it = std::find_if(r->ready.begin(), r->ready.end(), [&](const fetched& f) { return f.request_id == p.id; });
+        auto it =
+            std::find_if(r->ready.begin(), r->ready.end(), [&](const fetched& f) { return f.request_id == p.id; });
         if (it == r->ready.end()) return;
         fetched& f = *it;
         f.request_id = 0;
         const chunk_location& loc = r->chunks[f.index].location;
-        const bool ok = reply.kind == frame_kind::read && reply.status == frame_status::ok &&
-                        body.size() == loc.size &&
+        const bool ok = reply.kind == frame_kind::read && reply.status == frame_status::ok && body.size() == loc.size &&
                         (options_.bug == planted_bug::get_skips_verification || Crypto::sha256(body) == loc.sha256);
         if (!ok) {
             if (reply.status == frame_status::ok) ++counters_.corrupt_chunks_received;

@@ -20,13 +20,20 @@ enum class planted_bug : std::uint8_t {
 
 /// For the processes' --planted-bug flag (tests/chaos). False for an unknown name.
 inline bool parse_planted_bug(std::string_view name, planted_bug& out) {
-    if (name == "gc_ignores_lease") out = planted_bug::gc_ignores_lease;
-    else if (name == "put_acks_one_copy") out = planted_bug::put_acks_one_copy;
-    else if (name == "get_skips_verification") out = planted_bug::get_skips_verification;
-    else if (name == "put_ignores_condition") out = planted_bug::put_ignores_condition;
-    else if (name == "janitor_skips_repair") out = planted_bug::janitor_skips_repair;
-    else if (name == "read_tries_one_node") out = planted_bug::read_tries_one_node;
-    else return false;
+    if (name == "gc_ignores_lease")
+        out = planted_bug::gc_ignores_lease;
+    else if (name == "put_acks_one_copy")
+        out = planted_bug::put_acks_one_copy;
+    else if (name == "get_skips_verification")
+        out = planted_bug::get_skips_verification;
+    else if (name == "put_ignores_condition")
+        out = planted_bug::put_ignores_condition;
+    else if (name == "janitor_skips_repair")
+        out = planted_bug::janitor_skips_repair;
+    else if (name == "read_tries_one_node")
+        out = planted_bug::read_tries_one_node;
+    else
+        return false;
     return true;
 }
 

@@ -25,9 +25,7 @@ inline constexpr std::size_t nodes_max = 16;
 constexpr bool contains(node_set set, std::uint8_t node) noexcept {
     return node < nodes_max && ((set >> node) & 1u) != 0;
 }
-constexpr node_set with(node_set set, std::uint8_t node) noexcept {
-    return static_cast<node_set>(set | (1u << node));
-}
+constexpr node_set with(node_set set, std::uint8_t node) noexcept { return static_cast<node_set>(set | (1u << node)); }
 constexpr node_set without(node_set set, std::uint8_t node) noexcept {
     return static_cast<node_set>(set & ~(1u << node));
 }
@@ -79,8 +77,8 @@ concept crypto = requires(typename T::sha256_context& sha, typename T::md5_conte
     md5.update(bytes);
     { md5.finish() } -> std::same_as<md5_digest>;
     { T::sha256(bytes) } -> std::same_as<sha256_digest>;
-} && std::default_initializable<typename T::sha256_context> &&
-    std::default_initializable<typename T::md5_context> &&
-    std::movable<typename T::sha256_context> && std::movable<typename T::md5_context>;
+}
+&&std::default_initializable<typename T::sha256_context>&& std::default_initializable<typename T::md5_context>&&
+    std::movable<typename T::sha256_context>&& std::movable<typename T::md5_context>;
 
 }  // namespace toastyfs

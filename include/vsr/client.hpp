@@ -44,13 +44,13 @@ struct client_options {
 
 enum class result_status : std::uint8_t {
     ok,
-    timeout,          // deadline passed: the operation may or may not have executed
-    session_evicted,  // the session was evicted: the operation may or may not have executed
-                      // (it may have run before the eviction with its reply lost)
-    log_full,         // the cluster refused it: its committed log is full; not executed
-    too_large,        // larger than the cluster's operation limit; not executed
-    result_too_large, // executed, but its result was over the state machine's result_size_max()
-                      // (or the reply limit) and was dropped: body empty; final (a resubmit runs it again)
+    timeout,           // deadline passed: the operation may or may not have executed
+    session_evicted,   // the session was evicted: the operation may or may not have executed
+                       // (it may have run before the eviction with its reply lost)
+    log_full,          // the cluster refused it: its committed log is full; not executed
+    too_large,         // larger than the cluster's operation limit; not executed
+    result_too_large,  // executed, but its result was over the state machine's result_size_max()
+                       // (or the reply limit) and was dropped: body empty; final (a resubmit runs it again)
 };
 
 inline const char* to_string(result_status s) noexcept {
@@ -68,10 +68,10 @@ inline const char* to_string(result_status s) noexcept {
 /// Completion of one submitted operation. `body` is valid only during the callback.
 struct client_result {
     result_status status = result_status::ok;
-    std::uint64_t op = 0;       // log position where it executed (ok only)
-    std::uint32_t index = 0;    // index inside that entry's batch (ok only); reply_index_query
-                                // for a query answered without a log entry (it read the state
-                                // after every request of entry `op`)
+    std::uint64_t op = 0;     // log position where it executed (ok only)
+    std::uint32_t index = 0;  // index inside that entry's batch (ok only); reply_index_query
+                              // for a query answered without a log entry (it read the state
+                              // after every request of entry `op`)
     std::span<const std::uint8_t> body;
     // Which session carried it, as (client id, session, request number): with these, a log
     // can tell whether an operation with an unknown outcome executed.
@@ -126,7 +126,8 @@ public:
         assert(kind != request_kind::register_session);
         if (header_size + operation.size() > options_.message_size_max) return submit_error::too_large;
         if (queue_.size() >= options_.queue_max) return submit_error::queue_full;
-        queue_.push_back(pending{std::vector<std::uint8_t>(operation.begin(), operation.end()), std::move(done), now_ticks_, kind});
+        queue_.push_back(
+            pending{std::vector<std::uint8_t>(operation.begin(), operation.end()), std::move(done), now_ticks_, kind});
         dispatch();
         return submit_error::none;
     }
@@ -244,9 +245,8 @@ private:
     }
 
     std::size_t busy_sessions() const noexcept {
-        return static_cast<std::size_t>(std::count_if(sessions_.begin(), sessions_.end(), [](const auto& s) {
-            return s.state == slot_state::busy;
-        }));
+        return static_cast<std::size_t>(std::count_if(sessions_.begin(), sessions_.end(),
+                                                      [](const auto& s) { return s.state == slot_state::busy; }));
     }
 
     std::uint8_t primary() const noexcept { return static_cast<std::uint8_t>(view_ % options_.replica_count); }
@@ -269,7 +269,8 @@ private:
     }
 
     /// Pops a session that is still in `state` from `list` (entries may be stale).
-    std::optional<std::size_t> pop_listed(std::vector<std::size_t>& list, slot_state state, bool session_slot::*listed) {
+    std::optional<std::size_t> pop_listed(std::vector<std::size_t>& list, slot_state state,
+                                          bool session_slot::*listed) {
         while (!list.empty()) {
             const std::size_t index = list.back();
             list.pop_back();

@@ -24,7 +24,7 @@ struct client_session {
     std::uint64_t last_active_op = 0;  // for least-recently-active eviction
     std::uint64_t reply_op = 0;        // where the latest request executed
     std::uint32_t reply_index = 0;
-    std::vector<std::uint8_t> reply;   // the latest reply body, for retries
+    std::vector<std::uint8_t> reply;                // the latest reply body, for retries
     reply_status reply_outcome = reply_status::ok;  // result_too_large: `reply` is empty
 };
 
@@ -61,8 +61,7 @@ public:
     /// Registers `client_id` with session number `op`. At the bound, first evicts the least
     /// recently active session (ties broken by client id, so every replica picks the same) and
     /// returns it so the primary can tell that client.
-    std::optional<client_session> register_session(std::uint64_t client_id, std::uint64_t op,
-                                                   std::uint32_t index) {
+    std::optional<client_session> register_session(std::uint64_t client_id, std::uint64_t op, std::uint32_t index) {
         std::optional<client_session> evicted;
         if (!sessions_.contains(client_id) && sessions_.size() >= clients_max_) {
             auto oldest = sessions_.begin();
@@ -81,16 +80,14 @@ public:
     }
 
     /// Records the reply of an executed request, and its status (retries get the same one).
-    void record_reply(std::uint64_t client_id, std::uint64_t request_number, std::uint64_t op,
-                      std::uint32_t index, std::span<const std::uint8_t> reply,
-                      reply_status outcome = reply_status::ok) {
+    void record_reply(std::uint64_t client_id, std::uint64_t request_number, std::uint64_t op, std::uint32_t index,
+                      std::span<const std::uint8_t> reply, reply_status outcome = reply_status::ok) {
         if (client_session* s = find_mutable(client_id)) record_reply(*s, request_number, op, index, reply, outcome);
     }
 
     /// Records the reply into a session found earlier (saves a lookup on the hot path).
-    static void record_reply(client_session& s, std::uint64_t request_number, std::uint64_t op,
-                             std::uint32_t index, std::span<const std::uint8_t> reply,
-                             reply_status outcome = reply_status::ok) {
+    static void record_reply(client_session& s, std::uint64_t request_number, std::uint64_t op, std::uint32_t index,
+                             std::span<const std::uint8_t> reply, reply_status outcome = reply_status::ok) {
         s.request_number = request_number;
         s.last_active_op = op;
         s.reply_op = op;
@@ -104,8 +101,7 @@ public:
         std::vector<const client_session*> sorted;
         sorted.reserve(sessions_.size());
         for (const auto& [id, s] : sessions_) sorted.push_back(&s);
-        std::sort(sorted.begin(), sorted.end(),
-                  [](auto* a, auto* b) { return a->client_id < b->client_id; });
+        std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->client_id < b->client_id; });
         byte_writer w(out);
         w.u64(sorted.size());
         for (const auto* s : sorted) {

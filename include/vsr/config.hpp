@@ -13,12 +13,12 @@ namespace vsr {
 /// checkers catch them. Always `none` outside tests.
 enum class planted_bug : std::uint8_t {
     none = 0,
-    commit_without_quorum,      // the primary commits as soon as it has prepared
-    skip_client_deduplication,  // the primary re-executes retried and duplicated requests
-    view_change_picks_wrong_log,// the new primary takes the DoViewChange with the lowest op
-    accept_prepare_out_of_order,// a backup appends a prepare even with a gap before it
-    recovering_replica_answers, // a restarted replica skips recovery and votes with an empty log
-    query_without_round,        // the primary answers queries without confirming its view
+    commit_without_quorum,        // the primary commits as soon as it has prepared
+    skip_client_deduplication,    // the primary re-executes retried and duplicated requests
+    view_change_picks_wrong_log,  // the new primary takes the DoViewChange with the lowest op
+    accept_prepare_out_of_order,  // a backup appends a prepare even with a gap before it
+    recovering_replica_answers,   // a restarted replica skips recovery and votes with an empty log
+    query_without_round,          // the primary answers queries without confirming its view
 };
 
 struct config {
@@ -45,11 +45,11 @@ struct config {
 
     // ---- timeouts (milliseconds; converted to ticks) ----
     std::uint32_t tick_ms = 10;
-    std::uint32_t heartbeat_ms = 100;          // primary sends commit when otherwise idle
-    std::uint32_t prepare_resend_ms = 50;      // primary resends unacknowledged prepares
-    std::uint32_t view_change_timeout_ms = 500;// backup starts a view change after this silence
-    std::uint32_t view_change_jitter_ms = 250; // plus uniform [0, jitter) from the PRNG
-    std::uint32_t retry_ms = 100;              // resend SVC/DVC/recovery/get_state/request_start_view
+    std::uint32_t heartbeat_ms = 100;            // primary sends commit when otherwise idle
+    std::uint32_t prepare_resend_ms = 50;        // primary resends unacknowledged prepares
+    std::uint32_t view_change_timeout_ms = 500;  // backup starts a view change after this silence
+    std::uint32_t view_change_jitter_ms = 250;   // plus uniform [0, jitter) from the PRNG
+    std::uint32_t retry_ms = 100;                // resend SVC/DVC/recovery/get_state/request_start_view
 
     planted_bug bug = planted_bug::none;
 
@@ -70,11 +70,10 @@ struct config {
 
     /// Rejects configurations the protocol cannot run with.
     bool valid() const noexcept {
-        return replica_count >= 1 && replica_count <= replicas_max && tick_ms > 0 &&
-               pipeline_max >= 1 && message_size_max >= 64 * 1024 && message_size_max <= (1u << 30) &&
-               entry_size_max() >= 128 + operation_size_min &&
-               batch_requests_max >= 1 && clients_max >= 1 && request_queue_max >= 1 &&
-               log_entries_max >= 1 && heartbeat_ms < view_change_timeout_ms;
+        return replica_count >= 1 && replica_count <= replicas_max && tick_ms > 0 && pipeline_max >= 1 &&
+               message_size_max >= 64 * 1024 && message_size_max <= (1u << 30) &&
+               entry_size_max() >= 128 + operation_size_min && batch_requests_max >= 1 && clients_max >= 1 &&
+               request_queue_max >= 1 && log_entries_max >= 1 && heartbeat_ms < view_change_timeout_ms;
     }
 };
 

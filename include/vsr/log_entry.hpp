@@ -104,9 +104,9 @@ public:
         std::uint32_t size = 0;
         std::uint8_t kind = 0, pad = 0;
         const bool ok = reader_.read_u64(r.client_id) && reader_.read_u64(r.session) &&
-                        reader_.read_u64(r.request_number) && reader_.read_u32(size) &&
-                        reader_.read_u8(kind) && reader_.read_u8(pad) && reader_.read_u8(pad) &&
-                        reader_.read_u8(pad) && reader_.read_span(size, r.operation);
+                        reader_.read_u64(r.request_number) && reader_.read_u32(size) && reader_.read_u8(kind) &&
+                        reader_.read_u8(pad) && reader_.read_u8(pad) && reader_.read_u8(pad) &&
+                        reader_.read_span(size, r.operation);
         r.kind = static_cast<request_kind>(kind);
         return ok;
     }
@@ -127,8 +127,8 @@ inline bool validate_entry(std::span<const std::uint8_t> entry, std::size_t entr
         std::uint8_t kind = 0, pad[3] = {};
         std::span<const std::uint8_t> operation;
         if (!(reader.read_u64(ignored) && reader.read_u64(ignored) && reader.read_u64(ignored) &&
-              reader.read_u32(size) && reader.read_u8(kind) && reader.read_u8(pad[0]) &&
-              reader.read_u8(pad[1]) && reader.read_u8(pad[2]) && reader.read_span(size, operation))) {
+              reader.read_u32(size) && reader.read_u8(kind) && reader.read_u8(pad[0]) && reader.read_u8(pad[1]) &&
+              reader.read_u8(pad[2]) && reader.read_span(size, operation))) {
             return false;
         }
         if (kind > static_cast<std::uint8_t>(request_kind::register_session)) return false;
@@ -148,12 +148,12 @@ struct log_suffix {
 };
 
 /// Parses and validates a suffix: entries must be valid and consecutive from prev_op + 1.
-inline bool decode_suffix(std::span<const std::uint8_t> body, std::size_t entry_size_max,
-                          log_suffix& out) {
+inline bool decode_suffix(std::span<const std::uint8_t> body, std::size_t entry_size_max, log_suffix& out) {
     byte_reader reader(body);
     std::uint32_t count = 0, zero = 0;
     if (!(reader.read_u64(out.prev_op) && reader.read_u64(out.prev_view) && reader.read_u32(count) &&
-          reader.read_u32(zero)) || zero != 0) {
+          reader.read_u32(zero)) ||
+        zero != 0) {
         return false;
     }
     if (count > body.size() / entry_header_size) return false;

@@ -19,8 +19,7 @@ template <random_source Random>
 std::uint64_t uniform_below(Random& random, std::uint64_t bound) noexcept {
     if (bound <= 1) return 0;
     for (;;) {
-        const unsigned __int128 product =
-            static_cast<unsigned __int128>(random.next_u64()) * bound;
+        const unsigned __int128 product = static_cast<unsigned __int128>(random.next_u64()) * bound;
         const auto low = static_cast<std::uint64_t>(product);
         if (low >= bound || low >= (-bound) % bound) {
             return static_cast<std::uint64_t>(product >> 64);

@@ -64,17 +64,17 @@ inline const char* to_string(replica_status s) noexcept {
 /// Counters for everything the replica drops or refuses. Nothing is dropped silently.
 struct replica_counters {
     std::array<std::uint64_t, decode_error_count> decode_errors{};
-    std::uint64_t dropped_misaddressed = 0;   // wrong target, bad sender, client command
-    std::uint64_t dropped_malformed_body = 0; // valid header, invalid body
+    std::uint64_t dropped_misaddressed = 0;    // wrong target, bad sender, client command
+    std::uint64_t dropped_malformed_body = 0;  // valid header, invalid body
     std::uint64_t dropped_stale_view = 0;
-    std::uint64_t dropped_not_primary = 0;    // requests at a backup or a non-normal replica
+    std::uint64_t dropped_not_primary = 0;  // requests at a backup or a non-normal replica
     std::uint64_t dropped_primary_catching_up = 0;
     std::uint64_t dropped_request_queue_full = 0;
     std::uint64_t dropped_query_queue_full = 0;
     std::uint64_t queries_answered = 0;
     std::uint64_t query_rounds = 0;
     std::uint64_t dropped_duplicate_request = 0;
-    std::uint64_t dropped_stale_suffix = 0;   // a log suffix that conflicts with executed entries
+    std::uint64_t dropped_stale_suffix = 0;  // a log suffix that conflicts with executed entries
     std::uint64_t requests_refused_log_full = 0;
     std::uint64_t replies_resent = 0;
     std::uint64_t sessions_evicted = 0;
@@ -85,7 +85,7 @@ struct replica_counters {
     std::uint64_t prepares_resent = 0;
     std::uint64_t recoveries_completed = 0;
     std::uint64_t ops_executed = 0;
-    std::uint64_t results_too_large = 0;      // over result_size_limit(): dropped, the client told
+    std::uint64_t results_too_large = 0;  // over result_size_limit(): dropped, the client told
     std::uint64_t status_requests_answered = 0;
 };
 
@@ -118,10 +118,15 @@ public:
     /// recovery protocol before it takes part in anything. A fresh cluster starts with false.
     /// `machine`: the initial (empty) state machine, for state machines with options; every
     /// replica of a cluster must be given an equally configured one.
-    basic_replica(const config& cfg, std::uint8_t index, MessageBus& bus, Time& time, Random& random,
-                  bool recovering, StateMachine machine = StateMachine())
-        : config_(cfg), index_(index), bus_(bus), time_(time), random_(random),
-          machine_(std::move(machine)), clients_(cfg.clients_max) {
+    basic_replica(const config& cfg, std::uint8_t index, MessageBus& bus, Time& time, Random& random, bool recovering,
+                  StateMachine machine = StateMachine())
+        : config_(cfg),
+          index_(index),
+          bus_(bus),
+          time_(time),
+          random_(random),
+          machine_(std::move(machine)),
+          clients_(cfg.clients_max) {
         assert(cfg.valid());
         assert(index < cfg.replica_count);
         heartbeat_timeout_.start(config_.ticks(config_.heartbeat_ms));
@@ -453,7 +458,8 @@ private:
         query_round_ack_[h.sender] = std::max(query_round_ack_[h.sender], h.extra);
         // The highest round answered by a quorum, counting ourselves.
         std::array<std::uint64_t, replicas_max> acked{};
-        for (std::uint8_t r = 0; r < config_.replica_count; ++r) acked[r] = r == index_ ? query_round_sent_ : query_round_ack_[r];
+        for (std::uint8_t r = 0; r < config_.replica_count; ++r)
+            acked[r] = r == index_ ? query_round_sent_ : query_round_ack_[r];
         std::sort(acked.begin(), acked.begin() + config_.replica_count, std::greater<>());
         const std::uint64_t confirmed = acked[config_.quorum() - 1];
         if (confirmed <= query_round_confirmed_) return;
@@ -484,7 +490,8 @@ private:
                 queries_.pop_front();
             }
         }
-        if (!queries_.empty() && queries_.back().round > query_round_sent_ && query_round_confirmed_ == query_round_sent_) {
+        if (!queries_.empty() && queries_.back().round > query_round_sent_ &&
+            query_round_confirmed_ == query_round_sent_) {
             start_query_round();
         }
     }
@@ -501,21 +508,27 @@ private:
         const bool deduplicate = config_.bug != planted_bug::skip_client_deduplication;
         if (kind == request_kind::register_session) {
             if (session != nullptr) {
-                if (session->request_number == 0) resend_reply(*session);
-                else ++counters_.dropped_duplicate_request;
+                if (session->request_number == 0)
+                    resend_reply(*session);
+                else
+                    ++counters_.dropped_duplicate_request;
                 return false;
             }
         } else {
             if (session == nullptr || session->session != h.session) {
                 // Every entry up to commit_executed_ is applied, so a session we do not know
                 // that is older than that is gone. A newer one means we are behind: drop.
-                if (h.session <= commit_executed_) send_eviction(h.client_id, h.session);
-                else ++counters_.dropped_duplicate_request;
+                if (h.session <= commit_executed_)
+                    send_eviction(h.client_id, h.session);
+                else
+                    ++counters_.dropped_duplicate_request;
                 return false;
             }
             if (deduplicate && h.request_number <= session->request_number) {
-                if (h.request_number == session->request_number) resend_reply(*session);
-                else ++counters_.dropped_duplicate_request;
+                if (h.request_number == session->request_number)
+                    resend_reply(*session);
+                else
+                    ++counters_.dropped_duplicate_request;
                 return false;
             }
         }
@@ -540,8 +553,7 @@ private:
             const std::size_t size_max = config_.entry_size_max();
             entry_builder_.begin(log_.op() + 1, view_, next_timestamp(), batch_size_estimate(size_max));
             while (!request_queue_.empty() && entry_builder_.count() < config_.batch_requests_max &&
-                   entry_builder_.size() + request_header_size + request_queue_.front().operation.size() <=
-                       size_max) {
+                   entry_builder_.size() + request_header_size + request_queue_.front().operation.size() <= size_max) {
                 const queued_request& q = request_queue_.front();
                 entry_builder_.add(request_record{q.client_id, q.session, q.request_number, q.kind, q.operation});
                 request_queue_.pop_front();
@@ -700,8 +712,7 @@ private:
         if (status_ == replica_status::recovering && !sync_.active) return;
         while (commit_executed_ < committed_in_log()) execute_entry(commit_executed_ + 1);
         if (!queries_.empty()) answer_queries();
-        if (status_ == replica_status::normal && !is_primary() && !sync_.active &&
-            commit_max_ > log_.op()) {
+        if (status_ == replica_status::normal && !is_primary() && !sync_.active && commit_max_ > log_.op()) {
             request_state();
         }
     }
@@ -739,8 +750,8 @@ private:
         if (reply) resend_reply(*clients_.find(r.client_id));
     }
 
-    void execute_operation(const request_record& r, const entry_header& eh, std::uint64_t op,
-                           std::uint32_t index, bool reply) {
+    void execute_operation(const request_record& r, const entry_header& eh, std::uint64_t op, std::uint32_t index,
+                           bool reply) {
         client_session* session = clients_.find_mutable(r.client_id);
         switch (client_table::decide(session, r.session, r.request_number)) {
             case client_table::decision::session_gone:
@@ -750,8 +761,7 @@ private:
                 // Already executed (defence in depth; admission should prevent this).
                 if (config_.bug != planted_bug::skip_client_deduplication) return;
                 break;
-            case client_table::decision::execute:
-                break;
+            case client_table::decision::execute: break;
         }
         result_buffer_.clear();
         const operation_context context{op, index, eh.timestamp_ns, r.client_id};
@@ -949,10 +959,10 @@ private:
             if (!record.present) continue;
             commit = std::max(commit, record.commit);
             const auto& current = do_view_changes_[best];
-            const bool better = config_.bug == planted_bug::view_change_picks_wrong_log
-                                    ? record.op < current.op
-                                    : std::pair(record.last_normal_view, record.op) >
-                                          std::pair(current.last_normal_view, current.op);
+            const bool better =
+                config_.bug == planted_bug::view_change_picks_wrong_log
+                    ? record.op < current.op
+                    : std::pair(record.last_normal_view, record.op) > std::pair(current.last_normal_view, current.op);
             if (better) best = r;
         }
         if (best == index_) {
@@ -969,7 +979,8 @@ private:
         commit_max_ = std::max(commit_max_, commit);
         view_start_op_ = log_.op();
         ack_op_.fill(0);
-        if (log_.op() > 0) timestamp_last_ = std::max(timestamp_last_, read_entry_header(log_.entry(log_.op())).timestamp_ns);
+        if (log_.op() > 0)
+            timestamp_last_ = std::max(timestamp_last_, read_entry_header(log_.entry(log_.op())).timestamp_ns);
         ++counters_.views_started_as_primary;
         for (std::uint8_t r = 0; r < config_.replica_count; ++r) {
             if (r != index_) send_start_view(r);
@@ -1001,8 +1012,8 @@ private:
         }
         if (h.view == view_ && status_ == replica_status::normal) return;  // already in it
         log_suffix suffix;
-        if (!decode_suffix(body, config_.entry_size_max(), suffix) ||
-            suffix.prev_op + suffix.entries.size() != h.op || suffix.prev_op > h.commit) {
+        if (!decode_suffix(body, config_.entry_size_max(), suffix) || suffix.prev_op + suffix.entries.size() != h.op ||
+            suffix.prev_op > h.commit) {
             ++counters_.dropped_malformed_body;
             return;
         }
@@ -1023,8 +1034,8 @@ private:
 
     /// Makes our log the sender's up to `op`: attach now if possible, otherwise keep only the
     /// committed prefix and fetch committed entries up to prev_op first.
-    void adopt_suffix(std::span<const std::uint8_t> body, sync_purpose purpose, std::uint64_t op,
-                      std::uint64_t commit, std::uint8_t source) {
+    void adopt_suffix(std::span<const std::uint8_t> body, sync_purpose purpose, std::uint64_t op, std::uint64_t commit,
+                      std::uint8_t source) {
         log_suffix suffix;
         const bool decoded = decode_suffix(body, config_.entry_size_max(), suffix);
         assert(decoded);  // validated by the caller
@@ -1057,9 +1068,7 @@ private:
         }
         sync_.active = false;
         switch (sync_.purpose) {
-            case sync_purpose::view_change_primary:
-                finish_view_change(sync_.commit);
-                return;
+            case sync_purpose::view_change_primary: finish_view_change(sync_.commit); return;
             case sync_purpose::recovery:
                 status_ = replica_status::normal;
                 ++counters_.recoveries_completed;
@@ -1127,7 +1136,8 @@ private:
 
     void rotate_state_source() {
         sync_.source = static_cast<std::uint8_t>((sync_.source + 1) % config_.replica_count);
-        if (sync_.source == index_) sync_.source = static_cast<std::uint8_t>((sync_.source + 1) % config_.replica_count);
+        if (sync_.source == index_)
+            sync_.source = static_cast<std::uint8_t>((sync_.source + 1) % config_.replica_count);
     }
 
     /// At most one get_state in flight; the retry timeout clears the flag and rotates source.
@@ -1157,8 +1167,8 @@ private:
     }
 
     void on_new_state(const header& h, std::span<const std::uint8_t> body) {
-        const bool wanted = sync_.active || (status_ == replica_status::normal && !is_primary() &&
-                                             commit_max_ > log_.op());
+        const bool wanted =
+            sync_.active || (status_ == replica_status::normal && !is_primary() && commit_max_ > log_.op());
         if (!wanted) return;
         state_request_inflight_ = false;
         log_suffix suffix;
@@ -1181,8 +1191,9 @@ private:
             return;
         }
         // While syncing, take nothing past prev_op: beyond it the stored suffix decides.
-        const std::size_t take = sync_.active ? std::min<std::uint64_t>(suffix.entries.size(), sync_.prev_op - suffix.prev_op)
-                                              : suffix.entries.size();
+        const std::size_t take = sync_.active
+                                     ? std::min<std::uint64_t>(suffix.entries.size(), sync_.prev_op - suffix.prev_op)
+                                     : suffix.entries.size();
         for (std::size_t i = 0; i < take; ++i) {
             const auto entry = suffix.entries[i];
             timestamp_last_ = std::max(timestamp_last_, read_entry_header(entry).timestamp_ns);
@@ -1224,8 +1235,8 @@ private:
         if (status_ != replica_status::recovering || sync_.active || h.extra != recovery_nonce_) return;
         const bool from_primary = h.sender == primary_index(h.view);
         log_suffix suffix;
-        if (from_primary && (!decode_suffix(body, config_.entry_size_max(), suffix) ||
-                             suffix.prev_op != h.commit || suffix.prev_op + suffix.entries.size() != h.op)) {
+        if (from_primary && (!decode_suffix(body, config_.entry_size_max(), suffix) || suffix.prev_op != h.commit ||
+                             suffix.prev_op + suffix.entries.size() != h.op)) {
             ++counters_.dropped_malformed_body;
             return;
         }
@@ -1274,8 +1285,8 @@ private:
     std::array<std::uint64_t, replicas_max> ack_op_{};
     std::deque<queued_request> request_queue_;
     std::unordered_map<std::uint64_t, std::uint64_t> inflight_requests_;  // client -> request number
-    std::deque<pending_query> queries_;  // at most request_queue_max, in arrival order
-    std::uint64_t query_round_sent_ = 0;       // rounds only grow, across views
+    std::deque<pending_query> queries_;                                   // at most request_queue_max, in arrival order
+    std::uint64_t query_round_sent_ = 0;                                  // rounds only grow, across views
     std::uint64_t query_round_confirmed_ = 0;  // highest round a quorum answered (or abandoned)
     std::array<std::uint64_t, replicas_max> query_round_ack_{};
     entry_builder entry_builder_;

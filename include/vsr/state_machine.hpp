@@ -34,13 +34,13 @@ struct operation_context {
 ///   initial machine by value.
 template <typename T>
 concept state_machine = std::default_initializable<T> && std::move_constructible<T> &&
-    requires(T& machine, const T& const_machine, const operation_context& context,
-             std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) {
-        machine.execute(context, bytes, out);
-        const_machine.snapshot(out);
-        { machine.restore(bytes) } -> std::same_as<bool>;
-        { const_machine.result_size_max() } -> std::convertible_to<std::size_t>;
-    };
+    requires(T& machine, const T& const_machine, const operation_context& context, std::span<const std::uint8_t> bytes,
+             std::vector<std::uint8_t>& out) {
+    machine.execute(context, bytes, out);
+    const_machine.snapshot(out);
+    { machine.restore(bytes) } -> std::same_as<bool>;
+    { const_machine.result_size_max() } -> std::convertible_to<std::size_t>;
+};
 
 /// Optional: queries, read-only operations the primary answers without logging them.
 /// - is_query(operation): whether `operation` only reads. It must be a pure function of the
@@ -50,8 +50,8 @@ concept state_machine = std::default_initializable<T> && std::move_constructible
 template <typename T>
 concept state_machine_with_queries = state_machine<T> &&
     requires(const T& const_machine, std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) {
-        { const_machine.is_query(bytes) } -> std::same_as<bool>;
-        const_machine.query(bytes, out);
-    };
+    { const_machine.is_query(bytes) } -> std::same_as<bool>;
+    const_machine.query(bytes, out);
+};
 
 }  // namespace vsr

@@ -40,25 +40,25 @@ inline constexpr std::size_t replicas_max = 16;
 
 enum class command : std::uint8_t {
     none = 0,
-    request = 1,           // client -> primary. extra: request_kind
-    reply = 2,             // primary -> client. op: entry op, extra: index in the entry's batch
-                           // (reply_index_query for a query: the state after entry op)
-    prepare = 3,           // primary -> backup. body: one log entry
-    prepare_ok = 4,        // backup -> primary. op: highest op held (cumulative); extra: the
-                           // query round of the commit it answers, else 0
-    commit = 5,            // primary -> backup. heartbeat; commit: commit number; extra: a query
-                           // round the backup must answer with prepare_ok, else 0
-    start_view_change = 6, // all -> all
-    do_view_change = 7,    // all -> new primary. extra: last normal view; body: log suffix
-    start_view = 8,        // new primary -> all. body: log suffix
-    request_start_view = 9,// replica -> primary of a view it missed the start of
-    recovery = 10,         // recovering replica -> all. extra: nonce
-    recovery_response = 11,// -> recovering replica. extra: nonce; body (primary only): log suffix
-    get_state = 12,        // lagging replica -> any. op: the op it holds up to
-    new_state = 13,        // -> lagging replica. body: committed log suffix
-    eviction = 14,         // primary -> client whose session was evicted
-    status_request = 15,   // client -> any replica (target). client_id: where to answer
-    status_reply = 16,     // replica -> client. body: status_body (see below)
+    request = 1,             // client -> primary. extra: request_kind
+    reply = 2,               // primary -> client. op: entry op, extra: index in the entry's batch
+                             // (reply_index_query for a query: the state after entry op)
+    prepare = 3,             // primary -> backup. body: one log entry
+    prepare_ok = 4,          // backup -> primary. op: highest op held (cumulative); extra: the
+                             // query round of the commit it answers, else 0
+    commit = 5,              // primary -> backup. heartbeat; commit: commit number; extra: a query
+                             // round the backup must answer with prepare_ok, else 0
+    start_view_change = 6,   // all -> all
+    do_view_change = 7,      // all -> new primary. extra: last normal view; body: log suffix
+    start_view = 8,          // new primary -> all. body: log suffix
+    request_start_view = 9,  // replica -> primary of a view it missed the start of
+    recovery = 10,           // recovering replica -> all. extra: nonce
+    recovery_response = 11,  // -> recovering replica. extra: nonce; body (primary only): log suffix
+    get_state = 12,          // lagging replica -> any. op: the op it holds up to
+    new_state = 13,          // -> lagging replica. body: committed log suffix
+    eviction = 14,           // primary -> client whose session was evicted
+    status_request = 15,     // client -> any replica (target). client_id: where to answer
+    status_reply = 16,       // replica -> client. body: status_body (see below)
 };
 inline constexpr std::uint8_t command_max = 16;
 
@@ -74,11 +74,11 @@ inline constexpr std::uint32_t reply_index_query = 0xFFFFFFFF;
 
 enum class reply_status : std::uint8_t {
     ok = 0,
-    session_evicted = 1,  // the session is gone: register again
-    log_full = 2,         // config::log_entries_max reached by committed entries; not executed
-    too_large = 3,        // the operation exceeds config::operation_size_max(); not executed
-    result_too_large = 4, // executed, but its result exceeded the reply limit (see
-                          // basic_replica::result_size_limit): the body is empty, the result lost
+    session_evicted = 1,   // the session is gone: register again
+    log_full = 2,          // config::log_entries_max reached by committed entries; not executed
+    too_large = 3,         // the operation exceeds config::operation_size_max(); not executed
+    result_too_large = 4,  // executed, but its result exceeded the reply limit (see
+                           // basic_replica::result_size_limit): the body is empty, the result lost
 };
 
 /// Views and op numbers at or above this are rejected as malformed: no honest cluster gets
@@ -163,8 +163,7 @@ inline void seal(std::span<std::uint8_t> message, std::uint32_t cluster) noexcep
 }
 
 /// Encodes header + body into `out` (replacing its contents) and seals it.
-inline void encode_message(header h, std::span<const std::uint8_t> body,
-                           std::vector<std::uint8_t>& out) {
+inline void encode_message(header h, std::span<const std::uint8_t> body, std::vector<std::uint8_t>& out) {
     h.body_size = static_cast<std::uint32_t>(body.size());
     out.resize(header_size + body.size());
     encode_header_fields(h, out.data());
@@ -191,10 +190,9 @@ enum class decode_error : std::uint8_t {
 inline constexpr std::size_t decode_error_count = 11;
 
 inline const char* to_string(decode_error e) noexcept {
-    constexpr const char* names[decode_error_count] = {
-        "none",          "too_short",    "too_long",     "bad_version",
-        "bad_reserved",  "bad_command",  "wrong_cluster", "size_mismatch",
-        "bad_checksum",  "bad_sender",   "wrong_target"};
+    constexpr const char* names[decode_error_count] = {"none",         "too_short",   "too_long",      "bad_version",
+                                                       "bad_reserved", "bad_command", "wrong_cluster", "size_mismatch",
+                                                       "bad_checksum", "bad_sender",  "wrong_target"};
     const auto i = static_cast<std::size_t>(e);
     return i < decode_error_count ? names[i] : "unknown";
 }

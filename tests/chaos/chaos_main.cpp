@@ -56,8 +56,8 @@ std::atomic<bool> interrupted{false};
 
 // The proxy's settings that the checks depend on (passed to it below).
 constexpr std::size_t chunk_size = 16384;
-constexpr std::size_t inline_size_max = 4096;     // its default
-constexpr std::uint32_t replication_factor = 2;   // its default for 3 nodes: f + 1
+constexpr std::size_t inline_size_max = 4096;      // its default
+constexpr std::uint32_t replication_factor = 2;    // its default for 3 nodes: f + 1
 constexpr std::uint64_t upload_lease_ms = 10'000;  // short, so garbage collection runs under faults
 constexpr std::uint64_t final_phase_ms = 600'000;
 constexpr std::uint64_t fault_hold_ms_max = 6000;  // nemesis_options::hold_ms_max
@@ -144,12 +144,18 @@ bool parse(int argc, char** argv, arguments& a) {
         if (i + 1 >= argc) return false;
         const std::string_view value = argv[++i];
         std::uint64_t n = 0;
-        if (flag == "--node") a.node_binary = value;
-        else if (flag == "--proxy") a.proxy_binary = value;
-        else if (flag == "--work") a.work_directory = value;
-        else if (flag == "--proxy-arg") a.proxy_arguments.emplace_back(value);
-        else if (flag == "--node-arg") a.node_arguments.emplace_back(value);
-        else if (flag == "--expect-anomaly" && !value.empty()) a.expect_anomaly = value;
+        if (flag == "--node")
+            a.node_binary = value;
+        else if (flag == "--proxy")
+            a.proxy_binary = value;
+        else if (flag == "--work")
+            a.work_directory = value;
+        else if (flag == "--proxy-arg")
+            a.proxy_arguments.emplace_back(value);
+        else if (flag == "--node-arg")
+            a.node_arguments.emplace_back(value);
+        else if (flag == "--expect-anomaly" && !value.empty())
+            a.expect_anomaly = value;
         else if (flag == "--faults") {
             const std::vector<std::string> known = chaos::fault_kinds();
             for (std::string_view rest = value; !rest.empty();) {
@@ -159,14 +165,18 @@ bool parse(int argc, char** argv, arguments& a) {
                 a.faults.insert(name);
                 rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
             }
-        }
-        else if (flag == "--duration" && parse_number(value, 1, 7 * 24 * 3600, n)) a.duration_s = n;
-        else if (flag == "--seed" && parse_number(value, 0, UINT64_MAX, n)) a.seed = n;
-        else if (flag == "--clients" && parse_number(value, 1, 64, n)) a.clients = static_cast<std::uint32_t>(n);
-        else if (flag == "--keys" && parse_number(value, 1, 1000, n)) a.keys = static_cast<std::uint32_t>(n);
+        } else if (flag == "--duration" && parse_number(value, 1, 7 * 24 * 3600, n))
+            a.duration_s = n;
+        else if (flag == "--seed" && parse_number(value, 0, UINT64_MAX, n))
+            a.seed = n;
+        else if (flag == "--clients" && parse_number(value, 1, 64, n))
+            a.clients = static_cast<std::uint32_t>(n);
+        else if (flag == "--keys" && parse_number(value, 1, 1000, n))
+            a.keys = static_cast<std::uint32_t>(n);
         else if (flag == "--port-base" && parse_number(value, 1024, 65000, n))
             a.port_base = static_cast<std::uint16_t>(n);
-        else return false;
+        else
+            return false;
     }
     return !a.node_binary.empty() && !a.proxy_binary.empty();
 }
@@ -305,13 +315,16 @@ void print_fault_counts(const std::set<std::string>& requested, const chaos::fau
 }
 
 void print_availability(const chaos::availability_report& available, double cut_check_on) {
-    std::printf("availability: %llu writes acknowledged; after each of %llu kill -9s a new write succeeded "
-                "within %.2f s (bound %.1f s); after healing ",
-                static_cast<unsigned long long>(available.acknowledged_writes),
-                static_cast<unsigned long long>(available.kills_checked), seconds(available.slowest_after_kill_ns),
-                static_cast<double>(write_resume_after_kill_ms()) / 1000);
-    if (available.resumed_after_heal) std::printf("within %.2f s", seconds(available.after_heal_ns));
-    else std::printf("not within");
+    std::printf(
+        "availability: %llu writes acknowledged; after each of %llu kill -9s a new write succeeded "
+        "within %.2f s (bound %.1f s); after healing ",
+        static_cast<unsigned long long>(available.acknowledged_writes),
+        static_cast<unsigned long long>(available.kills_checked), seconds(available.slowest_after_kill_ns),
+        static_cast<double>(write_resume_after_kill_ms()) / 1000);
+    if (available.resumed_after_heal)
+        std::printf("within %.2f s", seconds(available.after_heal_ns));
+    else
+        std::printf("not within");
     std::printf(" (bound %.1f s); the cut-GET check was on for %.0f%% of the workload's time\n",
                 static_cast<double>(write_resume_after_heal_ms()) / 1000, cut_check_on * 100);
 }
@@ -386,9 +399,11 @@ chaos::cluster_options cluster_options_for(const arguments& args) {
     options.use_namespaces = args.namespaces;
     options.port_base = args.port_base;
     // Small chunks so that objects span several; a fast janitor so repairs happen within the run.
-    options.proxy_extra_arguments = {"--chunk-size", std::to_string(chunk_size), "--janitor-interval-ms", "1000",
-                                     "--node-down-grace-ms", "3000", "--metadata-timeout-ms", "5000",
-                                     "--upload-lease-ms", std::to_string(upload_lease_ms)};
+    options.proxy_extra_arguments = {"--chunk-size",          std::to_string(chunk_size),
+                                     "--janitor-interval-ms", "1000",
+                                     "--node-down-grace-ms",  "3000",
+                                     "--metadata-timeout-ms", "5000",
+                                     "--upload-lease-ms",     std::to_string(upload_lease_ms)};
     options.node_extra_arguments = {"--upload-lease-ms", std::to_string(upload_lease_ms)};
     options.node_extra_arguments.insert(options.node_extra_arguments.end(), args.node_arguments.begin(),
                                         args.node_arguments.end());
@@ -712,20 +727,22 @@ void print_gaps_by_kind(const std::vector<sim::kv_history_op>& history, const st
 }
 
 void print_checks(const final_checks& after, const history_checks& checked) {
-    std::printf("converged %.1f s after healing; linearizability: %llu keys (%llu by search, %llu steps) in %.1f s; "
-                "%llu keys' last acknowledged write checked directly\n",
-                seconds(after.converged_ns), static_cast<unsigned long long>(checked.linear.keys_checked),
-                static_cast<unsigned long long>(checked.linear.keys_by_search),
-                static_cast<unsigned long long>(checked.linear.search_steps), checked.check_s,
-                static_cast<unsigned long long>(checked.lost.keys_checked));
-    std::printf("after healing: %zu keys read back, %zu generations listed, %llu chunks with %llu good copies on disk "
-                "(%llu corrupted copies not yet scrubbed), every key read again with %u different primaries%s; "
-                "%llu GETs cut short by faults or overwrites\n",
-                after.state.size(), after.lists.size(), static_cast<unsigned long long>(after.copies.chunks),
-                static_cast<unsigned long long>(after.copies.good_copies),
-                static_cast<unsigned long long>(after.copies.corrupt_unscrubbed), after.primaries_checked,
-                after.copies.problems.empty() ? "" : " (skipped: chunks short of copies)",
-                static_cast<unsigned long long>(checked.cut_excused));
+    std::printf(
+        "converged %.1f s after healing; linearizability: %llu keys (%llu by search, %llu steps) in %.1f s; "
+        "%llu keys' last acknowledged write checked directly\n",
+        seconds(after.converged_ns), static_cast<unsigned long long>(checked.linear.keys_checked),
+        static_cast<unsigned long long>(checked.linear.keys_by_search),
+        static_cast<unsigned long long>(checked.linear.search_steps), checked.check_s,
+        static_cast<unsigned long long>(checked.lost.keys_checked));
+    std::printf(
+        "after healing: %zu keys read back, %zu generations listed, %llu chunks with %llu good copies on disk "
+        "(%llu corrupted copies not yet scrubbed), every key read again with %u different primaries%s; "
+        "%llu GETs cut short by faults or overwrites\n",
+        after.state.size(), after.lists.size(), static_cast<unsigned long long>(after.copies.chunks),
+        static_cast<unsigned long long>(after.copies.good_copies),
+        static_cast<unsigned long long>(after.copies.corrupt_unscrubbed), after.primaries_checked,
+        after.copies.problems.empty() ? "" : " (skipped: chunks short of copies)",
+        static_cast<unsigned long long>(checked.cut_excused));
 }
 
 void print_fault_log(const std::vector<chaos::fault_record>& faults, const run_times& times) {
@@ -822,7 +839,9 @@ int main(int argc, char** argv) {
     cluster.teardown();
     const int code = interrupted ? 2 : verdict(result, args);
     // A pass (an expected anomaly found included) leaves nothing behind unless asked to.
-    if (own_work_directory && code == 0 && !args.keep) std::filesystem::remove_all(args.work_directory);
-    else std::printf("logs kept in %s/logs\n", args.work_directory.c_str());
+    if (own_work_directory && code == 0 && !args.keep)
+        std::filesystem::remove_all(args.work_directory);
+    else
+        std::printf("logs kept in %s/logs\n", args.work_directory.c_str());
     return code;
 }

@@ -281,9 +281,8 @@ std::string seconds_text(std::uint64_t ns) {
 
 }  // namespace
 
-availability_report check_availability(std::span<const kv_history_op> history,
-                                       std::span<const fault_record> faults, std::uint64_t healed_ns,
-                                       const availability_bounds& bounds) {
+availability_report check_availability(std::span<const kv_history_op> history, std::span<const fault_record> faults,
+                                       std::uint64_t healed_ns, const availability_bounds& bounds) {
     availability_report report;
     for (const kv_history_op& h : history) report.acknowledged_writes += effective_write(h) ? 1 : 0;
     if (report.acknowledged_writes == 0) report.problems.push_back("no write was acknowledged in the whole run");
@@ -371,7 +370,8 @@ copies_report check_chunk_copies(const std::map<std::string, std::string>& final
                 if (platform::openssl_crypto::sha256(
                         {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()}) == digest)
                     ++good;
-                else if (corrupted.contains({node, hex})) ++corrupt_known;
+                else if (corrupted.contains({node, hex}))
+                    ++corrupt_known;
                 else
                     report.problems.push_back("node " + std::to_string(node + 1) + " holds a bad copy of chunk " +
                                               hex.substr(0, 12) + " of " + key + " that nobody corrupted");

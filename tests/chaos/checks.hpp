@@ -77,7 +77,7 @@ struct availability_bounds {
     std::uint64_t after_heal_ns = 0;  // a write issued after the last fault healed succeeds within this
 };
 struct availability_report {
-    std::uint64_t acknowledged_writes = 0;    // PUT 200 and DELETE 204 in the whole history
+    std::uint64_t acknowledged_writes = 0;  // PUT 200 and DELETE 204 in the whole history
     std::uint64_t kills_checked = 0;
     std::uint64_t slowest_after_kill_ns = 0;  // kill -9 to the first write issued after it succeeding
     std::uint64_t after_heal_ns = 0;          // healed to the first write issued after it succeeding
@@ -98,7 +98,7 @@ std::vector<std::string> check_final_listing(std::span<const list_record> lists,
                                              const std::map<std::string, written_value>& written);
 
 struct copies_report {
-    std::uint64_t chunks = 0;          // chunks of the objects in final_state
+    std::uint64_t chunks = 0;  // chunks of the objects in final_state
     std::uint64_t good_copies = 0;
     std::uint64_t corrupt_unscrubbed = 0;  // copies the nemesis corrupted that are still bad
     std::vector<std::string> problems;

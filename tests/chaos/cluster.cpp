@@ -159,8 +159,13 @@ bool cluster::start(std::string& error) {
         pids_[i] = spawn(node_command(i, false), log_directory() + "/node" + std::to_string(i + 1) + ".log", error);
         if (pids_[i] < 0) return false;
     }
-    std::vector<std::string> proxy = {options_.proxy_binary, "--replicas", replica_list_, "--chunk-nodes", chunk_list_,
-                                      "--listen", proxy_host_ + ":" + std::to_string(proxy_port_)};
+    std::vector<std::string> proxy = {options_.proxy_binary,
+                                      "--replicas",
+                                      replica_list_,
+                                      "--chunk-nodes",
+                                      chunk_list_,
+                                      "--listen",
+                                      proxy_host_ + ":" + std::to_string(proxy_port_)};
     proxy.insert(proxy.end(), options_.proxy_extra_arguments.begin(), options_.proxy_extra_arguments.end());
     proxy_pid_ = spawn(proxy, log_directory() + "/proxy.log", error);
     return proxy_pid_ > 0;
@@ -246,8 +251,11 @@ namespace {
 // The whole table is replaced at once, so a node has exactly the rules of its latest fault.
 std::string nft_table(const std::string& output_rules, const std::string& input_rules) {
     return "table ip chaos\ndelete table ip chaos\ntable ip chaos {\n"
-           "  chain out { type filter hook output priority 0; policy accept;\n" + output_rules + "  }\n"
-           "  chain in { type filter hook input priority 0; policy accept;\n" + input_rules + "  }\n}\n";
+           "  chain out { type filter hook output priority 0; policy accept;\n" +
+           output_rules +
+           "  }\n"
+           "  chain in { type filter hook input priority 0; policy accept;\n" +
+           input_rules + "  }\n}\n";
 }
 
 }  // namespace

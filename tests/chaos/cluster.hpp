@@ -24,7 +24,7 @@ struct cluster_options {
     std::string work_directory;  // data/nodeN, logs/*.log
     std::uint32_t nodes = 3;
     bool use_namespaces = true;
-    std::uint16_t port_base = 0;   // loopback mode only: node N on base+N, chunks base+100+N, proxy base+200
+    std::uint16_t port_base = 0;  // loopback mode only: node N on base+N, chunks base+100+N, proxy base+200
     std::vector<std::string> proxy_extra_arguments;
     std::vector<std::string> node_extra_arguments;
 };
@@ -74,7 +74,7 @@ public:
 
     // ---- process faults ----
     bool node_running(std::uint32_t node) const { return pids_[node] > 0; }
-    void kill_node(std::uint32_t node);                       // SIGKILL, reaped
+    void kill_node(std::uint32_t node);                         // SIGKILL, reaped
     bool restart_node(std::uint32_t node, std::string& error);  // --recovering
     void pause_node(std::uint32_t node);
     void resume_node(std::uint32_t node);
@@ -86,8 +86,8 @@ public:
     /// Drops traffic between `node` and each of `peers` (both ways unless one_way: then only what
     /// `node` sends). Peer index nodes() means the proxy.
     bool block(std::uint32_t node, const std::vector<std::uint32_t>& peers, bool one_way, std::string& error);
-    bool lose(std::uint32_t node, std::uint32_t percent, std::string& error);       // what it sends and receives
-    bool duplicate(std::uint32_t node, std::string& error);                          // every packet it sends to a node
+    bool lose(std::uint32_t node, std::uint32_t percent, std::string& error);  // what it sends and receives
+    bool duplicate(std::uint32_t node, std::string& error);                    // every packet it sends to a node
     bool heal_network(std::uint32_t node, std::string& error);
     bool heal_all_networks(std::string& error);
 

@@ -170,8 +170,7 @@ bool http_client::read_body(std::uint64_t deadline_ns, http_response& out, bool&
     }
     const std::string* length_text = out.header("content-length");
     if (!length_text) {  // delimited by close
-        while (fill(deadline_ns)) {
-        }
+        while (fill(deadline_ns)) {}
         out.body = std::move(buffer_);
         buffer_.clear();
         keep_alive = false;

@@ -221,9 +221,9 @@ struct kind {
     bool network;  // needs network namespaces
 };
 constexpr kind kinds[] = {
-    {"kill", 12, false},     {"kill_primary", 12, false}, {"pause", 12, false},     {"delay", 8, false},
-    {"partition", 16, true}, {"loss", 10, true},          {"duplicate", 6, true},   {"loss_and_crash", 8, true},
-    {"corrupt", 10, false},
+    {"kill", 12, false},    {"kill_primary", 12, false}, {"pause", 12, false},
+    {"delay", 8, false},    {"partition", 16, true},     {"loss", 10, true},
+    {"duplicate", 6, true}, {"loss_and_crash", 8, true}, {"corrupt", 10, false},
 };
 
 }  // namespace
@@ -263,15 +263,24 @@ std::string nemesis::pick_kind(std::set<std::string>& owed) {
 void nemesis::apply(fault_record& f) {
     const std::size_t errors_before = errors_.size();
     const std::string& name = f.kind;
-    if (name == "kill") kill_and_restart(f, false);
-    else if (name == "kill_primary") kill_and_restart(f, true);
-    else if (name == "pause") pause(f);
-    else if (name == "delay") delay_by_pauses(f);
-    else if (name == "partition") partition(f);
-    else if (name == "loss") packet_loss(f);
-    else if (name == "duplicate") duplication(f);
-    else if (name == "loss_and_crash") loss_and_crash(f);
-    else corrupt_chunk(f);
+    if (name == "kill")
+        kill_and_restart(f, false);
+    else if (name == "kill_primary")
+        kill_and_restart(f, true);
+    else if (name == "pause")
+        pause(f);
+    else if (name == "delay")
+        delay_by_pauses(f);
+    else if (name == "partition")
+        partition(f);
+    else if (name == "loss")
+        packet_loss(f);
+    else if (name == "duplicate")
+        duplication(f);
+    else if (name == "loss_and_crash")
+        loss_and_crash(f);
+    else
+        corrupt_chunk(f);
     if (errors_.size() != errors_before) f.injected = false;
 }
 

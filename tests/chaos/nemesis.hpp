@@ -21,8 +21,8 @@
 namespace chaos {
 
 struct fault_record {
-    std::string kind;    // one of fault_kinds()
-    std::string detail;  // which node, which shape of partition, how much loss
+    std::string kind;            // one of fault_kinds()
+    std::string detail;          // which node, which shape of partition, how much loss
     std::uint64_t start_ns = 0;  // when it took effect (for a kill: the SIGKILL)
     std::uint64_t end_ns = 0;    // healed (for a kill: restarted and recovered)
     bool injected = true;        // false when applying it failed (see errors()) or found no target
@@ -56,7 +56,9 @@ public:
     nemesis(cluster& target, nemesis_options options) : cluster_(target), options_(options), random_(options.seed) {}
     ~nemesis() { join(); }
 
-    void start() { thread_ = std::thread([this] { run(); }); }
+    void start() {
+        thread_ = std::thread([this] { run(); });
+    }
     void join() {
         if (thread_.joinable()) thread_.join();
     }
@@ -67,7 +69,7 @@ public:
 
     // After join().
     const std::vector<fault_record>& faults() const { return faults_; }
-    const std::vector<std::string>& errors() const { return errors_; }  // the nemesis itself failed
+    const std::vector<std::string>& errors() const { return errors_; }    // the nemesis itself failed
     const std::vector<std::string>& crashes() const { return crashes_; }  // processes that died unasked
     const std::vector<std::string>& stuck() const { return stuck_; }      // restarted nodes that never recovered
     /// (node, chunk name) pairs the nemesis corrupted.

@@ -103,8 +103,7 @@ int run(const std::vector<std::string>& argv, std::string_view input, std::strin
     }
     ::close(out_pipe[0]);
     int wstatus = 0;
-    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-    }
+    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {}
     if (output) *output = std::move(collected);
     return exit_code(wstatus);
 }

@@ -168,15 +168,16 @@ std::uint32_t workload::current_generation() {
     const std::uint64_t generation_ns = options_.generation_ms * 1'000'000ull;
     const std::uint32_t generation = static_cast<std::uint32_t>((now_ns() - start_ns_) / generation_ns);
     for (std::uint32_t seen = generations_.load();
-         seen < generation + 1 && !generations_.compare_exchange_weak(seen, generation + 1);) {
-    }
+         seen < generation + 1 && !generations_.compare_exchange_weak(seen, generation + 1);) {}
     return generation;
 }
 
 void workload::remember_chunked(const recent_put& put) {
     std::lock_guard lock(recent_mutex_);
-    if (recent_chunked_.size() < recent_max) recent_chunked_.push_back(put);
-    else recent_chunked_[recent_next_++ % recent_max] = put;
+    if (recent_chunked_.size() < recent_max)
+        recent_chunked_.push_back(put);
+    else
+        recent_chunked_[recent_next_++ % recent_max] = put;
 }
 
 void workload::put(http_client& http, std::mt19937_64& random, std::uint64_t sequence, kv_history_op& op,
@@ -277,8 +278,7 @@ void workload::record(kv_history_op&& op, client_result& r) {
     if (took_effect) writes_ok_.fetch_add(1, std::memory_order_relaxed);
     if (took_effect && op.status == kv_status::ok)
         for (std::uint64_t seen = last_effective_write_issued_ns_.load();
-             seen < op.invoke_ns && !last_effective_write_issued_ns_.compare_exchange_weak(seen, op.invoke_ns);) {
-        }
+             seen < op.invoke_ns && !last_effective_write_issued_ns_.compare_exchange_weak(seen, op.invoke_ns);) {}
     r.history.push_back(std::move(op));
 }
 
@@ -299,9 +299,12 @@ void workload::run_client(std::uint32_t client) {
             list_near(http, random, key, r);
             continue;
         }
-        if (pick < 40) put(http, random, ++sequence, op, r);
-        else if (pick < 75) get(http, op, r);
-        else remove(http, op, r);
+        if (pick < 40)
+            put(http, random, ++sequence, op, r);
+        else if (pick < 75)
+            get(http, op, r);
+        else
+            remove(http, op, r);
         record(std::move(op), r);
         if (options_.think_ms_max) sleep_ms(random() % (options_.think_ms_max + 1));
     }

@@ -30,11 +30,11 @@ struct workload_options {
     std::string host;
     std::uint16_t port = 0;
     std::uint32_t clients = 6;
-    std::uint32_t keys = 64;              // per generation
+    std::uint32_t keys = 64;  // per generation
     std::uint64_t generation_ms = 15'000;
     std::uint64_t seed = 1;
     std::uint64_t timeout_ms = 15'000;
-    std::uint64_t think_ms_max = 5;  // random pause between a client's operations
+    std::uint64_t think_ms_max = 5;    // random pause between a client's operations
     std::uint64_t chunk_size = 16384;  // the proxy's --chunk-size, to name a value's chunks
 };
 
@@ -74,7 +74,7 @@ struct workload_counters {
     std::uint64_t ops = 0;
     std::uint64_t ok = 0;
     std::uint64_t unknown = 0;
-    std::uint64_t failed = 0;  // definite failures (4xx other than expected ones)
+    std::uint64_t failed = 0;         // definite failures (4xx other than expected ones)
     std::uint64_t by_status[6] = {};  // 1xx..5xx buckets, [0] = no answer
 };
 

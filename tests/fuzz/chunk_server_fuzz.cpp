@@ -40,7 +40,7 @@ struct node {
     sim::sim_chunk_disk disk;
     store_type store;
     bool healthy;
-    std::vector<toastyfs::sha256_digest> known;  // shas written so far, for later requests
+    std::vector<toastyfs::sha256_digest> known;                   // shas written so far, for later requests
     std::map<toastyfs::sha256_digest, fuzz::bytes> acknowledged;  // healthy disk only
 
     node(fuzz::input& in, std::uint64_t chunk_size_max, std::uint64_t bytes_max)
@@ -85,7 +85,8 @@ struct node {
         h.token = in.below(4) == 0 ? in.u64() : in.below(4);
         h.argument = in.below(4) == 0 ? in.u64() : in.below(8);
         fuzz::bytes frame(toastyfs::frame_header_size);
-        toastyfs::encode_frame_header(h, body, std::span<std::uint8_t, toastyfs::frame_header_size>(frame.data(), toastyfs::frame_header_size));
+        toastyfs::encode_frame_header(
+            h, body, std::span<std::uint8_t, toastyfs::frame_header_size>(frame.data(), toastyfs::frame_header_size));
         frame.insert(frame.end(), body.begin(), body.end());
         if (in.below(8) == 0) frame[6] |= toastyfs::reply_bit;  // a reply sent as a request
         return frame;
@@ -94,7 +95,8 @@ struct node {
     void receive(std::span<const std::uint8_t> frame) {
         if (frame.size() < toastyfs::frame_header_size) return;
         toastyfs::frame_header request;
-        const std::span<const std::uint8_t, toastyfs::frame_header_size> head(frame.data(), toastyfs::frame_header_size);
+        const std::span<const std::uint8_t, toastyfs::frame_header_size> head(frame.data(),
+                                                                              toastyfs::frame_header_size);
         if (toastyfs::decode_frame_header(head, cluster, body_size_max, request) != toastyfs::frame_error::none) return;
         const auto body = frame.subspan(toastyfs::frame_header_size);
         if (!toastyfs::body_matches(request, body)) return;

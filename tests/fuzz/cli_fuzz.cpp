@@ -33,8 +33,10 @@ void check_u64(fuzz::input& in) {
     const bool ok = platform::cli::parse_u64(text, min, max, parsed);
     const bool reference_ok = reference_u64(text, expected) && expected >= min && expected <= max;
     FUZZ_CHECK(ok == reference_ok);
-    if (ok) FUZZ_CHECK(parsed == expected);
-    else FUZZ_CHECK(parsed == 12345);  // untouched on failure
+    if (ok)
+        FUZZ_CHECK(parsed == expected);
+    else
+        FUZZ_CHECK(parsed == 12345);  // untouched on failure
 }
 
 void check_address(std::string_view text) {

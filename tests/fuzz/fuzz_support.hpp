@@ -18,12 +18,12 @@
 
 /// An invariant of the code under test. Fails loudly (abort) in every build, so libFuzzer and
 /// the replay both report it as a crash.
-#define FUZZ_CHECK(condition)                                                                  \
-    do {                                                                                       \
-        if (!(condition)) {                                                                    \
+#define FUZZ_CHECK(condition)                                                                       \
+    do {                                                                                            \
+        if (!(condition)) {                                                                         \
             std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n", __FILE__, __LINE__, #condition); \
-            std::abort();                                                                      \
-        }                                                                                      \
+            std::abort();                                                                           \
+        }                                                                                           \
     } while (false)
 
 namespace fuzz {

@@ -80,8 +80,8 @@ void check_tags(std::string_view text, fuzz::input& in) {
     }
     // Several field lines of one precondition: the text split at its first comma.
     const std::size_t comma = text.find(',');
-    const std::vector<std::string_view> lines = {text.substr(0, comma),
-                                                 comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1)};
+    const std::vector<std::string_view> lines = {
+        text.substr(0, comma), comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1)};
     (void)http::parse_entity_tag_list(lines, tags_max);
 }
 

@@ -37,7 +37,8 @@ struct outcome {
 };
 
 std::string describe(const http::request_head& head) {
-    std::string text = head.method + " " + head.target + (head.version == http::http_version::http_1_1 ? " 1.1" : " 1.0");
+    std::string text =
+        head.method + " " + head.target + (head.version == http::http_version::http_1_1 ? " 1.1" : " 1.0");
     for (const http::field& f : head.headers) text += " [" + f.name + "=" + f.value + "]";
     text += head.keep_alive ? " keep-alive" : " close";
     text += head.expect_continue ? " continue" : "";

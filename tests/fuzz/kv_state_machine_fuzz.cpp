@@ -56,8 +56,10 @@ void execute(kv::state_machine& machine, model& m, std::span<const std::uint8_t>
             m[key] = std::string(op->value);
             break;
         case kv::kind::get:
-            if (found == m.end()) FUZZ_CHECK(decoded.result_status == kv::status::not_found);
-            else FUZZ_CHECK(decoded.result_status == kv::status::ok && decoded.value == found->second);
+            if (found == m.end())
+                FUZZ_CHECK(decoded.result_status == kv::status::not_found);
+            else
+                FUZZ_CHECK(decoded.result_status == kv::status::ok && decoded.value == found->second);
             break;
         case kv::kind::del:
             FUZZ_CHECK(decoded.result_status == (found == m.end() ? kv::status::not_found : kv::status::ok));

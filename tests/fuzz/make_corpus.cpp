@@ -55,7 +55,11 @@ bytes entry(std::uint64_t op, std::uint64_t view) {
     b.begin(op, view, 1000);
     const bytes put = kv_op(kv::kind::put, "a", "1");
     b.add({.client_id = 1, .session = 1, .request_number = 1, .kind = vsr::request_kind::operation, .operation = put});
-    b.add({.client_id = 2, .session = 0, .request_number = 0, .kind = vsr::request_kind::register_session, .operation = {}});
+    b.add({.client_id = 2,
+           .session = 0,
+           .request_number = 0,
+           .kind = vsr::request_kind::register_session,
+           .operation = {}});
     return b.finish();
 }
 
@@ -94,11 +98,20 @@ void vsr_wire() {
     write(t, "prepare", cat({0}, message(vsr::command::prepare, 1, 0, entry(3, 1), 3)));
     write(t, "start_view", cat({0}, message(vsr::command::start_view, 1, 0, suffix(2, 1, 2), 4)));
     write(t, "commit", cat({0}, message(vsr::command::commit, 1, 2, {}, 9)));
-    vsr::status_body s{.status = 1, .replica = 2, .is_primary = 1, .view = 3, .op = 4, .commit = 4, .commit_executed = 4, .clients = 1};
+    vsr::status_body s{.status = 1,
+                       .replica = 2,
+                       .is_primary = 1,
+                       .view = 3,
+                       .op = 4,
+                       .commit = 4,
+                       .commit_executed = 4,
+                       .clients = 1};
     std::array<std::uint8_t, vsr::status_body_size> body{};
     vsr::encode_status_body(s, body);
-    write(t, "status_reply", cat({0}, message(vsr::command::status_reply, 0, vsr::address_client, bytes(body.begin(), body.end()))));
-    write(t, "sealed_status_reply", cat({1, 1}, message(vsr::command::status_reply, 0, vsr::address_client, bytes(body.begin(), body.end()))));
+    write(t, "status_reply",
+          cat({0}, message(vsr::command::status_reply, 0, vsr::address_client, bytes(body.begin(), body.end()))));
+    write(t, "sealed_status_reply",
+          cat({1, 1}, message(vsr::command::status_reply, 0, vsr::address_client, bytes(body.begin(), body.end()))));
     write(t, "sealed_zero_header", cat({1, 1}, bytes(80, 0)));
     bytes huge = message(vsr::command::commit, 1, 2, {});
     vsr::store_le32(huge.data() + 20, 0xFFFFFFFF);
@@ -115,11 +128,15 @@ void vsr_replica() {
     const bytes start = {2, 0, 1};
     write(t, "ticks_then_submit", cat(start, {0, 60, 5, 0, 0, 1, 'v', 0, 0, 30, 5, 1, 0, 0, 0, 40}));
     const bytes prepare = message(vsr::command::prepare, 1, 0, entry(1, 1), 1);
-    write(t, "raw_prepare", cat(start, cat({0, 5, 1, 0xFF, static_cast<std::uint8_t>(prepare.size()), static_cast<std::uint8_t>(prepare.size() >> 8)}, prepare)));
+    write(t, "raw_prepare",
+          cat(start, cat({0, 5, 1, 0xFF, static_cast<std::uint8_t>(prepare.size()),
+                          static_cast<std::uint8_t>(prepare.size() >> 8)},
+                         prepare)));
     // A chosen prepare (entry body) from replica 1 in view 1, then a chosen commit.
-    write(t, "chosen_prepare_commit", cat(start, bytes{2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
-                                                          2, 4, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1, 1, 0, 0}));
-    write(t, "recovering_replica", bytes{2, 1, 0, 0, 10, 2, 10, 1, 1, 2, 3, 3, 0, 0, 0, 1, 0, 0, 1, 1, 2, 0, 2, 0, 0, 0, 0, 0, 3, 0, 0, 3, 1, 0});
+    write(t, "chosen_prepare_commit", cat(start, bytes{2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0,
+                                                       0, 0, 0, 2, 4, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1, 1, 0, 0}));
+    write(t, "recovering_replica", bytes{2, 1, 0, 0, 10, 2, 10, 1, 1, 2, 3, 3, 0, 0, 0, 1, 0,
+                                         0, 1, 1, 2, 0,  2, 0,  0, 0, 0, 0, 3, 0, 0, 3, 1, 0});
 }
 
 bytes frame(toastyfs::frame_kind kind, bool reply, const bytes& body, std::uint64_t argument = 0) {
@@ -131,7 +148,8 @@ bytes frame(toastyfs::frame_kind kind, bool reply, const bytes& body, std::uint6
     h.argument = argument;
     h.sha256.fill(0xAB);
     bytes out(toastyfs::frame_header_size);
-    toastyfs::encode_frame_header(h, body, std::span<std::uint8_t, toastyfs::frame_header_size>(out.data(), out.size()));
+    toastyfs::encode_frame_header(h, body,
+                                  std::span<std::uint8_t, toastyfs::frame_header_size>(out.data(), out.size()));
     return cat(out, body);
 }
 
@@ -157,12 +175,14 @@ void chunk() {
 
     const std::string s = "chunk_server";
     // chunk_size_max flag, bytes_max flag, fault byte (0: healthy), then requests (see the target).
-    const bytes write_hello = {1, 16, 'h', 'e', 'l', 'l', 'o', ' ', 'c', 'h', 'u', 'n', 'k', ' ', 'd', 'a', 't', 'a', 0, 7, 0, 1, 0, 1, 0, 1};
+    const bytes write_hello = {1,   16,  'h', 'e', 'l', 'l', 'o', ' ', 'c', 'h', 'u', 'n', 'k',
+                               ' ', 'd', 'a', 't', 'a', 0,   7,   0,   1,   0,   1,   0,   1};
     const bytes read_known = {1, 0, 1, 8, 1, 0, 1, 0, 1, 0, 1};
     const bytes inventory_all = {1, 0, 3, 9, 2, 1, 0, 1, 5, 1};
     const bytes stat = {1, 0, 4, 10, 2, 1, 0, 1, 0, 1};
     const bytes remove_known = {1, 0, 2, 11, 1, 0, 1, 1, 1, 0, 1};
-    write(s, "healthy_write_read", cat(cat(cat(cat(cat({0, 0, 0}, write_hello), read_known), inventory_all), stat), remove_known));
+    write(s, "healthy_write_read",
+          cat(cat(cat(cat(cat({0, 0, 0}, write_hello), read_known), inventory_all), stat), remove_known));
     write(s, "faulty_disk", cat(cat(cat({0, 0, 9, 0, 200, 0, 0, 0, 0, 3, 100}, write_hello), read_known), read_known));
     write(s, "small_chunks_quota", cat(cat({1, 0, 10, 1, 0, 2, 0}, write_hello), stat));
 }
@@ -170,15 +190,32 @@ void chunk() {
 void http() {
     const std::string t = "http_request_parser";
     const bytes plain = {0, 0};  // flags 0, no pieces
-    write(t, "get", "GET /bucket/key?list-type=2&prefix=a HTTP/1.1\r\nHost: h\r\nRange: bytes=0-99\r\nIf-Match: \"abc\", W/\"d\"\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n", plain);
-    write(t, "put_length", "PUT /k%20x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello", plain);
-    write(t, "put_chunked", "PUT /k HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0A\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n", plain);
-    write(t, "pipelined", "GET /a HTTP/1.1\r\nHost: h\r\n\r\nHEAD /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nDELETE /c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", plain);
-    write(t, "expect_continue", "PUT /k HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc", bytes{0, 3, 1, 2, 5});
-    write(t, "absolute_target", "GET http://example.com:80/x/y?z HTTP/1.1\r\nHost: example.com\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", plain);
-    write(t, "small_limits", "\r\nGET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: h\r\nA: b\r\nC: d\r\n\r\n", bytes{7, 9, 9, 9, 9, 9, 1, 9, 0});
+    write(t, "get",
+          "GET /bucket/key?list-type=2&prefix=a HTTP/1.1\r\nHost: h\r\nRange: bytes=0-99\r\nIf-Match: \"abc\", "
+          "W/\"d\"\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n",
+          plain);
+    write(t, "put_length",
+          "PUT /k%20x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello", plain);
+    write(t, "put_chunked",
+          "PUT /k HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: "
+          "chunked\r\n\r\n5;ext=1\r\nhello\r\n0A\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n",
+          plain);
+    write(t, "pipelined",
+          "GET /a HTTP/1.1\r\nHost: h\r\n\r\nHEAD /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nDELETE /c "
+          "HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+          plain);
+    write(t, "expect_continue", "PUT /k HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+          bytes{0, 3, 1, 2, 5});
+    write(t, "absolute_target",
+          "GET http://example.com:80/x/y?z HTTP/1.1\r\nHost: example.com\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+          plain);
+    write(t, "small_limits",
+          "\r\nGET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: h\r\nA: b\r\nC: d\r\n\r\n",
+          bytes{7, 9, 9, 9, 9, 9, 1, 9, 0});
     write(t, "errors", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", plain);
-    write(t, "both_framings", "PUT /k HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", plain);
+    write(t, "both_framings",
+          "PUT /k HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+          plain);
     write(t, "bare_lf", "GET / HTTP/1.1\nHost: h\n\n", plain);
 
     const std::string f = "http_fields";
@@ -201,8 +238,9 @@ void http() {
 void kv_and_cli() {
     const std::string t = "kv_state_machine";
     bytes steps;
-    for (const bytes& op : {kv_op(kv::kind::put, "a", "1"), kv_op(kv::kind::get, "a"), kv_op(kv::kind::cas, "a", "2", "1"),
-                            kv_op(kv::kind::del, "a"), kv_op(kv::kind::get, "zz")}) {
+    for (const bytes& op :
+         {kv_op(kv::kind::put, "a", "1"), kv_op(kv::kind::get, "a"), kv_op(kv::kind::cas, "a", "2", "1"),
+          kv_op(kv::kind::del, "a"), kv_op(kv::kind::get, "zz")}) {
         steps.push_back(0);
         steps.push_back(static_cast<std::uint8_t>(op.size()));
         steps.insert(steps.end(), op.begin(), op.end());
@@ -233,18 +271,25 @@ void tcp_bus() {
         return out;
     };
     auto raw = [](const bytes& b) {  // a raw segment: type 0, two-byte length, then 0 loop runs (u32)
-        return cat(cat({0, 0xFF, static_cast<std::uint8_t>(b.size()), static_cast<std::uint8_t>(b.size() >> 8)}, b), {0});
+        return cat(cat({0, 0xFF, static_cast<std::uint8_t>(b.size()), static_cast<std::uint8_t>(b.size() >> 8)}, b),
+                   {0});
     };
-    const bytes replica0 = hello({.role = platform::hello_role::replica, .replica = 0, .cluster = cluster, .client_id = 0});
-    const bytes client = hello({.role = platform::hello_role::client, .replica = vsr::address_client, .cluster = cluster, .client_id = 5});
+    const bytes replica0 =
+        hello({.role = platform::hello_role::replica, .replica = 0, .cluster = cluster, .client_id = 0});
+    const bytes client = hello(
+        {.role = platform::hello_role::client, .replica = vsr::address_client, .cluster = cluster, .client_id = 5});
     bytes keepalive(vsr::header_size);
-    platform::encode_keepalive(cluster, 0, std::span<std::uint8_t, vsr::header_size>(keepalive.data(), keepalive.size()));
-    write(t, "replica_commit", cat(cat(raw(replica0), raw(message(vsr::command::commit, 0, 2, {}, 3))), raw(keepalive)));
-    write(t, "client_request", cat(raw(client), raw(message(vsr::command::request, vsr::address_client, 2, kv_op(kv::kind::get, "k")))));
+    platform::encode_keepalive(cluster, 0,
+                               std::span<std::uint8_t, vsr::header_size>(keepalive.data(), keepalive.size()));
+    write(t, "replica_commit",
+          cat(cat(raw(replica0), raw(message(vsr::command::commit, 0, 2, {}, 3))), raw(keepalive)));
+    write(t, "client_request",
+          cat(raw(client), raw(message(vsr::command::request, vsr::address_client, 2, kv_op(kv::kind::get, "k")))));
     write(t, "wrong_sender", cat(raw(replica0), raw(message(vsr::command::commit, 1, 2, {}, 3))));
     write(t, "hello_only", replica0);
     write(t, "garbage_64", cat({0, 64}, bytes(64, 0x41)));
-    write(t, "chosen_segments", bytes{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 2, 5, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 'a', 'b', 'c'});
+    write(t, "chosen_segments", bytes{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 2, 5, 0,   0,   0,  0,
+                                      0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 'a', 'b', 'c'});
 }
 
 void metadata() {
@@ -265,12 +310,18 @@ void metadata() {
     tf::list_chunks_operation list_chunks;
     list_chunks.after = tf::sha256_digest{1};
     list_chunks.max_entries = 10;
-    const std::vector<tf::operation> ops = {
-        put, chunked, tf::get_object_operation{"a/b"}, tf::head_object_operation{"a/b"},
-        tf::list_objects_operation{"a", "", 10}, tf::clock_operation{},
-        tf::add_holder_operation{tf::sha256_digest{1}, 4, 1'000'000'000'000}, tf::remove_holder_operation{tf::sha256_digest{1}, 0},
-        list_chunks, tf::chunks_held_operation{1, {tf::sha256_digest{1}, tf::sha256_digest{2}}}, tf::stats_operation{},
-        tf::delete_object_operation{"a/b", {tf::condition_kind::if_match, {}}}};
+    const std::vector<tf::operation> ops = {put,
+                                            chunked,
+                                            tf::get_object_operation{"a/b"},
+                                            tf::head_object_operation{"a/b"},
+                                            tf::list_objects_operation{"a", "", 10},
+                                            tf::clock_operation{},
+                                            tf::add_holder_operation{tf::sha256_digest{1}, 4, 1'000'000'000'000},
+                                            tf::remove_holder_operation{tf::sha256_digest{1}, 0},
+                                            list_chunks,
+                                            tf::chunks_held_operation{1, {tf::sha256_digest{1}, tf::sha256_digest{2}}},
+                                            tf::stats_operation{},
+                                            tf::delete_object_operation{"a/b", {tf::condition_kind::if_match, {}}}};
     bytes steps = {0};  // default options
     for (const tf::operation& op : ops) {
         bytes encoded;
@@ -289,9 +340,13 @@ void metadata() {
     machine.execute({.op = 1, .index = 0, .timestamp_ns = 1'000'000'000'000, .client_id = 1}, encoded, result);
     bytes snapshot;
     machine.snapshot(snapshot);
-    write(t, "restore", cat(cat({1, 2, 0xFF}, {static_cast<std::uint8_t>(snapshot.size()), static_cast<std::uint8_t>(snapshot.size() >> 8)}), snapshot));
+    write(t, "restore",
+          cat(cat({1, 2, 0xFF},
+                  {static_cast<std::uint8_t>(snapshot.size()), static_cast<std::uint8_t>(snapshot.size() >> 8)}),
+              snapshot));
     write(t, "result_decoders", cat({0, 4, static_cast<std::uint8_t>(result.size())}, result));
-    write(t, "chosen_small_limits", bytes{1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 6, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0});
+    write(t, "chosen_small_limits",
+          bytes{1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 6, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0});
 }
 
 }  // namespace

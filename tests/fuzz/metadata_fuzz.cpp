@@ -87,7 +87,8 @@ struct harness {
         const auto decoded = tf::decode_operation(bytes);
         if (decoded) FUZZ_CHECK(same_bytes(*decoded, bytes));
         fuzz::bytes result;
-        machine.execute(vsr::operation_context{.op = ++op, .index = 0, .timestamp_ns = now_ns, .client_id = 1}, bytes, result);
+        machine.execute(vsr::operation_context{.op = ++op, .index = 0, .timestamp_ns = now_ns, .client_id = 1}, bytes,
+                        result);
         FUZZ_CHECK(!result.empty() && result.size() <= machine.result_size_max());
         check_result(decoded, result);
     }
@@ -142,7 +143,8 @@ tf::put_object_operation chosen_put(fuzz::input& in, std::uint64_t now_ns) {
         const std::size_t count = 1 + in.below(5);
         for (std::size_t i = 0; i < count; ++i) {
             const auto sha = pick_sha(in);
-            put.chunks.push_back({sha, static_cast<std::uint32_t>(1 + sha[0] * 100), static_cast<tf::node_set>(1 + in.below(7))});
+            put.chunks.push_back(
+                {sha, static_cast<std::uint32_t>(1 + sha[0] * 100), static_cast<tf::node_set>(1 + in.below(7))});
             put.size += put.chunks.back().size;
         }
     }
@@ -161,9 +163,14 @@ fuzz::bytes chosen_operation(fuzz::input& in, std::uint64_t now_ns) {
             op = d;
             break;
         }
-        case 4: op = tf::list_objects_operation{in.boolean() ? "a" : "", in.boolean() ? "a" : "", static_cast<std::uint16_t>(1 + in.below(3))}; break;
+        case 4:
+            op = tf::list_objects_operation{in.boolean() ? "a" : "", in.boolean() ? "a" : "",
+                                            static_cast<std::uint16_t>(1 + in.below(3))};
+            break;
         case 5: op = tf::clock_operation{}; break;
-        case 6: op = tf::add_holder_operation{pick_sha(in), static_cast<std::uint8_t>(in.below(16)), now_ns - in.below(3)}; break;
+        case 6:
+            op = tf::add_holder_operation{pick_sha(in), static_cast<std::uint8_t>(in.below(16)), now_ns - in.below(3)};
+            break;
         case 7: op = tf::remove_holder_operation{pick_sha(in), static_cast<std::uint8_t>(in.below(16))}; break;
         case 8: {
             tf::list_chunks_operation l;

@@ -216,7 +216,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             case 2: bytes = make_message(in, f.claimed_sender.value_or(vsr::address_client)); break;
             case 3: {
                 bytes.resize(vsr::header_size);
-                platform::encode_keepalive(cluster, f.claimed_sender.value_or(vsr::address_client), std::span<std::uint8_t, vsr::header_size>(bytes.data(), bytes.size()));
+                platform::encode_keepalive(cluster, f.claimed_sender.value_or(vsr::address_client),
+                                           std::span<std::uint8_t, vsr::header_size>(bytes.data(), bytes.size()));
                 break;
             }
         }
@@ -236,12 +237,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     static const bool verbose = std::getenv("FUZZ_VERBOSE") != nullptr;
     if (verbose) {
         const auto& c = f.bus->counters();
-        for (std::size_t e = 0; e < vsr::decode_error_count; ++e) if (c.decode_errors[e]) std::fprintf(stderr, "decode_error %s %llu; ", vsr::to_string(static_cast<vsr::decode_error>(e)), static_cast<unsigned long long>(c.decode_errors[e]));
+        for (std::size_t e = 0; e < vsr::decode_error_count; ++e)
+            if (c.decode_errors[e])
+                std::fprintf(stderr, "decode_error %s %llu; ", vsr::to_string(static_cast<vsr::decode_error>(e)),
+                             static_cast<unsigned long long>(c.decode_errors[e]));
         std::fprintf(stderr, "received %llu, ", static_cast<unsigned long long>(c.messages_received));
-        std::fprintf(stderr, "delivered %llu, handshakes accepted %llu rejected %llu, keepalives %llu, closed %llu\n",
-                     static_cast<unsigned long long>(f.seen.count), static_cast<unsigned long long>(c.handshakes_accepted),
-                     static_cast<unsigned long long>(c.handshakes_rejected), static_cast<unsigned long long>(c.keepalives_received),
-                     static_cast<unsigned long long>(c.closed_total()));
+        std::fprintf(
+            stderr, "delivered %llu, handshakes accepted %llu rejected %llu, keepalives %llu, closed %llu\n",
+            static_cast<unsigned long long>(f.seen.count), static_cast<unsigned long long>(c.handshakes_accepted),
+            static_cast<unsigned long long>(c.handshakes_rejected),
+            static_cast<unsigned long long>(c.keepalives_received), static_cast<unsigned long long>(c.closed_total()));
     }
     return 0;
 }

@@ -12,7 +12,8 @@
 //   4  a sealed reply/eviction/status_reply to the client   5  the client submits a KV operation
 // Invariants: no crash, no sanitizer report, the replica's own assertions hold (they are on in
 // every build), and everything the replica and client send is a sealed message of the cluster
-// with its sender set and addressed where it is sent. Small numbers for views and ops keep the protocol paths reachable.
+// with its sender set and addressed where it is sent. Small numbers for views and ops keep the protocol paths
+// reachable.
 #include <deque>
 #include <optional>
 
@@ -187,7 +188,9 @@ struct harness {
                 body.assign(raw.begin(), raw.end());
                 break;
             }
-            case 1: body = make_entry(in, h.op, in.below(static_cast<std::size_t>(std::min<std::uint64_t>(h.view, 8)) + 1)); break;
+            case 1:
+                body = make_entry(in, h.op, in.below(static_cast<std::size_t>(std::min<std::uint64_t>(h.view, 8)) + 1));
+                break;
             case 2: body = make_suffix(in, in.below(10), std::min<std::uint64_t>(h.view, 8)); break;
         }
         if (h.cmd == vsr::command::request && in.boolean()) body = kv_operation(in);

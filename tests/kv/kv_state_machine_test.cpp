@@ -8,9 +8,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstdint>
-#include <ostream>
 #include <iterator>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -177,7 +177,9 @@ BOOST_AUTO_TEST_CASE(decode_rejects_size_mismatch) {
     BOOST_TEST(!decodes(shorter));
     // Every strict prefix, including ones shorter than the fixed header.
     for (std::size_t size = 0; size < good.size(); ++size) {
-        BOOST_TEST_CONTEXT("size " << size) { BOOST_TEST(!decodes(bytes(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(size)))); }
+        BOOST_TEST_CONTEXT("size " << size) {
+            BOOST_TEST(!decodes(bytes(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(size))));
+        }
     }
     // Sizes that overflow when added in 32 bits.
     bytes huge = good;
@@ -264,9 +266,7 @@ BOOST_AUTO_TEST_CASE(restore_rejects_truncated_and_keeps_state) {
     put(target, "mine", "keep");
     const bytes before = snapshot_of(target);
     for (std::size_t size = 0; size < snap.size(); ++size) {
-        BOOST_TEST_CONTEXT("size " << size) {
-            BOOST_TEST(!target.restore(std::span(snap).first(size)));
-        }
+        BOOST_TEST_CONTEXT("size " << size) { BOOST_TEST(!target.restore(std::span(snap).first(size))); }
     }
     BOOST_TEST(snapshot_of(target) == before);
 }

@@ -161,8 +161,8 @@ struct fixture {
     }
 
     // The echo handler: reply body = request body; token names the node and the request.
-    void echo(std::size_t index, const frame_header& request, std::span<const std::uint8_t> body,
-              frame_header& reply, bytes& reply_body) {
+    void echo(std::size_t index, const frame_header& request, std::span<const std::uint8_t> body, frame_header& reply,
+              bytes& reply_body) {
         handled++;
         const auto& c = servers[index]->counters();
         // The previous reply is fully sent before the next request is read.
@@ -183,9 +183,8 @@ struct fixture {
         options.listen_socket = listener;
         options.tick_ns = 5 * ms;
         options.handler = [this, index](const frame_header& request, std::span<const std::uint8_t> body,
-                                        frame_header& reply, bytes& reply_body) {
-            echo(index, request, body, reply, reply_body);
-        };
+                                        frame_header& reply,
+                                        bytes& reply_body) { echo(index, request, body, reply, reply_body); };
         if (configure) configure(options);
         servers.push_back(std::make_unique<platform::chunk_server>(loop, std::move(options)));
         BOOST_REQUIRE(servers.back()->start(io));
@@ -202,16 +201,14 @@ struct fixture {
         options.listen_socket = listener;
         options.tick_ns = 5 * ms;
         options.handler = [this, index](const frame_header& request, std::span<const std::uint8_t> body,
-                                        frame_header& reply, bytes& reply_body) {
-            echo(index, request, body, reply, reply_body);
-        };
+                                        frame_header& reply,
+                                        bytes& reply_body) { echo(index, request, body, reply, reply_body); };
         servers[index] = std::make_unique<platform::chunk_server>(loop, std::move(options));
         BOOST_REQUIRE(servers[index]->start(io));
     }
 
     void make_client(std::vector<socket_address> nodes,
-                     const std::function<void(platform::chunk_client_options&)>& configure = {},
-                     bool start = true) {
+                     const std::function<void(platform::chunk_client_options&)>& configure = {}, bool start = true) {
         platform::chunk_client_options options;
         options.cluster = cluster_id;
         options.node_addresses = std::move(nodes);
@@ -251,8 +248,7 @@ struct fixture {
         const std::size_t size = body ? body->size() : 0;
         return r.node == node && r.header.reply && r.header.kind == kind && r.header.request_id == id &&
                r.header.status == toastyfs::frame_status::ok && r.header.token == id * 100 + node &&
-               r.header.argument == id + 7 && r.header.body_size == size &&
-               r.body == (body ? *body : bytes{});
+               r.header.argument == id + 7 && r.header.body_size == size && r.body == (body ? *body : bytes{});
     }
 };
 
@@ -320,7 +316,8 @@ BOOST_AUTO_TEST_CASE(replies_are_routed_by_node_and_request_id) {
     const shared_bytes chunk = pattern(100'000, 4);
     for (std::uint64_t id = 1; id <= 20; id++) {
         BOOST_REQUIRE(client->send(static_cast<std::uint8_t>(id % 2), request_header(frame_kind::write, id), chunk));
-        BOOST_REQUIRE(client->send(static_cast<std::uint8_t>(1 - id % 2), request_header(frame_kind::read, id), nullptr));
+        BOOST_REQUIRE(
+            client->send(static_cast<std::uint8_t>(1 - id % 2), request_header(frame_kind::read, id), nullptr));
     }
     BOOST_TEST(chunk.use_count() > 1);  // held, not copied, until on the socket
     BOOST_REQUIRE(run_until([&] { return replies.size() == 40; }));
@@ -342,10 +339,13 @@ BOOST_AUTO_TEST_CASE(replies_are_routed_by_node_and_request_id) {
 
 BOOST_AUTO_TEST_CASE(send_is_refused_when_not_connected_or_queue_full) {
     add_server();
-    make_client(addresses, [](platform::chunk_client_options& o) {
-        o.queue_frames_max = 4;
-        o.queue_bytes_max = mib;
-    }, false);
+    make_client(
+        addresses,
+        [](platform::chunk_client_options& o) {
+            o.queue_frames_max = 4;
+            o.queue_bytes_max = mib;
+        },
+        false);
     BOOST_TEST(!client->connected(0));
     BOOST_TEST(!client->send(0, request_header(frame_kind::read, 1), nullptr));
     BOOST_TEST(client->counters().refused_not_connected == 1u);
@@ -425,8 +425,8 @@ BOOST_AUTO_TEST_CASE(hostile_bytes_close_only_their_connection) {
         {"body over limit", oversized_header((64u << 20) + 1, false), chunk_close_reason::bad_header,
          frame_error::too_large, false},
         {"body checksum mismatch", bad_body, chunk_close_reason::bad_body, frame_error::none, false},
-        {"a reply sent to the server", make_frame(reply_h), chunk_close_reason::wrong_direction,
-         frame_error::none, false},
+        {"a reply sent to the server", make_frame(reply_h), chunk_close_reason::wrong_direction, frame_error::none,
+         false},
         {"truncated frame then close", truncated, chunk_close_reason::peer_closed, frame_error::none, true},
     };
     std::uint64_t id = 100;
@@ -442,7 +442,8 @@ BOOST_AUTO_TEST_CASE(hostile_bytes_close_only_their_connection) {
                 } else {
                     BOOST_TEST(raw.wait_closed());
                 }
-                BOOST_TEST(run_until([&] { return servers[0]->counters().closed_by(c.reason) == before.closed_by(c.reason) + 1; }));
+                BOOST_TEST(run_until(
+                    [&] { return servers[0]->counters().closed_by(c.reason) == before.closed_by(c.reason) + 1; }));
             }
             if (c.error != frame_error::none) {
                 BOOST_TEST(servers[0]->counters().frame_errors_of(c.error) == before.frame_errors_of(c.error) + 1);
@@ -486,7 +487,8 @@ BOOST_AUTO_TEST_CASE(slowloris_and_silent_connections_are_closed) {
     raw_connection slow(loop);
     slow.start_connect(addresses[0]);
     const bytes frame = make_frame(request_header(frame_kind::read, 1));
-    for (std::size_t i = 0; i < frame.size() && servers[0]->counters().closed_by(chunk_close_reason::slow_frame) == 0; i++) {
+    for (std::size_t i = 0; i < frame.size() && servers[0]->counters().closed_by(chunk_close_reason::slow_frame) == 0;
+         i++) {
         slow.send(bytes{frame[i]});
         for (int tick = 0; tick < 4; tick++) loop.run_once(5 * ms);
     }

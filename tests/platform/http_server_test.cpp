@@ -127,9 +127,11 @@ public:
         } else if (path == "/pause") {
             start_pause(r, query_number(r->target, "every", 1 * mib));
         } else if (path == "/early") {
-            exchange.respond_with(static_cast<std::uint16_t>(query_number(r->target, "status", 413)), "text/plain", "refused");
+            exchange.respond_with(static_cast<std::uint16_t>(query_number(r->target, "status", 413)), "text/plain",
+                                  "refused");
         } else if (path == "/stream" || path == "/chunked") {
-            start_stream(r, path == "/chunked", query_number(r->target, "n", 10), query_number(r->target, "size", 1000));
+            start_stream(r, path == "/chunked", query_number(r->target, "n", 10),
+                         query_number(r->target, "size", 1000));
         } else if (path == "/burst") {
             start_burst(r, query_number(r->target, "n", 10), query_number(r->target, "size", 1000));
         } else if (path == "/infinite") {
@@ -141,19 +143,22 @@ public:
             head.set_content_length(100);
             r->piece = "ten bytes.";
             exchange.respond(std::move(head));
-            exchange.write({reinterpret_cast<const std::uint8_t*>(r->piece.data()), r->piece.size()}, [r] { r->late_check(); });
+            exchange.write({reinterpret_cast<const std::uint8_t*>(r->piece.data()), r->piece.size()},
+                           [r] { r->late_check(); });
             exchange.finish();
         } else if (path == "/shutdown") {
             server->shutdown();  // aborts this very exchange: on_abort runs inside
         } else if (path == "/big") {
-            exchange.respond_with(200, "application/octet-stream", pattern(static_cast<std::size_t>(query_number(r->target, "size", 1000))));
+            exchange.respond_with(200, "application/octet-stream",
+                                  pattern(static_cast<std::size_t>(query_number(r->target, "size", 1000))));
         } else if (path == "/nocontent") {
             exchange.respond_with(204, "", "");
         } else if (path == "/nolength") {
             http::response_head head;
             r->piece = "close-delimited body";
             exchange.respond(std::move(head));
-            exchange.write({reinterpret_cast<const std::uint8_t*>(r->piece.data()), r->piece.size()}, [r] { r->late_check(); });
+            exchange.write({reinterpret_cast<const std::uint8_t*>(r->piece.data()), r->piece.size()},
+                           [r] { r->late_check(); });
             exchange.finish();
         } else if (path == "/abandon") {
             http::response_head head;
@@ -215,7 +220,8 @@ public:
                     return 0;
                 }
                 const std::uint64_t boundary = (r->body_bytes / r->pause_every + 1) * r->pause_every;
-                const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), boundary - r->body_bytes));
+                const auto take =
+                    static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), boundary - r->body_bytes));
                 r->body_hash = fnv1a(r->body_hash, bytes.first(take));
                 r->body_bytes += take;
                 if (take < bytes.size()) {  // a partial take: the rest is offered after resume
@@ -228,7 +234,8 @@ public:
             [r] {
                 r->late_check();
                 ++r->end_calls;
-                r->exchange->respond_with(200, "text/plain", std::to_string(r->body_bytes) + " " + std::to_string(r->body_hash));
+                r->exchange->respond_with(200, "text/plain",
+                                          std::to_string(r->body_bytes) + " " + std::to_string(r->body_hash));
             });
     }
 
@@ -361,8 +368,9 @@ struct fixture {
     bool settle(int quiet_turns = 20, int timeout_ms = wait_ms_default) {
         auto snapshot = [&] {
             const auto& c = server->counters();
-            return std::array<std::uint64_t, 7>{c.bytes_sent, c.bytes_received, c.requests, c.responses,
-                                                c.aborted_exchanges, server->connections(), handler.records.size()};
+            return std::array<std::uint64_t, 7>{c.bytes_sent,          c.bytes_received,    c.requests,
+                                                c.responses,           c.aborted_exchanges, server->connections(),
+                                                handler.records.size()};
         };
         auto last = snapshot();
         int quiet = 0;
@@ -662,7 +670,8 @@ BOOST_AUTO_TEST_CASE(content_length_bodies_arrive_intact) {
     }
     BOOST_CHECK_EQUAL(f.server->connections(), 1u);
     // The body buffer is given back once the connection waits for a head again.
-    BOOST_CHECK(f.wait_until([&] { return f.server->read_buffer_bytes() <= platform::http_server_options{}.head_buffer_size; }));
+    BOOST_CHECK(f.wait_until(
+        [&] { return f.server->read_buffer_bytes() <= platform::http_server_options{}.head_buffer_size; }));
 }
 
 BOOST_AUTO_TEST_CASE(chunked_bodies_arrive_intact) {
@@ -796,7 +805,8 @@ BOOST_AUTO_TEST_CASE(pipelined_requests_answered_in_order) {
 BOOST_AUTO_TEST_CASE(continue_only_once_the_body_is_asked_for) {
     fixture f;
     client c(f);
-    BOOST_REQUIRE(c.send_all("PUT /echo-later HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+    BOOST_REQUIRE(
+        c.send_all("PUT /echo-later HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
     BOOST_REQUIRE(f.wait_until([&] { return f.handler.records.size() == 1; }));
     BOOST_REQUIRE(f.settle());
     c.pull();
@@ -826,7 +836,8 @@ BOOST_AUTO_TEST_CASE(continue_only_once_the_body_is_asked_for) {
 BOOST_AUTO_TEST_CASE(early_response_with_continue_pending_closes) {
     fixture f;
     client c(f);
-    const auto r = c.request("PUT /early?status=412 HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
+    const auto r =
+        c.request("PUT /early?status=412 HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
     BOOST_REQUIRE(r);
     BOOST_CHECK_EQUAL(r->status, 412);  // and no 100 before it
     BOOST_CHECK(r->closes());
@@ -851,8 +862,8 @@ BOOST_AUTO_TEST_CASE(early_response_to_a_small_body_drains_it) {
     fixture f;
     client c(f);
     // Content-Length and chunked, each followed at once by a pipelined request.
-    std::string all = put("/early", pattern(10 * kib)) + get("/hello?after=1") + put_chunked("/early", pattern(20 * kib)) +
-                      get("/hello?after=2");
+    std::string all = put("/early", pattern(10 * kib)) + get("/hello?after=1") +
+                      put_chunked("/early", pattern(20 * kib)) + get("/hello?after=2");
     BOOST_REQUIRE(c.send_all(all));
     for (int i = 1; i <= 2; i++) {
         auto r = c.read_response();
@@ -883,7 +894,8 @@ BOOST_AUTO_TEST_CASE(a_full_consumer_pauses_reading) {
     client c(f, 0, 64 * 1024);
     const std::size_t total = 16 * mib;
     const std::string body = pattern(total, 5);
-    std::string request = "PUT /pause?every=4194304 HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(total) + "\r\n\r\n";
+    std::string request =
+        "PUT /pause?every=4194304 HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(total) + "\r\n\r\n";
     const std::size_t head_size = request.size();
     request += body;
 
@@ -915,7 +927,8 @@ BOOST_AUTO_TEST_CASE(a_full_consumer_pauses_reading) {
                 }));
                 sent_at_first_pause = sent;
                 for (int i = 0; i < 50; i++) {
-                    const ssize_t n = ::send(c.fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+                    const ssize_t n =
+                        ::send(c.fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
                     if (n > 0) sent += static_cast<std::size_t>(n);
                     f.run();
                 }
@@ -933,7 +946,10 @@ BOOST_AUTO_TEST_CASE(a_full_consumer_pauses_reading) {
     }
     BOOST_REQUIRE(answer);
     BOOST_CHECK_EQUAL(answer->status, 200);
-    BOOST_CHECK_EQUAL(answer->body, std::to_string(total) + " " + std::to_string(fnv1a(fnv_basis, {reinterpret_cast<const std::uint8_t*>(body.data()), body.size()})));
+    BOOST_CHECK_EQUAL(
+        answer->body,
+        std::to_string(total) + " " +
+            std::to_string(fnv1a(fnv_basis, {reinterpret_cast<const std::uint8_t*>(body.data()), body.size()})));
     const auto& record = *f.handler.records[0];
     BOOST_CHECK(blocked_checked);
     BOOST_CHECK_EQUAL(record.calls_while_held, 0);  // never offered again while paused
@@ -959,7 +975,9 @@ BOOST_AUTO_TEST_CASE(malformed_requests_are_answered_and_closed) {
         {"NOT A REQUEST LINE\r\n\r\n", 400},
         {"GET /\r\n\r\n", 400},
         {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
-        {"PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400},
+        {"PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+         400},
         {"GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n", 431},
         {"GET /" + std::string(1000, 'u') + " HTTP/1.1\r\nHost: t\r\n\r\n", 414},
         {"GET /hello HTTP/1.1\r\n\r\n", 400},  // no Host
@@ -979,7 +997,8 @@ BOOST_AUTO_TEST_CASE(malformed_requests_are_answered_and_closed) {
     // A broken chunked body while the handler reads it: the exchange aborts, 400, closed.
     {
         client c(f);
-        const auto r = c.request("PUT /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\nzz\r\n");
+        const auto r =
+            c.request("PUT /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\nzz\r\n");
         BOOST_REQUIRE(r);
         BOOST_CHECK_EQUAL(r->status, 400);
         BOOST_CHECK(c.wait_closed());
@@ -1141,7 +1160,8 @@ BOOST_AUTO_TEST_CASE(client_gone_mid_body) {
     fixture f;
     client c(f);
     BOOST_REQUIRE(c.send_all("PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n" + pattern(100 * kib)));
-    BOOST_REQUIRE(f.wait_until([&] { return !f.handler.records.empty() && f.handler.records[0]->body.size() == 100 * kib; }));
+    BOOST_REQUIRE(
+        f.wait_until([&] { return !f.handler.records.empty() && f.handler.records[0]->body.size() == 100 * kib; }));
     c.close();
     BOOST_REQUIRE(f.wait_until([&] { return f.handler.records[0]->abort_calls == 1; }));
     BOOST_REQUIRE(f.settle());
@@ -1186,7 +1206,8 @@ BOOST_AUTO_TEST_CASE(shutdown_with_exchanges_in_flight) {
     client mid_body(f);
     client slow(f);
     client streaming(f);
-    BOOST_REQUIRE(mid_body.send_all("PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n" + pattern(10 * kib)));
+    BOOST_REQUIRE(
+        mid_body.send_all("PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n" + pattern(10 * kib)));
     BOOST_REQUIRE(slow.send_all(get("/slow")));
     BOOST_REQUIRE(streaming.send_all(get("/infinite")));
     BOOST_REQUIRE(f.wait_until([&] {

@@ -24,9 +24,9 @@ BOOST_AUTO_TEST_CASE(options_come_from_the_config_and_the_index) {
     config.cluster = 42;
     config.replica_count = 3;
     config.message_size_max = 2u << 20;
-    const std::vector<platform::socket_address> addresses = {
-        {.ipv4_host_order = 0x7f000001, .port = 1}, {.ipv4_host_order = 0x7f000001, .port = 2},
-        {.ipv4_host_order = 0x7f000001, .port = 3}};
+    const std::vector<platform::socket_address> addresses = {{.ipv4_host_order = 0x7f000001, .port = 1},
+                                                             {.ipv4_host_order = 0x7f000001, .port = 2},
+                                                             {.ipv4_host_order = 0x7f000001, .port = 3}};
     counting_replica* replica = nullptr;
     const platform::tcp_bus_options options =
         platform::replica_bus_options(config, addresses, 2, 9, platform::deliver_to(replica));

@@ -152,9 +152,9 @@ BOOST_AUTO_TEST_CASE(bytes_arrive_in_order_and_marks_follow_their_bytes) {
     const std::string small = "head";
     auto big = std::make_shared<const std::string>(100'000, 'x');
     conn.queue_copy(as_bytes(small));
-    conn.queue_copy(as_bytes(small), 1);   // joins the first: one owned item
+    conn.queue_copy(as_bytes(small), 1);  // joins the first: one owned item
     conn.queue_borrowed(as_bytes(*big), big);
-    conn.queue_mark(2);                    // done with the borrowed bytes
+    conn.queue_mark(2);  // done with the borrowed bytes
     BOOST_CHECK_EQUAL(conn.queued_items(), 2u);
     BOOST_CHECK_EQUAL(conn.queued_bytes(), 2 * small.size() + big->size());
     conn.flush();

@@ -65,10 +65,8 @@ std::vector<std::uint8_t> make_hello(platform::hello h) {
     return out;
 }
 
-const platform::hello client_hello{.role = platform::hello_role::client,
-                                   .replica = vsr::address_client,
-                                   .cluster = cluster_id,
-                                   .client_id = 99};
+const platform::hello client_hello{
+    .role = platform::hello_role::client, .replica = vsr::address_client, .cluster = cluster_id, .client_id = 99};
 
 struct received_log {
     std::vector<std::vector<std::uint8_t>> messages;
@@ -121,8 +119,7 @@ struct cluster_fixture {
         BOOST_REQUIRE(replicas[i]->start(error));
     }
 
-    std::unique_ptr<platform::tcp_message_bus> make_client(std::uint64_t process_id,
-                                                           received_log* log) {
+    std::unique_ptr<platform::tcp_message_bus> make_client(std::uint64_t process_id, received_log* log) {
         platform::tcp_bus_options options = base_options();
         options.role = platform::bus_role::client;
         options.client_process_id = process_id;
@@ -151,8 +148,8 @@ struct cluster_fixture {
 
     // Sends one message from replica `from` to `to` and waits for it to arrive intact.
     bool replica_round(std::size_t from, std::size_t to) {
-        const auto message = make_message(vsr::command::commit, static_cast<std::uint8_t>(from),
-                                          static_cast<std::uint8_t>(to), 0);
+        const auto message =
+            make_message(vsr::command::commit, static_cast<std::uint8_t>(from), static_cast<std::uint8_t>(to), 0);
         const std::size_t before = received[to].messages.size();
         // Retry: a connection that is being replaced may drop a send (VSR retries the same way).
         for (int attempt = 0; attempt < 50; attempt++) {
@@ -174,13 +171,15 @@ BOOST_AUTO_TEST_SUITE(hello_frame)
 BOOST_AUTO_TEST_CASE(round_trips_replica_and_client) {
     for (const platform::hello h :
          {platform::hello{.role = platform::hello_role::replica, .replica = 3, .cluster = 9, .client_id = 0},
-          platform::hello{.role = platform::hello_role::client, .replica = vsr::address_client,
-                          .cluster = 9, .client_id = 0xDEADBEEF12345678}}) {
+          platform::hello{.role = platform::hello_role::client,
+          .replica = vsr::address_client,
+          .cluster = 9,
+          .client_id = 0xDEADBEEF12345678}}) {
         const auto bytes = make_hello(h);
         platform::hello out;
         BOOST_TEST(static_cast<int>(platform::decode_hello(
-                       std::span<const std::uint8_t, platform::hello_size>(bytes.data(), bytes.size()), 9,
-                       out)) == static_cast<int>(platform::hello_error::none));
+                       std::span<const std::uint8_t, platform::hello_size>(bytes.data(), bytes.size()), 9, out)) ==
+                   static_cast<int>(platform::hello_error::none));
         BOOST_TEST(static_cast<int>(out.role) == static_cast<int>(h.role));
         BOOST_TEST(out.replica == h.replica);
         BOOST_TEST(out.client_id == h.client_id);
@@ -189,8 +188,8 @@ BOOST_AUTO_TEST_CASE(round_trips_replica_and_client) {
 
 platform::hello_error decode(const std::vector<std::uint8_t>& bytes, std::uint32_t cluster) {
     platform::hello out;
-    return platform::decode_hello(
-        std::span<const std::uint8_t, platform::hello_size>(bytes.data(), bytes.size()), cluster, out);
+    return platform::decode_hello(std::span<const std::uint8_t, platform::hello_size>(bytes.data(), bytes.size()),
+                                  cluster, out);
 }
 
 BOOST_AUTO_TEST_CASE(rejects_every_corruption) {
@@ -204,15 +203,16 @@ BOOST_AUTO_TEST_CASE(rejects_every_corruption) {
         bad[i] ^= 0x01;
         BOOST_TEST(decode(bad, cluster_id) != hello_error::none, "byte " << i);
     }
-    BOOST_TEST(decode(std::vector<std::uint8_t>(platform::hello_size, 0), cluster_id) ==
-               hello_error::bad_magic);
+    BOOST_TEST(decode(std::vector<std::uint8_t>(platform::hello_size, 0), cluster_id) == hello_error::bad_magic);
     // A client claiming a replica index, a replica claiming the client address: bad role.
-    BOOST_TEST(decode(make_hello({.role = platform::hello_role::client, .replica = 1,
-                                  .cluster = cluster_id, .client_id = 1}), cluster_id) ==
-               hello_error::bad_role);
-    BOOST_TEST(decode(make_hello({.role = platform::hello_role::replica, .replica = vsr::address_client,
-                                  .cluster = cluster_id, .client_id = 0}), cluster_id) ==
-               hello_error::bad_role);
+    BOOST_TEST(
+        decode(make_hello({.role = platform::hello_role::client, .replica = 1, .cluster = cluster_id, .client_id = 1}),
+               cluster_id) == hello_error::bad_role);
+    BOOST_TEST(decode(make_hello({.role = platform::hello_role::replica,
+                                  .replica = vsr::address_client,
+                                  .cluster = cluster_id,
+                                  .client_id = 0}),
+                      cluster_id) == hello_error::bad_role);
 }
 
 BOOST_AUTO_TEST_CASE(backoff_is_bounded_jittered_and_seeded) {
@@ -287,10 +287,12 @@ BOOST_AUTO_TEST_CASE(client_request_and_reply_are_routed_by_client_id) {
     }
     BOOST_REQUIRE(run_until([&] { return client->status().connected_replicas.size() == replica_count; }));
     const auto request = make_message(vsr::command::request, vsr::address_client, 1, client_id);
-    BOOST_REQUIRE(run_until([&] {
-        client->send_to_replica(1, request);
-        return !client_received.messages.empty();
-    }, 400));
+    BOOST_REQUIRE(run_until(
+        [&] {
+            client->send_to_replica(1, request);
+            return !client_received.messages.empty();
+        },
+        400));
     vsr::header h;
     BOOST_REQUIRE(vsr::decode_message(client_received.messages.back(), cluster_id, 64 * 1024, h) ==
                   vsr::decode_error::none);
@@ -322,9 +324,7 @@ BOOST_AUTO_TEST_CASE(full_send_queue_drops_newest_and_counts) {
     std::size_t sent = 0;
     for (; sent < 1000; sent++) replicas[0]->send_to_replica(1, message);
     BOOST_TEST(counters(0).dropped_queue_full > 0u);  // default limit is 256 messages
-    BOOST_REQUIRE(run_until([&] {
-        return received[1].messages.size() + counters(0).dropped_queue_full == sent;
-    }));
+    BOOST_REQUIRE(run_until([&] { return received[1].messages.size() + counters(0).dropped_queue_full == sent; }));
 }
 
 // Each bad input closes just that connection, is counted, and the bus keeps serving.
@@ -346,18 +346,20 @@ BOOST_AUTO_TEST_CASE(bad_input_closes_connection_and_bus_keeps_serving) {
         {"zero header", make_hello(client_hello), std::vector<std::uint8_t>(80, 0), close_reason::bad_header},
         {"huge body_size", make_hello(client_hello), huge, close_reason::bad_header},
         {"wrong cluster", make_hello(client_hello),
-         make_message(vsr::command::request, vsr::address_client, 2, 1, 16, cluster_id + 1),
-         close_reason::bad_header},
+         make_message(vsr::command::request, vsr::address_client, 2, 1, 16, cluster_id + 1), close_reason::bad_header},
         {"bad checksum", make_hello(client_hello), bad_checksum, close_reason::bad_message},
         {"lying sender", make_hello(client_hello), make_message(vsr::command::commit, 0, 2, 1),
          close_reason::wrong_sender},
-        {"hello of other cluster", make_hello({.role = platform::hello_role::client,
-                                               .replica = vsr::address_client,
-                                               .cluster = cluster_id + 1, .client_id = 1}), {},
+        {"hello of other cluster",
+         make_hello({.role = platform::hello_role::client,
+                     .replica = vsr::address_client,
+                     .cluster = cluster_id + 1,
+                     .client_id = 1}),
+         {},
          close_reason::bad_hello},
-        {"replica 2 posing as replica 0's peer above it", make_hello({.role = platform::hello_role::replica,
-                                                                      .replica = 2, .cluster = cluster_id,
-                                                                      .client_id = 0}), {},
+        {"replica 2 posing as replica 0's peer above it",
+         make_hello({.role = platform::hello_role::replica, .replica = 2, .cluster = cluster_id, .client_id = 0}),
+         {},
          close_reason::bad_hello},
     };
     for (const bad_case& c : cases) {
@@ -510,8 +512,8 @@ BOOST_AUTO_TEST_CASE(keepalive_frame_round_trips_and_rejects_corruption) {
     }
     // A real message is never a keepalive (its command is never 0).
     const auto message = make_message(vsr::command::commit, 0, 1, 0);
-    BOOST_TEST(!platform::is_keepalive(std::span<const std::uint8_t, vsr::header_size>(message.data(), vsr::header_size),
-                                       cluster_id));
+    BOOST_TEST(!platform::is_keepalive(
+        std::span<const std::uint8_t, vsr::header_size>(message.data(), vsr::header_size), cluster_id));
 }
 
 // Only the exact frame is a keepalive: a command-0 header resealed with any other field set (a
@@ -543,7 +545,8 @@ BOOST_AUTO_TEST_CASE(idle_connections_are_kept_alive) {
     }
     received_log client_log;
     auto client = f.make_client(77, &client_log);
-    BOOST_REQUIRE(f.run_until([&] { return f.fully_connected() && client->status().connected_replicas.size() == replica_count; }));
+    BOOST_REQUIRE(f.run_until(
+        [&] { return f.fully_connected() && client->status().connected_replicas.size() == replica_count; }));
     std::array<std::uint64_t, replica_count> closed_before{};
     for (std::size_t i = 0; i < replica_count; i++) closed_before[i] = f.counters(i).closed_total();
     // Ten idle timeouts of silence.

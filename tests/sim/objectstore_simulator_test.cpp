@@ -33,11 +33,13 @@ first_failure find_failure(planted_bug bug, sim::objectstore_tamper tamper, std:
     return {};
 }
 
-void expect_caught(planted_bug bug, sim::objectstore_tamper tamper, const std::string& property, std::uint64_t seeds_max) {
+void expect_caught(planted_bug bug, sim::objectstore_tamper tamper, const std::string& property,
+                   std::uint64_t seeds_max) {
     const first_failure found = find_failure(bug, tamper, seeds_max);
     BOOST_TEST_INFO("bug " << sim::to_string(bug) << " tamper " << static_cast<int>(tamper));
     BOOST_REQUIRE_MESSAGE(found.seed != 0, "not caught within " << seeds_max << " seeds");
-    BOOST_TEST_MESSAGE(sim::to_string(bug) << ": seed " << found.seed << " " << found.result.property << ": " << found.result.detail);
+    BOOST_TEST_MESSAGE(sim::to_string(bug)
+                       << ": seed " << found.seed << " " << found.result.property << ": " << found.result.detail);
     BOOST_TEST(found.result.property == property);
     BOOST_TEST(!found.result.trace_tail.empty());
 }

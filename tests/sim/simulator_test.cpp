@@ -25,7 +25,8 @@ sim::simulation_result run(std::uint64_t seed, std::uint8_t replicas, vsr::plant
 /// The first seed in [1, seeds_max] where the simulator reports a safety or linearizability
 /// violation, or 0. (Liveness alone would be a weaker proof, so it is skipped; a crash would
 /// abort this test.)
-std::uint64_t first_caught(vsr::planted_bug bug, std::uint8_t replicas, std::uint64_t seeds_max, std::string& property) {
+std::uint64_t first_caught(vsr::planted_bug bug, std::uint8_t replicas, std::uint64_t seeds_max,
+                           std::string& property) {
     for (std::uint64_t seed = 1; seed <= seeds_max; ++seed) {
         const auto result = run(seed, replicas, bug);
         if (!result.ok && result.property != "liveness") {
@@ -44,18 +45,29 @@ BOOST_AUTO_TEST_SUITE(planted_bugs)
 void expect_caught(vsr::planted_bug bug, std::uint8_t replicas, std::uint64_t seeds_max) {
     std::string property;
     const auto seed = first_caught(bug, replicas, seeds_max, property);
-    BOOST_TEST_MESSAGE(sim::to_string(bug) << " with " << int{replicas} << " replicas: caught at seed " << seed << " (" << property << ")");
+    BOOST_TEST_MESSAGE(sim::to_string(bug)
+                       << " with " << int{replicas} << " replicas: caught at seed " << seed << " (" << property << ")");
     BOOST_TEST(seed != 0u, sim::to_string(bug) << " not caught in " << seeds_max << " seeds");
     BOOST_TEST((property == "safety" || property == "linearizability"), "caught only as " << property);
 }
 
 BOOST_AUTO_TEST_CASE(commit_without_quorum) { expect_caught(vsr::planted_bug::commit_without_quorum, 3, 100); }
 BOOST_AUTO_TEST_CASE(skip_client_deduplication) { expect_caught(vsr::planted_bug::skip_client_deduplication, 3, 100); }
-BOOST_AUTO_TEST_CASE(view_change_picks_wrong_log) { expect_caught(vsr::planted_bug::view_change_picks_wrong_log, 3, 100); }
-BOOST_AUTO_TEST_CASE(accept_prepare_out_of_order) { expect_caught(vsr::planted_bug::accept_prepare_out_of_order, 3, 200); }
-BOOST_AUTO_TEST_CASE(recovering_replica_answers) { expect_caught(vsr::planted_bug::recovering_replica_answers, 3, 300); }
-BOOST_AUTO_TEST_CASE(view_change_picks_wrong_log_five_replicas) { expect_caught(vsr::planted_bug::view_change_picks_wrong_log, 5, 200); }
-BOOST_AUTO_TEST_CASE(commit_without_quorum_five_replicas) { expect_caught(vsr::planted_bug::commit_without_quorum, 5, 200); }
+BOOST_AUTO_TEST_CASE(view_change_picks_wrong_log) {
+    expect_caught(vsr::planted_bug::view_change_picks_wrong_log, 3, 100);
+}
+BOOST_AUTO_TEST_CASE(accept_prepare_out_of_order) {
+    expect_caught(vsr::planted_bug::accept_prepare_out_of_order, 3, 200);
+}
+BOOST_AUTO_TEST_CASE(recovering_replica_answers) {
+    expect_caught(vsr::planted_bug::recovering_replica_answers, 3, 300);
+}
+BOOST_AUTO_TEST_CASE(view_change_picks_wrong_log_five_replicas) {
+    expect_caught(vsr::planted_bug::view_change_picks_wrong_log, 5, 200);
+}
+BOOST_AUTO_TEST_CASE(commit_without_quorum_five_replicas) {
+    expect_caught(vsr::planted_bug::commit_without_quorum, 5, 200);
+}
 // The fault schedule leaves reading clients with a deposed primary (caught at seed 40 and 9;
 // before that schedule, once in 3,000 seeds).
 BOOST_AUTO_TEST_CASE(query_without_round) { expect_caught(vsr::planted_bug::query_without_round, 3, 300); }

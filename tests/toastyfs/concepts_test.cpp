@@ -84,12 +84,15 @@ BOOST_AUTO_TEST_CASE(service_runs_on_the_archetypes) {
     int puts = 0;
     toastyfs::put_request request;
     request.key = "k";
-    const auto id = service.begin_put(std::move(request), [&](const toastyfs::put_outcome& outcome) {
-        puts += outcome.status == toastyfs::service_status::unavailable ? 1 : 0;
-    }, [] {});
+    const auto id = service.begin_put(
+        std::move(request),
+        [&](const toastyfs::put_outcome& outcome) {
+            puts += outcome.status == toastyfs::service_status::unavailable ? 1 : 0;
+        },
+        [] {});
     const std::vector<std::uint8_t> body(10, 7);
     BOOST_TEST(service.put_body(id, body) == body.size());
-    service.end_put(id);  // inline: one put_object, refused
+    service.end_put(id);       // inline: one put_object, refused
     BOOST_TEST(lookups == 0);  // callbacks never run inside the calls
     service.tick(1);
     BOOST_TEST(lookups == 1);

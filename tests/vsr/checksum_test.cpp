@@ -100,9 +100,7 @@ BOOST_AUTO_TEST_CASE(every_single_bit_flip_changes_checksum) {
         for (std::size_t bit = 0; bit < size * 8; ++bit) {
             auto flipped = input;
             flipped[bit / 8] = static_cast<std::uint8_t>(flipped[bit / 8] ^ (1u << (bit % 8)));
-            BOOST_TEST_CONTEXT("size " << size << " bit " << bit) {
-                BOOST_TEST(vsr::checksum(flipped, 3) != original);
-            }
+            BOOST_TEST_CONTEXT("size " << size << " bit " << bit) { BOOST_TEST(vsr::checksum(flipped, 3) != original); }
         }
     }
 }

@@ -212,9 +212,9 @@ BOOST_AUTO_TEST_CASE(decide_execute_duplicate_or_session_gone) {
     BOOST_TEST((table.decide(1, 3, 1) == decision::session_gone));  // an older session
     BOOST_TEST((table.decide(1, 4, 0) == decision::duplicate));     // the registration itself
     table.record_reply(1, 1, 5, 0, bytes{0});
-    BOOST_TEST((table.decide(1, 4, 1) == decision::duplicate));     // at-most-once
+    BOOST_TEST((table.decide(1, 4, 1) == decision::duplicate));  // at-most-once
     BOOST_TEST((table.decide(1, 4, 2) == decision::execute));
-    BOOST_TEST((table.decide(1, 4, 9) == decision::execute));       // gaps are the client's business
+    BOOST_TEST((table.decide(1, 4, 9) == decision::execute));  // gaps are the client's business
     // After eviction the session is gone for good.
     table.register_session(2, 6, 0);
     table.register_session(3, 7, 0);  // evicts 1 (last active at op 5)

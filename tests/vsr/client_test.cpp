@@ -8,8 +8,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstdint>
-#include <ostream>
 #include <optional>
+#include <ostream>
 #include <set>
 #include <span>
 #include <string>
@@ -91,8 +91,8 @@ struct harness {
     }
 
     // A reply from the cluster; fields default to an ok reply from replica 0 in view 0.
-    bytes reply(std::uint64_t client_id, std::uint64_t session, std::uint64_t request_number,
-                const bytes& body = {}, vsr::command cmd = vsr::command::reply) const {
+    bytes reply(std::uint64_t client_id, std::uint64_t session, std::uint64_t request_number, const bytes& body = {},
+                vsr::command cmd = vsr::command::reply) const {
         vsr::header h;
         h.cmd = cmd;
         h.sender = 0;
@@ -109,9 +109,7 @@ struct harness {
     void deliver(bytes message) { client->on_message(message); }
 
     // Answers the pending registration of the session with `client_id`.
-    void register_session(std::uint64_t client_id, std::uint64_t session) {
-        deliver(reply(client_id, session, 0));
-    }
+    void register_session(std::uint64_t client_id, std::uint64_t session) { deliver(reply(client_id, session, 0)); }
 
     std::uint64_t id() const { return client->client_ids().at(0); }
 

@@ -26,8 +26,8 @@ template class vsr::basic_replica<archetypes::state_machine_with_queries, archet
                                   archetypes::time_source, archetypes::random_source>;
 template class vsr::basic_client<archetypes::message_bus, archetypes::random_source>;
 
-using replica_type = vsr::basic_replica<archetypes::state_machine, archetypes::message_bus,
-                                        archetypes::time_source, archetypes::random_source>;
+using replica_type = vsr::basic_replica<archetypes::state_machine, archetypes::message_bus, archetypes::time_source,
+                                        archetypes::random_source>;
 using query_replica_type = vsr::basic_replica<archetypes::state_machine_with_queries, archetypes::message_bus,
                                               archetypes::time_source, archetypes::random_source>;
 using client_type = vsr::basic_client<archetypes::message_bus, archetypes::random_source>;
@@ -175,9 +175,8 @@ BOOST_AUTO_TEST_CASE(client_runs_on_the_archetypes) {
     BOOST_TEST(client.owns(client.client_ids().front()));
     int failed = 0;
     const std::vector<std::uint8_t> operation{1};
-    const auto error = client.submit(operation, [&](const vsr::client_result& r) {
-        failed += r.status == vsr::result_status::timeout ? 1 : 0;
-    });
+    const auto error = client.submit(
+        operation, [&](const vsr::client_result& r) { failed += r.status == vsr::result_status::timeout ? 1 : 0; });
     BOOST_TEST((error == vsr::submit_error::none));
     BOOST_TEST(client.outstanding() == 1u);
     client.on_message(std::vector<std::uint8_t>(3, 0));

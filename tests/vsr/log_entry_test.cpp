@@ -195,9 +195,7 @@ BOOST_AUTO_TEST_CASE(rejects_operation_size_past_end) {
     BOOST_TEST(!vsr::validate_entry(entry, entry_size_max));
 }
 
-BOOST_AUTO_TEST_CASE(rejects_op_zero) {
-    BOOST_TEST(!vsr::validate_entry(sample_entry(0, 1), entry_size_max));
-}
+BOOST_AUTO_TEST_CASE(rejects_op_zero) { BOOST_TEST(!vsr::validate_entry(sample_entry(0, 1), entry_size_max)); }
 
 BOOST_AUTO_TEST_CASE(rejects_oversize) {
     const bytes entry = sample_entry();

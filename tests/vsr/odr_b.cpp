@@ -1,6 +1,6 @@
 // Translation unit b of the header-only ODR check (see odr_policies.hpp).
-#include "vsr/vsr.hpp"
 #include "kv_state_machine.hpp"
+#include "vsr/vsr.hpp"
 
 #include "odr_policies.hpp"
 

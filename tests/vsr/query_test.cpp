@@ -47,7 +47,8 @@ int deliver_client_messages_to_0(cluster& c, std::uint64_t client_id) {
         }
     }
     int replies = 0;
-    for (const auto& [id, message] : c.bus().to_client) replies += id == client_id && decode(message).cmd == vsr::command::reply;
+    for (const auto& [id, message] : c.bus().to_client)
+        replies += id == client_id && decode(message).cmd == vsr::command::reply;
     return replies;
 }
 

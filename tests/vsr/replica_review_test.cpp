@@ -87,9 +87,8 @@ BOOST_AUTO_TEST_CASE(deposed_primary_refuses_only_when_its_committed_log_is_full
     cluster c(config);
     auto& client = c.add_client();
     BOOST_TEST_REQUIRE((c.execute(client, kv_put("x", "1"))->status == vsr::result_status::ok));  // ops 1, 2
-    BOOST_TEST_REQUIRE(c.run_until([&] {
-        return c.replica(1).commit_executed() == 2u && c.replica(2).commit_executed() == 2u;
-    }));
+    BOOST_TEST_REQUIRE(
+        c.run_until([&] { return c.replica(1).commit_executed() == 2u && c.replica(2).commit_executed() == 2u; }));
 
     // Primary 0 fills its log with an entry no backup receives: a register of another client.
     c.isolate(1);
@@ -247,9 +246,9 @@ BOOST_AUTO_TEST_CASE(new_state_from_a_view_we_lead_joins_its_view_change) {
     r1.on_message(new_state_from(c, 0, 1));
     BOOST_TEST(r1.view() == 1u);
     BOOST_TEST((r1.status() == vsr::replica_status::view_change));
-    const bool asked_itself = std::any_of(c.bus().to_replica[1].begin(), c.bus().to_replica[1].end(), [](const bytes& m) {
-        return vsr::decode_header_fields(m.data()).cmd == vsr::command::request_start_view;
-    });
+    const bool asked_itself = std::any_of(
+        c.bus().to_replica[1].begin(), c.bus().to_replica[1].end(),
+        [](const bytes& m) { return vsr::decode_header_fields(m.data()).cmd == vsr::command::request_start_view; });
     BOOST_TEST(!asked_itself, "replica 1 sent request_start_view to itself");
     c.bus().to_replica[1].clear();
 

@@ -142,7 +142,8 @@ BOOST_AUTO_TEST_CASE(answers_in_view_change_and_recovering) {
     }
     c.isolate(2, false);
     BOOST_TEST_REQUIRE(c.run_until([&] {
-        return c.replica(1).status() == vsr::replica_status::normal && c.replica(2).status() == vsr::replica_status::normal;
+        return c.replica(1).status() == vsr::replica_status::normal &&
+               c.replica(2).status() == vsr::replica_status::normal;
     }));
     {
         const answered a = ask(c, 1);

@@ -424,10 +424,10 @@ BOOST_AUTO_TEST_CASE(view_change_keeps_operation_committed_without_new_primary) 
     put_and_settle(c, client, "k", "1");
 
     auto pending = submit(client, kv_put("k", "2"));
-    c.deliver_to(0);                 // request
-    c.bus().to_replica[1].clear();  // replica 1 loses its prepare
-    c.deliver_to(2);                 // prepare
-    c.deliver_to(0);                 // prepare_ok
+    c.deliver_to(0);                                                 // request
+    c.bus().to_replica[1].clear();                                   // replica 1 loses its prepare
+    c.deliver_to(2);                                                 // prepare
+    c.deliver_to(0);                                                 // prepare_ok
     BOOST_TEST_REQUIRE(c.replica(0).commit() == c.replica(0).op());  // committed by 0 and 2
     BOOST_TEST_REQUIRE(c.replica(1).op() < c.replica(0).op());
     c.isolate(0);
@@ -872,9 +872,11 @@ struct echo_cluster {
     std::pair<vsr::result_status, bytes> execute(std::string_view text, vsr::request_kind kind) {
         std::optional<std::pair<vsr::result_status, bytes>> seen;
         const bytes operation(text.begin(), text.end());
-        BOOST_TEST_REQUIRE((user.submit(operation, [&](const vsr::client_result& r) {
-            seen.emplace(r.status, bytes(r.body.begin(), r.body.end()));
-        }, kind) == vsr::submit_error::none));
+        BOOST_TEST_REQUIRE(
+            (user.submit(
+                 operation,
+                 [&](const vsr::client_result& r) { seen.emplace(r.status, bytes(r.body.begin(), r.body.end())); },
+                 kind) == vsr::submit_error::none));
         run();
         BOOST_TEST_REQUIRE(seen.has_value());
         return *seen;

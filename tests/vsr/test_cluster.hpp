@@ -130,18 +130,21 @@ struct outcome {
 inline std::shared_ptr<outcome> submit(client_type& client, const bytes& operation,
                                        vsr::request_kind kind = vsr::request_kind::operation) {
     auto result = std::make_shared<outcome>();
-    const auto error = client.submit(operation, [result](const vsr::client_result& r) {
-        result->done = true;
-        ++result->calls;
-        result->status = r.status;
-        result->op = r.op;
-        result->index = r.index;
-        if (r.status == vsr::result_status::ok) {
-            const kv::result decoded = kv::decode_result(r.body);
-            result->kv_status = decoded.result_status;
-            result->value = std::string(decoded.value);
-        }
-    }, kind);
+    const auto error = client.submit(
+        operation,
+        [result](const vsr::client_result& r) {
+            result->done = true;
+            ++result->calls;
+            result->status = r.status;
+            result->op = r.op;
+            result->index = r.index;
+            if (r.status == vsr::result_status::ok) {
+                const kv::result decoded = kv::decode_result(r.body);
+                result->kv_status = decoded.result_status;
+                result->value = std::string(decoded.value);
+            }
+        },
+        kind);
     BOOST_TEST_REQUIRE((error == vsr::submit_error::none));
     return result;
 }
@@ -244,8 +247,10 @@ public:
 
     /// Messages to this client are lost until it is heard again.
     void deafen(std::uint64_t client_id, bool deaf = true) {
-        if (deaf) deaf_clients_.insert(client_id);
-        else deaf_clients_.erase(client_id);
+        if (deaf)
+            deaf_clients_.insert(client_id);
+        else
+            deaf_clients_.erase(client_id);
     }
 
     bool up(std::uint8_t index) const { return replicas_[index] != nullptr && !isolated_[index]; }
@@ -334,7 +339,9 @@ public:
                r1.view() == r2.view() && r1.view() >= 1 && (r1.is_primary() || r2.is_primary());
     }
 
-    void settle() { BOOST_REQUIRE_MESSAGE(run_until([this] { return converged(); }), "replicas never converged"); }
+    void settle() {
+        BOOST_REQUIRE_MESSAGE(run_until([this] { return converged(); }), "replicas never converged");
+    }
 
     /// Submits and runs until the callback has run.
     std::shared_ptr<outcome> execute(client_type& client, const bytes& operation) {

@@ -127,7 +127,7 @@ BOOST_AUTO_TEST_CASE(header_layout_is_exact) {
     BOOST_TEST(m[17] == 0xFF);
     BOOST_TEST(m[18] == 0xC0);
     BOOST_TEST(m[19] == 0x00);
-    BOOST_TEST(m[20] == 7);  // body_size
+    BOOST_TEST(m[20] == 7);     // body_size
     BOOST_TEST(m[24] == 0x08);  // view, low byte first
     BOOST_TEST(m[31] == 0x01);
     BOOST_TEST(vsr::load_le64(m.data() + 32) == 0x1112131415161718ULL);
@@ -265,6 +265,5 @@ BOOST_AUTO_TEST_CASE(decode_error_names) {
     BOOST_TEST(std::string_view(vsr::to_string(vsr::decode_error::none)) == "none");
     BOOST_TEST(std::string_view(vsr::to_string(vsr::decode_error::bad_checksum)) == "bad_checksum");
     BOOST_TEST(std::string_view(vsr::to_string(vsr::decode_error::wrong_target)) == "wrong_target");
-    BOOST_TEST(std::string_view(vsr::to_string(static_cast<vsr::decode_error>(vsr::decode_error_count))) ==
-               "unknown");
+    BOOST_TEST(std::string_view(vsr::to_string(static_cast<vsr::decode_error>(vsr::decode_error_count))) == "unknown");
 }

@@ -227,8 +227,8 @@ inline std::optional<std::int64_t> parse_http_date(std::string_view text) {
     detail::date_fields f;
     unsigned year = 0;
     if (r.name(detail::long_day_names, f.weekday)) {
-        const bool ok = r.literal(", ") && r.digits(2, f.day) && r.literal("-") && r.name(detail::month_names, f.month) &&
-                        r.literal("-") && r.digits(2, year) && r.literal(" ") &&
+        const bool ok = r.literal(", ") && r.digits(2, f.day) && r.literal("-") &&
+                        r.name(detail::month_names, f.month) && r.literal("-") && r.digits(2, year) && r.literal(" ") &&
                         r.time_of_day(f.hour, f.minute, f.second) && r.literal(" GMT") && r.done();
         if (!ok) return std::nullopt;
         f.year = year >= 70 ? 1900 + year : 2000 + year;
@@ -236,9 +236,9 @@ inline std::optional<std::int64_t> parse_http_date(std::string_view text) {
     }
     if (!r.name(detail::day_names, f.weekday)) return std::nullopt;
     if (r.literal(", ")) {
-        const bool ok = r.digits(2, f.day) && r.literal(" ") && r.name(detail::month_names, f.month) && r.literal(" ") &&
-                        r.digits(4, year) && r.literal(" ") && r.time_of_day(f.hour, f.minute, f.second) &&
-                        r.literal(" GMT") && r.done();
+        const bool ok = r.digits(2, f.day) && r.literal(" ") && r.name(detail::month_names, f.month) &&
+                        r.literal(" ") && r.digits(4, year) && r.literal(" ") &&
+                        r.time_of_day(f.hour, f.minute, f.second) && r.literal(" GMT") && r.done();
         if (!ok) return std::nullopt;
     } else {
         const bool ok = r.literal(" ") && r.name(detail::month_names, f.month) && r.literal(" ") &&

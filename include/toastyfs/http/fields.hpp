@@ -28,9 +28,7 @@ public:
     using const_iterator = std::vector<field>::const_iterator;
 
     /// Appends a field; existing fields with the same name are kept.
-    void add(std::string name, std::string value) {
-        fields_.push_back(field{std::move(name), std::move(value)});
-    }
+    void add(std::string name, std::string value) { fields_.push_back(field{std::move(name), std::move(value)}); }
 
     /// Leaves exactly one field with this name, holding `value`: the first one is overwritten in
     /// place, later ones are removed; appended if there was none.

@@ -79,9 +79,7 @@ struct request_head {
     /// can check before reading anything (for chunked bodies, see request_parser::body_bytes).
     std::uint64_t content_length = 0;
 
-    std::optional<std::string_view> find(std::string_view name) const noexcept {
-        return headers.find(name);
-    }
+    std::optional<std::string_view> find(std::string_view name) const noexcept { return headers.find(name); }
     std::vector<std::string_view> find_all(std::string_view name) const { return headers.find_all(name); }
 };
 
@@ -135,9 +133,7 @@ struct parse_result {
     std::span<const std::uint8_t> body;  // body_data only: non-empty, inside the input
     http::error error;                   // error only
 
-    std::string_view body_text() const noexcept {
-        return {reinterpret_cast<const char*>(body.data()), body.size()};
-    }
+    std::string_view body_text() const noexcept { return {reinterpret_cast<const char*>(body.data()), body.size()}; }
 };
 
 class request_parser {

@@ -70,8 +70,8 @@ inline constexpr std::string_view continue_response = "HTTP/1.1 100 Continue\r\n
 
 /// Where serialized bytes go: std::string, std::vector<std::uint8_t> or std::vector<char>.
 template <typename T>
-concept byte_buffer = std::same_as<T, std::string> || std::same_as<T, std::vector<std::uint8_t>> ||
-                      std::same_as<T, std::vector<char>>;
+concept byte_buffer =
+    std::same_as<T, std::string> || std::same_as<T, std::vector<std::uint8_t>> || std::same_as<T, std::vector<char>>;
 
 struct response_head {
     std::uint16_t status = 200;

@@ -191,7 +191,8 @@ inline result<query_parameters> parse_query(std::string_view query, std::size_t 
             return *failure;
         }
         if (equals != std::string_view::npos) {
-            if (auto failure = detail::percent_decode(piece.substr(equals + 1), true, unbounded, 400, parameter.value)) {
+            if (auto failure =
+                    detail::percent_decode(piece.substr(equals + 1), true, unbounded, 400, parameter.value)) {
                 return *failure;
             }
         }

@@ -38,9 +38,8 @@ struct temporary_directory {
     temporary_directory() {
         const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
         for (int attempt = 0;; attempt++) {
-            path =
-                fs::temp_directory_path() / ("toastyfs_chunk_disk_posix_test_" +
-                                             std::to_string(stamp) + "_" + std::to_string(attempt));
+            path = fs::temp_directory_path() /
+                   ("toastyfs_chunk_disk_posix_test_" + std::to_string(stamp) + "_" + std::to_string(attempt));
             if (fs::create_directory(path)) break;
         }
     }
@@ -110,8 +109,7 @@ BOOST_AUTO_TEST_CASE(missing_things_are_not_found) {
     std::vector<std::uint8_t> read;
     std::vector<std::string> names;
     toastyfs::disk_file_info info{true, 1, 1};
-    BOOST_TEST(disk.write_durably("missing/file", pattern(10, 1), token_a) ==
-               disk_status::not_found);
+    BOOST_TEST(disk.write_durably("missing/file", pattern(10, 1), token_a) == disk_status::not_found);
     BOOST_TEST(disk.read("file", 100, read) == disk_status::not_found);
     BOOST_TEST(disk.stat("file", info) == disk_status::not_found);
     BOOST_TEST(!info.exists);
@@ -165,8 +163,7 @@ BOOST_AUTO_TEST_CASE(remove_rename_and_list) {
 BOOST_AUTO_TEST_CASE(names_that_could_escape_the_root_are_refused) {
     temporary_directory directory;
     posix_chunk_disk disk((directory.path / "root").string());
-    for (const char* name :
-         {"", "/etc/passwd", "../outside", "a/../../outside", "a//b", "./x", "x/"}) {
+    for (const char* name : {"", "/etc/passwd", "../outside", "a/../../outside", "a//b", "./x", "x/"}) {
         BOOST_TEST(disk.write_durably(name, pattern(1, 1), token_a) == disk_status::io_error, name);
         BOOST_TEST(disk.make_directory(name) == disk_status::io_error, name);
     }
@@ -243,10 +240,9 @@ BOOST_AUTO_TEST_CASE(free_bytes_token_now_and_temporary_names) {
     std::uint64_t free = 0;
     BOOST_TEST(disk.free_bytes(free) == disk_status::ok);
     BOOST_TEST(free > 0u);
-    const auto now =
-        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                       std::chrono::system_clock::now().time_since_epoch())
-                                       .count());
+    const auto now = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
     const std::uint64_t token = disk.token_now();
     BOOST_TEST(token + 10'000'000'000u > now);  // within ten seconds
     BOOST_TEST(token < now + 10'000'000'000u);

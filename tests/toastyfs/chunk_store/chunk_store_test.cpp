@@ -29,9 +29,7 @@
 
 namespace toastyfs {
 // Lets Boost.Test print statuses and entries in failure messages.
-std::ostream& operator<<(std::ostream& out, chunk_status status) {
-    return out << to_string(status);
-}
+std::ostream& operator<<(std::ostream& out, chunk_status status) { return out << to_string(status); }
 std::ostream& operator<<(std::ostream& out, const chunk_entry& entry) {
     return out << to_hex(entry.sha).substr(0, 8) << "/" << entry.size << "/" << entry.token;
 }
@@ -75,9 +73,8 @@ struct posix_fixture {
     static fs::path fresh_root() {
         const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
         for (int attempt = 0;; attempt++) {
-            auto path =
-                fs::temp_directory_path() / ("toastyfs_chunk_store_test_" + std::to_string(stamp) +
-                                             "_" + std::to_string(attempt));
+            auto path = fs::temp_directory_path() /
+                        ("toastyfs_chunk_store_test_" + std::to_string(stamp) + "_" + std::to_string(attempt));
             if (fs::create_directory(path)) return path;
         }
     }
@@ -85,8 +82,7 @@ struct posix_fixture {
     void plant(const std::string& name, const std::vector<std::uint8_t>& bytes) {
         fs::create_directories((root / name).parent_path());
         std::ofstream(root / name, std::ios::binary)
-            .write(reinterpret_cast<const char*>(bytes.data()),
-                   static_cast<std::streamsize>(bytes.size()));
+            .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
     }
     bool exists(const std::string& name) const { return fs::exists(root / name); }
     void flip_bit(const std::string& name, std::uint64_t bit) {
@@ -103,15 +99,9 @@ struct sim_fixture {
     sim::sim_chunk_disk disk{42};
 
     void restart() { disk.crash(sim::crash_kind::keep_disk); }
-    void plant(const std::string& name, const std::vector<std::uint8_t>& bytes) {
-        disk.plant(name, bytes, 1);
-    }
-    bool exists(const std::string& name) const {
-        return disk.files().contains(name) || disk.directory_exists(name);
-    }
-    void flip_bit(const std::string& name, std::uint64_t bit) {
-        BOOST_REQUIRE(disk.flip_bit(name, bit));
-    }
+    void plant(const std::string& name, const std::vector<std::uint8_t>& bytes) { disk.plant(name, bytes, 1); }
+    bool exists(const std::string& name) const { return disk.files().contains(name) || disk.directory_exists(name); }
+    void flip_bit(const std::string& name, std::uint64_t bit) { BOOST_REQUIRE(disk.flip_bit(name, bit)); }
     std::string temporary_name(const std::string& name) const {
         return name + std::string(sim::sim_chunk_disk::temporary_marker) + "7";
     }
@@ -179,8 +169,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(wrong_hash_and_oversize_data_are_refused, Fixture,
     BOOST_TEST(store.stats().chunks == 1u);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(corrupt_chunks_go_to_quarantine_and_a_write_repairs, Fixture,
-                              fixtures) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(corrupt_chunks_go_to_quarantine_and_a_write_repairs, Fixture, fixtures) {
     Fixture f;
     store_for<Fixture> store(f.disk);
     open_or_fail(store);
@@ -210,8 +199,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(corrupt_chunks_go_to_quarantine_and_a_write_repair
     BOOST_TEST(stats.bytes_stored == 0u);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(a_chunk_written_after_the_inventory_is_not_removed, Fixture,
-                              fixtures) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(a_chunk_written_after_the_inventory_is_not_removed, Fixture, fixtures) {
     Fixture f;
     store_for<Fixture> store(f.disk);
     open_or_fail(store);
@@ -266,8 +254,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(restart_keeps_the_index_and_tokens, Fixture, fixtu
     BOOST_TEST(store.read(before[3].sha, read) == chunk_status::ok);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(open_removes_leftover_temporaries_and_ignores_garbage, Fixture,
-                              fixtures) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(open_removes_leftover_temporaries_and_ignores_garbage, Fixture, fixtures) {
     Fixture f;
     const auto data = pattern(300, 1);
     const auto sha = sha_of(data);
@@ -371,8 +358,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(scrub_drops_missing_files, Fixture, fixtures) {
     open_or_fail(store);
     const auto data = pattern(500, 1);
     BOOST_REQUIRE(store.write(sha_of(data), data).status == chunk_status::ok);
-    BOOST_REQUIRE(f.disk.remove(path_of(sha_of(data))) ==
-                  toastyfs::disk_status::ok);  // behind its back
+    BOOST_REQUIRE(f.disk.remove(path_of(sha_of(data))) == toastyfs::disk_status::ok);  // behind its back
     const auto result = store.scrub(1'000'000);
     BOOST_TEST(result.checked == 1u);
     BOOST_TEST(result.corrupt == 1u);
@@ -406,8 +392,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(quota_and_chunk_limit_give_no_space, Fixture, fixt
     BOOST_TEST(error.find("chunks_max") != std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(the_first_write_into_a_fan_out_directory_makes_it, Fixture,
-                              fixtures) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(the_first_write_into_a_fan_out_directory_makes_it, Fixture, fixtures) {
     Fixture f;
     store_for<Fixture> store(f.disk);
     open_or_fail(store);
@@ -426,8 +411,7 @@ BOOST_AUTO_TEST_CASE(disk_full_and_free_bytes_min_give_no_space) {
     open_or_fail(store);
     const auto large = pattern(1001, 1);
     BOOST_TEST(store.write(sha_of(large), large).status == chunk_status::no_space);  // the disk's
-    toastyfs::chunk_store<sim::sim_chunk_disk, openssl_crypto> careful(disk,
-                                                                       {.free_bytes_min = 100});
+    toastyfs::chunk_store<sim::sim_chunk_disk, openssl_crypto> careful(disk, {.free_bytes_min = 100});
     open_or_fail(careful);
     const auto data = pattern(950, 2);
     BOOST_TEST(careful.write(sha_of(data), data).status == chunk_status::no_space);  // the reserve

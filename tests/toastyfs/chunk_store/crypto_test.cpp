@@ -40,12 +40,10 @@ const std::string million_a(1'000'000, 'a');
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(sha256_known_vectors) {
-    BOOST_TEST(hex(openssl_crypto::sha256({})) ==
-               "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    BOOST_TEST(hex(openssl_crypto::sha256({})) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     BOOST_TEST(hex(openssl_crypto::sha256(bytes_of("abc"))) ==
                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    BOOST_TEST(hex(openssl_crypto::sha256(
-                   bytes_of("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))) ==
+    BOOST_TEST(hex(openssl_crypto::sha256(bytes_of("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))) ==
                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
     BOOST_TEST(hex(openssl_crypto::sha256(bytes_of(million_a))) ==
                "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
@@ -53,16 +51,13 @@ BOOST_AUTO_TEST_CASE(sha256_known_vectors) {
 
 BOOST_AUTO_TEST_CASE(sha256_context_known_vectors) {
     openssl_crypto::sha256_context context;
-    BOOST_TEST(hex(context.finish()) ==
-               "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    BOOST_TEST(hex(context.finish()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     context.update(bytes_of("abc"));
-    BOOST_TEST(hex(context.finish()) ==
-               "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    BOOST_TEST(hex(context.finish()) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     for (int i = 0; i < 1000; i++) {
         context.update(bytes_of(std::string_view(million_a).substr(0, 1000)));
     }
-    BOOST_TEST(hex(context.finish()) ==
-               "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    BOOST_TEST(hex(context.finish()) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
 BOOST_AUTO_TEST_CASE(md5_known_vectors) {
@@ -88,10 +83,9 @@ BOOST_AUTO_TEST_CASE(incremental_equals_one_shot_over_random_splits) {
         std::size_t at = 0;
         while (at < size) {
             // Mostly small pieces, sometimes empty, sometimes large.
-            const std::size_t piece =
-                vsr::uniform_below(random, 4) == 0
-                    ? vsr::uniform_below(random, size - at + 1)
-                    : std::min<std::size_t>(vsr::uniform_below(random, 100), size - at);
+            const std::size_t piece = vsr::uniform_below(random, 4) == 0
+                                          ? vsr::uniform_below(random, size - at + 1)
+                                          : std::min<std::size_t>(vsr::uniform_below(random, 100), size - at);
             context.update(prefix.subspan(at, piece));
             at += piece;
         }
@@ -120,6 +114,5 @@ BOOST_AUTO_TEST_CASE(contexts_move_with_their_stream_and_moved_from_ones_start_f
 
 BOOST_AUTO_TEST_CASE(different_inputs_give_different_digests) {
     BOOST_TEST(openssl_crypto::sha256(bytes_of("abc")) != openssl_crypto::sha256(bytes_of("abd")));
-    BOOST_TEST(openssl_crypto::sha256(bytes_of("")) !=
-               openssl_crypto::sha256(bytes_of(std::string(1, '\0'))));
+    BOOST_TEST(openssl_crypto::sha256(bytes_of("")) != openssl_crypto::sha256(bytes_of(std::string(1, '\0'))));
 }

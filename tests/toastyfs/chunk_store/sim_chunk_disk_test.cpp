@@ -9,8 +9,8 @@
 
 #include <cstdint>
 #include <ostream>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace toastyfs {
@@ -59,7 +59,7 @@ BOOST_AUTO_TEST_CASE(behaves_like_a_file_system_without_faults) {
     std::vector<std::string> names;
     toastyfs::disk_file_info info;
     BOOST_TEST(disk.write_durably("d/f", pattern(10, 1), 1) == disk_status::not_found);  // no dir
-    BOOST_TEST(disk.make_directory("d/e") == disk_status::not_found);  // no parent
+    BOOST_TEST(disk.make_directory("d/e") == disk_status::not_found);                    // no parent
     BOOST_TEST(disk.make_directory("d") == disk_status::ok);
     BOOST_TEST(disk.make_directory("d") == disk_status::ok);
     BOOST_TEST(disk.make_directory("d/e") == disk_status::ok);
@@ -129,8 +129,7 @@ BOOST_AUTO_TEST_CASE(torn_write_leaves_a_broken_file_under_the_final_name_after_
     disk.faults().torn_write_per_mille = 1000;
     for (int i = 0; i < 20; i++) {
         const std::string name = "d/t" + std::to_string(i);
-        BOOST_TEST(disk.write_durably(name, pattern(300, static_cast<std::uint8_t>(i)), 6) ==
-                   disk_status::ok);
+        BOOST_TEST(disk.write_durably(name, pattern(300, static_cast<std::uint8_t>(i)), 6) == disk_status::ok);
         BOOST_TEST(disk.files().at(name).bytes == pattern(300, static_cast<std::uint8_t>(i)));
     }
     BOOST_TEST(disk.counters().torn_writes == 20u);
@@ -191,8 +190,7 @@ BOOST_AUTO_TEST_CASE(full_disk_is_no_space) {
     BOOST_TEST(disk.free_bytes(free) == disk_status::ok);
     BOOST_TEST(free == 500u);
     BOOST_TEST(disk.write_durably("d/g", pattern(501, 2), 6) == disk_status::no_space);
-    BOOST_TEST(disk.write_durably("d/f", pattern(600, 2), 6) ==
-               disk_status::no_space);  // old + new
+    BOOST_TEST(disk.write_durably("d/f", pattern(600, 2), 6) == disk_status::no_space);  // old + new
     BOOST_TEST(disk.write_durably("d/g", pattern(500, 2), 6) == disk_status::ok);
     BOOST_TEST(disk.free_bytes(free) == disk_status::ok);
     BOOST_TEST(free == 0u);

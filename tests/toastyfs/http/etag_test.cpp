@@ -43,9 +43,8 @@ BOOST_AUTO_TEST_CASE(parses_lists) {
 
 BOOST_AUTO_TEST_CASE(malformed_lists_are_400) {
     const std::vector<std::string> bad = {
-        "abc",       "\"abc",        "abc\"",       "w/\"abc\"",  "W/abc",     "W/ \"abc\"", "\"a\"\"b\"",
-        "\"a\" \"b\"", "*, \"a\"",   "\"a\", *",    "*, *",       "**",        "\"a b\"",    "\"a\x01\"",
-        "\"a\"x",
+        "abc",      "\"abc",    "abc\"", "w/\"abc\"", "W/abc",   "W/ \"abc\"", "\"a\"\"b\"", "\"a\" \"b\"",
+        "*, \"a\"", "\"a\", *", "*, *",  "**",        "\"a b\"", "\"a\x01\"",  "\"a\"x",
     };
     for (const std::string& value : bad) {
         BOOST_TEST_CONTEXT("value: " << value) {

@@ -50,10 +50,12 @@ std::string respond(std::string_view request) {
 BOOST_AUTO_TEST_CASE(both_translation_units_agree) {
     const std::string request = "GET /caf%C3%A9%22 HTTP/1.1\r\nHost: h\r\n\r\n";
     const std::string expected =
-        "HTTP/1.1 200 OK\r\nContent-Length: 51\r\n\r\n{\"key\":\"caf\xC3\xA9\\\"\",\"date\":\"1970-01-01T00:00:00.000Z\"}";
+        "HTTP/1.1 200 OK\r\nContent-Length: "
+        "51\r\n\r\n{\"key\":\"caf\xC3\xA9\\\"\",\"date\":\"1970-01-01T00:00:00.000Z\"}";
     BOOST_TEST(respond(request) == expected);
     BOOST_TEST(http_odr::respond_other(request) == expected);
-    BOOST_TEST(respond("GET /%zz HTTP/1.1\r\nHost: h\r\n\r\n") == "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    BOOST_TEST(respond("GET /%zz HTTP/1.1\r\nHost: h\r\n\r\n") ==
+               "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
     BOOST_TEST(http_odr::respond_other("GET / HTTP/2.0\r\n\r\n") ==
                "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Length: 0\r\n\r\n");
 }

@@ -32,7 +32,10 @@ BOOST_AUTO_TEST_CASE(utf8_passes_through) {
 }
 
 BOOST_AUTO_TEST_CASE(invalid_utf8_becomes_replacement_characters) {
-    BOOST_TEST(http::json_string("a\xFF" "b") == "\"a\xEF\xBF\xBD" "b\"");
+    BOOST_TEST(http::json_string("a\xFF"
+                                 "b") ==
+               "\"a\xEF\xBF\xBD"
+               "b\"");
     BOOST_TEST(http::json_string("\xC0\xAF") == "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");
     BOOST_TEST(http::json_string("\xED\xA0\x80") == "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
     BOOST_TEST(http::json_string("\xE2\x82") == "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");

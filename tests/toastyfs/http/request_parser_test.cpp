@@ -32,7 +32,8 @@ namespace http = toastyfs::http;
 using namespace std::string_literals;
 
 std::string describe(const http::request_head& head) {
-    std::string text = head.method + " " + head.target + (head.version == http::http_version::http_1_1 ? " 1.1" : " 1.0");
+    std::string text =
+        head.method + " " + head.target + (head.version == http::http_version::http_1_1 ? " 1.1" : " 1.0");
     for (const http::field& f : head.headers) text += " [" + f.name + "=" + f.value + "]";
     text += head.keep_alive ? " keep-alive" : " close";
     text += head.expect_continue ? " expect-continue" : "";
@@ -91,10 +92,12 @@ outcome drive(std::string_view data, NextPiece next_piece, const http::request_p
 }
 
 outcome whole(std::string_view data, const http::request_parser_options& options = {}) {
-    return drive(data, [&] { return data.size(); }, options);
+    return drive(
+        data, [&] { return data.size(); }, options);
 }
 outcome bytewise(std::string_view data, const http::request_parser_options& options = {}) {
-    return drive(data, [] { return std::size_t{1}; }, options);
+    return drive(
+        data, [] { return std::size_t{1}; }, options);
 }
 
 // The status of the error the input provokes, or 0 if none (fed whole and byte by byte, which
@@ -110,7 +113,9 @@ std::string get(std::string_view target = "/key", std::string_view fields = "Hos
     return "GET "s + std::string(target) + " HTTP/1.1\r\n" + std::string(fields) + "\r\n";
 }
 
-std::string with_fields(std::string_view fields) { return "PUT /k HTTP/1.1\r\nHost: h\r\n"s + std::string(fields) + "\r\n"; }
+std::string with_fields(std::string_view fields) {
+    return "PUT /k HTTP/1.1\r\nHost: h\r\n"s + std::string(fields) + "\r\n";
+}
 
 }  // namespace
 
@@ -159,20 +164,34 @@ BOOST_AUTO_TEST_CASE(empty_input_needs_more) {
 
 BOOST_AUTO_TEST_CASE(leading_empty_lines_are_skipped_up_to_the_limit) {
     BOOST_TEST(status_of("\r\n\r\n" + get()) == 0);
-    BOOST_TEST(status_of("\r\n\r\n\r\n\r\n" + get()) == 0);      // 4: the default limit
+    BOOST_TEST(status_of("\r\n\r\n\r\n\r\n" + get()) == 0);        // 4: the default limit
     BOOST_TEST(status_of("\r\n\r\n\r\n\r\n\r\n" + get()) == 400);  // 5
-    BOOST_TEST(status_of("\n" + get()) == 400);                  // bare LF even there
+    BOOST_TEST(status_of("\n" + get()) == 400);                    // bare LF even there
 }
 
 // ---- request line ---------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(malformed_request_lines_are_400) {
     const std::vector<std::string> lines = {
-        "GET  /a HTTP/1.1",      "GET /a  HTTP/1.1",      "GET /a HTTP/1.1 ",   " GET /a HTTP/1.1",
-        "GET /a",                "GET",                   "G(T /a HTTP/1.1",    "GET /a\x01z HTTP/1.1",
-        "GET /a\x80z HTTP/1.1",  "GET /a\x7Fz HTTP/1.1",  "GET /a http/1.1",    "GET /a HTTP/1.1x",
-        "GET /a HTTP/1",         "GET /a HTTP/10.0",      "GET /a HTTPS/1.1",   "GET\t/a HTTP/1.1",
-        "GET /a HTTP/1.1\x00"s,  "\x00GET /a HTTP/1.1"s,  "GET /a HTTP/a.b",
+        "GET  /a HTTP/1.1",
+        "GET /a  HTTP/1.1",
+        "GET /a HTTP/1.1 ",
+        " GET /a HTTP/1.1",
+        "GET /a",
+        "GET",
+        "G(T /a HTTP/1.1",
+        "GET /a\x01z HTTP/1.1",
+        "GET /a\x80z HTTP/1.1",
+        "GET /a\x7Fz HTTP/1.1",
+        "GET /a http/1.1",
+        "GET /a HTTP/1.1x",
+        "GET /a HTTP/1",
+        "GET /a HTTP/10.0",
+        "GET /a HTTPS/1.1",
+        "GET\t/a HTTP/1.1",
+        "GET /a HTTP/1.1\x00"s,
+        "\x00GET /a HTTP/1.1"s,
+        "GET /a HTTP/a.b",
     };
     for (const std::string& line : lines) {
         BOOST_TEST_CONTEXT("line: " << line) { BOOST_TEST(status_of(line + "\r\nHost: h\r\n\r\n") == 400); }
@@ -209,7 +228,7 @@ BOOST_AUTO_TEST_CASE(request_line_limit_gives_414_inside_the_target_and_400_else
     BOOST_TEST(status_of(line_of(3, 64 - 12, "HTTP/1.1"), options) == 400);  // 65: the limit falls in the version
     BOOST_TEST(status_of(line_of(3, 64 - 3, "HTTP/1.1"), options) == 414);   // byte 65 is in the target
     BOOST_TEST(status_of(line_of(3, 200, "HTTP/1.1"), options) == 414);
-    BOOST_TEST(status_of(std::string(100, 'M') + " / HTTP/1.1\r\n\r\n", options) == 400);  // method
+    BOOST_TEST(status_of(std::string(100, 'M') + " / HTTP/1.1\r\n\r\n", options) == 400);          // method
     BOOST_TEST(status_of("GET / HTTP/1.1" + std::string(100, 'x') + "\r\n\r\n", options) == 400);  // version
     // The default: 8 KiB.
     BOOST_TEST(status_of(get("/" + std::string(8 * 1024, 'k'))) == 414);
@@ -229,8 +248,20 @@ BOOST_AUTO_TEST_CASE(line_limit_error_comes_before_the_line_ends) {
 
 BOOST_AUTO_TEST_CASE(malformed_field_lines_are_400) {
     const std::vector<std::string> lines = {
-        "X : y",      "X\t: y",  "X y: z", ": y",      "X",         " X: y",        "\tX: y",
-        "X: a\x00" "b"s, "X: a\x01", "X: a\x7F", "X\x80: y", "X(y): z", "X: y\r\n continued",
+        "X : y",
+        "X\t: y",
+        "X y: z",
+        ": y",
+        "X",
+        " X: y",
+        "\tX: y",
+        "X: a\x00"
+        "b"s,
+        "X: a\x01",
+        "X: a\x7F",
+        "X\x80: y",
+        "X(y): z",
+        "X: y\r\n continued",
     };
     for (const std::string& line : lines) {
         BOOST_TEST_CONTEXT("field: " << line) { BOOST_TEST(status_of(get("/", "Host: h\r\n" + line + "\r\n")) == 400); }
@@ -455,25 +486,25 @@ BOOST_AUTO_TEST_CASE(empty_chunked_body) {
 BOOST_AUTO_TEST_CASE(malformed_chunked_bodies_are_400) {
     const std::string head = with_fields("Transfer-Encoding: chunked\r\n");
     const std::vector<std::string> bodies = {
-        "\r\n",                          // no size
-        "zz\r\n",                        // not hex
-        "-5\r\n",                        // sign
-        "5\n",                           // bare LF
-        "5\rx",                          // CR without LF
-        "5 x\r\n",                       // junk after the size
-        "5\r\nhelloX\r\n",               // data not followed by CRLF
-        "5\r\nhello\n0\r\n\r\n",         // bare LF after data
-        "5\r\nhelloX\n0\r\n\r\n",        // something else than CR before the LF
-        "5\r\nhello\n\n0\r\n\r\n",       // LF LF
-        "5;\x01\r\n",                    // control character in an extension
-        "5;" + std::string(2000, 'e') + "\r\n",  // extension too long
-        "0\r\nbad trailer\r\n\r\n",      // trailer without colon
-        "0\r\n bad: fold\r\n\r\n",       // trailer starting with whitespace
-        "0\r\nX: y\n\r\n",               // bare LF in trailers
+        "\r\n",                                              // no size
+        "zz\r\n",                                            // not hex
+        "-5\r\n",                                            // sign
+        "5\n",                                               // bare LF
+        "5\rx",                                              // CR without LF
+        "5 x\r\n",                                           // junk after the size
+        "5\r\nhelloX\r\n",                                   // data not followed by CRLF
+        "5\r\nhello\n0\r\n\r\n",                             // bare LF after data
+        "5\r\nhelloX\n0\r\n\r\n",                            // something else than CR before the LF
+        "5\r\nhello\n\n0\r\n\r\n",                           // LF LF
+        "5;\x01\r\n",                                        // control character in an extension
+        "5;" + std::string(2000, 'e') + "\r\n",              // extension too long
+        "0\r\nbad trailer\r\n\r\n",                          // trailer without colon
+        "0\r\n bad: fold\r\n\r\n",                           // trailer starting with whitespace
+        "0\r\nX: y\n\r\n",                                   // bare LF in trailers
         "0\r\nBig: " + std::string(9000, 't') + "\r\n\r\n",  // trailer section too large
-        "10000000000000000\r\n",         // 17 hex digits: 2^64
-        "ffffffffffffffffff\r\n",        // overflows u64
-        "00000000000000001\r\n",         // 17 digits even with leading zeros
+        "10000000000000000\r\n",                             // 17 hex digits: 2^64
+        "ffffffffffffffffff\r\n",                            // overflows u64
+        "00000000000000001\r\n",                             // 17 digits even with leading zeros
     };
     for (const std::string& body : bodies) {
         BOOST_TEST_CONTEXT("body: " << body.substr(0, 40)) { BOOST_TEST(status_of(head + body) == 400); }
@@ -574,14 +605,17 @@ std::string random_stream(std::mt19937_64& random) {
                 for (std::size_t at = 0; at < body.size();) {
                     const std::size_t size = std::min(body.size() - at, 1 + pick(9));
                     static constexpr char hex[] = "0123456789abcdef";
-                    stream += std::string(1, hex[size]) + (pick(2) ? ";ext=v" : "") + "\r\n" + body.substr(at, size) + "\r\n";
+                    stream +=
+                        std::string(1, hex[size]) + (pick(2) ? ";ext=v" : "") + "\r\n" + body.substr(at, size) + "\r\n";
                     at += size;
                 }
                 stream += pick(2) ? "0\r\n\r\n" : "0\r\nTrailer: t\r\n\r\n";
                 break;
             }
             case 3: stream += "HEAD /h HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"; break;
-            case 4: stream += with_fields("Expect: 100-continue\r\nContent-Length: 2\r\nX-Long: " + body + "\r\n") + "ok"; break;
+            case 4:
+                stream += with_fields("Expect: 100-continue\r\nContent-Length: 2\r\nX-Long: " + body + "\r\n") + "ok";
+                break;
             default: stream += "\r\n" + get("/" + body); break;
         }
     }
@@ -612,7 +646,8 @@ BOOST_AUTO_TEST_CASE(random_splits_equal_whole_feeding) {
         const outcome expected = whole(stream, options);
         const outcome single = bytewise(stream, options);
         const std::size_t piece_max = 1 + random() % 64;
-        const outcome pieces = drive(stream, [&] { return static_cast<std::size_t>(1 + random() % piece_max); }, options);
+        const outcome pieces = drive(
+            stream, [&] { return static_cast<std::size_t>(1 + random() % piece_max); }, options);
         BOOST_TEST_CONTEXT("iteration " << iteration) {
             BOOST_TEST(single.trace == expected.trace, boost::test_tools::per_element());
             BOOST_TEST(pieces.trace == expected.trace, boost::test_tools::per_element());
@@ -627,14 +662,17 @@ BOOST_AUTO_TEST_CASE(random_splits_equal_whole_feeding) {
 
 BOOST_AUTO_TEST_CASE(random_bytes_end_in_need_more_or_an_error) {
     std::mt19937_64 random(7);
-    const std::string alphabet = "GET /HTP1.0\r\n :;-chunkedContent-LengthTransfer-Encoding0123456789abcdef\t\x00\x7F\xFF"s;
+    const std::string alphabet =
+        "GET /HTP1.0\r\n :;-chunkedContent-LengthTransfer-Encoding0123456789abcdef\t\x00\x7F\xFF"s;
     for (int iteration = 0; iteration < 2000; ++iteration) {
         std::string bytes(random() % 300, ' ');
         for (char& c : bytes) c = iteration % 2 ? static_cast<char>(random()) : alphabet[random() % alphabet.size()];
         if (iteration % 3 == 0) bytes = with_fields("Transfer-Encoding: chunked\r\n") + bytes;
         const outcome a = whole(bytes);
         const outcome b = bytewise(bytes);
-        BOOST_TEST_CONTEXT("iteration " << iteration) { BOOST_TEST(a.trace == b.trace, boost::test_tools::per_element()); }
+        BOOST_TEST_CONTEXT("iteration " << iteration) {
+            BOOST_TEST(a.trace == b.trace, boost::test_tools::per_element());
+        }
     }
 }
 
@@ -660,5 +698,6 @@ BOOST_AUTO_TEST_CASE(limits_stop_reading_early) {
         input.remove_prefix(r.consumed);
     } while (r.event != http::parse_event::error);
     BOOST_TEST(r.error.status == 400);
-    BOOST_TEST(endless_trailer.size() - input.size() <= with_fields("Transfer-Encoding: chunked\r\n").size() + 3 + 8 * 1024 + 1);
+    BOOST_TEST(endless_trailer.size() - input.size() <=
+               with_fields("Transfer-Encoding: chunked\r\n").size() + 3 + 8 * 1024 + 1);
 }

@@ -35,13 +35,28 @@ std::uint16_t refusal(const http::response_head& head) {
 
 BOOST_AUTO_TEST_CASE(reason_phrases_of_common_codes) {
     const std::vector<std::pair<std::uint16_t, std::string_view>> expected = {
-        {100, "Continue"}, {200, "OK"}, {201, "Created"}, {204, "No Content"}, {206, "Partial Content"},
-        {304, "Not Modified"}, {400, "Bad Request"}, {404, "Not Found"}, {405, "Method Not Allowed"},
-        {408, "Request Timeout"}, {411, "Length Required"}, {412, "Precondition Failed"},
-        {413, "Content Too Large"}, {414, "URI Too Long"}, {416, "Range Not Satisfiable"},
-        {417, "Expectation Failed"}, {431, "Request Header Fields Too Large"},
-        {500, "Internal Server Error"}, {501, "Not Implemented"}, {503, "Service Unavailable"},
-        {504, "Gateway Timeout"}, {505, "HTTP Version Not Supported"},
+        {100, "Continue"},
+        {200, "OK"},
+        {201, "Created"},
+        {204, "No Content"},
+        {206, "Partial Content"},
+        {304, "Not Modified"},
+        {400, "Bad Request"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {408, "Request Timeout"},
+        {411, "Length Required"},
+        {412, "Precondition Failed"},
+        {413, "Content Too Large"},
+        {414, "URI Too Long"},
+        {416, "Range Not Satisfiable"},
+        {417, "Expectation Failed"},
+        {431, "Request Header Fields Too Large"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {503, "Service Unavailable"},
+        {504, "Gateway Timeout"},
+        {505, "HTTP Version Not Supported"},
     };
     for (const auto& [status, phrase] : expected) BOOST_TEST(http::reason_phrase(status) == phrase);
     BOOST_TEST(http::reason_phrase(299).empty());
@@ -87,7 +102,13 @@ BOOST_AUTO_TEST_CASE(appends_to_byte_vectors) {
 }
 
 BOOST_AUTO_TEST_CASE(injection_is_refused) {
-    const std::vector<std::string> bad_values = {"a\r\nSet-Cookie: x", "a\rb", "a\nb", "a\x00" "b"s, "a\x7F", "\x01"};
+    const std::vector<std::string> bad_values = {"a\r\nSet-Cookie: x",
+                                                 "a\rb",
+                                                 "a\nb",
+                                                 "a\x00"
+                                                 "b"s,
+                                                 "a\x7F",
+                                                 "\x01"};
     for (const std::string& value : bad_values) {
         http::response_head head;
         head.headers.add("X", value);

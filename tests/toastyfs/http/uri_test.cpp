@@ -95,7 +95,7 @@ BOOST_AUTO_TEST_CASE(keys_are_decoded_paths_without_the_leading_slash) {
     BOOST_TEST(key_of("/a//b/../c/.") == "a//b/../c/.");  // no normalization
     BOOST_TEST(key_of("/caf%C3%A9") == "caf\xC3\xA9");
     BOOST_TEST(key_of("/%F0%9F%8D%9E") == "\xF0\x9F\x8D\x9E");  // U+1F35E, 4 bytes
-    BOOST_TEST(key_of("/%EF%BF%BF") == "\xEF\xBF\xBF");  // U+FFFF
+    BOOST_TEST(key_of("/%EF%BF%BF") == "\xEF\xBF\xBF");         // U+FFFF
     BOOST_TEST(key_of("/%F4%8F%BF%BF") == "\xF4\x8F\xBF\xBF");  // U+10FFFF
     BOOST_TEST(key_of("//") == "/");
     BOOST_TEST(http::is_service_root("/"));
@@ -120,20 +120,20 @@ BOOST_AUTO_TEST_CASE(bad_percent_encoding_is_400) {
 }
 
 BOOST_AUTO_TEST_CASE(invalid_utf8_is_400) {
-    BOOST_TEST(key_error("/%C0%AF") == 400);         // overlong "/"
-    BOOST_TEST(key_error("/%C1%BF") == 400);         // overlong
-    BOOST_TEST(key_error("/%E0%80%AF") == 400);      // overlong, 3 bytes
-    BOOST_TEST(key_error("/%F0%80%80%AF") == 400);   // overlong, 4 bytes
-    BOOST_TEST(key_error("/%ED%A0%80") == 400);      // U+D800 surrogate
-    BOOST_TEST(key_error("/%ED%BF%BF") == 400);      // U+DFFF surrogate
-    BOOST_TEST(key_error("/%F4%90%80%80") == 400);   // U+110000
+    BOOST_TEST(key_error("/%C0%AF") == 400);        // overlong "/"
+    BOOST_TEST(key_error("/%C1%BF") == 400);        // overlong
+    BOOST_TEST(key_error("/%E0%80%AF") == 400);     // overlong, 3 bytes
+    BOOST_TEST(key_error("/%F0%80%80%AF") == 400);  // overlong, 4 bytes
+    BOOST_TEST(key_error("/%ED%A0%80") == 400);     // U+D800 surrogate
+    BOOST_TEST(key_error("/%ED%BF%BF") == 400);     // U+DFFF surrogate
+    BOOST_TEST(key_error("/%F4%90%80%80") == 400);  // U+110000
     BOOST_TEST(key_error("/%F5%80%80%80") == 400);
     BOOST_TEST(key_error("/%FF") == 400);
-    BOOST_TEST(key_error("/%80") == 400);            // stray continuation
-    BOOST_TEST(key_error("/%C3") == 400);            // truncated
-    BOOST_TEST(key_error("/%E2%82") == 400);         // truncated
-    BOOST_TEST(key_error("/%C3x") == 400);           // lead without continuation
-    BOOST_TEST(key_error("/%ED%9F%BF") == 0);        // U+D7FF, just below the surrogates
+    BOOST_TEST(key_error("/%80") == 400);      // stray continuation
+    BOOST_TEST(key_error("/%C3") == 400);      // truncated
+    BOOST_TEST(key_error("/%E2%82") == 400);   // truncated
+    BOOST_TEST(key_error("/%C3x") == 400);     // lead without continuation
+    BOOST_TEST(key_error("/%ED%9F%BF") == 0);  // U+D7FF, just below the surrogates
 }
 
 BOOST_AUTO_TEST_CASE(key_size_limit_is_exact_and_never_truncates) {
@@ -167,7 +167,7 @@ BOOST_AUTO_TEST_CASE(query_parameters) {
 }
 
 BOOST_AUTO_TEST_CASE(query_errors) {
-    BOOST_TEST(query_error("a=1&a=2") == 400);  // duplicates: error, neither wins
+    BOOST_TEST(query_error("a=1&a=2") == 400);    // duplicates: error, neither wins
     BOOST_TEST(query_error("a=1&%61=2") == 400);  // duplicate after decoding
     BOOST_TEST(query_error("=x") == 400);
     BOOST_TEST(query_error("a=%") == 400);

@@ -161,9 +161,9 @@ BOOST_AUTO_TEST_CASE(put_object_layouts_are_exact) {
     expected.u64(3).raw(md5_of(1)).raw(sha_of(2)).u16(10).text("text/plain");  // attributes
     expected.u16(2).u8(6).text("author").u16(2).text("me");
     expected.u8(6).text("colour").u16(7).text("blue \xC3\xA9");
-    expected.u8(2).raw(md5_of(7));                                             // condition, etag
-    expected.u64(0x0102030405060708ULL);                                       // lease_begin_ns
-    expected.u8(0).u32(3).text("hey");                                         // inline data
+    expected.u8(2).raw(md5_of(7));        // condition, etag
+    expected.u64(0x0102030405060708ULL);  // lease_begin_ns
+    expected.u8(0).u32(3).text("hey");    // inline data
     BOOST_TEST(encode(put) == expected.out, boost::test_tools::per_element());
 
     const auto chunked = chunked_put("c", {{sha_of(1), 10, 0x0003}, {sha_of(2), 0x01020304, 0x8000}});
@@ -242,12 +242,21 @@ BOOST_AUTO_TEST_CASE(rejects_bad_data) {
         return decodes(encode(op));
     };
     BOOST_TEST(check([](put_object_operation&) {}));
-    BOOST_TEST(!check([](put_object_operation& op) { op.size += 1; }));          // sizes do not sum
-    BOOST_TEST(!check([](put_object_operation& op) { op.chunks[1].size = 0; op.size -= 5; }));
+    BOOST_TEST(!check([](put_object_operation& op) { op.size += 1; }));  // sizes do not sum
+    BOOST_TEST(!check([](put_object_operation& op) {
+        op.chunks[1].size = 0;
+        op.size -= 5;
+    }));
     BOOST_TEST(!check([](put_object_operation& op) { op.chunks[0].holders = 0; }));
-    BOOST_TEST(!check([](put_object_operation& op) { op.chunks.clear(); op.size = 0; }));
+    BOOST_TEST(!check([](put_object_operation& op) {
+        op.chunks.clear();
+        op.size = 0;
+    }));
     BOOST_TEST(!check([](put_object_operation& op) { op.chunks[1].sha256 = op.chunks[0].sha256; }));  // 10 vs 5
-    BOOST_TEST(check([](put_object_operation& op) { op.chunks.push_back(op.chunks[0]); op.size += 10; }));
+    BOOST_TEST(check([](put_object_operation& op) {
+        op.chunks.push_back(op.chunks[0]);
+        op.size += 10;
+    }));
     BOOST_TEST(!check([](put_object_operation& op) { op.kind = data_kind::omitted; }));
     BOOST_TEST(!check([](put_object_operation& op) {
         op.kind = data_kind::inline_data;
@@ -319,12 +328,22 @@ BOOST_AUTO_TEST_CASE(results_round_trip) {
         BOOST_TEST(!decoder(longer).has_value());
         const bytes encoded = encode(result);
         for (std::size_t size = 0; size < encoded.size(); ++size) {
-            BOOST_TEST(!decoder(bytes(encoded.begin(), encoded.begin() + static_cast<std::ptrdiff_t>(size))).has_value());
+            BOOST_TEST(
+                !decoder(bytes(encoded.begin(), encoded.begin() + static_cast<std::ptrdiff_t>(size))).has_value());
         }
     };
     check(status_result{status::ok}, decode_status_result);
     check(put_object_result{status::ok, 7, 99}, decode_put_object_result);
-    object_result object{status::ok, 3, 44, 17, md5_of(1), sha_of(2), "a/b", {{"x", "y"}}, data_kind::chunks, {},
+    object_result object{status::ok,
+                         3,
+                         44,
+                         17,
+                         md5_of(1),
+                         sha_of(2),
+                         "a/b",
+                         {{"x", "y"}},
+                         data_kind::chunks,
+                         {},
                          {{sha_of(5), 10, 3}, {sha_of(6), 7, 1}}};
     check(object, decode_object_result);
     object.kind = data_kind::omitted;
@@ -370,8 +389,10 @@ BOOST_AUTO_TEST_CASE(result_decoders_reject_inconsistent_bodies) {
     BOOST_TEST(!decode_list_chunks_result(
                     encode(list_chunks_result{status::ok, false, {{sha_of(2), 1, 1, 1}, {sha_of(1), 1, 1, 1}}}))
                     .has_value());
-    BOOST_TEST(!decode_list_chunks_result(encode(list_chunks_result{status::ok, false, {{sha_of(2), 1, 0, 1}}})).has_value());
-    BOOST_TEST(!decode_list_chunks_result(encode(list_chunks_result{status::ok, false, {{sha_of(2), 1, 1, 0}}})).has_value());
+    BOOST_TEST(
+        !decode_list_chunks_result(encode(list_chunks_result{status::ok, false, {{sha_of(2), 1, 0, 1}}})).has_value());
+    BOOST_TEST(
+        !decode_list_chunks_result(encode(list_chunks_result{status::ok, false, {{sha_of(2), 1, 1, 0}}})).has_value());
     // A padding bit set in the chunks_held bitmap.
     BOOST_TEST(!decode_chunks_held_result(bytes{0, 3, 0, 0x08}).has_value());
     BOOST_TEST(decode_chunks_held_result(bytes{0, 3, 0, 0x05}).has_value());

@@ -61,7 +61,8 @@ struct harness {
     object_result get(std::string key) { return *decode_object_result(run(get_object_operation{std::move(key)})); }
     object_result head(std::string key) { return *decode_object_result(run(head_object_operation{std::move(key)})); }
     list_objects_result list(std::string prefix, std::string start_after, std::uint16_t max_keys) {
-        return *decode_list_objects_result(run(list_objects_operation{std::move(prefix), std::move(start_after), max_keys}));
+        return *decode_list_objects_result(
+            run(list_objects_operation{std::move(prefix), std::move(start_after), max_keys}));
     }
     list_chunks_result list_chunks(std::optional<sha256_digest> after, std::uint16_t max) {
         return *decode_list_chunks_result(run(list_chunks_operation{after, max}));
@@ -217,8 +218,8 @@ BOOST_AUTO_TEST_CASE(conditional_put) {
     op.put_condition = {condition_kind::if_match, md5_of(1)};
     BOOST_TEST((h.put(op).result_status == status::precondition_failed));  // missing
     op.put_condition = {condition_kind::if_none_match_any, {}};
-    BOOST_TEST((h.put(op).result_status == status::ok));                    // create-only, absent
-    BOOST_TEST((h.put(op).result_status == status::precondition_failed));   // now present
+    BOOST_TEST((h.put(op).result_status == status::ok));                   // create-only, absent
+    BOOST_TEST((h.put(op).result_status == status::precondition_failed));  // now present
     auto second = inline_put("k", "v2", 2);
     second.put_condition = {condition_kind::if_match, md5_of(9)};
     BOOST_TEST((h.put(second).result_status == status::precondition_failed));
@@ -243,8 +244,7 @@ BOOST_AUTO_TEST_CASE(conditional_delete) {
     BOOST_TEST(refcount(h, 1) == 1u);
     BOOST_TEST((h.status_of(delete_object_operation{"k", {condition_kind::if_match, md5_of(3)}}) == status::ok));
     BOOST_TEST(h.machine.chunk_count() == 0u);
-    BOOST_TEST((h.status_of(delete_object_operation{"k", {condition_kind::if_match, md5_of(3)}}) ==
-                status::not_found));
+    BOOST_TEST((h.status_of(delete_object_operation{"k", {condition_kind::if_match, md5_of(3)}}) == status::not_found));
 }
 
 BOOST_AUTO_TEST_CASE(lease_boundaries) {
@@ -258,8 +258,8 @@ BOOST_AUTO_TEST_CASE(lease_boundaries) {
                 status::lease_expired));
     BOOST_TEST((h.put(chunked_put("k", {{1, 5, 1}}, at(1))).result_status == status::lease_expired));  // future
     BOOST_TEST((h.snapshot() == before));  // nothing changed, not even the version counter
-    BOOST_TEST((h.put(chunked_put("k", {{1, 5, 1}}, at(-static_cast<std::int64_t>(hour_ns)))).result_status ==
-                status::ok));
+    BOOST_TEST(
+        (h.put(chunked_put("k", {{1, 5, 1}}, at(-static_cast<std::int64_t>(hour_ns)))).result_status == status::ok));
     BOOST_TEST((h.put(chunked_put("k", {{1, 5, 1}}, at(0))).result_status == status::ok));
     // Inline puts do not use the lease.
     auto small = inline_put("s", "x");
@@ -270,8 +270,8 @@ BOOST_AUTO_TEST_CASE(lease_boundaries) {
                 status::lease_expired));
     BOOST_TEST((h.status_of(add_holder_operation{sha_of(9), 3, at(1)}) == status::lease_expired));
     BOOST_TEST((h.status_of(add_holder_operation{sha_of(9), 3, at(0)}) == status::not_referenced));
-    BOOST_TEST((h.status_of(add_holder_operation{sha_of(1), 3, at(-static_cast<std::int64_t>(hour_ns))}) ==
-                status::ok));
+    BOOST_TEST(
+        (h.status_of(add_holder_operation{sha_of(1), 3, at(-static_cast<std::int64_t>(hour_ns))}) == status::ok));
     BOOST_TEST(h.chunk(1).holders == 0b1001);
 }
 
@@ -302,7 +302,8 @@ BOOST_AUTO_TEST_CASE(holders_add_remove_last_holder) {
 BOOST_AUTO_TEST_CASE(chunks_held_answers_per_digest) {
     harness h;
     h.put(chunked_put("k", {{1, 5, 0b01}, {2, 5, 0b10}}, h.now_ns));
-    const auto held = decode_chunks_held_result(h.run(chunks_held_operation{1, {sha_of(1), sha_of(2), sha_of(3), sha_of(2)}}));
+    const auto held =
+        decode_chunks_held_result(h.run(chunks_held_operation{1, {sha_of(1), sha_of(2), sha_of(3), sha_of(2)}}));
     BOOST_TEST_REQUIRE(held.has_value());
     BOOST_TEST((held->held == std::vector<bool>{false, true, false, true}));
     const auto node0 = decode_chunks_held_result(h.run(chunks_held_operation{0, {sha_of(1)}}));
@@ -317,7 +318,8 @@ BOOST_AUTO_TEST_CASE(list_chunks_pages_in_digest_order) {
     metadata_options options;
     options.list_result_bytes_max = list_objects_result_header_size + list_objects_entry_encoded_size(key_size_max);
     harness h(options);  // budget: 22 chunk entries per page
-    const std::size_t per_page = (options.list_result_bytes_max - list_chunks_result_header_size) / chunk_info_encoded_size;
+    const std::size_t per_page =
+        (options.list_result_bytes_max - list_chunks_result_header_size) / chunk_info_encoded_size;
     for (std::uint8_t n = 1; n <= 50; ++n) h.put(chunked_put(numbered_key(n), {{n, n, 1}}, h.now_ns));
     auto page = h.list_chunks(std::nullopt, 10);
     BOOST_TEST(page.entries.size() == 10u);
@@ -336,7 +338,8 @@ BOOST_AUTO_TEST_CASE(list_chunks_pages_in_digest_order) {
         after = page.entries.back().sha256;
     }
     BOOST_TEST_REQUIRE(all.size() == 50u);
-    for (std::size_t i = 0; i < all.size(); ++i) BOOST_TEST((all[i].sha256 == sha_of(static_cast<std::uint8_t>(i + 1))));
+    for (std::size_t i = 0; i < all.size(); ++i)
+        BOOST_TEST((all[i].sha256 == sha_of(static_cast<std::uint8_t>(i + 1))));
     BOOST_TEST(h.list_chunks(sha_of(50), 5).entries.empty());
     BOOST_TEST(!h.list_chunks(sha_of(50), 5).truncated);
     BOOST_TEST(h.list_chunks(sha_of(49), 1).entries.size() == 1u);
@@ -345,7 +348,8 @@ BOOST_AUTO_TEST_CASE(list_chunks_pages_in_digest_order) {
 
 BOOST_AUTO_TEST_CASE(list_objects_prefix_start_after_and_0xff) {
     harness h;
-    for (const std::string& key : std::vector<std::string>{"a", "ab", "abc", "a\xff", "b", "\xff", "\xff\xff", std::string("a\0", 2)}) {
+    for (const std::string& key :
+         std::vector<std::string>{"a", "ab", "abc", "a\xff", "b", "\xff", "\xff\xff", std::string("a\0", 2)}) {
         h.put(inline_put(key, "data"));
     }
     auto keys = [](const list_objects_result& r) {
@@ -360,7 +364,7 @@ BOOST_AUTO_TEST_CASE(list_objects_prefix_start_after_and_0xff) {
     BOOST_TEST((keys(h.list("\xff", "", 1000)) == strings{"\xff", "\xff\xff"}));
     BOOST_TEST((keys(h.list("\xff", "\xff", 1000)) == strings{"\xff\xff"}));
     BOOST_TEST((keys(h.list("", "b", 1000)) == strings{"\xff", "\xff\xff"}));
-    BOOST_TEST((keys(h.list("a", "b", 1000)).empty()));   // start_after beyond the prefix range
+    BOOST_TEST((keys(h.list("a", "b", 1000)).empty()));          // start_after beyond the prefix range
     BOOST_TEST((keys(h.list("b", "a", 1000)) == strings{"b"}));  // start_after before it
     BOOST_TEST((keys(h.list("zz", "", 1000)).empty()));
     const auto entry = h.list("b", "", 1).entries.at(0);
@@ -430,14 +434,15 @@ BOOST_AUTO_TEST_CASE(limits_answer_too_large_and_store_full) {
     BOOST_TEST_REQUIRE(options.valid());
     harness h(options);
     BOOST_TEST((h.put(inline_put("a", std::string(9, 'x'))).result_status == status::too_large));
-    BOOST_TEST((h.put(chunked_put("a", {{1, 1, 1}, {2, 1, 1}, {3, 1, 1}}, h.now_ns)).result_status == status::too_large));
+    BOOST_TEST(
+        (h.put(chunked_put("a", {{1, 1, 1}, {2, 1, 1}, {3, 1, 1}}, h.now_ns)).result_status == status::too_large));
     BOOST_TEST((h.put(chunked_put("a", {{1, 101, 1}}, h.now_ns)).result_status == status::too_large));
     BOOST_TEST((h.put(inline_put("a", std::string(8, 'x'))).result_status == status::ok));
     BOOST_TEST((h.put(inline_put("b", std::string(5, 'x'))).result_status == status::store_full));  // 13 inline
     BOOST_TEST((h.put(inline_put("a", std::string(2, 'x'))).result_status == status::ok));          // overwrite
     BOOST_TEST((h.put(chunked_put("b", {{1, 50, 1}, {2, 50, 1}}, h.now_ns)).result_status == status::ok));
-    BOOST_TEST((h.put(inline_put("c", "")).result_status == status::store_full));    // objects_max
-    BOOST_TEST((h.put(inline_put("a", "yy")).result_status == status::ok));           // overwrite still ok
+    BOOST_TEST((h.put(inline_put("c", "")).result_status == status::store_full));  // objects_max
+    BOOST_TEST((h.put(inline_put("a", "yy")).result_status == status::ok));        // overwrite still ok
     // chunks_max = 3: a fourth and fifth distinct digest do not fit, a third does.
     BOOST_TEST((h.put(chunked_put("a", {{3, 1, 1}, {4, 1, 1}}, h.now_ns)).result_status == status::store_full));
     BOOST_TEST((h.put(chunked_put("a", {{3, 1, 1}, {3, 1, 1}}, h.now_ns)).result_status == status::ok));
@@ -459,7 +464,8 @@ BOOST_AUTO_TEST_CASE(malformed_operations_answer_invalid) {
     h.put(inline_put("k", "v"));
     const bytes before = h.snapshot();
     for (const bytes& op : {bytes{}, bytes{0}, bytes{12}, bytes{0xFF, 1, 2}, bytes{5, 0}, bytes{2, 0, 0}}) {
-        BOOST_TEST(h.run_bytes(op) == bytes{static_cast<std::uint8_t>(status::invalid)}, boost::test_tools::per_element());
+        BOOST_TEST(h.run_bytes(op) == bytes{static_cast<std::uint8_t>(status::invalid)},
+                   boost::test_tools::per_element());
     }
     BOOST_TEST((h.snapshot() == before));
 }
@@ -606,13 +612,25 @@ operation random_operation(vsr::xoshiro256& random, std::uint64_t now_ns) {
             return op;
         }
         case 2: return get_object_operation{key};
-        case 3: return delete_object_operation{key, {static_cast<condition_kind>(pick(2)), md5_of(static_cast<std::uint8_t>(pick(3)))}};
-        case 4: return list_objects_operation{pick(2) ? "k" : "", pick(2) ? "k2" : "", static_cast<std::uint16_t>(1 + pick(4))};
-        case 5: return add_holder_operation{sha_of(static_cast<std::uint8_t>(pick(8))), static_cast<std::uint8_t>(pick(16)), now_ns};
-        case 6: return remove_holder_operation{sha_of(static_cast<std::uint8_t>(pick(8))), static_cast<std::uint8_t>(pick(4))};
-        case 7: return list_chunks_operation{pick(2) ? std::optional(sha_of(static_cast<std::uint8_t>(pick(8)))) : std::nullopt,
-                                             static_cast<std::uint16_t>(1 + pick(5))};
-        case 8: return chunks_held_operation{static_cast<std::uint8_t>(pick(4)), {sha_of(static_cast<std::uint8_t>(pick(8)))}};
+        case 3:
+            return delete_object_operation{
+                key, {static_cast<condition_kind>(pick(2)), md5_of(static_cast<std::uint8_t>(pick(3)))}};
+        case 4:
+            return list_objects_operation{pick(2) ? "k" : "", pick(2) ? "k2" : "",
+                                          static_cast<std::uint16_t>(1 + pick(4))};
+        case 5:
+            return add_holder_operation{sha_of(static_cast<std::uint8_t>(pick(8))), static_cast<std::uint8_t>(pick(16)),
+                                        now_ns};
+        case 6:
+            return remove_holder_operation{sha_of(static_cast<std::uint8_t>(pick(8))),
+                                           static_cast<std::uint8_t>(pick(4))};
+        case 7:
+            return list_chunks_operation{
+                pick(2) ? std::optional(sha_of(static_cast<std::uint8_t>(pick(8)))) : std::nullopt,
+                static_cast<std::uint16_t>(1 + pick(5))};
+        case 8:
+            return chunks_held_operation{static_cast<std::uint8_t>(pick(4)),
+                                         {sha_of(static_cast<std::uint8_t>(pick(8)))}};
         default: return pick(2) ? operation(stats_operation{}) : operation(head_object_operation{key});
     }
 }
@@ -622,15 +640,22 @@ bool result_decodes(const operation& op, const bytes& result) {
     return std::visit(
         [&](const auto& o) -> bool {
             using T = std::decay_t<decltype(o)>;
-            if constexpr (std::is_same_v<T, put_object_operation>) return decode_put_object_result(result).has_value();
+            if constexpr (std::is_same_v<T, put_object_operation>)
+                return decode_put_object_result(result).has_value();
             else if constexpr (std::is_same_v<T, get_object_operation> || std::is_same_v<T, head_object_operation>)
                 return decode_object_result(result).has_value();
-            else if constexpr (std::is_same_v<T, list_objects_operation>) return decode_list_objects_result(result).has_value();
-            else if constexpr (std::is_same_v<T, clock_operation>) return decode_clock_result(result).has_value();
-            else if constexpr (std::is_same_v<T, list_chunks_operation>) return decode_list_chunks_result(result).has_value();
-            else if constexpr (std::is_same_v<T, chunks_held_operation>) return decode_chunks_held_result(result).has_value();
-            else if constexpr (std::is_same_v<T, stats_operation>) return decode_stats_result(result).has_value();
-            else return decode_status_result(result).has_value();
+            else if constexpr (std::is_same_v<T, list_objects_operation>)
+                return decode_list_objects_result(result).has_value();
+            else if constexpr (std::is_same_v<T, clock_operation>)
+                return decode_clock_result(result).has_value();
+            else if constexpr (std::is_same_v<T, list_chunks_operation>)
+                return decode_list_chunks_result(result).has_value();
+            else if constexpr (std::is_same_v<T, chunks_held_operation>)
+                return decode_chunks_held_result(result).has_value();
+            else if constexpr (std::is_same_v<T, stats_operation>)
+                return decode_stats_result(result).has_value();
+            else
+                return decode_status_result(result).has_value();
         },
         op);
 }
@@ -647,7 +672,8 @@ BOOST_AUTO_TEST_CASE(random_bytes_never_crash_and_never_change_state_on_error) {
         if (i % 2 == 0) {  // random bytes, first byte biased towards real opcodes
             op.resize(vsr::uniform_below(random, 80));
             for (auto& b : op) b = static_cast<std::uint8_t>(random.next_u64());
-            if (!op.empty() && vsr::chance(random, 3, 4)) op[0] = static_cast<std::uint8_t>(vsr::uniform_below(random, 13));
+            if (!op.empty() && vsr::chance(random, 3, 4))
+                op[0] = static_cast<std::uint8_t>(vsr::uniform_below(random, 13));
         } else {  // a valid operation with a byte or two changed (or not)
             op = encode(random_operation(random, h.now_ns + second_ns));
             for (std::uint64_t n = vsr::uniform_below(random, 3); n > 0; --n) {

@@ -53,9 +53,7 @@ constexpr int hex_value(char c) noexcept {
     return -1;
 }
 
-constexpr char to_lower(char c) noexcept {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
+constexpr char to_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 /// ASCII case-insensitive equality (field names, tokens, range units).
 constexpr bool iequals(std::string_view a, std::string_view b) noexcept {

@@ -29,9 +29,7 @@ constexpr std::size_t utf8_sequence_size(std::string_view text, std::size_t at) 
         // F0 needs 90..BF (else overlong); F4 needs 80..8F (else above U+10FFFF).
         const unsigned low = lead == 0xF0 ? 0x90 : 0x80;
         const unsigned high = lead == 0xF4 ? 0x8F : 0xBF;
-        return continuation(1, low, high) && continuation(2, 0x80, 0xBF) && continuation(3, 0x80, 0xBF)
-                   ? 4
-                   : 0;
+        return continuation(1, low, high) && continuation(2, 0x80, 0xBF) && continuation(3, 0x80, 0xBF) ? 4 : 0;
     }
     return 0;  // 80..C1 (continuation or overlong lead) and F5..FF
 }
