@@ -400,6 +400,7 @@ constexpr std::pair<toastyfs::planted_bug, const char*> bug_names[] = {
     {toastyfs::planted_bug::get_skips_verification, "get_skips_verification"},
     {toastyfs::planted_bug::put_ignores_condition, "put_ignores_condition"},
     {toastyfs::planted_bug::read_tries_one_node, "read_tries_one_node"},
+    {toastyfs::planted_bug::janitor_skips_repair, "janitor_skips_repair"},
 };
 }  // namespace
 

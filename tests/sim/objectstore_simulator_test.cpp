@@ -114,6 +114,11 @@ BOOST_AUTO_TEST_CASE(a_read_giving_up_after_one_node_is_caught) {
     expect_caught(planted_bug::read_tries_one_node, sim::objectstore_tamper::none, "durability", 60);
 }
 
+BOOST_AUTO_TEST_CASE(a_janitor_that_never_repairs_is_caught) {
+    // A copy lost to a disk fault is never restored: replication falls short at the end.
+    expect_caught(planted_bug::janitor_skips_repair, sim::objectstore_tamper::none, "convergence", 100);
+}
+
 // ---- the fault controls act -------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(fault_controls_act_within_the_budget) {
