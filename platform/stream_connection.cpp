@@ -144,12 +144,12 @@ void stream_connection::queue_copy(std::span<const std::uint8_t> bytes, std::siz
         back.owned.insert(back.owned.end(), bytes.begin(), bytes.end());
         back.frames += frames;
     } else {
-        send_item item;
-        item.owned = std::move(spare_);
-        spare_ = {};
-        item.owned.assign(bytes.begin(), bytes.end());
+        // Copied into the kept buffer first (nothing is queued if that throws), then the item is
+        // built in place around it: no temporary item to move into the deque and destroy.
+        spare_.assign(bytes.begin(), bytes.end());
+        send_item& item = queue_.emplace_back();
+        item.owned.swap(spare_);
         item.frames = frames;
-        queue_.push_back(std::move(item));
     }
     queued_bytes_ += bytes.size();
 }
