@@ -20,6 +20,7 @@ using sim::kv_status;
 using sim::outcome;
 
 constexpr std::uint64_t second = 1'000'000'000;
+constexpr std::uint64_t millisecond = 1'000'000;
 
 kv_history_op write(std::uint64_t invoke_ns, std::uint64_t complete_ns, outcome result,
                     kv_status status = kv_status::ok) {
@@ -113,18 +114,20 @@ BOOST_AUTO_TEST_CASE(writes_must_succeed_after_healing) {
 }
 
 BOOST_AUTO_TEST_CASE(a_cut_get_between_faults_is_not_excused) {
-    // Faults at 10-12 s and 17-19 s with a quiet period between; a GET cut short at 15 s (no
-    // newer write of the key) is a bug. The old excuse (each fault plus 5 s) covered it.
+    // Faults at 10-12 s and 19-21 s with a quiet period between; a GET cut short at 16.5 s (no
+    // newer write of the key) is a bug. The excuse toastyfs-chaos uses (each fault plus 4.2 s)
+    // leaves it checked; the old one (each fault plus 5 s) covered it.
     const std::vector<chaos::fault_record> faults = {fault("pause", 10 * second, 12 * second),
-                                                     fault("kill", 17 * second, 19 * second)};
+                                                     fault("kill", 19 * second, 21 * second)};
     const kv_history_op put = write(1 * second, 2 * second, outcome::ok);
     const std::string md5 = "0123456789abcdef0123456789abcdef";
     const std::map<std::string, chaos::written_value> written = {
         {put.value, chaos::written_value{put.key, 20000, md5}}};
-    const std::vector<chaos::truncated_get> cut = {chaos::truncated_get{put.key, md5, 15 * second, 15 * second + 1000}};
+    const std::vector<chaos::truncated_get> cut = {
+        chaos::truncated_get{put.key, md5, 16500 * millisecond, 16500 * millisecond + 1000}};
     const std::vector<kv_history_op> history = {put};
     std::uint64_t excused = 0;
-    const auto narrow = chaos::fault_excuse_windows(faults, 2 * second);
+    const auto narrow = chaos::fault_excuse_windows(faults, 4200 * millisecond);
     const auto problems = chaos::check_truncated_gets(history, cut, written, narrow, excused);
     BOOST_TEST(excused == 0u);
     BOOST_TEST(mentions(problems, "was cut short with no fault active and no newer write"));

@@ -36,8 +36,8 @@ struct nemesis_options {
     /// Every quiet_one_in-th rest is a quiet period instead, long enough that checks with an
     /// excuse for "shortly after a fault" (the GET cut short) still see fault-free traffic.
     std::uint64_t quiet_one_in = 3;
-    std::uint64_t quiet_ms_min = 4000;
-    std::uint64_t quiet_ms_max = 8000;
+    std::uint64_t quiet_ms_min = 6000;
+    std::uint64_t quiet_ms_max = 10000;
     /// Fault kinds to use (fault_kinds() names); empty: all. None is filtered out silently: a
     /// network kind without namespaces fails to apply and lands in errors(). Each kind is
     /// applied once before any is repeated, so a short run still injects every kind it can.
