@@ -36,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <utility>
@@ -72,6 +73,11 @@ struct service_options {
     std::uint32_t read_ahead_chunks = 4;
     /// A chunk request unanswered after this is failed and retried on another node.
     std::uint64_t chunk_request_timeout_ns = 30'000'000'000;
+    /// A chunk read that no untried node can take right now (not connected, or its send queue
+    /// full: transient, e.g. right after the janitor queued a burst of removes) is retried every
+    /// tick for this long before the read fails. Only nodes that were actually asked count as
+    /// tried: a local refusal says nothing about whether the node has the chunk.
+    std::uint64_t chunk_read_retry_ns = 5'000'000'000;
     /// Seed for request ids (several proxies must not share ids on one node; any value works).
     std::uint64_t request_id_seed = 1;
     /// Test-only (see planted_bug.hpp).
@@ -132,8 +138,9 @@ struct service_counters {
     std::uint64_t chunk_read_failures = 0;
     std::uint64_t corrupt_chunks_received = 0;  // a node sent bytes that did not verify
     std::uint64_t chunk_timeouts = 0;
-    std::uint64_t late_replies = 0;  // for a request no longer outstanding
-    std::uint64_t buffer_waits = 0;  // a transfer had to wait for buffer memory
+    std::uint64_t chunk_reads_deferred = 0;  // no node could take a read at once: retried next tick
+    std::uint64_t late_replies = 0;          // for a request no longer outstanding
+    std::uint64_t buffer_waits = 0;          // a transfer had to wait for buffer memory
 };
 
 template <metadata_client MetadataClient, chunk_transport Transport, crypto Crypto>
@@ -437,6 +444,7 @@ public:
             ++counters_.chunk_timeouts;
             request_failed(p);
         }
+        retry_parked_reads();
         run_deferred();
     }
 
@@ -527,6 +535,8 @@ private:
         std::size_t reserved = 0;
         node_set tried = 0;
         std::uint64_t request_id = 0;
+        bool parked = false;                // waiting for a node to take the read (retried on tick)
+        std::uint64_t parked_since_ns = 0;  // 0: not waiting
     };
     struct reader {
         read_id id = 0;
@@ -977,25 +987,46 @@ private:
     }
 
     /// Reads chunk f from the next node not yet tried: holders first, then every other node.
+    /// A node counts as tried once a request was sent to it (it answered, failed or timed out);
+    /// one that cannot take a request right now (not connected, queue full) is skipped this
+    /// time and asked again later.
     void send_read(reader& r, fetched& f) {
         const chunk_location& loc = r.chunks[f.index].location;
         const std::vector<std::uint8_t> order = placement(loc.sha256);
         const int passes = options_.bug == planted_bug::read_tries_one_node && f.tried != 0 ? 0 : 2;
+        bool skipped = false;  // an untried node could not take the request now
         for (int pass = 0; pass < passes; ++pass) {
             for (const std::uint8_t node : order) {
                 if (contains(f.tried, node) || contains(loc.holders, node) != (pass == 0)) continue;
-                f.tried = with(f.tried, node);
-                if (!transport_.connected(node)) continue;
+                if (!transport_.connected(node)) {
+                    skipped = true;
+                    continue;
+                }
                 frame_header h;
                 h.kind = frame_kind::read;
                 h.cluster = options_.cluster;
                 h.request_id = next_request_id_++;
                 h.sha256 = loc.sha256;
-                if (!transport_.send(node, h, nullptr)) continue;
+                if (!transport_.send(node, h, nullptr)) {
+                    skipped = true;
+                    continue;
+                }
+                f.tried = with(f.tried, node);
+                f.parked = false;
+                f.parked_since_ns = 0;
                 ++counters_.chunk_reads_sent;
                 f.request_id = h.request_id;
                 requests_.emplace(h.request_id, pending_request{frame_kind::read, node, r.id, f.index, h.request_id,
                                                                 now_ns_ + options_.chunk_request_timeout_ns});
+                return;
+            }
+        }
+        if (skipped && passes != 0) {
+            if (f.parked_since_ns == 0) f.parked_since_ns = now_ns_ == 0 ? 1 : now_ns_;
+            if (now_ns_ - std::min(now_ns_, f.parked_since_ns) < options_.chunk_read_retry_ns) {
+                f.parked = true;  // retry_parked_reads sends it on a later tick
+                ++counters_.chunk_reads_deferred;
+                parked_readers_.insert(r.id);
                 return;
             }
         }
@@ -1032,6 +1063,22 @@ private:
         pump_reader(*r);
     }
 
+    /// Sends again the reads no node could take (send_read parked them).
+    void retry_parked_reads() {
+        const std::set<read_id> parked = std::move(parked_readers_);
+        parked_readers_.clear();
+        for (const read_id id : parked) {
+            reader* r = find_reader(id);
+            if (r == nullptr || r->finished) continue;
+            for (fetched& f : r->ready) {
+                if (!f.parked) continue;
+                f.parked = false;
+                send_read(*r, f);
+                if (r->finished) break;
+            }
+        }
+    }
+
     void finish_reader(reader& r, service_status s) {
         for (fetched& f : r.ready) release_buffer(f.reserved);
         r.ready.clear();
@@ -1051,6 +1098,7 @@ private:
     bool wake_scheduled_ = false;
     std::map<upload_id, std::unique_ptr<upload>> uploads_;
     std::map<read_id, std::unique_ptr<reader>> readers_;
+    std::set<read_id> parked_readers_;  // readers with a fetch waiting for a node to take it
     std::map<std::uint64_t, pending_request> requests_;
     std::map<std::uint64_t, raw_callback> raw_;
     std::deque<std::uint64_t> memory_waiters_;
