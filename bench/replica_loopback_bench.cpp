@@ -347,7 +347,7 @@ void run_loopback(benchmark::State& state, const cluster_shape& shape) {
     view_changes += cluster->view_changes();
     failed += cluster->failed();
     if (failed != 0) {
-        state.SkipWithError("operations failed (log_full, eviction or submit error)");
+        state.SkipWithError("operations failed (eviction or submit error)");
         return;
     }
     state.counters["ops/s"] = benchmark::Counter(static_cast<double>(ops), benchmark::Counter::kIsRate);

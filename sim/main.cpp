@@ -25,7 +25,9 @@ sim::seed_report run(const sim::simulation_options& options) {
                            {"sim_ms", r.simulated_ms},
                            {"messages", r.messages_delivered},
                            {"crashes", r.crashes},
-                           {"views", r.view_changes}})};
+                           {"views", r.view_changes},
+                           {"checkpoints", r.checkpoints_taken},
+                           {"restored", r.checkpoints_restored}})};
 }
 
 }  // namespace
@@ -33,6 +35,7 @@ sim::seed_report run(const sim::simulation_options& options) {
 int main(int argc, char** argv) {
     const char* bugs =
         "none|commit_without_quorum|skip_client_deduplication|view_change_picks_wrong_log|\n"
-        "             accept_prepare_out_of_order|recovering_replica_answers|query_without_round";
+        "             accept_prepare_out_of_order|recovering_replica_answers|query_without_round|\n"
+        "             restore_unchecked_checkpoint";
     return sim::run_sweep("vsr-sim", bugs, 10'000'000, sim::parse_planted_bug, run, argc, argv);
 }

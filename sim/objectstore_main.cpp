@@ -30,7 +30,8 @@ sim::seed_report run(const sim::objectstore_options& options) {
                            {"disk_faults", r.disk_faults},
                            {"repairs", r.repairs},
                            {"collected", r.chunks_collected},
-                           {"wrong_stale", r.holders_removed_while_held}})};
+                           {"wrong_stale", r.holders_removed_while_held},
+                           {"restored", r.checkpoints_restored}})};
 }
 
 }  // namespace

@@ -64,7 +64,8 @@ struct objectstore_result {
     std::uint64_t holders_removed_while_held = 0;  // remove_holder committed while the node had the chunk
     std::uint64_t buffer_waits = 0, corrupt_chunks_received = 0, chunk_timeouts = 0;
     std::uint64_t view_changes = 0;
-    std::uint64_t queries_answered = 0;  // reads answered by a primary without a log entry
+    std::uint64_t queries_answered = 0;      // reads answered by a primary without a log entry
+    std::uint64_t checkpoints_restored = 0;  // metadata checkpoints installed by state transfer
     // what this seed drew
     std::uint32_t chunk_size = 0;
     std::uint32_t replication_factor = 0;

@@ -66,6 +66,7 @@ struct replica_node {
     std::uint64_t checked_executed = 0;  // safety checker progress
     std::uint64_t last_view = 0;
     std::uint64_t checked_primary_view = 0;
+    std::uint64_t checked_checkpoint_op = 0;
 };
 
 struct client_node {
@@ -129,6 +130,7 @@ private:
     void heal_all();
     replica_cluster<event_kind> cluster() { return {random_, profile_, network_, events_, now_, options_.replicas}; }
     void check_replica(std::uint32_t index);
+    bool check_checkpoint(std::uint32_t index);
     void watchdog();
     void check_convergence();
     void final_checks();
@@ -175,8 +177,11 @@ private:
         auto operator<=>(const request_identity&) const = default;
     };
     std::vector<request_identity> history_requests_;  // parallel to history_
-    std::vector<std::uint64_t> canonical_;            // checksum of the committed entry at each op
-    std::vector<std::uint64_t> commit_view_bound_;    // each op was committed in a view <= this
+    // The committed entry at each op, as first seen executed by a replica still holding it (a
+    // replica may drop an entry before the checker sees it: compaction). Empty: not seen yet.
+    std::vector<std::vector<std::uint8_t>> canonical_;
+    std::vector<std::uint64_t> commit_view_bound_;                 // each op was committed in a view <= this
+    std::map<std::uint64_t, std::uint64_t> checkpoint_checksums_;  // op -> checksum of the first image
     trace_ring<trace_record, trace_tail_size, mix_checksum> trace_;
     bool primary_alone_ = false;            // the partition being drawn cuts a primary off alone
     std::vector<std::size_t> outstanding_;  // history ids awaiting completion
@@ -211,8 +216,13 @@ void kv_simulation::setup() {
     for (auto& s : sessions) sessions_total += s = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 3));
     // Some seeds get fewer session slots than sessions, to exercise eviction.
     config_.clients_max = vsr::chance(random_, 1, 8) ? std::max<std::uint32_t>(1, sessions_total - 1) : 64;
-    // Some seeds get a short log, to exercise log_full refusals.
-    if (vsr::chance(random_, 1, 10)) config_.log_entries_max = vsr::uniform_between(random_, 10, 300);
+    // Most seeds checkpoint every few ops and hold a short log, so compaction, checkpoint transfer
+    // and back-pressure happen often; the rest keep the defaults (no checkpoint in a short run).
+    if (!vsr::chance(random_, 1, 8)) {
+        config_.checkpoint_interval = static_cast<std::uint32_t>(vsr::uniform_between(random_, 2, 64));
+        config_.log_entries_max = 2 * config_.checkpoint_interval + config_.pipeline_max +
+                                  vsr::uniform_below(random_, 2 * config_.checkpoint_interval + 1);
+    }
     keys_ = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 8));
 
     setup_client_options();
@@ -269,6 +279,7 @@ void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
     node.checked_executed = 0;
     node.last_view = 0;
     node.checked_primary_view = 0;
+    node.checked_checkpoint_op = 0;
     node.paused = false;
 }
 
@@ -368,7 +379,7 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
             outstanding_.erase(std::find(outstanding_.begin(), outstanding_.end(), id));
             h.complete_ns = now_;
             check_success(h, r.status);
-            if (r.status == vsr::result_status::log_full || r.status == vsr::result_status::too_large) {
+            if (r.status == vsr::result_status::too_large) {
                 h.result_outcome = outcome::fail;  // the cluster promises it never executes
                 return;
             }
@@ -475,20 +486,25 @@ void kv_simulation::check_replica(std::uint32_t index) {
         fail("safety", "replica " + std::to_string(index) + " commit went backwards");
         return;
     }
+    if (canonical_.size() < executed) {
+        canonical_.resize(executed);
+        commit_view_bound_.resize(executed, UINT64_MAX);
+    }
     for (std::uint64_t op = node.checked_executed + 1; op <= executed; ++op) {
-        const std::uint64_t sum = vsr::checksum(replica.log().entry(op));
-        if (op > canonical_.size()) {
-            canonical_.push_back(sum);
-            commit_view_bound_.push_back(replica.view());
-        } else if (canonical_[op - 1] != sum) {
+        commit_view_bound_[op - 1] = std::min(commit_view_bound_[op - 1], replica.view());
+        if (!replica.log().holds(op)) continue;  // restored from a checkpoint, or already compacted
+        const auto entry = replica.log().entry(op);
+        std::vector<std::uint8_t>& canonical = canonical_[op - 1];
+        if (canonical.empty()) {
+            canonical.assign(entry.begin(), entry.end());
+        } else if (!std::equal(canonical.begin(), canonical.end(), entry.begin(), entry.end())) {
             fail("safety",
                  "replica " + std::to_string(index) + " committed a different entry at op " + std::to_string(op));
             return;
-        } else {
-            commit_view_bound_[op - 1] = std::min(commit_view_bound_[op - 1], replica.view());
         }
     }
     node.checked_executed = executed;
+    if (!check_checkpoint(index)) return;
     if (replica.status() == vsr::replica_status::normal && replica.is_primary() && !replica.syncing() &&
         replica.view() > node.checked_primary_view) {
         // A new primary's log must hold every op committed in an earlier view (VSR's
@@ -497,12 +513,26 @@ void kv_simulation::check_replica(std::uint32_t index) {
         node.checked_primary_view = replica.view();
         std::uint64_t committed = canonical_.size();
         while (committed > 0 && commit_view_bound_[committed - 1] >= replica.view()) --committed;
+        const bool comparable = committed > 0 && replica.log().holds(committed) && !canonical_[committed - 1].empty();
         if (replica.op() < committed ||
-            (committed > 0 && vsr::checksum(replica.log().entry(committed)) != canonical_[committed - 1])) {
+            (comparable && vsr::checksum(replica.log().entry(committed)) != vsr::checksum(canonical_[committed - 1]))) {
             fail("safety", "replica " + std::to_string(index) + " became primary of view " +
                                std::to_string(replica.view()) + " without committed op " + std::to_string(committed));
         }
     }
+}
+
+/// Checkpoints: every image taken (or restored) at one op is the same on every replica.
+bool kv_simulation::check_checkpoint(std::uint32_t index) {
+    replica_node& node = replicas_[index];
+    const vsr::checkpoint_image& image = node.replica->checkpoint();
+    if (image.op == node.checked_checkpoint_op) return true;
+    node.checked_checkpoint_op = image.op;
+    const auto [it, first] = checkpoint_checksums_.emplace(image.op, image.checksum);
+    if (first || it->second == image.checksum) return true;
+    fail("safety", "replica " + std::to_string(index) + " checkpoint at op " + std::to_string(image.op) +
+                       " differs from one taken elsewhere at that op");
+    return false;
 }
 
 /// Liveness means success: a request invoked once the healed cluster settled, or ending well
@@ -598,7 +628,7 @@ void kv_simulation::check_convergence() {
 
 /// Operations whose outcome the client never learned: if the converged log executed them, tell
 /// the checker where (the op-number order is the fast oracle), otherwise they never happened.
-/// Operations refused as final (log_full, too_large) must not be in the log at all.
+/// Operations refused as final (too_large) must not be in the log at all.
 void kv_simulation::place_unknown_operations() {
     std::map<request_identity, std::uint64_t> unknown;
     for (std::size_t id = 0; id < history_.size(); ++id) {
@@ -608,11 +638,17 @@ void kv_simulation::place_unknown_operations() {
         }
     }
     if (unknown.empty()) return;
-    // Replay the client table over the log, as execution does, to see which requests ran.
+    // Replay the client table over the committed entries, as execution does, to see which
+    // requests ran.
     const sim_replica& replica = *replicas_[0].replica;
     vsr::client_table table(config_.clients_max);
     for (std::uint64_t op = 1; op <= replica.commit_executed(); ++op) {
-        vsr::request_iterator requests(replica.log().entry(op));
+        if (op > canonical_.size() || canonical_[op - 1].empty()) {
+            fail("checker", "committed entry at op " + std::to_string(op) +
+                                " was compacted on every replica before the checker saw it");
+            return;
+        }
+        vsr::request_iterator requests(canonical_[op - 1]);
         vsr::request_record r;
         for (std::uint32_t index = 0; requests.next(r); ++index) {
             if (r.kind == vsr::request_kind::register_session) {
@@ -710,6 +746,8 @@ simulation_result kv_simulation::run() {
         const auto& counters = node.replica->counters();
         result_.view_changes += counters.views_started_as_primary;
         result_.entries_transferred += counters.entries_transferred;
+        result_.checkpoints_taken += counters.checkpoints_taken;
+        result_.checkpoints_restored += counters.checkpoints_restored;
         result_.recoveries += counters.recoveries_completed;
         result_.sessions_evicted += counters.sessions_evicted;
         result_.queries_answered += counters.queries_answered;
@@ -737,6 +775,7 @@ constexpr std::pair<vsr::planted_bug, const char*> bug_names[] = {
     {vsr::planted_bug::accept_prepare_out_of_order, "accept_prepare_out_of_order"},
     {vsr::planted_bug::recovering_replica_answers, "recovering_replica_answers"},
     {vsr::planted_bug::query_without_round, "query_without_round"},
+    {vsr::planted_bug::restore_unchecked_checkpoint, "restore_unchecked_checkpoint"},
 };
 }  // namespace
 

@@ -47,6 +47,8 @@ struct simulation_result {
     std::uint32_t impaired_max = 0;  // most replicas crashed or recovering at once
     // protocol paths exercised (summed over the final incarnations of the replicas)
     std::uint64_t entries_transferred = 0;
+    std::uint64_t checkpoints_taken = 0;
+    std::uint64_t checkpoints_restored = 0;  // installed by state transfer
     std::uint64_t recoveries = 0;
     std::uint64_t sessions_evicted = 0;
     std::uint64_t queries_answered = 0;  // reads answered by a primary without a log entry

@@ -91,7 +91,7 @@ enum class service_status : std::uint8_t {
     unavailable,  // not enough nodes for the chunks, or the metadata queue is full: retry later
     timeout,      // the metadata operation's outcome is unknown (deadline passed)
     too_large,
-    store_full,  // the metadata store or its log is full
+    store_full,  // the metadata store is full (objects, chunks or inline bytes)
     invalid,     // the request was malformed (a bug in the caller, or a bad key)
     data_lost,   // no node returned a good copy of a chunk
 };
@@ -568,7 +568,6 @@ private:
             case vsr::result_status::ok: return service_status::ok;
             case vsr::result_status::timeout: return service_status::timeout;
             case vsr::result_status::session_evicted: return service_status::timeout;  // outcome unknown
-            case vsr::result_status::log_full: return service_status::store_full;
             case vsr::result_status::too_large: return service_status::too_large;
             case vsr::result_status::result_too_large: return service_status::timeout;  // executed, result lost
         }

@@ -47,7 +47,6 @@ enum class result_status : std::uint8_t {
     timeout,           // deadline passed: the operation may or may not have executed
     session_evicted,   // the session was evicted: the operation may or may not have executed
                        // (it may have run before the eviction with its reply lost)
-    log_full,          // the cluster refused it: its committed log is full; not executed
     too_large,         // larger than the cluster's operation limit; not executed
     result_too_large,  // executed, but its result was over the state machine's result_size_max()
                        // (or the reply limit) and was dropped: body empty; final (a resubmit runs it again)
@@ -58,7 +57,6 @@ inline const char* to_string(result_status s) noexcept {
         case result_status::ok: return "ok";
         case result_status::timeout: return "timeout";
         case result_status::session_evicted: return "session_evicted";
-        case result_status::log_full: return "log_full";
         case result_status::too_large: return "too_large";
         case result_status::result_too_large: return "result_too_large";
     }
@@ -175,19 +173,20 @@ public:
         const auto status = static_cast<reply_status>(h.status);
         if (h.cmd == command::eviction || status == reply_status::session_evicted) {
             on_evicted(index, h.session);
-        } else if (s.state == slot_state::registering && h.request_number == 0 && status == reply_status::ok) {
+        } else if (s.state == slot_state::registering && h.request_number == 0 && status == reply_status::ok &&
+                   h.session > s.session_lost) {
+            // Only a session newer than the one evicted: a late reply to an earlier registration
+            // names a dead session, and reusing it would start its request numbers over, so a
+            // stale reply to an old request could be taken for the answer to a new one.
             s.session = h.session;
             set_state(index, slot_state::idle);
             ++counters_.registrations;
-        } else if (s.state == slot_state::registering && h.request_number == 0 && status == reply_status::log_full) {
-            // The cluster takes no new sessions: what waits for one cannot run now.
-            set_state(index, slot_state::unregistered);
-            fail_queued(result_status::log_full, [](const pending&) { return true; });
-        } else if (s.state == slot_state::busy && h.session == s.session && h.request_number == s.request_number) {
-            const result_status result = status == reply_status::ok                 ? result_status::ok
-                                         : status == reply_status::too_large        ? result_status::too_large
-                                         : status == reply_status::result_too_large ? result_status::result_too_large
-                                                                                    : result_status::log_full;
+        } else if (s.state == slot_state::busy && h.session == s.session && h.request_number == s.request_number &&
+                   (status == reply_status::ok || status == reply_status::too_large ||
+                    status == reply_status::result_too_large)) {
+            const result_status result = status == reply_status::ok          ? result_status::ok
+                                         : status == reply_status::too_large ? result_status::too_large
+                                                                             : result_status::result_too_large;
             complete(index, client_result{result, h.op, static_cast<std::uint32_t>(h.extra), message_body(bytes)});
         } else {
             ++counters_.dropped_messages;
@@ -208,6 +207,7 @@ private:
     struct session_slot {
         std::uint64_t client_id = 0;
         std::uint64_t session = 0;
+        std::uint64_t session_lost = 0;  // the latest session evicted; a new one must be newer
         std::uint64_t request_number = 0;
         slot_state state = slot_state::unregistered;
         std::vector<std::uint8_t> message;  // the encoded request, target patched per send
@@ -342,6 +342,7 @@ private:
         callback done = std::move(s.done);
         s.done = nullptr;
         set_state(index, slot_state::unregistered);  // before the callback, which may submit again
+        s.session_lost = s.session;
         s.session = 0;
         s.request_number = 0;
         if (was_busy && done) done(result);

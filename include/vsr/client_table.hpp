@@ -117,6 +117,40 @@ public:
         }
     }
 
+    /// Replaces the table with a snapshot() of one; false (table unchanged) unless `bytes` is
+    /// exactly such a snapshot: sorted unique client ids, at most capacity() sessions, known
+    /// statuses.
+    bool restore(std::span<const std::uint8_t> bytes) {
+        byte_reader r(bytes);
+        std::uint64_t count = 0;
+        if (!r.read_u64(count) || count > clients_max_) return false;
+        std::unordered_map<std::uint64_t, client_session> restored;
+        restored.reserve(count);
+        std::uint64_t previous_id = 0;
+        for (std::uint64_t i = 0; i < count; ++i) {
+            client_session s;
+            std::uint32_t reply_size = 0;
+            std::uint8_t outcome = 0;
+            std::span<const std::uint8_t> reply;
+            if (!(r.read_u64(s.client_id) && r.read_u64(s.session) && r.read_u64(s.request_number) &&
+                  r.read_u64(s.last_active_op) && r.read_u64(s.reply_op) && r.read_u32(s.reply_index) &&
+                  r.read_u32(reply_size) && r.read_span(reply_size, reply) && r.read_u8(outcome))) {
+                return false;
+            }
+            if ((i > 0 && s.client_id <= previous_id) ||
+                outcome > static_cast<std::uint8_t>(reply_status::result_too_large)) {
+                return false;
+            }
+            previous_id = s.client_id;
+            s.reply.assign(reply.begin(), reply.end());
+            s.reply_outcome = static_cast<reply_status>(outcome);
+            restored.emplace(s.client_id, std::move(s));
+        }
+        if (r.remaining() != 0) return false;
+        sessions_ = std::move(restored);
+        return true;
+    }
+
 private:
     std::uint32_t clients_max_;
     std::unordered_map<std::uint64_t, client_session> sessions_;

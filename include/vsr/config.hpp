@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vsr/checkpoint.hpp"
 #include "vsr/wire.hpp"
 
 namespace vsr {
@@ -13,12 +14,13 @@ namespace vsr {
 /// checkers catch them. Always `none` outside tests.
 enum class planted_bug : std::uint8_t {
     none = 0,
-    commit_without_quorum,        // the primary commits as soon as it has prepared
-    skip_client_deduplication,    // the primary re-executes retried and duplicated requests
-    view_change_picks_wrong_log,  // the new primary takes the DoViewChange with the lowest op
-    accept_prepare_out_of_order,  // a backup appends a prepare even with a gap before it
-    recovering_replica_answers,   // a restarted replica skips recovery and votes with an empty log
-    query_without_round,          // the primary answers queries without confirming its view
+    commit_without_quorum,         // the primary commits as soon as it has prepared
+    skip_client_deduplication,     // the primary re-executes retried and duplicated requests
+    view_change_picks_wrong_log,   // the new primary takes the DoViewChange with the lowest op
+    accept_prepare_out_of_order,   // a backup appends a prepare even with a gap before it
+    recovering_replica_answers,    // a restarted replica skips recovery and votes with an empty log
+    query_without_round,           // the primary answers queries without confirming its view
+    restore_unchecked_checkpoint,  // a replica restores a transferred checkpoint without its checksum
 };
 
 struct config {
@@ -39,9 +41,20 @@ struct config {
     /// Client sessions in the replicated client table. Registering one more evicts the session
     /// that was least recently active, and that client gets an eviction reply.
     std::uint32_t clients_max = 1024;
-    /// Log length. Until log compaction exists, a full log makes the primary refuse new
-    /// requests with reply_status::log_full (counted); committed data is unaffected.
-    std::uint64_t log_entries_max = 1 << 22;
+    /// Every replica takes a checkpoint after executing each op that is a multiple of this
+    /// (vsr/checkpoint.hpp). Larger: fewer snapshots of the state; smaller: a shorter log.
+    std::uint32_t checkpoint_interval = 1024;
+    /// Entries held in memory, the bound on the log's size. The log holds the entries after the
+    /// last checkpoint, and as many before it as fit, for replicas that are a little behind;
+    /// the oldest checkpointed entry goes first. A replica behind the oldest entry held gets the
+    /// checkpoint instead. The primary prepares no further than checkpoint_interval +
+    /// pipeline_max past its last checkpoint: requests wait in the queue until the next one.
+    /// At least 2 * checkpoint_interval + pipeline_max (see valid()). Memory: this many entries
+    /// of at most entry_size_max() bytes each.
+    std::uint64_t log_entries_max = 4096;
+    /// Largest checkpoint image accepted by state transfer. A bigger one is refused (counted),
+    /// so a lagging replica cannot be made to buffer more than this.
+    std::uint64_t checkpoint_size_max = std::uint64_t{1} << 32;
 
     // ---- timeouts (milliseconds; converted to ticks) ----
     std::uint32_t tick_ms = 10;
@@ -73,7 +86,9 @@ struct config {
         return replica_count >= 1 && replica_count <= replicas_max && tick_ms > 0 && pipeline_max >= 1 &&
                message_size_max >= 64 * 1024 && message_size_max <= (1u << 30) &&
                entry_size_max() >= 128 + operation_size_min && batch_requests_max >= 1 && clients_max >= 1 &&
-               request_queue_max >= 1 && log_entries_max >= 1 && heartbeat_ms < view_change_timeout_ms;
+               request_queue_max >= 1 && checkpoint_interval >= 1 &&
+               log_entries_max >= std::uint64_t{2} * checkpoint_interval + pipeline_max &&
+               checkpoint_size_max >= checkpoint_header_size && heartbeat_ms < view_change_timeout_ms;
     }
 };
 

@@ -1,8 +1,13 @@
-// The in-memory operation log (diskless VSR keeps it in memory only).
+// The in-memory operation log: a window of entries (base, op] over the history of ops.
+//
+// Entries at or below the base were dropped after a checkpoint covered them (log compaction).
+// The base keeps its tag (the view of the entry at base), the equivalent of Raft's
+// lastIncludedIndex and lastIncludedTerm, so log matching still works at the base itself.
 #pragma once
 
 #include <cassert>
 #include <cstdint>
+#include <deque>
 #include <span>
 #include <vector>
 
@@ -13,44 +18,74 @@ namespace vsr {
 
 class operation_log {
 public:
-    /// Highest op held (0 when empty).
-    std::uint64_t op() const noexcept { return entries_.size(); }
+    /// Highest op held (the base when no entry is held).
+    std::uint64_t op() const noexcept { return base_ + entries_.size(); }
+    /// Entries at or below this op are gone; the first entry held is base() + 1.
+    std::uint64_t base() const noexcept { return base_; }
+    /// Entries held.
+    std::size_t size() const noexcept { return entries_.size(); }
+    /// Bytes of entries held.
+    std::size_t bytes() const noexcept { return bytes_; }
 
-    /// Tag (creating view) of the entry at `op`; op 0 is the empty prefix with tag 0.
+    /// Tag (creating view) of the entry at `op`, for base() <= op <= op(); op 0 has tag 0.
     std::uint64_t view_at(std::uint64_t op) const noexcept {
-        assert(op <= entries_.size());
-        return op == 0 ? 0 : entries_[op - 1].view;
+        assert(op >= base_ && op <= this->op());
+        return op == base_ ? base_view_ : entries_[op - base_ - 1].view;
     }
 
+    /// True if the entry at `op` is held (base() < op <= op()).
+    bool holds(std::uint64_t op) const noexcept { return op > base_ && op <= this->op(); }
+
     std::span<const std::uint8_t> entry(std::uint64_t op) const noexcept {
-        assert(op >= 1 && op <= entries_.size());
-        return entries_[op - 1].bytes;
+        assert(holds(op));
+        return entries_[op - base_ - 1].bytes;
     }
 
     /// Appends the entry for op() + 1.
     void append(std::vector<std::uint8_t> bytes) {
         const entry_header h = read_entry_header(bytes);
         assert(h.op == op() + 1);
+        bytes_ += bytes.size();
         entries_.push_back(stored_entry{h.view, std::move(bytes)});
     }
 
-    /// Drops every entry after `op`.
+    /// Drops every entry after `op` (op >= base()).
     void truncate(std::uint64_t op) {
-        assert(op <= entries_.size());
-        entries_.resize(op);
+        assert(op >= base_ && op <= this->op());
+        while (this->op() > op) {
+            bytes_ -= entries_.back().bytes.size();
+            entries_.pop_back();
+        }
+    }
+
+    /// Drops the oldest entry: the base moves up by one and keeps that entry's tag.
+    void drop_oldest() {
+        assert(!entries_.empty());
+        base_view_ = entries_.front().view;
+        bytes_ -= entries_.front().bytes.size();
+        entries_.pop_front();
+        ++base_;
+    }
+
+    /// Drops everything and starts over after `base`, tagged `base_view` (a restored checkpoint).
+    void reset(std::uint64_t base, std::uint64_t base_view) {
+        entries_.clear();
+        bytes_ = 0;
+        base_ = base;
+        base_view_ = base_view;
     }
 
     /// True if our entry at `op` is the one tagged `view` (so, by log matching, our whole prefix
     /// up to op agrees with the sender's).
     bool matches(std::uint64_t op, std::uint64_t view) const noexcept {
-        return op <= entries_.size() && view_at(op) == view;
+        return op >= base_ && op <= this->op() && view_at(op) == view;
     }
 
     /// Encodes entries (prev_op, last] as a suffix, stopping early if the body would exceed
-    /// `body_size_max`. Returns the last op included.
+    /// `body_size_max`. Returns the last op included. Requires base() <= prev_op.
     std::uint64_t encode_suffix(std::uint64_t prev_op, std::uint64_t last, std::size_t body_size_max,
                                 std::vector<std::uint8_t>& body) const {
-        assert(prev_op <= last && last <= op());
+        assert(base_ <= prev_op && prev_op <= last && last <= op());
         body.clear();
         byte_writer w(body);
         w.u64(prev_op);
@@ -76,7 +111,10 @@ private:
         std::uint64_t view;
         std::vector<std::uint8_t> bytes;
     };
-    std::vector<stored_entry> entries_;
+    std::deque<stored_entry> entries_;
+    std::uint64_t base_ = 0;
+    std::uint64_t base_view_ = 0;
+    std::size_t bytes_ = 0;
 };
 
 }  // namespace vsr

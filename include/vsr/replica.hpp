@@ -26,6 +26,12 @@
 //   primary takes requests only once it has executed what it inherited), and no newer view can
 //   have acknowledged a write while a quorum still answered in this one. The answer is then a
 //   committed prefix that includes them. No clocks or leases are involved.
+// - Checkpoints (vsr/checkpoint.hpp) every config::checkpoint_interval ops bound the log: it
+//   keeps at most log_entries_max entries, dropping the oldest ones a checkpoint covers. A
+//   replica that needs entries nobody holds any more gets the checkpoint instead, in chunks
+//   (get_checkpoint/checkpoint_chunk), checks it against the offered checksum, restores it and
+//   goes on with entries. The primary prepares at most checkpoint_interval + pipeline_max ops
+//   past its checkpoint, so the entries a checkpoint does not cover always fit.
 #pragma once
 
 #include <algorithm>
@@ -38,6 +44,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "vsr/checkpoint.hpp"
 #include "vsr/client_table.hpp"
 #include "vsr/config.hpp"
 #include "vsr/log.hpp"
@@ -74,14 +81,18 @@ struct replica_counters {
     std::uint64_t queries_answered = 0;
     std::uint64_t query_rounds = 0;
     std::uint64_t dropped_duplicate_request = 0;
-    std::uint64_t dropped_stale_suffix = 0;  // a log suffix that conflicts with executed entries
-    std::uint64_t requests_refused_log_full = 0;
+    std::uint64_t dropped_stale_suffix = 0;      // a log suffix that conflicts with executed entries
+    std::uint64_t appends_refused_log_full = 0;  // a backup whose entries are all after its checkpoint
     std::uint64_t replies_resent = 0;
     std::uint64_t sessions_evicted = 0;
     std::uint64_t view_changes_started = 0;
     std::uint64_t views_started_as_primary = 0;
     std::uint64_t state_transfer_requests = 0;
     std::uint64_t entries_transferred = 0;
+    std::uint64_t checkpoints_taken = 0;
+    std::uint64_t checkpoint_chunks_sent = 0;
+    std::uint64_t checkpoints_restored = 0;  // installed from state transfer
+    std::uint64_t checkpoints_rejected = 0;  // transferred image failed its checksum or restore
     std::uint64_t prepares_resent = 0;
     std::uint64_t recoveries_completed = 0;
     std::uint64_t ops_executed = 0;
@@ -152,6 +163,8 @@ public:
     bool is_primary() const noexcept { return primary_index(view_) == index_; }
     bool syncing() const noexcept { return sync_.active; }
     const operation_log& log() const noexcept { return log_; }
+    /// The latest checkpoint (op 0 until the first is taken or restored).
+    const checkpoint_image& checkpoint() const noexcept { return checkpoint_; }
     const client_table& clients() const noexcept { return clients_; }
     const StateMachine& state_machine() const noexcept { return machine_; }
     const replica_counters& counters() const noexcept { return counters_; }
@@ -203,6 +216,8 @@ public:
             case command::get_state: on_get_state(h); break;
             case command::new_state: on_new_state(h, body); break;
             case command::status_request: on_status_request(h); break;
+            case command::get_checkpoint: on_get_checkpoint(h, body); break;
+            case command::checkpoint_chunk: on_checkpoint_chunk(h, body); break;
             default: ++counters_.dropped_misaddressed; break;
         }
     }
@@ -244,6 +259,15 @@ private:
         std::uint64_t op;     // answered once executed up to here (our op number at arrival)
         std::uint64_t round;  // ... and once this confirmation round has a quorum
         std::vector<std::uint8_t> operation;
+    };
+
+    /// A checkpoint being received, chunk by chunk, in offset order.
+    struct checkpoint_transfer {
+        std::uint64_t op = 0;  // 0: none
+        std::uint64_t view = 0;
+        std::uint64_t checksum = 0;
+        std::uint64_t image_size = 0;
+        std::vector<std::uint8_t> bytes;  // the first bytes.size() bytes of the image
     };
 
     struct queued_request {
@@ -388,13 +412,6 @@ private:
             kind = request_kind::operation;  // not read-only after all: order it like any other
         }
         if (!admit_request(h, kind)) return;
-        if (committed_in_log() >= config_.log_entries_max) {
-            // Only a full *committed* log is final: uncommitted entries may yet be replaced by
-            // a new primary that has room, so until then requests just wait in the queue.
-            ++counters_.requests_refused_log_full;
-            send_reply_status(h.client_id, h.session, h.request_number, reply_status::log_full);
-            return;
-        }
         if (request_queue_.size() >= config_.request_queue_max) {
             ++counters_.dropped_request_queue_full;
             return;
@@ -545,11 +562,17 @@ private:
         return timestamp_last_;
     }
 
+    /// The highest op the primary may prepare: one interval and a pipeline past its checkpoint,
+    /// so that everything the checkpoint does not cover fits in the log (config::valid).
+    std::uint64_t op_prepare_max() const noexcept {
+        return checkpoint_.op + config_.checkpoint_interval + config_.pipeline_max;
+    }
+
     /// Turns queued requests into prepares while the pipeline has room. Under load the queue
     /// grows while the pipeline is full, so batches grow with load.
     void flush_requests() {
         while (!request_queue_.empty() && log_.op() - commit_max_ < config_.pipeline_max &&
-               log_.op() < config_.log_entries_max) {
+               log_.op() < op_prepare_max()) {
             const std::size_t size_max = config_.entry_size_max();
             entry_builder_.begin(log_.op() + 1, view_, next_timestamp(), batch_size_estimate(size_max));
             while (!request_queue_.empty() && entry_builder_.count() < config_.batch_requests_max &&
@@ -559,11 +582,12 @@ private:
                 request_queue_.pop_front();
             }
             assert(entry_builder_.count() > 0);
-            log_.append(entry_builder_.finish());
+            const bool appended = append_entry(entry_builder_.finish());
+            assert(appended);  // op_prepare_max() leaves room
+            (void)appended;
             header h = make_header(command::prepare, 0);
             send_to_other_replicas(h, log_.entry(log_.op()));
         }
-        if (committed_in_log() >= config_.log_entries_max) refuse_queued_requests();
         update_commit();
     }
 
@@ -578,15 +602,6 @@ private:
             ++count;
         }
         return size;
-    }
-
-    void refuse_queued_requests() {
-        for (const queued_request& q : request_queue_) {
-            ++counters_.requests_refused_log_full;
-            inflight_requests_.erase(q.client_id);
-            send_reply_status(q.client_id, q.session, q.request_number, reply_status::log_full);
-        }
-        request_queue_.clear();
     }
 
     void on_prepare(const header& h, std::span<const std::uint8_t> body) {
@@ -604,8 +619,9 @@ private:
         }
         commit_max_ = std::max(commit_max_, h.commit);
         if (h.op == log_.op() + 1) {
-            timestamp_last_ = std::max(timestamp_last_, read_entry_header(body).timestamp_ns);
-            log_.append(std::vector<std::uint8_t>(body.begin(), body.end()));
+            execute_committed_entries();  // a checkpoint it reaches frees room in the log
+            // Not acknowledged if it does not fit: the primary resends it.
+            if (!append_entry(std::vector<std::uint8_t>(body.begin(), body.end()))) return;
             send_prepare_ok(log_.op());
         } else if (h.op > log_.op() + 1) {
             if (config_.bug == planted_bug::accept_prepare_out_of_order) {
@@ -708,9 +724,28 @@ private:
 
     // ---- execution and replies ----
 
-    void execute_committed() {
+    /// Appends an entry, first dropping the oldest entries a checkpoint covers if the log is at
+    /// its bound. False (nothing appended, counted) if every entry held is after the checkpoint.
+    bool append_entry(std::vector<std::uint8_t> entry) {
+        while (log_.size() >= config_.log_entries_max && log_.base() < checkpoint_.op) log_.drop_oldest();
+        if (log_.size() >= config_.log_entries_max) {
+            ++counters_.appends_refused_log_full;
+            return false;
+        }
+        timestamp_last_ = std::max(timestamp_last_, read_entry_header(entry).timestamp_ns);
+        log_.append(std::move(entry));
+        return true;
+    }
+
+    /// Executes every committed entry held, nothing else.
+    void execute_committed_entries() {
         if (status_ == replica_status::recovering && !sync_.active) return;
         while (commit_executed_ < committed_in_log()) execute_entry(commit_executed_ + 1);
+    }
+
+    void execute_committed() {
+        execute_committed_entries();
+        if (status_ == replica_status::recovering && !sync_.active) return;
         if (!queries_.empty()) answer_queries();
         if (status_ == replica_status::normal && !is_primary() && !sync_.active && commit_max_ > log_.op()) {
             request_state();
@@ -738,6 +773,7 @@ private:
         }
         commit_executed_ = op;
         ++counters_.ops_executed;
+        if (op % config_.checkpoint_interval == 0) take_checkpoint(eh);
     }
 
     void execute_register(const request_record& r, std::uint64_t op, std::uint32_t index, bool reply) {
@@ -978,9 +1014,7 @@ private:
         last_normal_view_ = view_;
         commit_max_ = std::max(commit_max_, commit);
         view_start_op_ = log_.op();
-        ack_op_.fill(0);
-        if (log_.op() > 0)
-            timestamp_last_ = std::max(timestamp_last_, read_entry_header(log_.entry(log_.op())).timestamp_ns);
+        ack_op_.fill(0);  // timestamp_last_ already covers every entry held (append_entry, install)
         ++counters_.views_started_as_primary;
         for (std::uint8_t r = 0; r < config_.replica_count; ++r) {
             if (r != index_) send_start_view(r);
@@ -1112,6 +1146,9 @@ private:
             const std::uint64_t at = s.prev_op + 1 + i;
             const entry_header eh = read_entry_header(s.entries[i]);
             if (at <= log_.op()) {
+                // Below the base a checkpoint covers them: committed, and the tag at the base
+                // (compared when reached) vouches for the prefix by log matching.
+                if (at < log_.base()) continue;
                 if (log_.view_at(at) == eh.view) continue;
                 if (at <= committed_in_log()) {
                     ++counters_.dropped_stale_suffix;  // superseded by entries committed since
@@ -1119,8 +1156,7 @@ private:
                 }
                 log_.truncate(at - 1);
             }
-            timestamp_last_ = std::max(timestamp_last_, eh.timestamp_ns);
-            log_.append(std::vector<std::uint8_t>(s.entries[i].begin(), s.entries[i].end()));
+            if (!append_entry(std::vector<std::uint8_t>(s.entries[i].begin(), s.entries[i].end()))) return false;
         }
         if (log_.op() > op) {
             if (op < committed_in_log()) {
@@ -1140,7 +1176,8 @@ private:
             sync_.source = static_cast<std::uint8_t>((sync_.source + 1) % config_.replica_count);
     }
 
-    /// At most one get_state in flight; the retry timeout clears the flag and rotates source.
+    /// At most one get_state (or get_checkpoint) in flight; the retry timeout clears the flag
+    /// and rotates source.
     void request_state() {
         if (config_.replica_count == 1 || state_request_inflight_) return;
         state_request_inflight_ = true;
@@ -1148,6 +1185,10 @@ private:
         if (target == index_) {
             rotate_state_source();
             target = sync_.source;
+        }
+        if (transfer_.op != 0) {
+            request_checkpoint_chunk(target);  // resume where the transfer stands
+            return;
         }
         header h = make_header(command::get_state, target);
         h.op = log_.op();
@@ -1158,6 +1199,11 @@ private:
 
     void on_get_state(const header& h) {
         if (status_ == replica_status::recovering) return;
+        if (h.op < log_.base()) {
+            // The entries it needs are gone: a checkpoint covers them. Offer the latest.
+            send_checkpoint_chunk(h.sender, checkpoint_, 0);
+            return;
+        }
         const std::uint64_t limit = h.extra == 0 ? committed_in_log() : std::min(h.extra, committed_in_log());
         if (h.op >= limit) return;  // nothing committed to give
         header reply = make_header(command::new_state, h.sender);
@@ -1166,10 +1212,13 @@ private:
         send_to_replica(reply, suffix_buffer_);
     }
 
+    /// Syncing, or a backup that knows of commits past its log.
+    bool state_wanted() const noexcept {
+        return sync_.active || (status_ == replica_status::normal && !is_primary() && commit_max_ > log_.op());
+    }
+
     void on_new_state(const header& h, std::span<const std::uint8_t> body) {
-        const bool wanted =
-            sync_.active || (status_ == replica_status::normal && !is_primary() && commit_max_ > log_.op());
-        if (!wanted) return;
+        if (!state_wanted()) return;
         state_request_inflight_ = false;
         log_suffix suffix;
         if (!decode_suffix(body, config_.entry_size_max(), suffix) || suffix.prev_op + suffix.entries.size() != h.op ||
@@ -1194,17 +1243,139 @@ private:
         const std::size_t take = sync_.active
                                      ? std::min<std::uint64_t>(suffix.entries.size(), sync_.prev_op - suffix.prev_op)
                                      : suffix.entries.size();
-        for (std::size_t i = 0; i < take; ++i) {
-            const auto entry = suffix.entries[i];
-            timestamp_last_ = std::max(timestamp_last_, read_entry_header(entry).timestamp_ns);
-            log_.append(std::vector<std::uint8_t>(entry.begin(), entry.end()));
+        std::size_t taken = 0;
+        for (; taken < take; ++taken) {
+            const auto entry = suffix.entries[taken];
+            if (!append_entry(std::vector<std::uint8_t>(entry.begin(), entry.end()))) break;
+            commit_max_ = std::max(commit_max_, log_.op());  // everything we now hold is committed
+            execute_committed_entries();                     // checkpoints on the way make room
         }
-        counters_.entries_transferred += take;
-        commit_max_ = std::max(commit_max_, log_.op());  // everything we now hold is committed
+        counters_.entries_transferred += taken;
+        if (commit_executed_ >= transfer_.op) transfer_ = checkpoint_transfer{};  // entries got us past it
         execute_committed();
         if (sync_.active && log_.op() >= sync_.prev_op) {
             finish_sync();
         } else if (sync_.active || commit_max_ > log_.op()) {
+            request_state();
+        }
+    }
+
+    // ---- checkpoints ----
+
+    /// The image of the state after entry `eh.op`. The previous image is kept, so a transfer
+    /// in progress can finish across one checkpoint.
+    void take_checkpoint(const entry_header& eh) {
+        std::swap(checkpoint_previous_, checkpoint_);  // reuses the older image's buffer
+        checkpoint_image& image = checkpoint_;
+        image.op = eh.op;
+        image.view = eh.view;
+        image.timestamp_ns = eh.timestamp_ns;
+        begin_checkpoint(eh.op, eh.view, eh.timestamp_ns, image.bytes);
+        clients_.snapshot(image.bytes);
+        const std::size_t clients_end = image.bytes.size();
+        machine_.snapshot(image.bytes);
+        finish_checkpoint(clients_end, image.bytes);
+        image.checksum = vsr::checksum(image.bytes);
+        ++counters_.checkpoints_taken;
+    }
+
+    void send_checkpoint_chunk(std::uint8_t target, const checkpoint_image& image, std::uint64_t offset) {
+        assert(image.op != 0 && offset <= image.bytes.size());
+        encode_checkpoint_chunk(image, offset, suffix_body_max(), suffix_buffer_);
+        send_to_replica(make_header(command::checkpoint_chunk, target), suffix_buffer_);
+        ++counters_.checkpoint_chunks_sent;
+    }
+
+    /// The chunk asked for, if we hold that image (op and checksum); else the start of our latest.
+    void on_get_checkpoint(const header& h, std::span<const std::uint8_t> body) {
+        if (status_ == replica_status::recovering || checkpoint_.op == 0) return;
+        if (body.size() != 8) {
+            ++counters_.dropped_malformed_body;
+            return;
+        }
+        const std::uint64_t wanted_checksum = load_le64(body.data());
+        for (const checkpoint_image* image : {&checkpoint_, &checkpoint_previous_}) {
+            if (image->op == h.op && image->op != 0 && image->checksum == wanted_checksum) {
+                if (h.extra > image->bytes.size()) {
+                    ++counters_.dropped_malformed_body;
+                    return;
+                }
+                send_checkpoint_chunk(h.sender, *image, h.extra);
+                return;
+            }
+        }
+        send_checkpoint_chunk(h.sender, checkpoint_, 0);
+    }
+
+    void request_checkpoint_chunk(std::uint8_t target) {
+        header h = make_header(command::get_checkpoint, target);
+        h.op = transfer_.op;
+        h.extra = transfer_.bytes.size();
+        std::array<std::uint8_t, 8> body{};
+        store_le64(body.data(), transfer_.checksum);
+        state_request_inflight_ = true;
+        ++counters_.state_transfer_requests;
+        send_to_replica(h, body);
+    }
+
+    void on_checkpoint_chunk(const header& h, std::span<const std::uint8_t> body) {
+        if (!state_wanted()) return;
+        checkpoint_chunk chunk;
+        if (!decode_checkpoint_chunk(body, config_.checkpoint_size_max, chunk) || chunk.op > h.commit ||
+            chunk.view > h.view) {
+            ++counters_.dropped_malformed_body;
+            return;
+        }
+        state_request_inflight_ = false;
+        if (!sync_.active && h.view > view_) {
+            await_start_view(h.view);  // as on_new_state: join the later view first
+            return;
+        }
+        // Useless unless it takes us past what we hold: a checkpoint we are beyond, or whose op we
+        // hold with the same tag (then our own entries up to it are the committed ones).
+        if (chunk.op <= commit_executed_ || log_.matches(chunk.op, chunk.view)) return;
+        const bool same = chunk.op == transfer_.op && chunk.checksum == transfer_.checksum &&
+                          chunk.view == transfer_.view && chunk.image_size == transfer_.image_size;
+        if (!same) {
+            if (chunk.offset != 0 || chunk.op < transfer_.op) return;  // only start a newer one
+            transfer_ = checkpoint_transfer{chunk.op, chunk.view, chunk.checksum, chunk.image_size, {}};
+        }
+        if (chunk.offset == transfer_.bytes.size()) {
+            transfer_.bytes.insert(transfer_.bytes.end(), chunk.bytes.begin(), chunk.bytes.end());
+        }
+        if (transfer_.bytes.size() < transfer_.image_size) {
+            request_checkpoint_chunk(h.sender);
+            return;
+        }
+        install_checkpoint();
+    }
+
+    /// The transfer is complete: check it, restore it, and carry on from its op.
+    void install_checkpoint() {
+        checkpoint_transfer received = std::move(transfer_);
+        transfer_ = checkpoint_transfer{};
+        checkpoint_contents contents;
+        client_table clients(config_.clients_max);
+        const bool checked = config_.bug == planted_bug::restore_unchecked_checkpoint ||
+                             vsr::checksum(received.bytes) == received.checksum;
+        if (!checked || !decode_checkpoint(received.bytes, contents) || contents.op != received.op ||
+            contents.view != received.view || !clients.restore(contents.clients) || !machine_.restore(contents.state)) {
+            ++counters_.checkpoints_rejected;
+            rotate_state_source();
+            return;  // the retry timeout asks again, elsewhere
+        }
+        clients_ = std::move(clients);
+        log_.reset(contents.op, contents.view);
+        commit_executed_ = contents.op;
+        commit_max_ = std::max(commit_max_, contents.op);
+        timestamp_last_ = std::max(timestamp_last_, contents.timestamp_ns);
+        checkpoint_previous_ = checkpoint_image{};
+        checkpoint_ = checkpoint_image{contents.op, contents.view, contents.timestamp_ns, received.checksum,
+                                       std::move(received.bytes)};
+        ++counters_.checkpoints_restored;
+        if (sync_.active && log_.op() >= sync_.prev_op) {
+            finish_sync();
+        } else if (state_wanted()) {
             request_state();
         }
     }
@@ -1303,6 +1474,9 @@ private:
     std::array<recovery_record, replicas_max> recoveries_{};
     sync_target sync_;
     bool state_request_inflight_ = false;
+    checkpoint_image checkpoint_;           // the latest: served to lagging replicas
+    checkpoint_image checkpoint_previous_;  // the one before, for transfers that started on it
+    checkpoint_transfer transfer_;          // one being received
 
     tick_timeout heartbeat_timeout_;
     tick_timeout prepare_resend_timeout_;

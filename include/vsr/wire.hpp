@@ -59,8 +59,11 @@ enum class command : std::uint8_t {
     eviction = 14,           // primary -> client whose session was evicted
     status_request = 15,     // client -> any replica (target). client_id: where to answer
     status_reply = 16,       // replica -> client. body: status_body (see below)
+    get_checkpoint = 17,     // lagging replica -> any. op: checkpoint op; extra: offset; body: u64
+                             // checkpoint checksum
+    checkpoint_chunk = 18,   // -> lagging replica. body: vsr/checkpoint.hpp's chunk
 };
-inline constexpr std::uint8_t command_max = 16;
+inline constexpr std::uint8_t command_max = 18;
 
 /// `query`: a read-only operation the primary may answer without appending it to the log (see
 /// basic_replica::on_query). The primary checks that the state machine agrees it is read-only;
@@ -74,8 +77,8 @@ inline constexpr std::uint32_t reply_index_query = 0xFFFFFFFF;
 
 enum class reply_status : std::uint8_t {
     ok = 0,
-    session_evicted = 1,   // the session is gone: register again
-    log_full = 2,          // config::log_entries_max reached by committed entries; not executed
+    session_evicted = 1,  // the session is gone: register again
+    // 2 is retired: it was log_full, before checkpoints bounded the log; a reply with it is dropped
     too_large = 3,         // the operation exceeds config::operation_size_max(); not executed
     result_too_large = 4,  // executed, but its result exceeded the reply limit (see
                            // basic_replica::result_size_limit): the body is empty, the result lost

@@ -77,6 +77,7 @@ vsr::config make_config(std::uint8_t replica_count) {
     config.message_size_max = 64 * 1024;
     config.pipeline_max = 4;
     config.clients_max = 4;
+    config.checkpoint_interval = 8;
     config.log_entries_max = 64;
     config.request_queue_max = 16;
     config.batch_requests_max = 4;
@@ -134,6 +135,35 @@ fuzz::bytes make_suffix(fuzz::input& in, std::uint64_t prev_op, std::uint64_t vi
     return body;
 }
 
+/// A checkpoint chunk (or a get_checkpoint body): a real image of a small KV state at a multiple
+/// of the interval, sometimes cut or bit-flipped, at some offset.
+fuzz::bytes make_checkpoint_body(fuzz::input& in, vsr::command cmd, std::uint64_t view) {
+    vsr::checkpoint_image image;
+    image.op = 8 * (1 + in.below(4));
+    image.view = in.below(static_cast<std::size_t>(view) + 1);
+    vsr::begin_checkpoint(image.op, image.view, 1'000 + image.op, image.bytes);
+    vsr::client_table clients(4);
+    if (in.boolean()) clients.register_session(1 + in.below(4), in.below(image.op) + 1, 0);
+    clients.snapshot(image.bytes);
+    const std::size_t clients_end = image.bytes.size();
+    kv::state_machine machine;
+    fuzz::bytes result;
+    for (std::size_t i = in.below(4); i > 0; --i) machine.execute({}, kv_operation(in), result);
+    machine.snapshot(image.bytes);
+    vsr::finish_checkpoint(clients_end, image.bytes);
+    image.checksum = vsr::checksum(image.bytes);
+    if (in.below(4) == 0 && !image.bytes.empty()) image.bytes[in.below(image.bytes.size())] ^= 1;
+    fuzz::bytes body;
+    if (cmd == vsr::command::get_checkpoint) {
+        body.resize(8);
+        vsr::store_le64(body.data(), in.boolean() ? image.checksum : in.u64());
+        return body;
+    }
+    const std::uint64_t offset = in.below(3) == 0 ? in.below(image.bytes.size() + 1) : 0;
+    vsr::encode_checkpoint_chunk(image, offset, 16 + in.below(4096), body);
+    return body;
+}
+
 struct harness {
     vsr::config config;
     std::uint8_t index;
@@ -182,12 +212,13 @@ struct harness {
     void send_chosen(fuzz::input& in) {
         const vsr::header h = pick_header(in);
         fuzz::bytes body;
-        switch (in.below(3)) {
+        switch (in.below(4)) {
             case 0: {
                 const auto raw = in.span(512);
                 body.assign(raw.begin(), raw.end());
                 break;
             }
+            case 3: body = make_checkpoint_body(in, h.cmd, std::min<std::uint64_t>(h.view, 8)); break;
             case 1:
                 body = make_entry(in, h.op, in.below(static_cast<std::size_t>(std::min<std::uint64_t>(h.view, 8)) + 1));
                 break;

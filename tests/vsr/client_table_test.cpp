@@ -220,3 +220,39 @@ BOOST_AUTO_TEST_CASE(decide_execute_duplicate_or_session_gone) {
     table.register_session(3, 7, 0);  // evicts 1 (last active at op 5)
     BOOST_TEST((table.decide(1, 4, 2) == decision::session_gone));
 }
+
+BOOST_AUTO_TEST_CASE(restore_round_trips_and_rejects_what_is_not_a_snapshot) {
+    vsr::client_table table(4);
+    table.register_session(9, 2, 0);
+    table.register_session(3, 4, 1);
+    table.record_reply(3, 1, 5, 0, bytes{1, 2, 3});
+    table.record_reply(9, 7, 6, 2, bytes{}, vsr::reply_status::result_too_large);
+    const bytes snap = snapshot_of(table);
+
+    vsr::client_table restored(4);
+    BOOST_TEST_REQUIRE(restored.restore(snap));
+    BOOST_TEST(snapshot_of(restored) == snap);
+    BOOST_TEST(restored.size() == 2u);
+    BOOST_TEST(restored.find(3)->reply == (bytes{1, 2, 3}));
+    BOOST_TEST((restored.find(9)->reply_outcome == vsr::reply_status::result_too_large));
+
+    // Anything else leaves the table as it was.
+    vsr::client_table small(1);
+    BOOST_TEST(!small.restore(snap));  // more sessions than it holds
+    BOOST_TEST(small.size() == 0u);
+    for (std::size_t cut = 0; cut < snap.size(); ++cut) {
+        BOOST_TEST(!restored.restore(std::span(snap).first(cut)));
+    }
+    bytes longer = snap;
+    longer.push_back(0);
+    BOOST_TEST(!restored.restore(longer));
+    bytes bad_status = snap;
+    bad_status.back() = 9;
+    BOOST_TEST(!restored.restore(bad_status));
+    // Client ids must be sorted and unique: swap the two ids.
+    bytes unsorted = snap;
+    std::swap_ranges(unsorted.begin() + 8, unsorted.begin() + 16,
+                     unsorted.begin() + 8 + 52);  // records: 49 bytes + reply
+    BOOST_TEST(!restored.restore(unsorted));
+    BOOST_TEST(snapshot_of(restored) == snap);
+}

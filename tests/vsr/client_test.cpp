@@ -325,8 +325,8 @@ BOOST_AUTO_TEST_CASE(deadline_reports_timeout) {
     BOOST_TEST(next.calls == 0);
 }
 
-// A submitted operation whose session never manages to register (no replica answers, or the
-// cluster refuses the registration with log_full) never completes: the deadline is only
+// A submitted operation whose session never manages to register (no replica answers) never
+// completes: the deadline is only
 // checked for busy sessions, not registering ones, and operations still in the queue have no
 // deadline at all.
 
@@ -359,6 +359,31 @@ BOOST_AUTO_TEST_CASE(eviction_while_busy) {
     const vsr::header h = decode(t.last_sent().message);
     BOOST_TEST(h.extra == static_cast<std::uint64_t>(vsr::request_kind::register_session));
     BOOST_TEST(h.session == 0u);
+}
+
+// Seed 6545 of vsr-sim: a duplicate of the first registration reply arrived after the eviction.
+// Taking it revived session 6 with request numbers from 1 again, and a delayed reply to the old
+// request 1 then answered the new one.
+BOOST_AUTO_TEST_CASE(late_registration_reply_does_not_revive_an_evicted_session) {
+    harness t;
+    completion done;
+    t.submit(operation, done);
+    t.register_session(t.id(), 6);
+    t.deliver(t.reply(t.id(), 6, 0, {}, vsr::command::eviction));
+    BOOST_TEST_REQUIRE(done.calls == 1);
+
+    completion next;
+    t.submit(operation, next);
+    const auto dropped = t.client->counters().dropped_messages;
+    t.deliver(t.reply(t.id(), 6, 0));  // the late duplicate: session 6 again
+    BOOST_TEST(t.client->counters().dropped_messages == dropped + 1);
+    t.deliver(t.reply(t.id(), 6, 1));  // the old request 1's reply: not for `next`
+    BOOST_TEST(next.calls == 0);
+    t.register_session(t.id(), 9);  // the real new session
+    t.deliver(t.reply(t.id(), 9, 1));
+    BOOST_TEST(next.calls == 1);
+    BOOST_TEST((next.status == vsr::result_status::ok));
+    BOOST_TEST(next.session == 9u);
 }
 
 BOOST_AUTO_TEST_CASE(evicted_status_in_a_reply_counts_as_eviction) {
@@ -402,17 +427,22 @@ BOOST_AUTO_TEST_CASE(eviction_while_idle_reregisters_on_next_submit) {
     BOOST_TEST(decode(t.last_sent().message).extra == static_cast<std::uint64_t>(vsr::request_kind::register_session));
 }
 
-BOOST_AUTO_TEST_CASE(log_full_reply) {
+BOOST_AUTO_TEST_CASE(reply_with_an_unknown_status_is_dropped) {
     harness t;
     completion done;
     t.submit(operation, done);
     t.register_session(t.id(), 2);
-    bytes m = t.reply(t.id(), 2, 1);
-    m[13] = static_cast<std::uint8_t>(vsr::reply_status::log_full);
-    vsr::seal(m, cluster);
-    t.deliver(m);
-    BOOST_TEST(done.calls == 1);
-    BOOST_TEST((done.status == vsr::result_status::log_full));
+    for (const std::uint8_t status : {std::uint8_t{2}, std::uint8_t{200}}) {  // 2: the retired log_full
+        bytes m = t.reply(t.id(), 2, 1);
+        m[13] = status;
+        vsr::seal(m, cluster);
+        const auto dropped = t.client->counters().dropped_messages;
+        t.deliver(m);
+        BOOST_TEST(t.client->counters().dropped_messages == dropped + 1);
+    }
+    BOOST_TEST(done.calls == 0);
+    t.deliver(t.reply(t.id(), 2, 1));
+    BOOST_TEST((done.status == vsr::result_status::ok));
 }
 
 BOOST_AUTO_TEST_CASE(result_too_large_reply) {

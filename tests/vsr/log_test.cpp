@@ -184,3 +184,49 @@ BOOST_AUTO_TEST_CASE(encode_suffix_chunks_reassemble) {
         BOOST_TEST(copy.view_at(op) == source.view_at(op));
     }
 }
+
+BOOST_AUTO_TEST_CASE(dropping_the_oldest_keeps_the_base_tag) {
+    vsr::operation_log log = make_log({1, 1, 2, 3});
+    const std::size_t bytes_before = log.bytes();
+    log.drop_oldest();
+    log.drop_oldest();
+    BOOST_TEST(log.base() == 2u);
+    BOOST_TEST(log.op() == 4u);
+    BOOST_TEST(log.size() == 2u);
+    BOOST_TEST(log.bytes() < bytes_before);
+    BOOST_TEST(!log.holds(2));
+    BOOST_TEST(log.holds(3));
+    BOOST_TEST(log.view_at(2) == 1u);  // the base keeps the tag of the entry it replaced
+    BOOST_TEST(log.matches(2, 1));
+    BOOST_TEST(!log.matches(1, 1));  // below the base nothing can be matched
+    BOOST_TEST(vsr::read_entry_header(log.entry(3)).op == 3u);
+
+    // A suffix can still start at the base, and its tag is the base's.
+    bytes body;
+    BOOST_TEST(log.encode_suffix(2, 4, 1 << 16, body) == 4u);
+    vsr::log_suffix suffix;
+    BOOST_TEST_REQUIRE(vsr::decode_suffix(body, entry_size_max, suffix));
+    BOOST_TEST(suffix.prev_op == 2u);
+    BOOST_TEST(suffix.prev_view == 1u);
+    BOOST_TEST(suffix.entries.size() == 2u);
+
+    // Truncating down to the base empties it; appending goes on from there.
+    log.truncate(2);
+    BOOST_TEST(log.op() == 2u);
+    BOOST_TEST(log.bytes() == 0u);
+    log.append(make_entry(3, 5));
+    BOOST_TEST(log.view_at(3) == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(reset_starts_after_a_restored_checkpoint) {
+    vsr::operation_log log = make_log({1, 1, 1});
+    log.reset(100, 7);
+    BOOST_TEST(log.op() == 100u);
+    BOOST_TEST(log.base() == 100u);
+    BOOST_TEST(log.size() == 0u);
+    BOOST_TEST(log.matches(100, 7));
+    BOOST_TEST(!log.matches(100, 6));
+    log.append(make_entry(101, 8));
+    BOOST_TEST(log.op() == 101u);
+    BOOST_TEST(log.view_at(101) == 8u);
+}

@@ -75,68 +75,6 @@ BOOST_AUTO_TEST_CASE(session_evicted_is_reported_for_an_executed_operation) {
     BOOST_TEST((write->status == vsr::result_status::session_evicted));
 }
 
-// ---- (2) client contract: log_full claims "not executed" ------------------------------------
-//
-// client.hpp: `log_full, // the cluster refused it (log length limit); not executed`.
-// A deposed primary whose log is full only because of UNCOMMITTED entries still answers
-// log_full (on_request, replica.hpp:333), while the real primary - whose log lacks those
-// entries - has room and executes the same request. The client takes the first answer.
-BOOST_AUTO_TEST_CASE(deposed_primary_refuses_only_when_its_committed_log_is_full) {
-    vsr::config config = test_config();
-    config.log_entries_max = 3;
-    cluster c(config);
-    auto& client = c.add_client();
-    BOOST_TEST_REQUIRE((c.execute(client, kv_put("x", "1"))->status == vsr::result_status::ok));  // ops 1, 2
-    BOOST_TEST_REQUIRE(
-        c.run_until([&] { return c.replica(1).commit_executed() == 2u && c.replica(2).commit_executed() == 2u; }));
-
-    // Primary 0 fills its log with an entry no backup receives: a register of another client.
-    c.isolate(1);
-    c.isolate(2);
-    vsr::header reg = header_of(vsr::command::request, vsr::address_client, 0, 0);
-    reg.client_id = 999;
-    reg.extra = static_cast<std::uint64_t>(vsr::request_kind::register_session);
-    c.replica(0).on_message(encode(reg));
-    c.deliver();
-    BOOST_TEST_REQUIRE(c.replica(0).op() == 3u);  // full, op 3 uncommitted
-
-    // Replica 0 is cut off; 1 and 2 elect a new primary whose log has room, and the client's
-    // next write executes there (the client does not hear the reply yet).
-    c.isolate(0);
-    c.isolate(1, false);
-    c.isolate(2, false);
-    const std::uint64_t id = client.client_ids().front();
-    c.deafen(id);
-    const auto write = submit(client, kv_put("x", "2"));
-    auto new_primary_executed = [&] {
-        for (std::uint8_t r = 1; r < 3; ++r) {
-            const auto& replica = c.replica(r);
-            if (replica.status() == vsr::replica_status::normal && replica.is_primary() && replica.view() > 0 &&
-                value_at(replica, "x") == "2") {
-                return true;
-            }
-        }
-        return false;
-    };
-    BOOST_TEST_REQUIRE(c.run_until(new_primary_executed));
-    BOOST_TEST_REQUIRE(!write->done);
-
-    // The old primary comes back (it has heard nothing yet) just as the client retries.
-    c.isolate(0, false);
-    c.deafen(id, false);
-    const auto retries = client.counters().retries;
-    for (int i = 0; i < 1000 && client.counters().retries == retries; ++i) c.tick_clients();
-    BOOST_TEST_REQUIRE(client.counters().retries > retries);
-    c.deliver();
-
-    BOOST_TEST_REQUIRE(write->done);
-    BOOST_TEST_MESSAGE("client result: " << vsr::to_string(write->status));
-    const bool executed = value_at(c.replica(1), "x") == "2" || value_at(c.replica(2), "x") == "2";
-    BOOST_TEST(executed);
-    BOOST_TEST(!(write->status == vsr::result_status::log_full && executed),
-               "client reported log_full for an operation that executed");
-}
-
 // ---- (3) liveness: operations the client accepts but every replica silently drops ------------
 //
 // basic_client::submit accepts any operation with header_size + size <= message_size_max, but
