@@ -132,4 +132,16 @@ bool read_file(const std::string& path, std::size_t size_max, std::vector<std::u
     return true;
 }
 
+bool make_directories(const std::string& path, std::string& error) {
+    for (std::size_t at = 1; at <= path.size(); ++at) {
+        if (at != path.size() && path[at] != '/') continue;
+        const std::string prefix = path.substr(0, at);
+        if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) return fail(error, "cannot create", prefix, errno);
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return fail(error, "cannot find", path, errno);
+    if (!S_ISDIR(st.st_mode)) return fail(error, "not a directory:", path, ENOTDIR);
+    return true;
+}
+
 }  // namespace platform

@@ -20,4 +20,7 @@ bool write_file_atomically(const std::string& path, std::span<const std::uint8_t
 /// one that grows past it while being read, and anything that is not a regular file.
 bool read_file(const std::string& path, std::size_t size_max, std::vector<std::uint8_t>& out, std::string& error);
 
+/// Creates `path` and any missing parents (mode 0700); true if it exists as a directory after.
+bool make_directories(const std::string& path, std::string& error);
+
 }  // namespace platform

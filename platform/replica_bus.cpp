@@ -35,8 +35,11 @@ std::unique_ptr<tcp_message_bus> start_replica_bus(event_loop& loop, tcp_bus_opt
     return bus;
 }
 
-void run_until_shutdown(event_loop& loop, std::uint64_t turn_ns) {
-    while (!shutdown_requested()) loop.run_once(turn_ns);
+void run_until_shutdown(event_loop& loop, std::uint64_t turn_ns, const std::function<bool()>& after_turn) {
+    while (!shutdown_requested()) {
+        loop.run_once(turn_ns);
+        if (after_turn && !after_turn()) return;
+    }
     log(log_level::info, "%s: shutting down", shutdown_reason());
 }
 

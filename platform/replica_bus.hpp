@@ -36,7 +36,9 @@ std::function<void(std::span<const std::uint8_t>)> deliver_to(replica_type* cons
 std::unique_ptr<tcp_message_bus> start_replica_bus(event_loop& loop, tcp_bus_options options);
 
 /// Runs `loop` in turns of at most turn_ns until a shutdown is requested (platform/process.hpp),
-/// then logs what requested it.
-void run_until_shutdown(event_loop& loop, std::uint64_t turn_ns);
+/// then logs what requested it. After each turn `after_turn` runs, if given: a persistent replica
+/// flushes there, one sync for everything the turn decided (group commit). When it returns false
+/// the loop ends.
+void run_until_shutdown(event_loop& loop, std::uint64_t turn_ns, const std::function<bool()>& after_turn = {});
 
 }  // namespace platform

@@ -12,22 +12,29 @@ namespace {
 
 sim::seed_report run(const sim::simulation_options& options) {
     const sim::simulation_result r = sim::run_kv_simulation(options);
-    return {r.ok,
-            r.requests_ok,
-            r.trace_hash,
-            r.property,
-            r.detail,
-            r.profile,
-            r.trace_tail,
-            sim::counters({{"ops", r.ops_committed},
-                           {"requests_ok", r.requests_ok},
-                           {"queries", r.queries_answered},
-                           {"sim_ms", r.simulated_ms},
-                           {"messages", r.messages_delivered},
-                           {"crashes", r.crashes},
-                           {"views", r.view_changes},
-                           {"checkpoints", r.checkpoints_taken},
-                           {"restored", r.checkpoints_restored}})};
+    sim::seed_report report{r.ok,
+                            r.requests_ok,
+                            r.trace_hash,
+                            r.property,
+                            r.detail,
+                            r.profile,
+                            r.trace_tail,
+                            sim::counters({{"ops", r.ops_committed},
+                                           {"requests_ok", r.requests_ok},
+                                           {"queries", r.queries_answered},
+                                           {"sim_ms", r.simulated_ms},
+                                           {"messages", r.messages_delivered},
+                                           {"crashes", r.crashes},
+                                           {"views", r.view_changes},
+                                           {"checkpoints", r.checkpoints_taken},
+                                           {"restored", r.checkpoints_restored},
+                                           {"cluster_crashes", r.cluster_crashes},
+                                           {"disks_lost", r.disks_lost},
+                                           {"disk_faults", r.storage_faults},
+                                           {"loaded", r.loaded_restarts},
+                                           {"damaged", r.damaged_restarts}}),
+                            r.storage};
+    return report;
 }
 
 }  // namespace
@@ -36,6 +43,7 @@ int main(int argc, char** argv) {
     const char* bugs =
         "none|commit_without_quorum|skip_client_deduplication|view_change_picks_wrong_log|\n"
         "             accept_prepare_out_of_order|recovering_replica_answers|query_without_round|\n"
-        "             restore_unchecked_checkpoint";
+        "             restore_unchecked_checkpoint|ack_before_durable|compact_past_commit|\n"
+        "             damaged_replica_votes|truncate_without_new_epoch|checkpoint_without_client_table";
     return sim::run_sweep("vsr-sim", bugs, 10'000'000, sim::parse_planted_bug, run, argc, argv);
 }

@@ -31,7 +31,8 @@ sim::seed_report run(const sim::objectstore_options& options) {
                            {"repairs", r.repairs},
                            {"collected", r.chunks_collected},
                            {"wrong_stale", r.holders_removed_while_held},
-                           {"restored", r.checkpoints_restored}})};
+                           {"restored", r.checkpoints_restored}}),
+            ""};
 }
 
 }  // namespace

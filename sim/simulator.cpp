@@ -17,6 +17,7 @@
 #include "sim/linearizability.hpp"
 #include "sim/network.hpp"
 #include "sim/replica_cluster.hpp"
+#include "sim/sim_storage.hpp"
 #include "vsr/client.hpp"
 #include "vsr/replica.hpp"
 
@@ -28,7 +29,7 @@ constexpr std::size_t trace_tail_size = 48;
 class kv_simulation;
 using sim_bus = sim::sim_bus<kv_simulation>;
 
-using sim_replica = vsr::basic_replica<kv::state_machine, sim_bus, sim_clock, vsr::xoshiro256>;
+using sim_replica = vsr::basic_replica<kv::state_machine, sim_bus, sim_clock, vsr::xoshiro256, sim_storage>;
 using sim_client = vsr::basic_client<sim_bus, vsr::xoshiro256>;
 
 enum class event_kind : std::uint8_t {
@@ -40,7 +41,9 @@ enum class event_kind : std::uint8_t {
     resume,
     heal_partition,
     heal_all,
-    watchdog
+    watchdog,
+    flush,         // a replica's writes become durable and its held messages leave
+    cluster_crash  // persistent mode: every replica loses power at once
 };
 
 using event = sim_event<event_kind>;  // a: the node; b: the message buffer of a delivery
@@ -61,6 +64,10 @@ struct replica_node {
     sim_clock clock;
     std::unique_ptr<vsr::xoshiro256> random;
     std::unique_ptr<sim_replica> replica;  // null while crashed
+    std::unique_ptr<vsr::xoshiro256> disk_random;
+    sim_storage storage;  // survives crashes (persistent mode), unless the disk is lost
+    bool flush_scheduled = false;
+    bool down_in_cluster_crash = false;  // not counted against the crash budget: its disk is kept
     bool paused = false;
     std::uint64_t tick_interval_ns = 0;
     std::uint64_t checked_executed = 0;  // safety checker progress
@@ -100,6 +107,7 @@ public:
     bool replica_up(std::uint32_t index) const { return replicas_[index].replica != nullptr; }
     bool replica_paused(std::uint32_t index) const { return replicas_[index].paused; }
     void crash_replica(std::uint32_t index);
+    void crash_replica(std::uint32_t index, bool may_lose_disk);
     std::uint64_t partition_side(std::uint64_t side);
     void partitioned(std::uint64_t side);
     void clogged() { ++result_.clogs; }
@@ -108,7 +116,7 @@ public:
         record_trace(event_kind::resume, index, index, {});
         replicas_[index].paused = false;
     }
-    void resumed(std::uint32_t) {}
+    void resumed(std::uint32_t index) { schedule_flush(index); }
     void partition_healed() { record_trace(event_kind::heal_partition, 0, 0, {}); }
     void delivering(std::uint32_t to, std::uint32_t from, std::span<const std::uint8_t> message);
     void replica_receive(std::uint32_t index, std::span<const std::uint8_t> message);
@@ -128,6 +136,10 @@ private:
     void submit_operation(std::uint32_t client_index);
     void fault_step();
     void heal_all();
+    void setup_storage();
+    void schedule_flush(std::uint32_t index);
+    void flush_replica(std::uint32_t index);
+    void crash_cluster();
     replica_cluster<event_kind> cluster() { return {random_, profile_, network_, events_, now_, options_.replicas}; }
     void check_replica(std::uint32_t index);
     bool check_checkpoint(std::uint32_t index);
@@ -166,6 +178,11 @@ private:
     bool faults_active_ = true;
     std::uint64_t heal_time_ = 0;
     std::uint64_t settled_ns_ = UINT64_MAX;  // after healing: every replica normal in one view
+    bool persistent_ = false;
+    std::uint32_t rot_per_mille_ = 0;            // latent corruption per fault step, on the faulty disks
+    std::uint64_t sync_latency_max_us_ = 1'000;  // a flush takes up to this long (fast to slow disks)
+    std::vector<bool> faulty_disk_;              // at most f replicas whose durable data may be damaged
+    std::uint32_t cluster_down_ = 0;             // replicas down in a cluster crash, awaiting their restart
     bool tampered_ = false;
 
     // workload and checkers
@@ -226,6 +243,7 @@ void kv_simulation::setup() {
     keys_ = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 8));
 
     setup_client_options();
+    setup_storage();
 
     replicas_.resize(options_.replicas);
     for (std::uint32_t i = 0; i < options_.replicas; ++i) {
@@ -271,11 +289,51 @@ void kv_simulation::setup_client_options() {
     }
 }
 
+/// Persistent or diskless, and in persistent mode the disks' faults: power loss tears unsynced
+/// writes on every disk; lost and misdirected writes, latent corruption and full disks only on
+/// up to f "faulty" disks, so a majority always holds what it acknowledged.
+void kv_simulation::setup_storage() {
+    persistent_ = vsr::chance(extra_random_, 1, 2);
+    if (options_.storage == "diskless") persistent_ = false;
+    if (options_.storage == "persistent") persistent_ = true;
+    result_.storage = persistent_ ? "persistent" : "diskless";
+    const std::uint32_t torn_choices[] = {0, 300, 700, 1000};
+    const std::uint32_t torn = torn_choices[vsr::uniform_below(extra_random_, 4)];
+    const std::uint32_t f = (options_.replicas - 1) / 2;
+    faulty_disk_.assign(options_.replicas, false);
+    for (std::uint32_t i = 0, faulty = static_cast<std::uint32_t>(vsr::uniform_below(extra_random_, f + 1)); i < faulty;
+         ++i) {
+        faulty_disk_[vsr::uniform_below(extra_random_, options_.replicas)] = true;
+    }
+    rot_per_mille_ = static_cast<std::uint32_t>(vsr::uniform_below(extra_random_, 100));
+    const std::uint64_t sync_latencies_us[] = {1'000, 5'000, 20'000};
+    sync_latency_max_us_ = sync_latencies_us[vsr::uniform_below(extra_random_, 3)];
+    replicas_.resize(options_.replicas);
+    for (std::uint32_t i = 0; i < options_.replicas; ++i) {
+        replica_node& node = replicas_[i];
+        node.disk_random = std::make_unique<vsr::xoshiro256>(extra_random_.next_u64());
+        if (!persistent_) continue;
+        storage_faults faults;
+        faults.torn_on_crash_per_mille = torn;
+        if (faulty_disk_[i]) {
+            faults.lost_write_per_mille = static_cast<std::uint32_t>(vsr::uniform_below(extra_random_, 20));
+            faults.misdirected_write_per_mille = static_cast<std::uint32_t>(vsr::uniform_below(extra_random_, 10));
+            faults.full_disk_per_mille = static_cast<std::uint32_t>(vsr::uniform_below(extra_random_, 3));
+        }
+        node.storage = sim_storage(node.disk_random.get(), faults);
+    }
+}
+
 void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
     replica_node& node = replicas_[index];
     node.random = std::make_unique<vsr::xoshiro256>(random_.next_u64());
     node.replica = std::make_unique<sim_replica>(config_, static_cast<std::uint8_t>(index), node.bus, node.clock,
-                                                 *node.random, recovering);
+                                                 *node.random, node.storage, recovering);
+    if (persistent_ && recovering) {
+        result_.damaged_restarts += node.replica->start_state() == vsr::journal_state::damaged;
+        result_.loaded_restarts += node.replica->start_state() == vsr::journal_state::loaded;
+    }
+    schedule_flush(index);
     node.checked_executed = 0;
     node.last_view = 0;
     node.checked_primary_view = 0;
@@ -297,6 +355,50 @@ void kv_simulation::delivering(std::uint32_t to, std::uint32_t from, std::span<c
 void kv_simulation::replica_receive(std::uint32_t index, std::span<const std::uint8_t> message) {
     replicas_[index].replica->on_message(message);
     check_replica(index);
+    schedule_flush(index);
+}
+
+/// A persistent replica's writes take a moment to become durable (one sync for everything
+/// decided meanwhile: group commit); a crash before then tears them.
+void kv_simulation::schedule_flush(std::uint32_t index) {
+    replica_node& node = replicas_[index];
+    if (node.flush_scheduled || !node.replica || !node.replica->flush_pending()) return;
+    node.flush_scheduled = true;
+    schedule(vsr::uniform_between(*node.disk_random, 20, sync_latency_max_us_) * ns_per_us, event_kind::flush, index);
+}
+
+void kv_simulation::flush_replica(std::uint32_t index) {
+    replica_node& node = replicas_[index];
+    node.flush_scheduled = false;
+    if (!node.replica || node.paused) {
+        schedule_flush(index);  // a paused replica flushes when it resumes
+        return;
+    }
+    node.replica->flush();
+    if (node.replica->halted()) {  // its disk failed: it stops, as production does, and restarts
+        crash_replica(index, false);
+        ++result_.halts;
+        schedule(vsr::uniform_between(random_, 50, 2'000) * ns_per_ms, event_kind::restart, index);
+        return;
+    }
+    check_replica(index);
+}
+
+/// Every replica loses power at once; the disks keep what was synced.
+void kv_simulation::crash_cluster() {
+    for (std::uint32_t i = 0; i < options_.replicas; ++i) {
+        if (!replicas_[i].replica) continue;
+        record_trace(event_kind::cluster_crash, i, i, {});
+        replicas_[i].replica.reset();
+        replicas_[i].storage.crash();
+        replicas_[i].flush_scheduled = false;
+        replicas_[i].down_in_cluster_crash = true;
+        ++cluster_down_;
+        network_.drop_held(i);
+        schedule(vsr::uniform_between(random_, 50, 3'000) * ns_per_ms, event_kind::restart, i);
+    }
+    ++result_.cluster_crashes;
+    mix_trace(0xCC);
 }
 
 // ---- event loop ----
@@ -312,11 +414,17 @@ void kv_simulation::handle(const event& e) {
                 record_trace(e.kind, e.a, e.a, {});
                 start_replica(e.a, true);
             }
+            if (replicas_[e.a].down_in_cluster_crash) {
+                replicas_[e.a].down_in_cluster_crash = false;
+                --cluster_down_;
+            }
             break;
         case event_kind::resume: resume_replica(cluster(), e.a, *this); break;
         case event_kind::heal_partition: heal_partition(cluster(), *this); break;
         case event_kind::heal_all: heal_all(); break;
         case event_kind::watchdog: watchdog(); break;
+        case event_kind::flush: flush_replica(e.a); break;
+        case event_kind::cluster_crash: crash_cluster(); break;
     }
 }
 
@@ -326,6 +434,7 @@ void kv_simulation::replica_tick(std::uint32_t index) {
     if (!node.replica || node.paused) return;
     node.replica->tick();
     check_replica(index);
+    schedule_flush(index);
 }
 
 void kv_simulation::client_tick(std::uint32_t index) {
@@ -417,7 +526,8 @@ void kv_simulation::submit_operation(std::uint32_t client_index) {
 std::uint32_t kv_simulation::impaired_replicas() const {
     std::uint32_t count = 0;
     for (const auto& node : replicas_) {
-        count += !node.replica || node.replica->status() == vsr::replica_status::recovering;
+        count += !node.replica || node.replica->status() == vsr::replica_status::recovering ||
+                 node.replica->recovering_on_disk();
     }
     return count;
 }
@@ -425,17 +535,39 @@ std::uint32_t kv_simulation::impaired_replicas() const {
 void kv_simulation::fault_step() {
     if (!faults_active_) return;
     schedule(profile_.fault_step_ms * ns_per_ms, event_kind::fault_step, 0);
-    result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
+    if (cluster_down_ == 0) result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
     roll_replica_faults(cluster(), *this);
+    if (!persistent_) return;
+    const bool all_well = impaired_replicas() == 0;
+    for (auto& node : replicas_) node.storage.allow_full_disk(all_well);
+    for (std::uint32_t i = 0; i < options_.replicas; ++i) {
+        if (faulty_disk_[i] && vsr::chance(*replicas_[i].disk_random, rot_per_mille_, 1000)) replicas_[i].storage.rot();
+    }
+    // Now and then the whole cluster loses power, when all are up (the restarts are bounded).
+    if (impaired_replicas() == 0 && vsr::chance(extra_random_, profile_.fault_per_mille, 2'000)) crash_cluster();
 }
 
-void kv_simulation::crash_replica(std::uint32_t index) {
+void kv_simulation::crash_replica(std::uint32_t index) { crash_replica(index, true); }
+
+void kv_simulation::crash_replica(std::uint32_t index, bool may_lose_disk) {
     record_trace(event_kind::restart, index, index, {});
     mix_trace(0xC0 + index);
-    replicas_[index].replica.reset();
+    replica_node& node = replicas_[index];
+    node.replica.reset();
+    node.flush_scheduled = false;
+    for (auto& other : replicas_) other.storage.allow_full_disk(false);  // until all are well again
+    if (persistent_) {
+        // Usually the disk survives the crash; now and then it is lost with the machine.
+        if (may_lose_disk && vsr::chance(*node.disk_random, 1, 4)) {
+            node.storage.wipe();
+            ++result_.disks_lost;
+        } else {
+            node.storage.crash();
+        }
+    }
     network_.drop_held(index);
-    ++result_.crashes;
-    result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
+    if (may_lose_disk) ++result_.crashes;  // else a halt (its disk failed), counted apart
+    if (cluster_down_ == 0) result_.impaired_max = std::max(result_.impaired_max, impaired_replicas());
 }
 
 /// Half the time a primary with nothing uncommitted alone, with the reading clients: the
@@ -714,8 +846,9 @@ void kv_simulation::record_trace(event_kind kind, std::uint32_t from, std::uint3
 }
 
 std::string kv_simulation::format_trace() const {
-    static constexpr const char* kinds[] = {"deliver", "tick",           "client_tick", "fault",   "restart/crash",
-                                            "resume",  "heal_partition", "heal_all",    "watchdog"};
+    static constexpr const char* kinds[] = {"deliver",       "tick",   "client_tick",    "fault",
+                                            "restart/crash", "resume", "heal_partition", "heal_all",
+                                            "watchdog",      "flush",  "cluster_crash"};
     std::ostringstream out;
     trace_.for_each_tail([&](const trace_record& r) {
         out << "  " << r.time / ns_per_us << "us " << kinds[static_cast<int>(r.kind)] << " " << r.from << "->" << r.to;
@@ -752,6 +885,9 @@ simulation_result kv_simulation::run() {
         result_.sessions_evicted += counters.sessions_evicted;
         result_.queries_answered += counters.queries_answered;
     }
+    for (const auto& node : replicas_) {
+        if (persistent_) result_.storage_faults += node.storage.counts().total();
+    }
     result_.messages_dropped = network_.dropped();
     result_.messages_duplicated = network_.duplicated();
     result_.simulated_ms = now_ / ns_per_ms;
@@ -776,6 +912,11 @@ constexpr std::pair<vsr::planted_bug, const char*> bug_names[] = {
     {vsr::planted_bug::recovering_replica_answers, "recovering_replica_answers"},
     {vsr::planted_bug::query_without_round, "query_without_round"},
     {vsr::planted_bug::restore_unchecked_checkpoint, "restore_unchecked_checkpoint"},
+    {vsr::planted_bug::ack_before_durable, "ack_before_durable"},
+    {vsr::planted_bug::compact_past_commit, "compact_past_commit"},
+    {vsr::planted_bug::damaged_replica_votes, "damaged_replica_votes"},
+    {vsr::planted_bug::truncate_without_new_epoch, "truncate_without_new_epoch"},
+    {vsr::planted_bug::checkpoint_without_client_table, "checkpoint_without_client_table"},
 };
 }  // namespace
 

@@ -17,6 +17,8 @@ struct simulation_options {
     std::uint32_t requests = 300;
     bool verbose = false;
     vsr::planted_bug bug = vsr::planted_bug::none;
+    /// "diskless" or "persistent" forces the replicas' storage; empty: the seed draws it.
+    std::string storage;
     /// After the fault phase everything heals; every outstanding request must then complete
     /// and the replicas converge within this much simulated time.
     std::uint64_t liveness_bound_ms = 30'000;
@@ -52,6 +54,14 @@ struct simulation_result {
     std::uint64_t recoveries = 0;
     std::uint64_t sessions_evicted = 0;
     std::uint64_t queries_answered = 0;  // reads answered by a primary without a log entry
+    std::string storage;                 // the mode the seed ran with
+    // persistent mode: what the simulated disks did
+    std::uint64_t cluster_crashes = 0;   // every replica at once, disks kept
+    std::uint64_t disks_lost = 0;        // crashes that took the disk
+    std::uint64_t storage_faults = 0;    // torn, lost, misdirected, rotten, full (sim_storage counts)
+    std::uint64_t damaged_restarts = 0;  // restarts that found damage and recovered from peers
+    std::uint64_t halts = 0;             // replicas stopped by a failing disk (then restarted)
+    std::uint64_t loaded_restarts = 0;   // restarts that rejoined with their disk
     bool profile_crashes = false;
     bool profile_partitions = false;
     bool profile_pauses = false;

@@ -41,6 +41,9 @@ bool parse_option(const sweep_program& program, int argc, char** argv, int& i, s
         out.requests = static_cast<std::uint32_t>(number);
     } else if (arg == "--bug" && value != nullptr && program.bug_known(value)) {
         out.bug_name = value;
+    } else if (arg == "--storage" && program.storage_modes && value != nullptr &&
+               (std::string(value) == "diskless" || std::string(value) == "persistent")) {
+        out.storage = value;
     } else {
         return false;
     }
@@ -61,8 +64,8 @@ int usage(const sweep_program& program) {
     std::fprintf(stderr,
                  "usage: %s --seed N | --seeds A..B  [--replicas 3|5] [--requests R] [--verbose]\n"
                  "       [--bug %s]\n"
-                 "       [--check-determinism] [--quiet]\n",
-                 program.name, program.bug_usage);
+                 "       [--check-determinism] [--quiet]%s\n",
+                 program.name, program.bug_usage, program.storage_modes ? " [--storage diskless|persistent]" : "");
     return 2;
 }
 
@@ -79,18 +82,19 @@ bool run_seed(const sweep_program& program, const sweep& s, std::uint64_t seed, 
         }
     }
     if (!s.quiet || !r.ok) {
-        std::printf("seed=%llu replicas=%u %s %s trace-hash=%016llx\n", static_cast<unsigned long long>(seed),
-                    static_cast<unsigned>(s.replicas), r.ok ? "ok" : "FAIL", r.counters.c_str(),
-                    static_cast<unsigned long long>(r.trace_hash));
+        std::printf("seed=%llu replicas=%u%s%s %s %s trace-hash=%016llx\n", static_cast<unsigned long long>(seed),
+                    static_cast<unsigned>(s.replicas), r.storage.empty() ? "" : " storage=", r.storage.c_str(),
+                    r.ok ? "ok" : "FAIL", r.counters.c_str(), static_cast<unsigned long long>(r.trace_hash));
     }
     if (!r.ok) {
         const bool planted = s.bug_name != "none";
         std::printf(
             "FAILED seed=%llu property=%s\n  %s\n  profile: %s\ntrace tail:\n%s"
-            "replay: build/sim/%s --seed %llu --replicas %u --requests %u%s%s\n",
+            "replay: build/sim/%s --seed %llu --replicas %u --requests %u%s%s%s%s\n",
             static_cast<unsigned long long>(seed), r.property.c_str(), r.detail.c_str(), r.profile.c_str(),
             r.trace_tail.c_str(), program.name, static_cast<unsigned long long>(seed),
-            static_cast<unsigned>(s.replicas), s.requests, planted ? " --bug " : "", planted ? s.bug_name.c_str() : "");
+            static_cast<unsigned>(s.replicas), s.requests, planted ? " --bug " : "", planted ? s.bug_name.c_str() : "",
+            r.storage.empty() ? "" : " --storage ", r.storage.c_str());
     }
     std::fflush(stdout);
     return r.ok;

@@ -20,6 +20,7 @@ struct sweep {
     bool check_determinism = false;  // run each seed twice, the trace hashes must match
     bool quiet = false;              // only failures and the summary
     std::string bug_name = "none";
+    std::string storage;  // --storage diskless|persistent; empty: each seed draws its own
 };
 
 /// One seed's run, as the simulator reports it.
@@ -28,6 +29,7 @@ struct seed_report {
     std::uint64_t requests_ok = 0, trace_hash = 0;
     std::string property, detail, profile, trace_tail;
     std::string counters;  // "name=value ..." for the seed's line
+    std::string storage;   // the storage mode the seed ran with, if the simulator has modes
 };
 
 struct sweep_program {
@@ -35,6 +37,7 @@ struct sweep_program {
     const char* bug_usage = "";  // the names --bug takes, for the usage text
     std::uint32_t requests_default = 0, requests_max = 0;
     std::function<bool(const std::string&)> bug_known;
+    bool storage_modes = false;  // takes --storage
     std::function<seed_report(const sweep&, std::uint64_t seed)> run;
 };
 
@@ -64,8 +67,10 @@ int run_sweep(const char* name, const char* bug_usage, std::uint32_t requests_ma
         options.requests = s.requests;
         options.verbose = s.verbose;
         parse_bug(s.bug_name, options.bug);
+        if constexpr (requires { options.storage; }) options.storage = s.storage;
         return run(options);
     };
+    program.storage_modes = requires(Options o) { o.storage; };
     return run_sweep(program, argc, argv);
 }
 

@@ -1,12 +1,15 @@
 // kv-server: one replica of the KV example cluster as a real process.
 //
 //   kv-server --replica N --replicas host:port,host:port,host:port --cluster ID
-//             [--recovering] [--log-level debug|info|warn]
+//             [--data DIR] [--recovering] [--log-level debug|info|warn]
 //
 // The replica listens on its own entry of --replicas. It runs a platform::event_loop, a
 // platform::tcp_message_bus (role replica) and a vsr::basic_replica over kv::state_machine, ticked
-// every config.tick_ms by a loop timeout. --recovering restarts a replica that crashed (its memory
-// is gone): it runs the VSR recovery protocol before taking part. SIGTERM/SIGINT exit cleanly
+// every config.tick_ms by a loop timeout. With --data it is persistent (platform::file_storage):
+// it writes its journal, checkpoints and superblock to DIR and syncs once per loop turn before
+// it sends anything; restarted, it loads them and rejoins. Without --data it is diskless.
+// --recovering restarts a replica that lost what it held (diskless, or its data directory gone):
+// it runs the VSR recovery protocol before taking part. SIGTERM/SIGINT exit cleanly
 // (platform/process.hpp).
 #include <cstdio>
 #include <memory>
@@ -18,6 +21,8 @@
 #include "cli.hpp"
 #include "kv_state_machine.hpp"
 #include "platform/event_loop.hpp"
+#include "platform/file.hpp"
+#include "platform/file_storage.hpp"
 #include "platform/log.hpp"
 #include "platform/process.hpp"
 #include "platform/real_time.hpp"
@@ -29,8 +34,8 @@
 
 namespace {
 
-using replica_type =
-    vsr::basic_replica<kv::state_machine, platform::tcp_message_bus, platform::real_time, vsr::xoshiro256>;
+using replica_type = vsr::basic_replica<kv::state_machine, platform::tcp_message_bus, platform::real_time,
+                                        vsr::xoshiro256, platform::file_storage>;
 
 using platform::log;
 using platform::log_level;
@@ -38,11 +43,15 @@ using platform::log_level;
 void usage(std::FILE* out) {
     std::fprintf(out,
                  "usage: kv-server --replica N --replicas host:port,host:port,... --cluster ID\n"
-                 "                 [--recovering] [--log-level debug|info|warn]\n"
+                 "                 [--data DIR] [--recovering] [--log-level debug|info|warn]\n"
                  "  --replica N       this replica's index into --replicas (its listen address)\n"
                  "  --replicas LIST   every replica's address, in index order (a.b.c.d:port or localhost:port)\n"
                  "  --cluster ID      cluster id (0..4294967295); all replicas and clients must agree\n"
-                 "  --recovering      restart after a crash with wiped memory (runs VSR recovery)\n"
+                 "  --data DIR        persistent: keep the journal and checkpoints in DIR (created if\n"
+                 "                    missing); a restart loads them. Without it the replica is diskless\n"
+                 "  --recovering      this replica lost what it held (diskless restart, or DIR lost):\n"
+                 "                    it recovers from the others first. An empty DIR without it is a new\n"
+                 "                    cluster's replica\n"
                  "  --log-level L     debug, info (default) or warn\n");
 }
 
@@ -51,6 +60,7 @@ struct arguments {
     std::vector<platform::socket_address> replicas;
     std::uint64_t cluster = 0;
     bool recovering = false;
+    std::string data;  // empty: diskless
     log_level level = log_level::info;
 };
 
@@ -67,7 +77,8 @@ int parse_arguments(int argc, char** argv, arguments& out) {
             out.recovering = true;
             continue;
         }
-        if (flag != "--replica" && flag != "--replicas" && flag != "--cluster" && flag != "--log-level") {
+        if (flag != "--replica" && flag != "--replicas" && flag != "--cluster" && flag != "--log-level" &&
+            flag != "--data") {
             std::fprintf(stderr, "kv-server: unknown argument '%s'\n", argv[i]);
             usage(stderr);
             return kv::cli::exit_usage;
@@ -97,6 +108,12 @@ int parse_arguments(int argc, char** argv, arguments& out) {
                 return kv::cli::exit_usage;
             }
             have_cluster = true;
+        } else if (flag == "--data") {
+            if (value.empty()) {
+                std::fprintf(stderr, "kv-server: --data needs a directory\n");
+                return kv::cli::exit_usage;
+            }
+            out.data = std::string(value);
         } else if (!platform::parse_log_level(std::string(value), out.level)) {
             std::fprintf(stderr, "kv-server: --log-level must be debug, info or warn, got '%s'\n", argv[i]);
             return kv::cli::exit_usage;
@@ -220,12 +237,36 @@ int run_replica(const arguments& args, const vsr::config& cfg, platform::event_l
 
     platform::real_time time;
     vsr::xoshiro256 random(seed);
+    platform::file_storage storage;
+    if (!args.data.empty()) {
+        std::string error;
+        if (!platform::make_directories(args.data, error) || !storage.open(args.data, error)) {
+            log(log_level::warn, "data directory: %s", error.c_str());
+            return 1;
+        }
+    }
     auto replica = std::make_unique<replica_type>(cfg, static_cast<std::uint8_t>(args.replica), *bus, time, random,
-                                                  args.recovering);
+                                                  storage, args.recovering);
+    if (replica->halted()) {
+        log(log_level::warn, "cannot start from %s: %s", args.data.c_str(), replica->halt_reason());
+        return 1;
+    }
     replica_pointer = replica.get();
     log(log_level::info, "started: listening on %s, %u replicas, cluster %u, %s, tick %u ms",
         platform::to_string(args.replicas[args.replica]).c_str(), unsigned{cfg.replica_count}, cfg.cluster,
-        args.recovering ? "recovering" : "fresh", cfg.tick_ms);
+        args.data.empty() ? "diskless" : ("data " + args.data).c_str(), cfg.tick_ms);
+    if (!args.data.empty()) {
+        const vsr::journal_state found = replica->start_state();
+        log(found == vsr::journal_state::damaged ? log_level::warn : log_level::info,
+            "disk: %s%s%s; view %llu, checkpoint op %llu, log op %llu, commit %llu, %s", vsr::to_string(found),
+            *replica->start_damage() != 0 ? ": " : "", replica->start_damage(),
+            static_cast<unsigned long long>(replica->view()),
+            static_cast<unsigned long long>(replica->checkpoint_durable_op()),
+            static_cast<unsigned long long>(replica->op()), static_cast<unsigned long long>(replica->commit()),
+            vsr::to_string(replica->status()));
+    } else {
+        log(log_level::info, "%s", args.recovering ? "recovering from the other replicas" : "fresh");
+    }
 
     srv.replica = replica.get();
     srv.bus = bus.get();
@@ -236,7 +277,15 @@ int run_replica(const arguments& args, const vsr::config& cfg, platform::event_l
     srv.next_report_ns = loop.monotonic_ns() + 10'000'000'000ULL;
     srv.start_tick();
 
-    platform::run_until_shutdown(loop, srv.tick_ns);
+    bool storage_failed = false;
+    platform::run_until_shutdown(loop, srv.tick_ns, [&] {
+        replica->flush();
+        if (!replica->halted()) return true;
+        log(log_level::warn, "%s (%s): stopping; a restart loads what is durable", replica->halt_reason(),
+            storage.error().c_str());
+        storage_failed = true;
+        return false;
+    });
     srv.report();
     if (srv.tick_pending) loop.cancel(srv.tick_completion);
     for (int i = 0; i < 1000 && srv.tick_pending; i++) loop.run_once(0);
@@ -245,7 +294,7 @@ int run_replica(const arguments& args, const vsr::config& cfg, platform::event_l
     bus.reset();  // runs the loop until the bus's completions are back
     replica.reset();
     log(log_level::info, "stopped");
-    return 0;
+    return storage_failed ? 1 : 0;
 }
 
 }  // namespace

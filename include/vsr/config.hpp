@@ -14,13 +14,18 @@ namespace vsr {
 /// checkers catch them. Always `none` outside tests.
 enum class planted_bug : std::uint8_t {
     none = 0,
-    commit_without_quorum,         // the primary commits as soon as it has prepared
-    skip_client_deduplication,     // the primary re-executes retried and duplicated requests
-    view_change_picks_wrong_log,   // the new primary takes the DoViewChange with the lowest op
-    accept_prepare_out_of_order,   // a backup appends a prepare even with a gap before it
-    recovering_replica_answers,    // a restarted replica skips recovery and votes with an empty log
-    query_without_round,           // the primary answers queries without confirming its view
-    restore_unchecked_checkpoint,  // a replica restores a transferred checkpoint without its checksum
+    commit_without_quorum,            // the primary commits as soon as it has prepared
+    skip_client_deduplication,        // the primary re-executes retried and duplicated requests
+    view_change_picks_wrong_log,      // the new primary takes the DoViewChange with the lowest op
+    accept_prepare_out_of_order,      // a backup appends a prepare even with a gap before it
+    recovering_replica_answers,       // a restarted replica skips recovery and votes with an empty log
+    query_without_round,              // the primary answers queries without confirming its view
+    restore_unchecked_checkpoint,     // a checkpoint (transferred or on disk) is restored without its checksum
+    ack_before_durable,               // a persistent replica sends (acknowledges) before its writes are durable
+    compact_past_commit,              // a checkpoint (and the log compacted behind it) runs past the commit
+    damaged_replica_votes,            // a replica whose journal is damaged rejoins with what it could read
+    truncate_without_new_epoch,       // a truncated journal keeps its epoch: records past the cut can return
+    checkpoint_without_client_table,  // checkpoints hold the state machine but not the client table
 };
 
 struct config {

@@ -47,11 +47,13 @@
 #include "vsr/checkpoint.hpp"
 #include "vsr/client_table.hpp"
 #include "vsr/config.hpp"
+#include "vsr/journal.hpp"
 #include "vsr/log.hpp"
 #include "vsr/log_entry.hpp"
 #include "vsr/message_bus.hpp"
 #include "vsr/random.hpp"
 #include "vsr/state_machine.hpp"
+#include "vsr/storage.hpp"
 #include "vsr/time.hpp"
 #include "vsr/wire.hpp"
 
@@ -122,20 +124,28 @@ struct tick_timeout {
     }
 };
 
-template <state_machine StateMachine, message_bus MessageBus, time_source Time, random_source Random>
+template <state_machine StateMachine, message_bus MessageBus, time_source Time, random_source Random,
+          storage Storage = memory_storage>
 class basic_replica {
 public:
-    /// `recovering`: the replica restarts after a crash with empty memory and must run the
-    /// recovery protocol before it takes part in anything. A fresh cluster starts with false.
+    /// `storage`: where the replica keeps its durable state (vsr/journal.hpp); a diskless one
+    /// (memory_storage) keeps nothing. A persistent replica first loads what its storage holds:
+    /// intact, it rejoins with it; damaged or empty with `recovering`, it recovers from its peers.
+    /// `recovering`: the replica restarts after a crash and may have lost what it acknowledged
+    /// (a diskless replica always has): it runs the recovery protocol before it takes part in
+    /// anything. A fresh cluster starts with false.
     /// `machine`: the initial (empty) state machine, for state machines with options; every
     /// replica of a cluster must be given an equally configured one.
-    basic_replica(const config& cfg, std::uint8_t index, MessageBus& bus, Time& time, Random& random, bool recovering,
-                  StateMachine machine = StateMachine())
+    /// A persistent replica sends nothing until its writes are durable: the driver calls flush()
+    /// after each batch of tick() and on_message() calls (one sync covers the batch).
+    basic_replica(const config& cfg, std::uint8_t index, MessageBus& bus, Time& time, Random& random, Storage& storage,
+                  bool recovering, StateMachine machine = StateMachine())
         : config_(cfg),
           index_(index),
           bus_(bus),
           time_(time),
           random_(random),
+          journal_(storage, cfg, index),
           machine_(std::move(machine)),
           clients_(cfg.clients_max) {
         assert(cfg.valid());
@@ -143,14 +153,52 @@ public:
         heartbeat_timeout_.start(config_.ticks(config_.heartbeat_ms));
         prepare_resend_timeout_.start(config_.ticks(config_.prepare_resend_ms));
         retry_timeout_.start(config_.ticks(config_.retry_ms));
-        if (recovering && config_.bug != planted_bug::recovering_replica_answers) {
-            status_ = replica_status::recovering;
-            recovery_nonce_ = random_.next_u64() | 1;
-            send_recovery();
+        if (journal_.persistent()) {
+            start_from_storage(recovering);
+        } else if (recovering) {
+            start_recovery();
         } else {
             start_normal_timeout();
         }
     }
+
+    /// A diskless replica (memory_storage).
+    basic_replica(const config& cfg, std::uint8_t index, MessageBus& bus, Time& time, Random& random, bool recovering,
+                  StateMachine machine = StateMachine()) requires std::same_as<Storage, memory_storage>
+        : basic_replica(cfg, index, bus, time, random, diskless_storage(), recovering, std::move(machine)) {}
+
+    /// Makes what the last calls decided durable, then sends the messages that waited for it.
+    /// A diskless replica has nothing to do. If the storage fails the replica halts.
+    void flush() {
+        if (halted_ || !journal_.dirty()) return;
+        if (!journal_.flush()) {
+            halt("storage failed");
+            return;
+        }
+        checkpoint_durable_op_ = std::min(checkpoint_.op, journal_.checkpoint_durable_op());
+        for (const held_message& m : held_) {
+            if (m.to_client) {
+                bus_.send_to_client(m.target, m.bytes);
+            } else {
+                bus_.send_to_replica(static_cast<std::uint8_t>(m.target), m.bytes);
+            }
+        }
+        held_.clear();
+    }
+
+    /// Stopped for good: its storage failed or belongs to someone else (halt_reason()). The
+    /// driver should stop the process; a restart loads what is durable.
+    bool halted() const noexcept { return halted_; }
+    const char* halt_reason() const noexcept { return halt_reason_; }
+    /// What a restart found on the storage (empty for a diskless replica).
+    journal_state start_state() const noexcept { return start_state_; }
+    const char* start_damage() const noexcept { return start_damage_; }
+    std::uint64_t checkpoint_durable_op() const noexcept { return checkpoint_durable_op_; }
+    /// Something waits for flush().
+    bool flush_pending() const noexcept { return !halted_ && journal_.dirty(); }
+    /// The disk says a recovery is under way: a restart now would recover again.
+    bool recovering_on_disk() const noexcept { return journal_.persistent() && journal_.durable().recovering != 0; }
+    std::uint64_t storage_syncs() const noexcept { return journal_.syncs(); }
 
     // ---- introspection (tests, simulator, status reports) ----
     std::uint8_t index() const noexcept { return index_; }
@@ -179,6 +227,7 @@ public:
     }
 
     void tick() {
+        if (halted_) return;
         switch (status_) {
             case replica_status::normal: tick_normal(); break;
             case replica_status::view_change: tick_view_change(); break;
@@ -187,6 +236,7 @@ public:
     }
 
     void on_message(std::span<const std::uint8_t> bytes) {
+        if (halted_) return;
         header h;
         const decode_error error = decode_message(bytes, config_.cluster, config_.message_size_max, h);
         if (error != decode_error::none) {
@@ -270,6 +320,12 @@ private:
         std::vector<std::uint8_t> bytes;  // the first bytes.size() bytes of the image
     };
 
+    struct held_message {
+        bool to_client;
+        std::uint64_t target;  // replica index or client id
+        std::vector<std::uint8_t> bytes;
+    };
+
     struct queued_request {
         std::uint64_t client_id;
         std::uint64_t session;
@@ -277,6 +333,109 @@ private:
         request_kind kind;
         std::vector<std::uint8_t> operation;
     };
+
+    // ---- starting ----
+
+    /// memory_storage holds no state, so every diskless replica can share one.
+    static memory_storage& diskless_storage() noexcept {
+        static memory_storage storage;
+        return storage;
+    }
+
+    void start_recovery() {
+        if (config_.bug == planted_bug::recovering_replica_answers) {
+            start_normal_timeout();
+            return;
+        }
+        status_ = replica_status::recovering;
+        recovery_nonce_ = random_.next_u64() | 1;
+        send_recovery();
+    }
+
+    void halt(const char* reason) {
+        halted_ = true;
+        halt_reason_ = reason;
+        held_.clear();
+    }
+
+    /// A persistent replica: rejoin with what the disk holds, or recover from the peers when it
+    /// holds nothing trustworthy (lost, damaged, or a recovery that never finished).
+    void start_from_storage(bool recovering) {
+        journal_contents contents;
+        start_state_ = journal_.load(contents);
+        start_damage_ = contents.damage;
+        switch (start_state_) {
+            case journal_state::foreign: halt(contents.damage); return;
+            case journal_state::empty:
+                if (!recovering) {
+                    journal_.format();  // a new cluster's replica: the first flush formats the disk
+                    start_normal_timeout();
+                    return;
+                }
+                break;
+            case journal_state::damaged:
+                if (config_.bug == planted_bug::damaged_replica_votes && restore_from_storage(contents)) {
+                    rejoin();
+                    return;
+                }
+                break;
+            case journal_state::loaded:
+                if (contents.durable.recovering != 0) break;
+                if (!restore_from_storage(contents)) {
+                    start_state_ = journal_state::damaged;
+                    start_damage_ = "the checkpoint on disk does not restore";
+                    break;
+                }
+                rejoin();
+                execute_committed_entries();
+                return;
+        }
+        journal_.restart_empty();  // nothing was restored: the state is still the empty one
+        start_recovery();
+    }
+
+    bool restore_from_storage(journal_contents& contents) {
+        const superblock& durable = contents.durable;
+        if (durable.checkpoint_op != 0) {
+            checkpoint_contents image;
+            client_table clients(config_.clients_max);
+            if (!decode_checkpoint(contents.checkpoint, image) || !clients.restore(image.clients) ||
+                !machine_.restore(image.state)) {
+                return false;
+            }
+            clients_ = std::move(clients);
+            checkpoint_ =
+                checkpoint_image{durable.checkpoint_op, durable.checkpoint_view, durable.checkpoint_timestamp_ns,
+                                 durable.checkpoint_checksum, std::move(contents.checkpoint)};
+            timestamp_last_ = durable.checkpoint_timestamp_ns;
+        }
+        log_.reset(durable.checkpoint_op, durable.checkpoint_view);
+        for (std::vector<std::uint8_t>& entry : contents.log) {
+            timestamp_last_ = std::max(timestamp_last_, read_entry_header(entry).timestamp_ns);
+            log_.append(std::move(entry));
+        }
+        commit_executed_ = checkpoint_durable_op_ = durable.checkpoint_op;
+        commit_max_ = std::max(contents.commit, durable.checkpoint_op);
+        view_ = durable.view;
+        last_normal_view_ = durable.last_normal_view;
+        return true;
+    }
+
+    /// Back in the view the disk names: a backup carries on in it (its log holds everything it
+    /// acknowledged); a primary, whose clients and pipeline are gone, starts the next view; a
+    /// replica that was changing views goes on changing.
+    void rejoin() {
+        if (view_ != last_normal_view_) {
+            status_ = replica_status::view_change;
+            view_change_timeout_.start(view_change_ticks());
+            return;
+        }
+        if (is_primary()) {
+            start_view_change(view_ + 1);
+            return;
+        }
+        start_normal_timeout();
+    }
 
     // ---- helpers ----
 
@@ -310,7 +469,23 @@ private:
 
     void send_to_replica(header h, std::span<const std::uint8_t> body) {
         encode_message(h, body, send_buffer_);
-        bus_.send_to_replica(h.target, send_buffer_);
+        emit(false, h.target, send_buffer_);
+    }
+
+    /// Every message leaves through here: at once if nothing is waiting to be durable, else
+    /// after flush(). The view is staged first, so no message ever reflects a view (or a log)
+    /// the disk does not hold yet.
+    void emit(bool to_client, std::uint64_t target, std::span<const std::uint8_t> message) {
+        journal_.set_view(view_, last_normal_view_);
+        if (!journal_.dirty() || config_.bug == planted_bug::ack_before_durable) {
+            if (to_client) {
+                bus_.send_to_client(target, message);
+            } else {
+                bus_.send_to_replica(static_cast<std::uint8_t>(target), message);
+            }
+            return;
+        }
+        held_.push_back(held_message{to_client, target, std::vector<std::uint8_t>(message.begin(), message.end())});
     }
 
     void send_to_other_replicas(header h, std::span<const std::uint8_t> body) {
@@ -502,7 +677,7 @@ private:
                 reply.request_number = q.request_number;
                 reply.extra = reply_index_query;
                 encode_message(reply, result_buffer_, send_buffer_);
-                bus_.send_to_client(q.client_id, send_buffer_);
+                emit(true, q.client_id, send_buffer_);
                 ++counters_.queries_answered;
                 queries_.pop_front();
             }
@@ -565,7 +740,7 @@ private:
     /// The highest op the primary may prepare: one interval and a pipeline past its checkpoint,
     /// so that everything the checkpoint does not cover fits in the log (config::valid).
     std::uint64_t op_prepare_max() const noexcept {
-        return checkpoint_.op + config_.checkpoint_interval + config_.pipeline_max;
+        return checkpoint_durable_op_ + config_.checkpoint_interval + config_.pipeline_max;
     }
 
     /// Turns queued requests into prepares while the pipeline has room. Under load the queue
@@ -727,20 +902,37 @@ private:
     /// Appends an entry, first dropping the oldest entries a checkpoint covers if the log is at
     /// its bound. False (nothing appended, counted) if every entry held is after the checkpoint.
     bool append_entry(std::vector<std::uint8_t> entry) {
-        while (log_.size() >= config_.log_entries_max && log_.base() < checkpoint_.op) log_.drop_oldest();
+        const std::uint64_t droppable = std::min(checkpoint_durable_op_, commit_executed_);
+        while (log_.size() >= config_.log_entries_max && log_.base() < droppable) {
+            log_.drop_oldest();
+            journal_.drop_oldest();
+        }
         if (log_.size() >= config_.log_entries_max) {
             ++counters_.appends_refused_log_full;
             return false;
         }
         timestamp_last_ = std::max(timestamp_last_, read_entry_header(entry).timestamp_ns);
+        journal_.append(entry, commit_max_);
         log_.append(std::move(entry));
         return true;
+    }
+
+    /// Drops the entries after `op`, on disk too.
+    void truncate_log(std::uint64_t op) {
+        log_.truncate(op);
+        journal_.truncate(op);
     }
 
     /// Executes every committed entry held, nothing else.
     void execute_committed_entries() {
         if (status_ == replica_status::recovering && !sync_.active) return;
         while (commit_executed_ < committed_in_log()) execute_entry(commit_executed_ + 1);
+        if (config_.bug == planted_bug::compact_past_commit) {
+            // Reaches the next checkpoint with whatever is prepared, committed or not.
+            const std::uint64_t next =
+                (commit_executed_ / config_.checkpoint_interval + 1) * config_.checkpoint_interval;
+            while (next <= log_.op() && commit_executed_ < next) execute_entry(commit_executed_ + 1);
+        }
     }
 
     void execute_committed() {
@@ -826,7 +1018,7 @@ private:
         h.extra = s.reply_index;
         h.status = static_cast<std::uint8_t>(s.reply_outcome);
         encode_message(h, s.reply, send_buffer_);
-        bus_.send_to_client(s.client_id, send_buffer_);
+        emit(true, s.client_id, send_buffer_);
         ++counters_.replies_resent;
     }
 
@@ -838,7 +1030,7 @@ private:
         h.request_number = request_number;
         h.status = static_cast<std::uint8_t>(status);
         encode_message(h, {}, send_buffer_);
-        bus_.send_to_client(client_id, send_buffer_);
+        emit(true, client_id, send_buffer_);
     }
 
     void send_eviction(std::uint64_t client_id, std::uint64_t session) {
@@ -847,7 +1039,7 @@ private:
         h.session = session;
         h.status = static_cast<std::uint8_t>(reply_status::session_evicted);
         encode_message(h, {}, send_buffer_);
-        bus_.send_to_client(client_id, send_buffer_);
+        emit(true, client_id, send_buffer_);
     }
 
     // ---- status (read-only introspection, answered in every status) ----
@@ -869,7 +1061,7 @@ private:
         header reply = make_header(command::status_reply, address_client);
         reply.client_id = h.client_id;
         encode_message(reply, body, send_buffer_);
-        bus_.send_to_client(h.client_id, send_buffer_);
+        emit(true, h.client_id, send_buffer_);
         ++counters_.status_requests_answered;
     }
 
@@ -1085,7 +1277,7 @@ private:
             finish_sync();
             return;
         }
-        log_.truncate(std::max(committed_in_log(), commit_executed_));
+        truncate_log(std::max(committed_in_log(), commit_executed_));
         state_request_inflight_ = false;
         request_state();
     }
@@ -1106,6 +1298,7 @@ private:
             case sync_purpose::recovery:
                 status_ = replica_status::normal;
                 ++counters_.recoveries_completed;
+                journal_.set_recovering(false);
                 start_normal_timeout();
                 [[fallthrough]];
             case sync_purpose::start_view:
@@ -1154,7 +1347,7 @@ private:
                     ++counters_.dropped_stale_suffix;  // superseded by entries committed since
                     return false;
                 }
-                log_.truncate(at - 1);
+                truncate_log(at - 1);
             }
             if (!append_entry(std::vector<std::uint8_t>(s.entries[i].begin(), s.entries[i].end()))) return false;
         }
@@ -1163,7 +1356,7 @@ private:
                 ++counters_.dropped_stale_suffix;
                 return false;
             }
-            log_.truncate(op);
+            truncate_log(op);
         }
         return true;
     }
@@ -1235,7 +1428,7 @@ private:
         if (suffix.prev_op != log_.op() || suffix.entries.empty()) return;  // stale answer
         if (!suffix_attaches(suffix)) {
             // Our last entries were never committed and differ from the committed ones.
-            log_.truncate(std::max(committed_in_log(), commit_executed_));
+            truncate_log(std::max(committed_in_log(), commit_executed_));
             request_state();
             return;
         }
@@ -1270,13 +1463,19 @@ private:
         image.op = eh.op;
         image.view = eh.view;
         image.timestamp_ns = eh.timestamp_ns;
-        begin_checkpoint(eh.op, eh.view, eh.timestamp_ns, image.bytes);
-        clients_.snapshot(image.bytes);
+        begin_checkpoint(image.op, image.view, eh.timestamp_ns, image.bytes);
+        if (config_.bug == planted_bug::checkpoint_without_client_table) {
+            client_table(config_.clients_max).snapshot(image.bytes);
+        } else {
+            clients_.snapshot(image.bytes);
+        }
         const std::size_t clients_end = image.bytes.size();
         machine_.snapshot(image.bytes);
         finish_checkpoint(clients_end, image.bytes);
         image.checksum = vsr::checksum(image.bytes);
         ++counters_.checkpoints_taken;
+        journal_.checkpoint(image);  // the log behind it may go once it is durable (flush)
+        if (!journal_.persistent()) checkpoint_durable_op_ = image.op;
     }
 
     void send_checkpoint_chunk(std::uint8_t target, const checkpoint_image& image, std::uint64_t offset) {
@@ -1372,6 +1571,11 @@ private:
         checkpoint_previous_ = checkpoint_image{};
         checkpoint_ = checkpoint_image{contents.op, contents.view, contents.timestamp_ns, received.checksum,
                                        std::move(received.bytes)};
+        if (journal_.persistent()) {
+            journal_.install(checkpoint_);
+        } else {
+            checkpoint_durable_op_ = checkpoint_.op;
+        }
         ++counters_.checkpoints_restored;
         if (sync_.active && log_.op() >= sync_.prev_op) {
             finish_sync();
@@ -1440,6 +1644,13 @@ private:
     MessageBus& bus_;
     Time& time_;
     Random& random_;
+    journal<Storage> journal_;
+    bool halted_ = false;
+    const char* halt_reason_ = "";
+    journal_state start_state_ = journal_state::empty;
+    const char* start_damage_ = "";
+    std::vector<held_message> held_;           // sent at flush(), once what they reflect is durable
+    std::uint64_t checkpoint_durable_op_ = 0;  // the log may drop entries up to here
 
     StateMachine machine_;
     client_table clients_;

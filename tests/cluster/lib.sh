@@ -54,13 +54,17 @@ fail() {
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# start_replica INDEX [--recovering]: starts one server; its pid goes to pid[INDEX].
+# start_replica INDEX [--recovering]: starts one server; its pid goes to pid[INDEX]. With
+# persistent=1 each replica keeps its data in $work/data<INDEX> (kv-server --data).
 declare -a pid
+persistent=0
 start_replica() {
     local index=$1
     shift
-    "$server" --replica "$index" --replicas "$replicas" --cluster "$cluster" --log-level "${LOG_LEVEL:-debug}" "$@" \
-        >>"$work/replica$index.log" 2>&1 &
+    local data=()
+    [ "$persistent" = 1 ] && data=(--data "$work/data$index")
+    "$server" --replica "$index" --replicas "$replicas" --cluster "$cluster" --log-level "${LOG_LEVEL:-debug}" \
+        "${data[@]}" "$@" >>"$work/replica$index.log" 2>&1 &
     pid[$index]=$!
     pids+=("$!")
 }
