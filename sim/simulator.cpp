@@ -305,6 +305,7 @@ void kv_simulation::setup_storage() {
          ++i) {
         faulty_disk_[vsr::uniform_below(extra_random_, options_.replicas)] = true;
     }
+    if (options_.damage_every_disk) faulty_disk_.assign(options_.replicas, true);
     rot_per_mille_ = static_cast<std::uint32_t>(vsr::uniform_below(extra_random_, 100));
     const std::uint64_t sync_latencies_us[] = {1'000, 5'000, 20'000};
     sync_latency_max_us_ = sync_latencies_us[vsr::uniform_below(extra_random_, 3)];

@@ -19,6 +19,9 @@ struct simulation_options {
     vsr::planted_bug bug = vsr::planted_bug::none;
     /// "diskless" or "persistent" forces the replicas' storage; empty: the seed draws it.
     std::string storage;
+    /// Tests: every disk may be damaged (lost and misdirected writes, rot), not just f of them.
+    /// The cluster may then stop (liveness), but must never answer wrongly.
+    bool damage_every_disk = false;
     /// After the fault phase everything heals; every outstanding request must then complete
     /// and the replicas converge within this much simulated time.
     std::uint64_t liveness_bound_ms = 30'000;

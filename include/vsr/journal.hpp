@@ -334,6 +334,11 @@ public:
         if (!persistent()) return;
         pending_.clear();
         start_log(0, 0);
+        checkpoint_pending_ = true;  // no checkpoint either: the next superblock names none
+        checkpoint_next_ = checkpoint_image{};
+        checkpoint_next_size_ = 0;
+        checkpoint_start_checksum_ = 0;
+        checkpoint_next_zone_ = superblock_.checkpoint_zone;
         epoch_pending_ = true;
         epoch_start_pending_ = 0;
         dirty_ = true;

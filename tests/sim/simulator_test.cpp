@@ -187,6 +187,25 @@ BOOST_AUTO_TEST_CASE(storage_faults_happen) {
     BOOST_TEST(run(1, 3, vsr::planted_bug::none, 300, "diskless").cluster_crashes == 0u);
 }
 
+// With every disk faulty, more than f replicas can lose what they acknowledged at once. The
+// cluster may then stop, but it must never give a wrong answer: only liveness may fail.
+BOOST_AUTO_TEST_CASE(damage_beyond_f_stops_but_never_lies) {
+    std::uint64_t stopped = 0, damaged = 0;
+    for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+        sim::simulation_options options;
+        options.seed = seed;
+        options.replicas = 3;
+        options.storage = "persistent";
+        options.damage_every_disk = true;
+        const auto r = sim::run_kv_simulation(options);
+        BOOST_TEST((r.ok || r.property == "liveness"), "seed " << seed << ": " << r.property << " " << r.detail);
+        stopped += !r.ok;
+        damaged += r.damaged_restarts;
+    }
+    BOOST_TEST_MESSAGE("stopped " << stopped << " of 300 seeds; " << damaged << " damaged restarts");
+    BOOST_TEST(damaged > 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(determinism)

@@ -5,6 +5,8 @@
 // promise, so any type that models the concepts works with it.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -13,6 +15,7 @@
 #include "vsr/message_bus.hpp"
 #include "vsr/random.hpp"
 #include "vsr/state_machine.hpp"
+#include "vsr/storage.hpp"
 #include "vsr/time.hpp"
 
 namespace vsr::archetypes {
@@ -29,7 +32,8 @@ private:
 };
 
 /// vsr::state_machine. Default-initializable and movable (the replica takes its initial machine by
-/// value), but not copyable. Executes nothing: every result is empty.
+/// value), but not copyable. Executes nothing: every result is empty, the snapshot too, and
+/// restore takes only that.
 class state_machine {
 public:
     state_machine() = default;
@@ -40,7 +44,7 @@ public:
 
     void execute(const operation_context&, std::span<const std::uint8_t>, std::vector<std::uint8_t>&) {}
     void snapshot(std::vector<std::uint8_t>&) const {}
-    bool restore(std::span<const std::uint8_t>) { return false; }
+    bool restore(std::span<const std::uint8_t> bytes) { return bytes.empty(); }
     size_like result_size_max() const { return size_like(0); }
 };
 static_assert(vsr::state_machine<state_machine>);
@@ -93,5 +97,32 @@ private:
     std::uint64_t state_ = 0;
 };
 static_assert(vsr::random_source<random_source>);
+
+/// vsr::storage: persistent, every zone a byte vector, every write durable at once.
+class storage {
+public:
+    explicit storage(int) noexcept {}
+    storage(const storage&) = delete;
+    storage& operator=(const storage&) = delete;
+
+    bool persistent() const noexcept { return true; }
+    bool read(vsr::zone z, std::uint64_t offset, std::span<std::uint8_t> out) {
+        const std::vector<std::uint8_t>& bytes = zones_[static_cast<std::size_t>(z)];
+        for (std::size_t i = 0; i < out.size(); ++i) out[i] = offset + i < bytes.size() ? bytes[offset + i] : 0;
+        return true;
+    }
+    bool write(vsr::zone z, std::uint64_t offset, std::span<const std::uint8_t> bytes) {
+        std::vector<std::uint8_t>& zone = zones_[static_cast<std::size_t>(z)];
+        if (zone.size() < offset + bytes.size()) zone.resize(offset + bytes.size());
+        std::copy(bytes.begin(), bytes.end(), zone.begin() + static_cast<std::ptrdiff_t>(offset));
+        return true;
+    }
+    bool sync() { return true; }
+    std::uint64_t size(vsr::zone z) const noexcept { return zones_[static_cast<std::size_t>(z)].size(); }
+
+private:
+    std::array<std::vector<std::uint8_t>, vsr::zone_count> zones_;
+};
+static_assert(vsr::storage<storage>);
 
 }  // namespace vsr::archetypes
