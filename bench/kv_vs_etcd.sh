@@ -7,7 +7,8 @@
 #         HTTP JSON gateway (POST /v3/kv/put), load sent to the leader, as bench/compare.sh does
 # Prints both put rates and the ratio kv/etcd, the kv primary's fsyncs per committed op and per
 # put (its "counters" line after SIGTERM, bench/kv_counters.sh) and the etcd leader's WAL fsyncs
-# per put (etcd_disk_wal_fsync_duration_seconds_count from /metrics, before and after).
+# per put (etcd_disk_wal_fsync_duration_seconds_count from /metrics, before and after; its bbolt
+# backend commits, each with its own fdatasync, are printed too but not counted in that ratio).
 #
 #   bench/kv_vs_etcd.sh [BUILD_DIR]        (default: build)
 #
@@ -137,12 +138,16 @@ request = function()
   return wrk.format("POST", "/v3/kv/put", json, '{"key":"' .. key .. '","value":"' .. value .. '"}')
 end
 LUA
-wal_fsyncs() { curl -s "$url/metrics" | awk '$1 == "etcd_disk_wal_fsync_duration_seconds_count" {print $2}'; }
+metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+wal_fsyncs() { metric etcd_disk_wal_fsync_duration_seconds_count; }
+backend_commits() { metric etcd_disk_backend_commit_duration_seconds_count; }
 wal_before=$(wal_fsyncs)
+backend_before=$(backend_commits)
 out=$(BENCH_KEYS=$keys BENCH_THREADS=$threads BENCH_VALUE=$value_b64 \
     wrk -t"$threads" -c"$concurrency" -d"${duration}s" --timeout 10s --latency -s "$work/put.lua" "$url" 2>"$work/wrk.err")
 [ ! -s "$work/wrk.err" ] || fail "wrk: $(cat "$work/wrk.err")"
 wal_after=$(wal_fsyncs)
+backend_after=$(backend_commits)
 read -r etcd_total etcd_errors etcd_rate etcd_p50 etcd_p99 < <(awk '
     function ms(v) {  # wrk prints 812.00us, 2.31ms, 1.02s
         if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
@@ -158,10 +163,11 @@ etcd_ok=$((etcd_total - etcd_errors))
 # Requests/sec counts every response; the put rate counts the 2xx ones.
 etcd_put_rate=$(awk -v r="$etcd_rate" -v t="$etcd_total" -v ok="$etcd_ok" 'BEGIN { printf "%.0f", (t > 0 ? r * ok / t : 0) }')
 etcd_wal=$(awk -v a="${wal_after:-0}" -v b="${wal_before:-0}" 'BEGIN { printf "%d", a - b }')
+etcd_backend=$(awk -v a="${backend_after:-0}" -v b="${backend_before:-0}" 'BEGIN { printf "%d", a - b }')
 etcd_du=$(du -sh "$work/etcd/m$leader" | cut -f1)
 stop_etcd
 echo
-echo "etcd $(etcd --version | awk '/etcd Version/ {print $3}'): leader m$leader, $etcd_total responses, $etcd_errors errors; leader WAL fsyncs $etcd_wal; leader data directory $etcd_du"
+echo "etcd $(etcd --version | awk '/etcd Version/ {print $3}'): leader m$leader, $etcd_total responses, $etcd_errors errors; leader WAL fsyncs $etcd_wal, backend commits $etcd_backend; leader data directory $etcd_du"
 
 # --- summary --------------------------------------------------------------------------------------
 echo
