@@ -2,7 +2,8 @@
 //
 //   kv-client --replicas host:port,... --cluster ID [--timeout-ms MS] COMMAND
 //     put KEY VALUE | get KEY | del KEY | cas KEY EXPECTED NEW
-//     bench [--concurrency N] [--requests R] [--value-size B] [--slow-ms MS]
+//     bench [--concurrency N] [--requests R] [--value-size B] [--keys K] [--slow-ms MS]
+//           [--progress-ms MS]
 //     status
 //
 // Exit codes: 0 success; 1 the operation ran but did not succeed (get/del: not found, cas:
@@ -44,9 +45,14 @@ void usage(std::FILE* out) {
                  "  get KEY                 prints the value; 'not found' and exit 1 if absent\n"
                  "  del KEY                 'not found' and exit 1 if absent\n"
                  "  cas KEY EXPECTED NEW    'mismatch' and exit 1 if the value is not EXPECTED\n"
-                 "  bench [--concurrency N] [--requests R] [--value-size B] [--slow-ms MS]\n"
+                 "  bench [--concurrency N] [--requests R] [--value-size B] [--keys K] [--slow-ms MS]\n"
+                 "        [--progress-ms MS]\n"
+                 "                          puts of B-byte values; request i writes key bench-(i mod K)\n"
+                 "                          (--keys default 100000, so at most K distinct keys)\n"
                  "                          --slow-ms: print each request slower than MS at once\n"
                  "                          (wall-clock start/end, ns since the epoch)\n"
+                 "                          --progress-ms: every MS print 'progress elapsed_ms E\n"
+                 "                          completed C ok O failed F'\n"
                  "  status                  one line per replica: status, role, view, op, commit\n"
                  "options:\n"
                  "  --timeout-ms MS         deadline per operation, or for all status answers (default 5000)\n"
@@ -62,6 +68,8 @@ struct arguments {
     std::uint64_t requests = 10000;
     std::uint64_t value_size = 100;
     std::uint64_t slow_ms = 0;  // 0: off
+    std::uint64_t keys = 100000;  // bench keys are bench-0 .. bench-(keys-1)
+    std::uint64_t progress_ms = 0;  // 0: off
 };
 
 std::uint64_t random_seed() {
@@ -139,6 +147,8 @@ int parse_arguments(int argc, char** argv, arguments& out) {
                                     : flag == "--requests"   ? &out.requests
                                     : flag == "--value-size" ? &out.value_size
                                     : flag == "--slow-ms"    ? &out.slow_ms
+                                    : flag == "--keys"       ? &out.keys
+                                    : flag == "--progress-ms" ? &out.progress_ms
                                                              : nullptr;
             if (target == nullptr) {
                 std::fprintf(stderr, "kv-client: bench: unknown option '%s'\n", flag.c_str());
@@ -151,7 +161,8 @@ int parse_arguments(int argc, char** argv, arguments& out) {
             const std::uint64_t min = flag == "--value-size" ? 0 : 1;
             const std::uint64_t max = flag == "--concurrency" ? 1024
                                       : flag == "--requests"  ? 100'000'000
-                                      : flag == "--slow-ms"   ? 3'600'000
+                                      : flag == "--keys"      ? 100'000'000
+                                      : flag == "--slow-ms" || flag == "--progress-ms" ? 3'600'000
                                                               : kv::value_size_max;
             if (!kv::cli::parse_u64(out.command[++j], min, max, *target)) {
                 std::fprintf(stderr, "kv-client: bench: %s must be a number %llu..%llu, got '%s'\n", flag.c_str(),
@@ -413,6 +424,7 @@ struct bench_state {
     std::vector<std::uint64_t> latencies_ns;
     std::vector<std::uint8_t> operation;
     std::uint64_t slow_ns = 0;  // 0: off
+    std::uint64_t keys = 100000;
 
     static std::uint64_t wall_ns() {
         return static_cast<std::uint64_t>(
@@ -423,7 +435,7 @@ struct bench_state {
     void submit_next() {
         if (submitted >= requests) return;
         const std::uint64_t number = submitted++;
-        const std::string key = "bench-" + std::to_string(number % 100000);
+        const std::string key = "bench-" + std::to_string(number % keys);
         kv::operation op{.op_kind = kv::kind::put, .key = key, .value = value, .expected = {}};
         kv::encode_operation(op, operation);
         const std::uint64_t start = s->loop.monotonic_ns();
@@ -460,10 +472,23 @@ int run_bench(const arguments& args) {
     b.requests = args.requests;
     b.value.assign(args.value_size, 'v');
     b.slow_ns = args.slow_ms * ms;
+    b.keys = args.keys;
     b.latencies_ns.reserve(args.requests);
     const std::uint64_t start = s.loop.monotonic_ns();
+    const std::uint64_t progress_ns = args.progress_ms * ms;
+    std::uint64_t next_progress = start + progress_ns;
     for (std::uint64_t i = 0; i < args.concurrency; i++) b.submit_next();
-    while (b.completed < b.requests) s.loop.run_once(tick_ms * ms);
+    while (b.completed < b.requests) {
+        s.loop.run_once(tick_ms * ms);
+        if (progress_ns != 0 && s.loop.monotonic_ns() >= next_progress) {
+            next_progress += progress_ns;
+            std::printf("progress elapsed_ms %llu completed %llu ok %zu failed %llu\n",
+                        static_cast<unsigned long long>((s.loop.monotonic_ns() - start) / ms),
+                        static_cast<unsigned long long>(b.completed), b.latencies_ns.size(),
+                        static_cast<unsigned long long>(b.failed));
+            std::fflush(stdout);
+        }
+    }
     const std::uint64_t elapsed = std::max<std::uint64_t>(1, s.loop.monotonic_ns() - start);
     s.close();
     auto& l = b.latencies_ns;

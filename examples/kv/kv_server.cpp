@@ -209,7 +209,8 @@ struct server {
             "counters status=%s view=%llu op=%llu commit=%llu executed=%llu ops_executed=%llu "
             "view_changes_started=%llu recoveries=%llu dropped_not_primary=%llu dropped_queue_full=%llu "
             "peers=%zu clients=%zu bus_sent=%llu bus_received=%llu keepalives_sent=%llu keepalives_received=%llu "
-            "bus_closed=%llu bus_dropped_not_connected=%llu bus_dropped_queue_full=%llu",
+            "bus_closed=%llu bus_dropped_not_connected=%llu bus_dropped_queue_full=%llu "
+            "syncs=%llu checkpoints=%llu checkpoint_op=%llu",
             vsr::to_string(replica->status()), static_cast<unsigned long long>(replica->view()),
             static_cast<unsigned long long>(replica->op()), static_cast<unsigned long long>(replica->commit()),
             static_cast<unsigned long long>(replica->commit_executed()),
@@ -221,7 +222,10 @@ struct server {
             static_cast<unsigned long long>(b.messages_received), static_cast<unsigned long long>(b.keepalives_sent),
             static_cast<unsigned long long>(b.keepalives_received), static_cast<unsigned long long>(b.closed_total()),
             static_cast<unsigned long long>(b.dropped_not_connected),
-            static_cast<unsigned long long>(b.dropped_queue_full));
+            static_cast<unsigned long long>(b.dropped_queue_full),
+            static_cast<unsigned long long>(replica->storage_syncs()),
+            static_cast<unsigned long long>(r.checkpoints_taken),
+            static_cast<unsigned long long>(replica->checkpoint_durable_op()));
     }
 };
 
