@@ -880,7 +880,7 @@ simulation_result kv_simulation::run() {
         const auto& counters = node.replica->counters();
         result_.view_changes += counters.views_started_as_primary;
         result_.entries_transferred += counters.entries_transferred;
-        result_.checkpoints_taken += counters.checkpoints_taken;
+        result_.checkpoints_taken += counters.checkpoints;
         result_.checkpoints_restored += counters.checkpoints_restored;
         result_.recoveries += counters.recoveries_completed;
         result_.sessions_evicted += counters.sessions_evicted;

@@ -223,8 +223,7 @@ struct server {
             static_cast<unsigned long long>(b.keepalives_received), static_cast<unsigned long long>(b.closed_total()),
             static_cast<unsigned long long>(b.dropped_not_connected),
             static_cast<unsigned long long>(b.dropped_queue_full),
-            static_cast<unsigned long long>(replica->storage_syncs()),
-            static_cast<unsigned long long>(r.checkpoints_taken),
+            static_cast<unsigned long long>(replica->storage_syncs()), static_cast<unsigned long long>(r.checkpoints),
             static_cast<unsigned long long>(replica->checkpoint_durable_op()));
     }
 };

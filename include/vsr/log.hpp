@@ -33,6 +33,12 @@ public:
         return op == base_ ? base_view_ : entries_[op - base_ - 1].view;
     }
 
+    /// The primary's timestamp of the entry at `op`, for base() <= op <= op(); op 0 has 0.
+    std::uint64_t timestamp_at(std::uint64_t op) const noexcept {
+        assert(op >= base_ && op <= this->op());
+        return op == base_ ? base_timestamp_ : read_entry_header(entries_[op - base_ - 1].bytes).timestamp_ns;
+    }
+
     /// True if the entry at `op` is held (base() < op <= op()).
     bool holds(std::uint64_t op) const noexcept { return op > base_ && op <= this->op(); }
 
@@ -62,17 +68,20 @@ public:
     void drop_oldest() {
         assert(!entries_.empty());
         base_view_ = entries_.front().view;
+        base_timestamp_ = read_entry_header(entries_.front().bytes).timestamp_ns;
         bytes_ -= entries_.front().bytes.size();
         entries_.pop_front();
         ++base_;
     }
 
-    /// Drops everything and starts over after `base`, tagged `base_view` (a restored checkpoint).
-    void reset(std::uint64_t base, std::uint64_t base_view) {
+    /// Drops everything and starts over after `base`, tagged `base_view` and stamped
+    /// `base_timestamp_ns` (a restored checkpoint).
+    void reset(std::uint64_t base, std::uint64_t base_view, std::uint64_t base_timestamp_ns) {
         entries_.clear();
         bytes_ = 0;
         base_ = base;
         base_view_ = base_view;
+        base_timestamp_ = base_timestamp_ns;
     }
 
     /// True if our entry at `op` is the one tagged `view` (so, by log matching, our whole prefix
@@ -114,6 +123,7 @@ private:
     std::deque<stored_entry> entries_;
     std::uint64_t base_ = 0;
     std::uint64_t base_view_ = 0;
+    std::uint64_t base_timestamp_ = 0;
     std::size_t bytes_ = 0;
 };
 

@@ -91,7 +91,8 @@ struct replica_counters {
     std::uint64_t views_started_as_primary = 0;
     std::uint64_t state_transfer_requests = 0;
     std::uint64_t entries_transferred = 0;
-    std::uint64_t checkpoints_taken = 0;
+    std::uint64_t checkpoints = 0;        // checkpoint ops executed (the log may drop what they cover)
+    std::uint64_t checkpoint_images = 0;  // images serialised (persistent: each checkpoint; else on demand)
     std::uint64_t checkpoint_chunks_sent = 0;
     std::uint64_t checkpoints_restored = 0;  // installed from state transfer
     std::uint64_t checkpoints_rejected = 0;  // transferred image failed its checksum or restore
@@ -176,6 +177,7 @@ public:
             return;
         }
         checkpoint_durable_op_ = std::min(checkpoint_.op, journal_.checkpoint_durable_op());
+        assert(checkpoint_durable_op_ >= log_.base());
         for (const held_message& m : held_) {
             if (m.to_client) {
                 bus_.send_to_client(m.target, m.bytes);
@@ -211,7 +213,8 @@ public:
     bool is_primary() const noexcept { return primary_index(view_) == index_; }
     bool syncing() const noexcept { return sync_.active; }
     const operation_log& log() const noexcept { return log_; }
-    /// The latest checkpoint (op 0 until the first is taken or restored).
+    /// The latest checkpoint image (op 0 until one is taken or restored). A diskless replica
+    /// takes one only to send it; checkpoint_durable_op() says how far the log was compacted.
     const checkpoint_image& checkpoint() const noexcept { return checkpoint_; }
     const client_table& clients() const noexcept { return clients_; }
     const StateMachine& state_machine() const noexcept { return machine_; }
@@ -409,7 +412,7 @@ private:
                                  durable.checkpoint_checksum, std::move(contents.checkpoint)};
             timestamp_last_ = durable.checkpoint_timestamp_ns;
         }
-        log_.reset(durable.checkpoint_op, durable.checkpoint_view);
+        log_.reset(durable.checkpoint_op, durable.checkpoint_view, durable.checkpoint_timestamp_ns);
         for (std::vector<std::uint8_t>& entry : contents.log) {
             timestamp_last_ = std::max(timestamp_last_, read_entry_header(entry).timestamp_ns);
             log_.append(std::move(entry));
@@ -965,7 +968,7 @@ private:
         }
         commit_executed_ = op;
         ++counters_.ops_executed;
-        if (op % config_.checkpoint_interval == 0) take_checkpoint(eh);
+        if (op % config_.checkpoint_interval == 0) reached_checkpoint(eh);
     }
 
     void execute_register(const request_record& r, std::uint64_t op, std::uint32_t index, bool reply) {
@@ -1393,8 +1396,8 @@ private:
     void on_get_state(const header& h) {
         if (status_ == replica_status::recovering) return;
         if (h.op < log_.base()) {
-            // The entries it needs are gone: a checkpoint covers them. Offer the latest.
-            send_checkpoint_chunk(h.sender, checkpoint_, 0);
+            // The entries it needs are gone: a checkpoint covers them. Offer an image.
+            send_checkpoint_chunk(h.sender, image_for_transfer(), 0);
             return;
         }
         const std::uint64_t limit = h.extra == 0 ? committed_in_log() : std::min(h.extra, committed_in_log());
@@ -1455,15 +1458,39 @@ private:
 
     // ---- checkpoints ----
 
-    /// The image of the state after entry `eh.op`. The previous image is kept, so a transfer
-    /// in progress can finish across one checkpoint.
-    void take_checkpoint(const entry_header& eh) {
+    /// Executed a multiple of checkpoint_interval: the log may drop what this op covers. A
+    /// persistent replica writes the image now (the journal reuses slots only behind a durable
+    /// one); a diskless one only needs an image when a lagging replica asks for one
+    /// (image_for_transfer), so it takes none here.
+    void reached_checkpoint(const entry_header& eh) {
+        ++counters_.checkpoints;
+        if (!journal_.persistent()) {
+            checkpoint_durable_op_ = eh.op;
+            return;
+        }
+        take_image(eh.op, eh.view, eh.timestamp_ns);
+        journal_.checkpoint(checkpoint_);  // the log behind it may go once it is durable (flush)
+    }
+
+    /// An image to send a replica behind our log: the latest, if the log still reaches back to
+    /// it, else a new one of the state now (every entry up to it executed, so it is committed).
+    const checkpoint_image& image_for_transfer() {
+        if (checkpoint_.op == 0 || checkpoint_.op < log_.base()) {
+            take_image(commit_executed_, log_.view_at(commit_executed_), log_.timestamp_at(commit_executed_));
+        }
+        return checkpoint_;
+    }
+
+    /// The image of the state after op `op` (executed: commit_executed_ == op). The previous
+    /// image is kept, so a transfer in progress can finish across one new image.
+    void take_image(std::uint64_t op, std::uint64_t view, std::uint64_t timestamp_ns) {
+        assert(op == commit_executed_);
         std::swap(checkpoint_previous_, checkpoint_);  // reuses the older image's buffer
         checkpoint_image& image = checkpoint_;
-        image.op = eh.op;
-        image.view = eh.view;
-        image.timestamp_ns = eh.timestamp_ns;
-        begin_checkpoint(image.op, image.view, eh.timestamp_ns, image.bytes);
+        image.op = op;
+        image.view = view;
+        image.timestamp_ns = timestamp_ns;
+        begin_checkpoint(image.op, image.view, timestamp_ns, image.bytes);
         if (config_.bug == planted_bug::checkpoint_without_client_table) {
             client_table(config_.clients_max).snapshot(image.bytes);
         } else {
@@ -1473,9 +1500,7 @@ private:
         machine_.snapshot(image.bytes);
         finish_checkpoint(clients_end, image.bytes);
         image.checksum = vsr::checksum(image.bytes);
-        ++counters_.checkpoints_taken;
-        journal_.checkpoint(image);  // the log behind it may go once it is durable (flush)
-        if (!journal_.persistent()) checkpoint_durable_op_ = image.op;
+        ++counters_.checkpoint_images;
     }
 
     void send_checkpoint_chunk(std::uint8_t target, const checkpoint_image& image, std::uint64_t offset) {
@@ -1485,9 +1510,9 @@ private:
         ++counters_.checkpoint_chunks_sent;
     }
 
-    /// The chunk asked for, if we hold that image (op and checksum); else the start of our latest.
+    /// The chunk asked for, if we hold that image (op and checksum); else the start of another.
     void on_get_checkpoint(const header& h, std::span<const std::uint8_t> body) {
-        if (status_ == replica_status::recovering || checkpoint_.op == 0) return;
+        if (status_ == replica_status::recovering || (checkpoint_.op == 0 && commit_executed_ == 0)) return;
         if (body.size() != 8) {
             ++counters_.dropped_malformed_body;
             return;
@@ -1503,7 +1528,7 @@ private:
                 return;
             }
         }
-        send_checkpoint_chunk(h.sender, checkpoint_, 0);
+        send_checkpoint_chunk(h.sender, image_for_transfer(), 0);
     }
 
     void request_checkpoint_chunk(std::uint8_t target) {
@@ -1564,7 +1589,7 @@ private:
             return;  // the retry timeout asks again, elsewhere
         }
         clients_ = std::move(clients);
-        log_.reset(contents.op, contents.view);
+        log_.reset(contents.op, contents.view, contents.timestamp_ns);
         commit_executed_ = contents.op;
         commit_max_ = std::max(commit_max_, contents.op);
         timestamp_last_ = std::max(timestamp_last_, contents.timestamp_ns);

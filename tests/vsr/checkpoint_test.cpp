@@ -105,15 +105,15 @@ BOOST_AUTO_TEST_CASE(log_stays_bounded_and_checkpoints_agree) {
     auto& client = c.add_client();
     put_many(c, client, 60, "k");
     c.settle();
-    const auto& image = c.replica(0).checkpoint();
-    BOOST_TEST(image.op >= 56u);
+    const std::uint64_t compacted = c.replica(0).checkpoint_durable_op();
+    BOOST_TEST(compacted >= 56u);
     for (std::uint8_t r = 0; r < 3; ++r) {
         const auto& replica = c.replica(r);
         BOOST_TEST(replica.log().size() <= config.log_entries_max);
         BOOST_TEST(replica.log().base() > 0u);
-        BOOST_TEST(replica.counters().checkpoints_taken >= 14u);
-        BOOST_TEST(replica.checkpoint().op == image.op);
-        BOOST_TEST(replica.checkpoint().checksum == image.checksum);
+        BOOST_TEST(replica.counters().checkpoints >= 14u);
+        BOOST_TEST(replica.checkpoint_durable_op() == compacted);
+        BOOST_TEST(replica.counters().checkpoint_images == 0u);  // diskless: only taken to be sent
         BOOST_TEST(value_at(replica, "k0") == "v");
     }
 }
@@ -130,6 +130,9 @@ BOOST_AUTO_TEST_CASE(backup_behind_the_log_gets_the_checkpoint) {
     BOOST_TEST(c.replica(2).counters().checkpoints_restored >= 1u);
     BOOST_TEST(c.replica(0).counters().checkpoint_chunks_sent + c.replica(1).counters().checkpoint_chunks_sent >= 1u);
     BOOST_TEST(state_of(c.replica(2)) == state_of(c.replica(0)));
+    // The image it restored is the one its source took, byte for byte.
+    const std::uint8_t source = c.replica(0).checkpoint().op == c.replica(2).checkpoint().op ? 0 : 1;
+    BOOST_TEST(c.replica(source).checkpoint().checksum == c.replica(2).checkpoint().checksum);
     // It serves on as a backup: the next writes reach it.
     put_many(c, client, 3, "c");
     c.settle();
@@ -160,7 +163,7 @@ BOOST_AUTO_TEST_CASE(large_checkpoint_streams_in_chunks) {
     auto& client = c.add_client();
     const std::string value(4000, 'x');
     for (int i = 0; i < 80; ++i) require_ok(*c.execute(client, kv_put("big" + std::to_string(i), value)));
-    BOOST_TEST_REQUIRE(c.replica(0).checkpoint().bytes.size() > 3 * config.message_size_max);
+    BOOST_TEST_REQUIRE(state_of(c.replica(0)).size() > 3 * config.message_size_max);
     c.crash(2);
     c.restart(2);
     c.settle();
@@ -172,24 +175,30 @@ BOOST_AUTO_TEST_CASE(large_checkpoint_streams_in_chunks) {
 
 namespace {
 
-/// A chunk offering a whole image whose bytes do not match the checksum it claims.
-bytes forged_chunk(cluster& c, std::uint8_t sender, std::uint8_t target) {
-    const auto& source = c.replica(sender);
-    vsr::checkpoint_image image = source.checkpoint();
-    // A different but well-formed state: the KV store with one more key.
+/// The image of `source`'s state now, with one more key if `forge`.
+vsr::checkpoint_image image_of(const replica_type& source, bool forge) {
+    const std::uint64_t op = source.commit_executed();
+    vsr::checkpoint_image image{op, source.log().view_at(op), source.log().timestamp_at(op), 0, {}};
     kv::state_machine machine;
-    vsr::checkpoint_contents contents;
-    BOOST_TEST_REQUIRE(vsr::decode_checkpoint(image.bytes, contents));
-    BOOST_TEST_REQUIRE(machine.restore(contents.state));
+    bytes state;
+    source.state_machine().snapshot(state);
+    BOOST_TEST_REQUIRE(machine.restore(state));
     bytes result;
-    machine.execute({image.op, 0, 1, 1}, kv_put("forged", "yes"), result);
-    bytes clients(contents.clients.begin(), contents.clients.end());
-    vsr::begin_checkpoint(image.op, image.view, contents.timestamp_ns, image.bytes);
-    image.bytes.insert(image.bytes.end(), clients.begin(), clients.end());
+    if (forge) machine.execute({op, 0, 1, 1}, kv_put("forged", "yes"), result);
+    vsr::begin_checkpoint(image.op, image.view, image.timestamp_ns, image.bytes);
+    source.clients().snapshot(image.bytes);
     const std::size_t clients_end = image.bytes.size();
     machine.snapshot(image.bytes);
     vsr::finish_checkpoint(clients_end, image.bytes);
-    // image.checksum stays the honest one.
+    image.checksum = vsr::checksum(image.bytes);
+    return image;
+}
+
+/// A chunk offering a whole image whose bytes do not match the checksum it claims.
+bytes forged_chunk(cluster& c, std::uint8_t sender, std::uint8_t target) {
+    const auto& source = c.replica(sender);
+    vsr::checkpoint_image image = image_of(source, true);
+    image.checksum = image_of(source, false).checksum;  // the honest image's checksum
     bytes body;
     vsr::encode_checkpoint_chunk(image, 0, 1 << 19, body);
     vsr::header h = header_of(vsr::command::checkpoint_chunk, sender, target, source.view());

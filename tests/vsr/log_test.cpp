@@ -196,7 +196,9 @@ BOOST_AUTO_TEST_CASE(dropping_the_oldest_keeps_the_base_tag) {
     BOOST_TEST(log.bytes() < bytes_before);
     BOOST_TEST(!log.holds(2));
     BOOST_TEST(log.holds(3));
-    BOOST_TEST(log.view_at(2) == 1u);  // the base keeps the tag of the entry it replaced
+    BOOST_TEST(log.view_at(2) == 1u);          // the base keeps the tag of the entry it replaced
+    BOOST_TEST(log.timestamp_at(2) == 2000u);  // and its timestamp
+    BOOST_TEST(log.timestamp_at(3) == 3000u);
     BOOST_TEST(log.matches(2, 1));
     BOOST_TEST(!log.matches(1, 1));  // below the base nothing can be matched
     BOOST_TEST(vsr::read_entry_header(log.entry(3)).op == 3u);
@@ -220,12 +222,13 @@ BOOST_AUTO_TEST_CASE(dropping_the_oldest_keeps_the_base_tag) {
 
 BOOST_AUTO_TEST_CASE(reset_starts_after_a_restored_checkpoint) {
     vsr::operation_log log = make_log({1, 1, 1});
-    log.reset(100, 7);
+    log.reset(100, 7, 5000);
     BOOST_TEST(log.op() == 100u);
     BOOST_TEST(log.base() == 100u);
     BOOST_TEST(log.size() == 0u);
     BOOST_TEST(log.matches(100, 7));
     BOOST_TEST(!log.matches(100, 6));
+    BOOST_TEST(log.timestamp_at(100) == 5000u);
     log.append(make_entry(101, 8));
     BOOST_TEST(log.op() == 101u);
     BOOST_TEST(log.view_at(101) == 8u);
