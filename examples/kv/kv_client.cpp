@@ -67,8 +67,8 @@ struct arguments {
     std::uint64_t concurrency = 16;
     std::uint64_t requests = 10000;
     std::uint64_t value_size = 100;
-    std::uint64_t slow_ms = 0;  // 0: off
-    std::uint64_t keys = 100000;  // bench keys are bench-0 .. bench-(keys-1)
+    std::uint64_t slow_ms = 0;      // 0: off
+    std::uint64_t keys = 100000;    // bench keys are bench-0 .. bench-(keys-1)
     std::uint64_t progress_ms = 0;  // 0: off
 };
 
@@ -143,13 +143,13 @@ int parse_arguments(int argc, char** argv, arguments& out) {
     if (name == "bench") {
         for (std::size_t j = 1; j < out.command.size(); j++) {
             const std::string& flag = out.command[j];
-            std::uint64_t* target = flag == "--concurrency"  ? &out.concurrency
-                                    : flag == "--requests"   ? &out.requests
-                                    : flag == "--value-size" ? &out.value_size
-                                    : flag == "--slow-ms"    ? &out.slow_ms
-                                    : flag == "--keys"       ? &out.keys
+            std::uint64_t* target = flag == "--concurrency"   ? &out.concurrency
+                                    : flag == "--requests"    ? &out.requests
+                                    : flag == "--value-size"  ? &out.value_size
+                                    : flag == "--slow-ms"     ? &out.slow_ms
+                                    : flag == "--keys"        ? &out.keys
                                     : flag == "--progress-ms" ? &out.progress_ms
-                                                             : nullptr;
+                                                              : nullptr;
             if (target == nullptr) {
                 std::fprintf(stderr, "kv-client: bench: unknown option '%s'\n", flag.c_str());
                 return kv::cli::exit_usage;
@@ -159,11 +159,11 @@ int parse_arguments(int argc, char** argv, arguments& out) {
                 return kv::cli::exit_usage;
             }
             const std::uint64_t min = flag == "--value-size" ? 0 : 1;
-            const std::uint64_t max = flag == "--concurrency" ? 1024
-                                      : flag == "--requests"  ? 100'000'000
-                                      : flag == "--keys"      ? 100'000'000
+            const std::uint64_t max = flag == "--concurrency"                          ? 1024
+                                      : flag == "--requests"                           ? 100'000'000
+                                      : flag == "--keys"                               ? 100'000'000
                                       : flag == "--slow-ms" || flag == "--progress-ms" ? 3'600'000
-                                                              : kv::value_size_max;
+                                                                                       : kv::value_size_max;
             if (!kv::cli::parse_u64(out.command[++j], min, max, *target)) {
                 std::fprintf(stderr, "kv-client: bench: %s must be a number %llu..%llu, got '%s'\n", flag.c_str(),
                              static_cast<unsigned long long>(min), static_cast<unsigned long long>(max),
