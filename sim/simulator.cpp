@@ -137,7 +137,9 @@ private:
     void fault_step();
     void heal_all();
     void setup_storage();
+    void setup_checkpoint_steps();
     void schedule_flush(std::uint32_t index);
+    bool restart_if_halted(std::uint32_t index);
     void flush_replica(std::uint32_t index);
     void crash_cluster();
     replica_cluster<event_kind> cluster() { return {random_, profile_, network_, events_, now_, options_.replicas}; }
@@ -159,6 +161,7 @@ private:
     simulation_options options_;
     vsr::xoshiro256 random_;
     vsr::xoshiro256 extra_random_;  // draws added later, kept apart so the others stay as they were
+    std::size_t snapshot_homes_per_interval_ = 256;  // kv::state_machine's snapshot interval
     fault_profile profile_;
     vsr::config config_;
     vsr::client_options client_options_;
@@ -244,6 +247,7 @@ void kv_simulation::setup() {
 
     setup_client_options();
     setup_storage();
+    setup_checkpoint_steps();
 
     replicas_.resize(options_.replicas);
     for (std::uint32_t i = 0; i < options_.replicas; ++i) {
@@ -325,11 +329,23 @@ void kv_simulation::setup_storage() {
     }
 }
 
+/// How checkpoint images are serialised: most seeds take them in many small steps, one per
+/// tick, with operations executing in between (copy-on-write in the KV machine, the log held
+/// for the image, transfers asked for while it is built); the rest in one step, as a small
+/// state is in production. Drawn from a stream of its own, so the other draws stay as they were.
+void kv_simulation::setup_checkpoint_steps() {
+    vsr::xoshiro256 random(options_.seed ^ 0x57E957E957E957E9ULL);
+    if (vsr::chance(random, 1, 4)) return;  // the defaults: one step for these states
+    config_.checkpoint_step_size = static_cast<std::size_t>(vsr::uniform_between(random, 1, 64));
+    snapshot_homes_per_interval_ = static_cast<std::size_t>(vsr::uniform_between(random, 1, 4));
+}
+
 void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
     replica_node& node = replicas_[index];
     node.random = std::make_unique<vsr::xoshiro256>(random_.next_u64());
     node.replica = std::make_unique<sim_replica>(config_, static_cast<std::uint8_t>(index), node.bus, node.clock,
-                                                 *node.random, node.storage, recovering);
+                                                 *node.random, node.storage, recovering,
+                                                 kv::state_machine(snapshot_homes_per_interval_));
     if (persistent_ && recovering) {
         result_.damaged_restarts += node.replica->start_state() == vsr::journal_state::damaged;
         result_.loaded_restarts += node.replica->start_state() == vsr::journal_state::loaded;
@@ -355,8 +371,19 @@ void kv_simulation::delivering(std::uint32_t to, std::uint32_t from, std::span<c
 
 void kv_simulation::replica_receive(std::uint32_t index, std::span<const std::uint8_t> message) {
     replicas_[index].replica->on_message(message);
+    if (restart_if_halted(index)) return;
     check_replica(index);
     schedule_flush(index);
+}
+
+/// A replica whose disk failed (in a flush, or in a write on the way) stops, as production
+/// does, and restarts later from what is durable.
+bool kv_simulation::restart_if_halted(std::uint32_t index) {
+    if (!replicas_[index].replica || !replicas_[index].replica->halted()) return false;
+    crash_replica(index, false);
+    ++result_.halts;
+    schedule(vsr::uniform_between(random_, 50, 2'000) * ns_per_ms, event_kind::restart, index);
+    return true;
 }
 
 /// A persistent replica's writes take a moment to become durable (one sync for everything
@@ -376,12 +403,7 @@ void kv_simulation::flush_replica(std::uint32_t index) {
         return;
     }
     node.replica->flush();
-    if (node.replica->halted()) {  // its disk failed: it stops, as production does, and restarts
-        crash_replica(index, false);
-        ++result_.halts;
-        schedule(vsr::uniform_between(random_, 50, 2'000) * ns_per_ms, event_kind::restart, index);
-        return;
-    }
+    if (restart_if_halted(index)) return;
     check_replica(index);
 }
 
@@ -434,6 +456,7 @@ void kv_simulation::replica_tick(std::uint32_t index) {
     schedule(node.tick_interval_ns, event_kind::replica_tick, index);
     if (!node.replica || node.paused) return;
     node.replica->tick();
+    if (restart_if_halted(index)) return;
     check_replica(index);
     schedule_flush(index);
 }
@@ -881,6 +904,8 @@ simulation_result kv_simulation::run() {
         result_.view_changes += counters.views_started_as_primary;
         result_.entries_transferred += counters.entries_transferred;
         result_.checkpoints_taken += counters.checkpoints;
+        result_.images_built_in_steps += counters.checkpoint_images_in_steps;
+        result_.image_requests_deferred += counters.checkpoint_requests_deferred;
         result_.checkpoints_restored += counters.checkpoints_restored;
         result_.recoveries += counters.recoveries_completed;
         result_.sessions_evicted += counters.sessions_evicted;

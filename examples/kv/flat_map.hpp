@@ -5,6 +5,11 @@
 // hash and a pointer to one heap node with key and value together, so the slot array stays
 // small enough to stay cached and a lookup costs about one miss, on the node.
 // Linear probing with backward-shift deletion: no tombstones.
+//
+// An entry's home slot is the top bits of its hash, so slots follow hash order (up to the
+// displacement of probing): for_each_in_hash_range visits the entries of a hash interval by
+// scanning only the slots that interval maps to. The KV state machine serialises its snapshot
+// in hash order, one interval at a time (kv_state_machine.hpp).
 #pragma once
 
 #include <cstdint>
@@ -41,7 +46,7 @@ public:
             return;
         }
         if ((size_ + 1) * 8 > slots_.size() * 7) grow();
-        std::size_t at = hash & mask();
+        std::size_t at = home(hash);
         while (slots_[at].hash != 0) at = (at + 1) & mask();
         slots_[at] = slot{hash, entry_node(key, value)};
         ++size_;
@@ -61,8 +66,8 @@ public:
         // Backward-shift: pull later entries of the probe run into the hole.
         std::size_t hole = static_cast<std::size_t>(s - slots_.data());
         for (std::size_t next = (hole + 1) & mask(); slots_[next].hash != 0; next = (next + 1) & mask()) {
-            const std::size_t home = slots_[next].hash & mask();
-            if (((next - home) & mask()) >= ((next - hole) & mask())) {
+            const std::size_t next_home = home(slots_[next].hash);
+            if (((next - next_home) & mask()) >= ((next - hole) & mask())) {
                 slots_[hole] = std::move(slots_[next]);
                 hole = next;
             }
@@ -80,9 +85,44 @@ public:
         }
     }
 
+    /// Calls f(hash, key, value) for every entry whose hash lies in [low, high], in unspecified
+    /// order. Scans the slots the interval maps to, plus the probe run spilling past them.
+    template <typename Function>
+    void for_each_in_hash_range(std::uint64_t low, std::uint64_t high, Function&& f) const {
+        if (slots_.empty() || low > high) return;
+        const std::size_t first = home(low);
+        const std::size_t homes = home(high) - first + 1;
+        // An entry lies between its home and the first empty slot after it, so the entries of the
+        // interval lie in its homes and the run that continues past the last one.
+        for (std::size_t i = 0; i < slots_.size(); ++i) {
+            const slot& s = slots_[(first + i) & mask()];
+            if (s.hash == 0) {
+                if (i >= homes) break;
+                continue;
+            }
+            if (s.hash >= low && s.hash <= high) f(s.hash, s.entry.key(), s.entry.value());
+        }
+    }
+
+    /// Hashes at or above `low` that share their home with it in the current table, at most:
+    /// how far one scan of `homes` slots reaches from `low` (saturating at the top of the range).
+    std::uint64_t hash_span_end(std::uint64_t low, std::size_t homes) const noexcept {
+        if (slots_.empty()) return ~std::uint64_t{0};
+        const std::uint64_t span = homes >= (std::size_t{1} << (64 - shift_)) ? 0 : std::uint64_t{homes} << shift_;
+        const std::uint64_t start = low >> shift_ << shift_;
+        if (span == 0 || start > ~std::uint64_t{0} - span) return ~std::uint64_t{0};
+        return start + span - 1;
+    }
+
     void clear() {
         slots_.clear();
+        shift_ = 64;
         size_ = 0;
+    }
+
+    static std::uint64_t hash_of(std::string_view key) noexcept {
+        const std::uint64_t h = vsr::checksum({reinterpret_cast<const std::uint8_t*>(key.data()), key.size()});
+        return h == 0 ? 1 : h;
     }
 
 private:
@@ -129,12 +169,8 @@ private:
         entry_node entry;
     };
 
-    static std::uint64_t hash_of(std::string_view key) noexcept {
-        const std::uint64_t h = vsr::checksum({reinterpret_cast<const std::uint8_t*>(key.data()), key.size()});
-        return h == 0 ? 1 : h;
-    }
-
     std::size_t mask() const noexcept { return slots_.size() - 1; }
+    std::size_t home(std::uint64_t hash) const noexcept { return static_cast<std::size_t>(hash >> shift_); }
 
     slot* locate(std::string_view key, std::uint64_t hash) noexcept {
         return const_cast<slot*>(std::as_const(*this).locate(key, hash));
@@ -142,7 +178,7 @@ private:
 
     const slot* locate(std::string_view key, std::uint64_t hash) const noexcept {
         if (slots_.empty()) return nullptr;
-        for (std::size_t at = hash & mask(); slots_[at].hash != 0; at = (at + 1) & mask()) {
+        for (std::size_t at = home(hash); slots_[at].hash != 0; at = (at + 1) & mask()) {
             const slot& s = slots_[at];
             if (s.hash == hash && s.entry.key() == key) return &s;
         }
@@ -152,15 +188,17 @@ private:
     void grow() {
         std::vector<slot> old = std::move(slots_);
         slots_ = std::vector<slot>(old.empty() ? 16 : old.size() * 2);
+        shift_ = old.empty() ? 60 : shift_ - 1;
         for (slot& s : old) {
             if (s.hash == 0) continue;
-            std::size_t at = s.hash & mask();
+            std::size_t at = home(s.hash);
             while (slots_[at].hash != 0) at = (at + 1) & mask();
             slots_[at] = std::move(s);
         }
     }
 
     std::vector<slot> slots_;
+    unsigned shift_ = 64;  // home(hash) = hash >> shift_: 64 - log2(slots)
     std::size_t size_ = 0;
 };
 

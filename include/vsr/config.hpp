@@ -60,6 +60,11 @@ struct config {
     /// Largest checkpoint image accepted by state transfer. A bigger one is refused (counted),
     /// so a lagging replica cannot be made to buffer more than this.
     std::uint64_t checkpoint_size_max = std::uint64_t{1} << 32;
+    /// Bytes of a checkpoint image serialised per tick, for state machines with incremental
+    /// snapshots (vsr/state_machine.hpp): the longest the replica spends on one step. Meanwhile
+    /// the log keeps what the image does not cover, and a primary that reaches op_prepare_max
+    /// queues requests until the image is durable.
+    std::size_t checkpoint_step_size = std::size_t{4} << 20;
 
     // ---- timeouts (milliseconds; converted to ticks) ----
     std::uint32_t tick_ms = 10;
@@ -93,7 +98,7 @@ struct config {
                entry_size_max() >= 128 + operation_size_min && batch_requests_max >= 1 && clients_max >= 1 &&
                request_queue_max >= 1 && checkpoint_interval >= 1 &&
                log_entries_max >= std::uint64_t{2} * checkpoint_interval + pipeline_max &&
-               checkpoint_size_max >= checkpoint_header_size && heartbeat_ms < view_change_timeout_ms;
+               checkpoint_size_max >= checkpoint_header_size && checkpoint_step_size >= 1 && heartbeat_ms < view_change_timeout_ms;
     }
 };
 

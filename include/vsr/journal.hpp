@@ -303,17 +303,31 @@ public:
         ++base_op_;
     }
 
-    /// A checkpoint taken: its image is written now and becomes durable at the next flush.
-    void checkpoint(const checkpoint_image& image) {
+    /// Part of an image being built, at `offset`: written to the zone the superblock does not
+    /// name (the next checkpoint's), and synced by the flushes on the way. No superblock names it
+    /// until checkpoint() stages it whole, so a crash meanwhile leaves the last one in force.
+    void write_checkpoint_part(std::uint64_t offset, std::span<const std::uint8_t> bytes) {
+        if (!persistent() || bytes.empty()) return;
+        if (!storage_.write(next_checkpoint_zone(), offset, bytes)) io_error_ = true;
+        written_ = true;
+        dirty_ = true;
+    }
+
+    /// A checkpoint taken: its image becomes durable at the next flush. Its bytes from
+    /// `unwritten_to` on were written already (write_checkpoint_part); the rest is written now.
+    void checkpoint(const checkpoint_image& image, std::size_t unwritten_to) {
         if (!persistent()) return;
-        stage_checkpoint(image);
+        stage_checkpoint(image, unwritten_to);
         checkpoint_start_checksum_ = record_checksum(image.op);
     }
+
+    /// A checkpoint staged that the superblock does not name yet (the next flush does).
+    bool checkpoint_pending() const noexcept { return checkpoint_pending_; }
 
     /// A checkpoint installed from another replica: the log restarts after it.
     void install(const checkpoint_image& image) {
         if (!persistent()) return;
-        stage_checkpoint(image);
+        stage_checkpoint(image, image.bytes.size());
         checkpoint_start_checksum_ = 0;
         pending_.clear();
         start_log(image.op, 0);
@@ -423,10 +437,20 @@ private:
         written_ = true;
     }
 
-    void stage_checkpoint(const checkpoint_image& image) {
-        const std::uint8_t target = superblock_.checkpoint_op == 0 ? 0 : 1 - superblock_.checkpoint_zone;
-        const zone z = target == 0 ? zone::checkpoint_0 : zone::checkpoint_1;
-        if (!storage_.write(z, 0, image.bytes)) io_error_ = true;
+    /// The zone a new image goes to: the one the durable superblock does not name.
+    std::uint8_t next_checkpoint_index() const noexcept {
+        return superblock_.checkpoint_op == 0 ? 0 : static_cast<std::uint8_t>(1 - superblock_.checkpoint_zone);
+    }
+    zone next_checkpoint_zone() const noexcept {
+        return next_checkpoint_index() == 0 ? zone::checkpoint_0 : zone::checkpoint_1;
+    }
+
+    /// Writes image bytes [0, unwritten_to) (the rest is there already) and names the image in
+    /// the next superblock.
+    void stage_checkpoint(const checkpoint_image& image, std::size_t unwritten_to) {
+        const std::uint8_t target = next_checkpoint_index();
+        const zone z = next_checkpoint_zone();
+        if (!storage_.write(z, 0, std::span<const std::uint8_t>(image.bytes).first(unwritten_to))) io_error_ = true;
         written_ = true;
         checkpoint_next_ = checkpoint_image{image.op, image.view, image.timestamp_ns, image.checksum, {}};
         checkpoint_next_size_ = image.bytes.size();

@@ -93,6 +93,10 @@ struct replica_counters {
     std::uint64_t entries_transferred = 0;
     std::uint64_t checkpoints = 0;        // checkpoint ops executed (the log may drop what they cover)
     std::uint64_t checkpoint_images = 0;  // images serialised (persistent: each checkpoint; else on demand)
+    std::uint64_t checkpoint_image_steps = 0;        // snapshot steps taken (one per tick while building)
+    std::uint64_t checkpoint_images_in_steps = 0;    // images that took more than one step
+    std::uint64_t checkpoint_images_hurried = 0;     // the next checkpoint came first: built at once
+    std::uint64_t checkpoint_requests_deferred = 0;  // asked for an image while one was being built
     std::uint64_t checkpoint_chunks_sent = 0;
     std::uint64_t checkpoints_restored = 0;  // installed from state transfer
     std::uint64_t checkpoints_rejected = 0;  // transferred image failed its checksum or restore
@@ -171,21 +175,8 @@ public:
     /// Makes what the last calls decided durable, then sends the messages that waited for it.
     /// A diskless replica has nothing to do. If the storage fails the replica halts.
     void flush() {
-        if (halted_ || !journal_.dirty()) return;
-        if (!journal_.flush()) {
-            halt("storage failed");
-            return;
-        }
-        checkpoint_durable_op_ = std::min(checkpoint_.op, journal_.checkpoint_durable_op());
-        assert(checkpoint_durable_op_ >= log_.base());
-        for (const held_message& m : held_) {
-            if (m.to_client) {
-                bus_.send_to_client(m.target, m.bytes);
-            } else {
-                bus_.send_to_replica(static_cast<std::uint8_t>(m.target), m.bytes);
-            }
-        }
-        held_.clear();
+        flush_journal();
+        if (prepare_after_compaction()) flush_journal();  // the prepares it made
     }
 
     /// Stopped for good: its storage failed or belongs to someone else (halt_reason()). The
@@ -231,6 +222,8 @@ public:
 
     void tick() {
         if (halted_) return;
+        advance_image();
+        prepare_after_compaction();
         switch (status_) {
             case replica_status::normal: tick_normal(); break;
             case replica_status::view_change: tick_view_change(); break;
@@ -743,7 +736,14 @@ private:
     /// The highest op the primary may prepare: one interval and a pipeline past its checkpoint,
     /// so that everything the checkpoint does not cover fits in the log (config::valid).
     std::uint64_t op_prepare_max() const noexcept {
-        return checkpoint_durable_op_ + config_.checkpoint_interval + config_.pipeline_max;
+        return compaction_op() + config_.checkpoint_interval + config_.pipeline_max;
+    }
+
+    /// How far the log may be compacted: the durable checkpoint, held back while a diskless
+    /// replica builds an image at an earlier op for a lagging replica (which follows the image
+    /// with the entries after it, so they must stay).
+    std::uint64_t compaction_op() const noexcept {
+        return image_building_ ? std::min(checkpoint_durable_op_, building_.op) : checkpoint_durable_op_;
     }
 
     /// Turns queued requests into prepares while the pipeline has room. Under load the queue
@@ -905,7 +905,7 @@ private:
     /// Appends an entry, first dropping the oldest entries a checkpoint covers if the log is at
     /// its bound. False (nothing appended, counted) if every entry held is after the checkpoint.
     bool append_entry(std::vector<std::uint8_t> entry) {
-        const std::uint64_t droppable = std::min(checkpoint_durable_op_, commit_executed_);
+        const std::uint64_t droppable = std::min(compaction_op(), commit_executed_);
         while (log_.size() >= config_.log_entries_max && log_.base() < droppable) {
             log_.drop_oldest();
             journal_.drop_oldest();
@@ -1397,7 +1397,7 @@ private:
         if (status_ == replica_status::recovering) return;
         if (h.op < log_.base()) {
             // The entries it needs are gone: a checkpoint covers them. Offer an image.
-            send_checkpoint_chunk(h.sender, image_for_transfer(), 0);
+            offer_image(h.sender);
             return;
         }
         const std::uint64_t limit = h.extra == 0 ? committed_in_log() : std::min(h.extra, committed_in_log());
@@ -1459,48 +1459,137 @@ private:
     // ---- checkpoints ----
 
     /// Executed a multiple of checkpoint_interval: the log may drop what this op covers. A
-    /// persistent replica writes the image now (the journal reuses slots only behind a durable
-    /// one); a diskless one only needs an image when a lagging replica asks for one
-    /// (image_for_transfer), so it takes none here.
+    /// persistent replica builds the image now, and the log behind it goes once the image is
+    /// durable (the journal reuses slots only behind a durable one); a diskless one only needs an
+    /// image when a lagging replica asks for one (image_for_transfer), so it builds none here.
     void reached_checkpoint(const entry_header& eh) {
         ++counters_.checkpoints;
         if (!journal_.persistent()) {
             checkpoint_durable_op_ = eh.op;
             return;
         }
-        take_image(eh.op, eh.view, eh.timestamp_ns);
-        journal_.checkpoint(checkpoint_);  // the log behind it may go once it is durable (flush)
+        start_image(eh.op, eh.view, eh.timestamp_ns);
     }
 
     /// An image to send a replica behind our log: the latest, if the log still reaches back to
-    /// it, else a new one of the state now (every entry up to it executed, so it is committed).
-    const checkpoint_image& image_for_transfer() {
-        if (checkpoint_.op == 0 || checkpoint_.op < log_.base()) {
-            take_image(commit_executed_, log_.view_at(commit_executed_), log_.timestamp_at(commit_executed_));
-        }
-        return checkpoint_;
+    /// it; else one of the state now (every entry up to it executed, so it is committed) is
+    /// started, and nullptr returned until it is built (the lagging replica asks again).
+    const checkpoint_image* image_for_transfer() {
+        if (checkpoint_.op != 0 && checkpoint_.op >= log_.base()) return &checkpoint_;
+        if (image_building_) return nullptr;
+        assert(!journal_.persistent());  // its log never reaches behind its durable checkpoint
+        start_image(commit_executed_, log_.view_at(commit_executed_), log_.timestamp_at(commit_executed_));
+        return image_building_ ? nullptr : &checkpoint_;
     }
 
-    /// The image of the state after op `op` (executed: commit_executed_ == op). The previous
-    /// image is kept, so a transfer in progress can finish across one new image.
-    void take_image(std::uint64_t op, std::uint64_t view, std::uint64_t timestamp_ns) {
+    /// Starts the image of the state after op `op` (executed: commit_executed_ == op). A state
+    /// machine with incremental snapshots is serialised config::checkpoint_step_size bytes per
+    /// tick, so a large state never stalls the replica for long; the log holds what the image
+    /// does not cover until it is durable. Other machines are serialised here at once.
+    void start_image(std::uint64_t op, std::uint64_t view, std::uint64_t timestamp_ns) {
         assert(op == commit_executed_);
-        std::swap(checkpoint_previous_, checkpoint_);  // reuses the older image's buffer
-        checkpoint_image& image = checkpoint_;
-        image.op = op;
-        image.view = view;
-        image.timestamp_ns = timestamp_ns;
-        begin_checkpoint(image.op, image.view, timestamp_ns, image.bytes);
-        if (config_.bug == planted_bug::checkpoint_without_client_table) {
-            client_table(config_.clients_max).snapshot(image.bytes);
-        } else {
-            clients_.snapshot(image.bytes);
+        if (image_building_) {
+            // Reached the next checkpoint before the last image was built (this replica executes
+            // faster than it serialises): finish that one first, at once.
+            ++counters_.checkpoint_images_hurried;
+            while (image_building_ && !halted_) advance_image();
+            if (halted_) return;
         }
-        const std::size_t clients_end = image.bytes.size();
-        machine_.snapshot(image.bytes);
-        finish_checkpoint(clients_end, image.bytes);
-        image.checksum = vsr::checksum(image.bytes);
+        if (journal_.persistent() && journal_.checkpoint_pending()) {
+            flush_journal();  // the image about to be written goes to the zone a staged one still needs
+            if (halted_) return;
+        }
+        building_.op = op;
+        building_.view = view;
+        building_.timestamp_ns = timestamp_ns;
+        building_.checksum = 0;
+        building_written_ = 0;
+        building_steps_ = 0;
+        begin_checkpoint(op, view, timestamp_ns, building_.bytes);
+        if (config_.bug == planted_bug::checkpoint_without_client_table) {
+            client_table(config_.clients_max).snapshot(building_.bytes);
+        } else {
+            clients_.snapshot(building_.bytes);
+        }
+        building_clients_end_ = building_.bytes.size();
+        image_building_ = true;
+        if constexpr (state_machine_with_incremental_snapshot<StateMachine>) {
+            machine_.snapshot_begin();
+        }
+        advance_image();
+    }
+
+    /// One step of the image being built; the last one seals it (sizes, checksum) and makes it
+    /// the latest, and a persistent replica stages it for the next flush.
+    void advance_image() {
+        if (!image_building_) return;
+        bool done = true;
+        if constexpr (state_machine_with_incremental_snapshot<StateMachine>) {
+            done = machine_.snapshot_step(building_.bytes, config_.checkpoint_step_size);
+        } else {
+            machine_.snapshot(building_.bytes);
+        }
+        if (journal_.persistent()) {  // written as it grows, synced by each flush on the way
+            journal_.write_checkpoint_part(building_written_,
+                                           std::span<const std::uint8_t>(building_.bytes).subspan(building_written_));
+            building_written_ = building_.bytes.size();
+        }
+        ++counters_.checkpoint_image_steps;
+        ++building_steps_;
+        if (!done) return;
+        counters_.checkpoint_images_in_steps += building_steps_ > 1;
+        image_building_ = false;
+        finish_checkpoint(building_clients_end_, building_.bytes);
+        building_.checksum = vsr::checksum(building_.bytes);
         ++counters_.checkpoint_images;
+        // The previous image stays, so a transfer in progress can finish across one new image;
+        // the one before it lends its buffer to the next build.
+        std::swap(checkpoint_previous_, checkpoint_);
+        std::swap(checkpoint_, building_);
+        // Persistent: the log behind it may go once it is durable (flush). Diskless: at once, if
+        // the log was held for it (tick calls prepare_after_compaction).
+        if (journal_.persistent()) journal_.checkpoint(checkpoint_, checkpoint_header_size);
+    }
+
+    /// Makes the journal durable, then sends what waited for it. Safe inside a handler: it
+    /// prepares nothing (prepare_after_compaction does, from the top level).
+    void flush_journal() {
+        if (halted_ || !journal_.dirty()) return;
+        if (!journal_.flush()) {
+            halt("storage failed");
+            return;
+        }
+        checkpoint_durable_op_ = std::min(checkpoint_.op, journal_.checkpoint_durable_op());
+        assert(checkpoint_durable_op_ >= log_.base());
+        for (const held_message& m : held_) {
+            if (m.to_client) {
+                bus_.send_to_client(m.target, m.bytes);
+            } else {
+                bus_.send_to_replica(static_cast<std::uint8_t>(m.target), m.bytes);
+            }
+        }
+        held_.clear();
+    }
+
+    /// The log may drop more than when last looked: a primary that stopped at op_prepare_max
+    /// prepares what waited. Called at the top level (tick, flush), never inside a handler.
+    /// True if it prepared anything.
+    bool prepare_after_compaction() {
+        if (halted_ || compaction_op() == compaction_seen_) return false;
+        compaction_seen_ = compaction_op();
+        if (status_ != replica_status::normal || !is_primary()) return false;
+        const std::uint64_t op_before = log_.op();
+        flush_requests();
+        return log_.op() != op_before;
+    }
+
+    /// Drops an image being built: the state it was taken of is being replaced.
+    void abandon_image() {
+        if (!image_building_) return;
+        image_building_ = false;
+        if constexpr (state_machine_with_incremental_snapshot<StateMachine>) {
+            machine_.snapshot_abandon();
+        }
     }
 
     void send_checkpoint_chunk(std::uint8_t target, const checkpoint_image& image, std::uint64_t offset) {
@@ -1528,7 +1617,16 @@ private:
                 return;
             }
         }
-        send_checkpoint_chunk(h.sender, image_for_transfer(), 0);
+        offer_image(h.sender);
+    }
+
+    /// Sends the start of an image, or, while one is being built, nothing (the replica asks again).
+    void offer_image(std::uint8_t target) {
+        if (const checkpoint_image* image = image_for_transfer()) {
+            send_checkpoint_chunk(target, *image, 0);
+        } else {
+            ++counters_.checkpoint_requests_deferred;
+        }
     }
 
     void request_checkpoint_chunk(std::uint8_t target) {
@@ -1576,6 +1674,7 @@ private:
 
     /// The transfer is complete: check it, restore it, and carry on from its op.
     void install_checkpoint() {
+        abandon_image();  // of the state about to be replaced
         checkpoint_transfer received = std::move(transfer_);
         transfer_ = checkpoint_transfer{};
         checkpoint_contents contents;
@@ -1712,6 +1811,12 @@ private:
     bool state_request_inflight_ = false;
     checkpoint_image checkpoint_;           // the latest: served to lagging replicas
     checkpoint_image checkpoint_previous_;  // the one before, for transfers that started on it
+    checkpoint_image building_;             // being built (image_building_), step by step
+    bool image_building_ = false;
+    std::uint64_t compaction_seen_ = 0;     // compaction_op() when prepare_after_compaction last looked
+    std::size_t building_clients_end_ = 0;  // where the client table ends in building_.bytes
+    std::size_t building_written_ = 0;      // bytes of building_ handed to the journal
+    std::uint64_t building_steps_ = 0;
     checkpoint_transfer transfer_;          // one being received
 
     tick_timeout heartbeat_timeout_;

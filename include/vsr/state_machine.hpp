@@ -2,6 +2,7 @@
 #pragma once
 
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -24,9 +25,8 @@ struct operation_context {
 ///   malformed bytes must produce an error result, never a crash.
 /// - snapshot(out): appends a deterministic serialisation of the whole state to `out`.
 /// - restore(bytes): replaces the state with a snapshot; returns false (state unchanged) if the
-///   bytes are not a valid snapshot.
-///   basic_replica does not call snapshot/restore yet: they are required now so that state
-///   machines are ready for checkpoints (log compaction), which will use them.
+///   bytes are not a valid snapshot. basic_replica puts them in checkpoint images
+///   (vsr/checkpoint.hpp) and restores from them after a state transfer or a restart.
 /// - result_size_max(): the largest result execute() or query() produces; constant. The replica
 ///   enforces it (capped at config::operation_size_max(), what a reply holds): a larger result is
 ///   dropped, the operation stays executed, and the client gets result_status::result_too_large.
@@ -53,5 +53,22 @@ concept state_machine_with_queries = state_machine<T> &&
     { const_machine.is_query(bytes) } -> std::same_as<bool>;
     const_machine.query(bytes, out);
 };
+
+/// Optional: snapshots taken in steps, so that checkpointing a large state never stalls the
+/// replica. basic_replica uses it when offered (one step per tick, config::checkpoint_step_size
+/// bytes); without it, a checkpoint image is one snapshot() call.
+/// - snapshot_begin(): the snapshot is of the state now. execute() calls that follow must not
+///   change what the steps append (copy-on-write, or any other way). Abandons one in progress.
+/// - snapshot_step(out, size_hint): appends the next part, about `size_hint` bytes or more;
+///   true once all of it is appended. The parts together are byte-identical to what snapshot()
+///   would have appended at snapshot_begin(), so every replica's image has the same checksum.
+/// - snapshot_abandon(): drops a snapshot in progress; so does restore().
+template <typename T>
+concept state_machine_with_incremental_snapshot =
+    state_machine<T> && requires(T& machine, std::vector<std::uint8_t>& out, std::size_t size_hint) {
+        machine.snapshot_begin();
+        { machine.snapshot_step(out, size_hint) } -> std::same_as<bool>;
+        machine.snapshot_abandon();
+    };
 
 }  // namespace vsr

@@ -187,6 +187,29 @@ BOOST_AUTO_TEST_CASE(storage_faults_happen) {
     BOOST_TEST(run(1, 3, vsr::planted_bug::none, 300, "diskless").cluster_crashes == 0u);
 }
 
+// Checkpoint images are built in steps, one per tick, with operations executing in between (the
+// KV machine's copy-on-write), in both modes: each checkpoint when persistent, and on demand for
+// a lagging replica when diskless, which asks again while the image is being built.
+BOOST_AUTO_TEST_CASE(images_are_built_in_steps) {
+    std::uint64_t persistent_stepped = 0, diskless_stepped = 0, deferred = 0, restored = 0;
+    for (std::uint64_t seed = 1; seed <= 150; ++seed) {
+        const auto p = run(seed, 3, vsr::planted_bug::none, 300, "persistent");
+        BOOST_TEST_REQUIRE(p.ok, "seed " << seed << ": " << p.property << " " << p.detail);
+        persistent_stepped += p.images_built_in_steps;
+        const auto d = run(seed, 3, vsr::planted_bug::none, 300, "diskless");
+        BOOST_TEST_REQUIRE(d.ok, "seed " << seed << ": " << d.property << " " << d.detail);
+        diskless_stepped += d.images_built_in_steps;
+        deferred += d.image_requests_deferred;
+        restored += d.checkpoints_restored;
+    }
+    BOOST_TEST_MESSAGE("stepped images: persistent " << persistent_stepped << ", diskless " << diskless_stepped
+                                                     << "; deferred requests " << deferred << "; restored " << restored);
+    BOOST_TEST(persistent_stepped > 0u);
+    BOOST_TEST(diskless_stepped > 0u);
+    BOOST_TEST(deferred > 0u);
+    BOOST_TEST(restored > 0u);
+}
+
 // With every disk faulty, more than f replicas can lose what they acknowledged at once. The
 // cluster may then stop, but it must never give a wrong answer: only liveness may fail.
 BOOST_AUTO_TEST_CASE(damage_beyond_f_stops_but_never_lies) {
