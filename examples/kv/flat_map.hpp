@@ -114,6 +114,13 @@ public:
         return start + span - 1;
     }
 
+    /// Sizes the table for `count` entries at once. Inserting many entries in hash order (a
+    /// snapshot being restored) needs it: growing on the way would pack the early, low-hash
+    /// entries into one long probe run.
+    void reserve(std::size_t count) {
+        while ((count + 1) * 8 > slots_.size() * 7) grow();
+    }
+
     void clear() {
         slots_.clear();
         shift_ = 64;

@@ -198,8 +198,9 @@ public:
     bool restore(std::span<const std::uint8_t> bytes) {
         vsr::byte_reader r(bytes);
         std::uint64_t count = 0;
-        if (!r.read_u64(count) || count > bytes.size() / 8) return false;
+        if (!r.read_u64(count) || count > bytes.size() / 9) return false;  // an entry is 9 bytes or more
         flat_map restored;
+        restored.reserve(static_cast<std::size_t>(count));
         for (std::uint64_t i = 0; i < count; ++i) {
             std::uint32_t key_size = 0, value_size = 0;
             std::span<const std::uint8_t> key, value;

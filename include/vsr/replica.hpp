@@ -1505,6 +1505,9 @@ private:
         building_.checksum = 0;
         building_written_ = 0;
         building_steps_ = 0;
+        // Room for an image the size of the last one, so no step copies the image to grow it.
+        building_.bytes.clear();
+        building_.bytes.reserve(checkpoint_.bytes.size() + checkpoint_.bytes.size() / 8);
         begin_checkpoint(op, view, timestamp_ns, building_.bytes);
         if (config_.bug == planted_bug::checkpoint_without_client_table) {
             client_table(config_.clients_max).snapshot(building_.bytes);
