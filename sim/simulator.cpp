@@ -160,7 +160,7 @@ private:
 
     simulation_options options_;
     vsr::xoshiro256 random_;
-    vsr::xoshiro256 extra_random_;  // draws added later, kept apart so the others stay as they were
+    vsr::xoshiro256 extra_random_;                   // draws added later, kept apart so the others stay as they were
     std::size_t snapshot_homes_per_interval_ = 256;  // kv::state_machine's snapshot interval
     fault_profile profile_;
     vsr::config config_;
@@ -343,9 +343,9 @@ void kv_simulation::setup_checkpoint_steps() {
 void kv_simulation::start_replica(std::uint32_t index, bool recovering) {
     replica_node& node = replicas_[index];
     node.random = std::make_unique<vsr::xoshiro256>(random_.next_u64());
-    node.replica = std::make_unique<sim_replica>(config_, static_cast<std::uint8_t>(index), node.bus, node.clock,
-                                                 *node.random, node.storage, recovering,
-                                                 kv::state_machine(snapshot_homes_per_interval_));
+    node.replica =
+        std::make_unique<sim_replica>(config_, static_cast<std::uint8_t>(index), node.bus, node.clock, *node.random,
+                                      node.storage, recovering, kv::state_machine(snapshot_homes_per_interval_));
     if (persistent_ && recovering) {
         result_.damaged_restarts += node.replica->start_state() == vsr::journal_state::damaged;
         result_.loaded_restarts += node.replica->start_state() == vsr::journal_state::loaded;

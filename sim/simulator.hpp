@@ -53,9 +53,9 @@ struct simulation_result {
     // protocol paths exercised (summed over the final incarnations of the replicas)
     std::uint64_t entries_transferred = 0;
     std::uint64_t checkpoints_taken = 0;
-    std::uint64_t images_built_in_steps = 0;  // checkpoint images that took more than one step (tick)
+    std::uint64_t images_built_in_steps = 0;    // checkpoint images that took more than one step (tick)
     std::uint64_t image_requests_deferred = 0;  // image asked for while one was being built
-    std::uint64_t checkpoints_restored = 0;  // installed by state transfer
+    std::uint64_t checkpoints_restored = 0;     // installed by state transfer
     std::uint64_t recoveries = 0;
     std::uint64_t sessions_evicted = 0;
     std::uint64_t queries_answered = 0;  // reads answered by a primary without a log entry

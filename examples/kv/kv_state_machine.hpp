@@ -131,10 +131,10 @@ public:
     void snapshot(std::vector<std::uint8_t>& out) const {
         std::vector<hashed_entry> sorted;
         sorted.reserve(map_.size());
-        map_.for_each_in_hash_range(0, ~std::uint64_t{0}, [&](std::uint64_t hash, std::string_view key,
-                                                                 std::string_view value) {
-            sorted.push_back({hash, key, value});
-        });
+        map_.for_each_in_hash_range(0, ~std::uint64_t{0},
+                                    [&](std::uint64_t hash, std::string_view key, std::string_view value) {
+                                        sorted.push_back({hash, key, value});
+                                    });
         vsr::byte_writer w(out);
         w.u64(sorted.size());
         write_sorted(sorted, out);
@@ -171,14 +171,14 @@ public:
                     entries.push_back({saved_end->first.first, saved_end->first.second, *saved_end->second});
                 }
             }
-            map_.for_each_in_hash_range(low, high, [&](std::uint64_t hash, std::string_view key,
-                                                       std::string_view value) {
-                if (saved_in_interval_.empty() ||
-                    !std::binary_search(saved_in_interval_.begin(), saved_in_interval_.end(),
-                                        std::pair<std::uint64_t, std::string_view>{hash, key})) {
-                    entries.push_back({hash, key, value});
-                }
-            });
+            map_.for_each_in_hash_range(
+                low, high, [&](std::uint64_t hash, std::string_view key, std::string_view value) {
+                    if (saved_in_interval_.empty() ||
+                        !std::binary_search(saved_in_interval_.begin(), saved_in_interval_.end(),
+                                            std::pair<std::uint64_t, std::string_view>{hash, key})) {
+                        entries.push_back({hash, key, value});
+                    }
+                });
             write_sorted(entries, out);
             snapshot_.saved.erase(saved_begin, saved_end);
             if (high == ~std::uint64_t{0}) {
@@ -222,7 +222,6 @@ public:
     std::optional<std::string_view> find(std::string_view key) const { return map_.find(key); }
 
 private:
-
     struct hashed_entry {
         std::uint64_t hash;
         std::string_view key;

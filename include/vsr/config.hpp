@@ -98,7 +98,8 @@ struct config {
                entry_size_max() >= 128 + operation_size_min && batch_requests_max >= 1 && clients_max >= 1 &&
                request_queue_max >= 1 && checkpoint_interval >= 1 &&
                log_entries_max >= std::uint64_t{2} * checkpoint_interval + pipeline_max &&
-               checkpoint_size_max >= checkpoint_header_size && checkpoint_step_size >= 1 && heartbeat_ms < view_change_timeout_ms;
+               checkpoint_size_max >= checkpoint_header_size && checkpoint_step_size >= 1 &&
+               heartbeat_ms < view_change_timeout_ms;
     }
 };
 

@@ -91,8 +91,8 @@ struct replica_counters {
     std::uint64_t views_started_as_primary = 0;
     std::uint64_t state_transfer_requests = 0;
     std::uint64_t entries_transferred = 0;
-    std::uint64_t checkpoints = 0;        // checkpoint ops executed (the log may drop what they cover)
-    std::uint64_t checkpoint_images = 0;  // images serialised (persistent: each checkpoint; else on demand)
+    std::uint64_t checkpoints = 0;                   // checkpoint ops executed (the log may drop what they cover)
+    std::uint64_t checkpoint_images = 0;             // images serialised (persistent: each checkpoint; else on demand)
     std::uint64_t checkpoint_image_steps = 0;        // snapshot steps taken (one per tick while building)
     std::uint64_t checkpoint_images_in_steps = 0;    // images that took more than one step
     std::uint64_t checkpoint_images_hurried = 0;     // the next checkpoint came first: built at once
@@ -1820,7 +1820,7 @@ private:
     std::size_t building_clients_end_ = 0;  // where the client table ends in building_.bytes
     std::size_t building_written_ = 0;      // bytes of building_ handed to the journal
     std::uint64_t building_steps_ = 0;
-    checkpoint_transfer transfer_;          // one being received
+    checkpoint_transfer transfer_;  // one being received
 
     tick_timeout heartbeat_timeout_;
     tick_timeout prepare_resend_timeout_;

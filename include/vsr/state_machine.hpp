@@ -64,11 +64,11 @@ concept state_machine_with_queries = state_machine<T> &&
 ///   would have appended at snapshot_begin(), so every replica's image has the same checksum.
 /// - snapshot_abandon(): drops a snapshot in progress; so does restore().
 template <typename T>
-concept state_machine_with_incremental_snapshot =
-    state_machine<T> && requires(T& machine, std::vector<std::uint8_t>& out, std::size_t size_hint) {
-        machine.snapshot_begin();
-        { machine.snapshot_step(out, size_hint) } -> std::same_as<bool>;
-        machine.snapshot_abandon();
-    };
+concept state_machine_with_incremental_snapshot = state_machine<T> &&
+    requires(T& machine, std::vector<std::uint8_t>& out, std::size_t size_hint) {
+    machine.snapshot_begin();
+    { machine.snapshot_step(out, size_hint) } -> std::same_as<bool>;
+    machine.snapshot_abandon();
+};
 
 }  // namespace vsr

@@ -83,7 +83,10 @@ void write_journal(fuzz::input& in, const vsr::config& config, sim::sim_storage&
     const std::uint64_t count = in.below(12);
     for (std::uint64_t op = 1; op <= count; ++op) {
         journal.append(make_entry(in, op, view), op - in.below(3));
-        if (op % config.checkpoint_interval == 0 && in.boolean()) { const auto image = make_image(op, view); journal.checkpoint(image, image.bytes.size()); }
+        if (op % config.checkpoint_interval == 0 && in.boolean()) {
+            const auto image = make_image(op, view);
+            journal.checkpoint(image, image.bytes.size());
+        }
         if (in.below(4) == 0) FUZZ_CHECK(journal.flush());
     }
     if (count > 0 && in.below(4) == 0) journal.truncate(count - 1 - in.below(static_cast<std::size_t>(count)) / 2);

@@ -410,16 +410,16 @@ BOOST_AUTO_TEST_CASE(incremental_snapshot_saves_only_keys_not_yet_appended) {
     std::size_t appended = 0, saved_expected = 0;
     for (int i = 0; i < 20000; ++i) {
         const std::string key = key_of(static_cast<std::uint64_t>(i));
-        const bool in_image = std::string_view(reinterpret_cast<const char*>(built.data()), built.size()).find(key + std::string("v")) !=
-                              std::string_view::npos;
+        const bool in_image =
+            std::string_view(reinterpret_cast<const char*>(built.data()), built.size()).find(key + std::string("v")) !=
+            std::string_view::npos;
         appended += in_image;
         saved_expected += !in_image;
         put(m, key, "changed");
     }
     BOOST_TEST(appended > 0u);
     BOOST_TEST(m.snapshot_saved_keys() == saved_expected);
-    while (!m.snapshot_step(built, 1 << 20)) {
-    }
+    while (!m.snapshot_step(built, 1 << 20)) {}
     kv::state_machine restored;
     BOOST_TEST_REQUIRE(restored.restore(built));
     BOOST_TEST(restored.size() == 20000u);
@@ -440,7 +440,6 @@ BOOST_AUTO_TEST_CASE(restore_abandons_incremental_snapshot) {
     BOOST_TEST(m.snapshot_saved_keys() == 0u);
     m.snapshot_begin();
     bytes again;
-    while (!m.snapshot_step(again, 1)) {
-    }
+    while (!m.snapshot_step(again, 1)) {}
     BOOST_TEST(again == snapshot_of(small));
 }

@@ -203,7 +203,8 @@ BOOST_AUTO_TEST_CASE(images_are_built_in_steps) {
         restored += d.checkpoints_restored;
     }
     BOOST_TEST_MESSAGE("stepped images: persistent " << persistent_stepped << ", diskless " << diskless_stepped
-                                                     << "; deferred requests " << deferred << "; restored " << restored);
+                                                     << "; deferred requests " << deferred << "; restored "
+                                                     << restored);
     BOOST_TEST(persistent_stepped > 0u);
     BOOST_TEST(diskless_stepped > 0u);
     BOOST_TEST(deferred > 0u);

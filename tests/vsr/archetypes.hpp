@@ -59,6 +59,17 @@ public:
 };
 static_assert(vsr::state_machine_with_queries<state_machine_with_queries>);
 
+/// vsr::state_machine_with_incremental_snapshot: the above plus the three snapshot steps. Its
+/// snapshot is empty, so the first step completes it.
+class state_machine_with_incremental_snapshot : public state_machine {
+public:
+    void snapshot_begin() {}
+    bool snapshot_step(std::vector<std::uint8_t>&, std::size_t) { return true; }
+    void snapshot_abandon() {}
+};
+static_assert(vsr::state_machine_with_incremental_snapshot<state_machine_with_incremental_snapshot>);
+static_assert(!vsr::state_machine_with_incremental_snapshot<state_machine>);
+
 /// vsr::message_bus. Drops every message (the concept allows it).
 class message_bus {
 public:

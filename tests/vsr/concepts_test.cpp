@@ -26,6 +26,8 @@ template class vsr::basic_replica<archetypes::state_machine_with_queries, archet
                                   archetypes::time_source, archetypes::random_source>;
 template class vsr::basic_replica<archetypes::state_machine, archetypes::message_bus, archetypes::time_source,
                                   archetypes::random_source, archetypes::storage>;
+template class vsr::basic_replica<archetypes::state_machine_with_incremental_snapshot, archetypes::message_bus,
+                                  archetypes::time_source, archetypes::random_source, archetypes::storage>;
 template class vsr::basic_client<archetypes::message_bus, archetypes::random_source>;
 
 using replica_type = vsr::basic_replica<archetypes::state_machine, archetypes::message_bus, archetypes::time_source,
@@ -70,6 +72,13 @@ struct machine_with_mutating_query : archetypes::state_machine {
 };
 static_assert(vsr::state_machine<machine_with_mutating_query>);
 static_assert(!vsr::state_machine_with_queries<machine_with_mutating_query>);
+
+struct machine_with_step_without_result : archetypes::state_machine {
+    void snapshot_begin();
+    void snapshot_step(std::vector<std::uint8_t>&, std::size_t);  // must say whether it is done
+    void snapshot_abandon();
+};
+static_assert(!vsr::state_machine_with_incremental_snapshot<machine_with_step_without_result>);
 
 struct bus_without_client_path {
     void send_to_replica(std::uint8_t, std::span<const std::uint8_t>);

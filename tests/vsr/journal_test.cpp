@@ -81,7 +81,10 @@ BOOST_AUTO_TEST_CASE(flushed_entries_view_and_checkpoint_come_back) {
     journal j(d.storage, small_config(), 1);
     j.set_view(3, 2);
     append(j, 1, 4, 2);
-    { const auto image = make_image(4, 2); j.checkpoint(image, image.bytes.size()); }
+    {
+        const auto image = make_image(4, 2);
+        j.checkpoint(image, image.bytes.size());
+    }
     append(j, 5, 6, 2);
     BOOST_TEST(j.checkpoint_durable_op() == 4u);
 
