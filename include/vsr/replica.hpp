@@ -1677,15 +1677,16 @@ private:
 
     /// The transfer is complete: check it, restore it, and carry on from its op.
     void install_checkpoint() {
-        abandon_image();  // of the state about to be replaced
         checkpoint_transfer received = std::move(transfer_);
         transfer_ = checkpoint_transfer{};
         checkpoint_contents contents;
         client_table clients(config_.clients_max);
         const bool checked = config_.bug == planted_bug::restore_unchecked_checkpoint ||
                              vsr::checksum(received.bytes) == received.checksum;
-        if (!checked || !decode_checkpoint(received.bytes, contents) || contents.op != received.op ||
-            contents.view != received.view || !clients.restore(contents.clients) || !machine_.restore(contents.state)) {
+        const bool valid = checked && decode_checkpoint(received.bytes, contents) && contents.op == received.op &&
+                           contents.view == received.view && clients.restore(contents.clients);
+        if (valid) abandon_image();  // of the state about to be replaced
+        if (!valid || !machine_.restore(contents.state)) {
             ++counters_.checkpoints_rejected;
             rotate_state_source();
             return;  // the retry timeout asks again, elsewhere
