@@ -108,6 +108,7 @@ public:
     bool replica_paused(std::uint32_t index) const { return replicas_[index].paused; }
     void crash_replica(std::uint32_t index);
     void crash_replica(std::uint32_t index, bool may_lose_disk);
+    bool disk_may_be_lost(std::uint32_t index) const;
     std::uint64_t partition_side(std::uint64_t side);
     void partitioned(std::uint64_t side);
     void clogged() { ++result_.clogs; }
@@ -573,6 +574,15 @@ void kv_simulation::fault_step() {
 
 void kv_simulation::crash_replica(std::uint32_t index) { crash_replica(index, true); }
 
+/// Lost disks and faulty ones share one budget of f replicas: a replica with a faulty disk can
+/// restart damaged at any time (a halt is not a drawn crash), so a disk lost elsewhere beside it
+/// would leave two replicas without their state and no quorum to recover from (seed 67884).
+bool kv_simulation::disk_may_be_lost(std::uint32_t index) const {
+    if (faulty_disk_[index]) return true;
+    const auto faulty = static_cast<std::uint32_t>(std::count(faulty_disk_.begin(), faulty_disk_.end(), true));
+    return faulty < (options_.replicas - 1u) / 2u;
+}
+
 void kv_simulation::crash_replica(std::uint32_t index, bool may_lose_disk) {
     record_trace(event_kind::restart, index, index, {});
     mix_trace(0xC0 + index);
@@ -581,8 +591,9 @@ void kv_simulation::crash_replica(std::uint32_t index, bool may_lose_disk) {
     node.flush_scheduled = false;
     for (auto& other : replicas_) other.storage.allow_full_disk(false);  // until all are well again
     if (persistent_) {
-        // Usually the disk survives the crash; now and then it is lost with the machine.
-        if (may_lose_disk && vsr::chance(*node.disk_random, 1, 4)) {
+        // Usually the disk survives the crash; now and then it is lost with the machine, unless
+        // that would make more than f replicas whose durable state can be lost or damaged.
+        if (may_lose_disk && vsr::chance(*node.disk_random, 1, 4) && disk_may_be_lost(index)) {
             node.storage.wipe();
             ++result_.disks_lost;
         } else {

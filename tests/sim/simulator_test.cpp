@@ -282,6 +282,27 @@ BOOST_AUTO_TEST_CASE(seed_40_stale_start_view_does_not_storm) {
     BOOST_TEST(r.messages_delivered < 1'000'000u);
 }
 
+// A faulty disk silently lost both the body and the redundant header of the last entry it had
+// acknowledged; restarted, the replica could not tell that entry from one never written, and a
+// view change without it lost committed op 10 (safety). No log can detect a write that vanished
+// with its only witness, so the simulated disk no longer loses or misdirects header writes (it
+// still tears and rots them): a lost body is then found damaged, and the replica recovers.
+BOOST_AUTO_TEST_CASE(seed_76905_lost_body_is_found_damaged) {
+    const auto r = run(76905, 3, vsr::planted_bug::none, 300, "persistent");
+    BOOST_TEST(r.ok, r.property << " " << r.detail);
+    BOOST_TEST(r.damaged_restarts > 0u);
+}
+
+// A replica with a faulty disk halted and restarted damaged while another replica had just lost
+// its disk: two of three replicas recovering, no quorum to recover from, the cluster stuck for
+// good (liveness). Beyond f, so the simulator no longer draws it: lost and faulty disks share
+// one budget of f replicas. The damage_beyond_f test still covers what happens past it.
+BOOST_AUTO_TEST_CASE(seed_67884_disk_loss_beside_a_faulty_disk) {
+    const auto r = run(67884, 3, vsr::planted_bug::none, 300, "persistent");
+    BOOST_TEST(r.ok, r.property << " " << r.detail);
+    BOOST_TEST(r.crashes > 0u);
+}
+
 // Found with the checkpoint draws, fixed with them (vsr/client.hpp, session_lost): a late
 // duplicate of a registration reply revived a session the client had just lost to eviction;
 // its request numbers started over and a delayed answer to an old query (another key) was
