@@ -285,8 +285,9 @@ BOOST_AUTO_TEST_CASE(seed_40_stale_start_view_does_not_storm) {
 // A faulty disk silently lost both the body and the redundant header of the last entry it had
 // acknowledged; restarted, the replica could not tell that entry from one never written, and a
 // view change without it lost committed op 10 (safety). No log can detect a write that vanished
-// with its only witness, so the simulated disk no longer loses or misdirects header writes (it
-// still tears and rots them): a lost body is then found damaged, and the replica recovers.
+// with its only witness (a corrupted header would read as a write never completed, too), so
+// the simulated disk no longer loses or misdirects header writes: a lost body is then found
+// damaged, and the replica recovers.
 BOOST_AUTO_TEST_CASE(seed_76905_lost_body_is_found_damaged) {
     const auto r = run(76905, 3, vsr::planted_bug::none, 300, "persistent");
     BOOST_TEST(r.ok, r.property << " " << r.detail);
