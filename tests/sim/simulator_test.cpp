@@ -282,6 +282,15 @@ BOOST_AUTO_TEST_CASE(seed_40_stale_start_view_does_not_storm) {
     BOOST_TEST(r.messages_delivered < 1'000'000u);
 }
 
+// After healing, a full disk still halted the primary (the fault steps had stopped but the disk
+// stayed allowed to fill): a query in flight died with its view and timed out, a liveness
+// failure the simulator itself caused. Healing now also stops full disks.
+BOOST_AUTO_TEST_CASE(seed_82727_no_full_disk_after_healing) {
+    const auto r = run(82727, 3, vsr::planted_bug::none, 300, "persistent");
+    BOOST_TEST(r.ok, r.property << " " << r.detail);
+    BOOST_TEST(r.cluster_crashes > 0u);
+}
+
 // A faulty disk silently lost both the body and the redundant header of the last entry it had
 // acknowledged; restarted, the replica could not tell that entry from one never written, and a
 // view change without it lost committed op 10 (safety). No log can detect a write that vanished
