@@ -104,8 +104,8 @@ public:
         }
     }
 
-    /// Hashes at or above `low` that share their home with it in the current table, at most:
-    /// how far one scan of `homes` slots reaches from `low` (saturating at the top of the range).
+    /// The last hash of the interval that covers `homes` table slots from low's slot on (the top
+    /// of the hash range if that is past it): one for_each_in_hash_range scan's worth.
     std::uint64_t hash_span_end(std::uint64_t low, std::size_t homes) const noexcept {
         if (slots_.empty()) return ~std::uint64_t{0};
         const std::uint64_t span = homes >= (std::size_t{1} << (64 - shift_)) ? 0 : std::uint64_t{homes} << shift_;
