@@ -22,7 +22,7 @@ declare -A cmd_pkg=([meson]=meson [ninja]=ninja-build [g++]=g++ [pkg-config]=pkg
 for cmd in meson ninja g++ pkg-config curl; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${cmd_pkg[$cmd]}")
 done
-for pkg in libssl-dev libboost-test-dev libbenchmark-dev; do
+for pkg in libssl-dev libsqlite3-dev libboost-test-dev libbenchmark-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 # iproute2 and nftables: the nemesis (tests/chaos) builds network namespaces and injects network
