@@ -68,9 +68,10 @@ public:
         return result == SQLITE_DONE;
     }
     void reset() {
+        if (statement_ == nullptr) return;
         sqlite3_reset(statement_);
         sqlite3_clear_bindings(statement_);
-        result_ = statement_ == nullptr ? SQLITE_MISUSE : SQLITE_OK;
+        result_ = SQLITE_OK;
     }
 
     std::int64_t integer(int column) const { return sqlite3_column_int64(statement_, column); }

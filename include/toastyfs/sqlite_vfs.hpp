@@ -8,10 +8,12 @@
 // - Page checksums. Every database is created with 8 reserved bytes at the end of each page
 //   (SQLITE_FCNTL_RESERVE_BYTES, set by metadata_store before the first write). Every page-sized
 //   write to the database or its WAL stores XXH64 of the page in them; every page-sized read
-//   checks it and answers SQLITE_IOERR_DATA on a mismatch. So rot at rest, a torn page and a
-//   zeroed page are errors, never wrong answers. Pages are recognised by size (a power of two of
-//   at least 512): SQLite's other I/O (the WAL header and frame headers, the first 100 bytes of
-//   the database header, whole frames read during WAL recovery) has other sizes.
+//   checks it and answers SQLITE_IOERR_DATA on a mismatch, then zeroes them again (SQLite's WAL
+//   frame checksums cover its own copy of the page, whose reserved bytes are zero). So rot at
+//   rest, a torn page and a zeroed page are errors, never wrong answers. Pages are recognised by
+//   size (a power of two of at least 512): SQLite's other I/O (the WAL header and frame headers,
+//   the first 100 bytes of the database header) has other sizes. Whole frames read by WAL
+//   recovery are left to SQLite's own frame checksums, which end the WAL at a torn commit.
 // - Locks and WAL shared memory in process memory. One process owns a store, but it opens two
 //   connections to it (the executing one, and a reader of the last checkpoint that serves state
 //   transfer), so SQLite's file locks and WAL-index locks are kept here, per file name, with
@@ -59,6 +61,12 @@ inline constexpr int sqlite_page_checksum_size = 8;
 
 class sqlite_vfs {
 public:
+    /// SQLite draws WAL salts from one generator per process, seeded from the default VFS, not
+    /// from ours: a simulation seeds it so that its files are the same bytes in every run.
+    static void seed_process_randomness(std::uint32_t seed) {
+        sqlite3_test_control(SQLITE_TESTCTRL_PRNG_SEED, static_cast<int>(seed | 1), nullptr);
+    }
+
     sqlite_vfs(metadata_disk& disk, std::uint64_t seed) : disk_(disk), random_(seed) {
         static std::atomic<std::uint64_t> instances{0};
         name_ = "toastyfs-" + std::to_string(instances.fetch_add(1));
@@ -121,6 +129,7 @@ private:
         shared_file* shared;  // main database files only
         int lock;
         bool checksummed;  // the main database and its WAL hold pages with checksums
+        bool wal;
         bool delete_on_close;
         bool mapped;
         std::uint16_t shm_shared_mask;
@@ -130,6 +139,8 @@ private:
 
     static sqlite_vfs& of(sqlite3_vfs* vfs) noexcept { return *static_cast<sqlite_vfs*>(vfs->pAppData); }
     static open_file& of(sqlite3_file* file) noexcept { return *reinterpret_cast<open_file*>(file); }
+
+    static constexpr int wal_frame_header_size = 24;
 
     static bool is_page_size(int amount) noexcept {
         return amount >= 512 && amount <= 65536 && (amount & (amount - 1)) == 0;
@@ -173,6 +184,7 @@ private:
         f->file = std::move(file);
         f->name = std::move(file_name);
         f->checksummed = (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) != 0;
+        f->wal = (flags & SQLITE_OPEN_WAL) != 0;
         f->delete_on_close = (flags & SQLITE_OPEN_DELETEONCLOSE) != 0;
         if ((flags & SQLITE_OPEN_MAIN_DB) != 0) {
             auto& shared = self.shared_[f->name];
@@ -238,14 +250,28 @@ private:
                                                 std::span<std::uint8_t>(bytes, static_cast<std::size_t>(amount)), read);
         if (status != metadata_io::ok) return self.io_error(status, SQLITE_IOERR_READ);
         if (read < static_cast<std::size_t>(amount)) return SQLITE_IOERR_SHORT_READ;  // zero-filled
-        if (f.checksummed && is_page_size(amount)) {
+        if (!f.checksummed) return SQLITE_OK;
+        if (is_page_size(amount)) {
             ++self.counters_.pages_read;
             if (vsr::load_le64(bytes + amount - sqlite_page_checksum_size) != page_checksum(bytes, amount)) {
                 ++self.counters_.page_checksum_failures;
                 return SQLITE_IOERR_DATA;
             }
+            hide_checksum(bytes, amount);
+        } else if (f.wal && amount > wal_frame_header_size && is_page_size(amount - wal_frame_header_size)) {
+            // A whole frame, read by WAL recovery: SQLite's frame checksum decides whether it is
+            // valid (frames past the last commit are torn or stale, not damaged), so ours is only
+            // hidden.
+            hide_checksum(bytes + wal_frame_header_size, amount - wal_frame_header_size);
         }
         return SQLITE_OK;
+    }
+
+    /// SQLite never sees a page checksum: it computes the WAL's frame checksums over its own
+    /// copy of each page, whose reserved bytes it never writes, so they must read back as the
+    /// zeros it keeps there (new pages are zeroed whole).
+    static void hide_checksum(std::uint8_t* page, int amount) noexcept {
+        std::memset(page + amount - sqlite_page_checksum_size, 0, sqlite_page_checksum_size);
     }
 
     static int x_write(sqlite3_file* file, const void* in, int amount, sqlite3_int64 offset) {

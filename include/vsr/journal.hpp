@@ -106,6 +106,10 @@ inline bool decode_record_header(std::span<const std::uint8_t> bytes, std::uint3
     return true;
 }
 
+/// superblock::checkpoint_zone of a checkpoint whose image the state machine's own store keeps
+/// (vsr::state_machine_with_stored_state): no checkpoint zone holds it.
+inline constexpr std::uint8_t checkpoint_in_machine = 2;
+
 struct superblock {
     std::uint64_t sequence = 0;  // 0: none
     std::uint32_t cluster = 0;
@@ -123,7 +127,7 @@ struct superblock {
     std::uint64_t checkpoint_timestamp_ns = 0;
     std::uint64_t checkpoint_checksum = 0;
     std::uint64_t checkpoint_size = 0;
-    std::uint8_t checkpoint_zone = 0;  // 0 or 1
+    std::uint8_t checkpoint_zone = 0;  // 0 or 1, or checkpoint_in_machine
     std::uint8_t recovering = 0;       // 1: what is on disk is not to be trusted (see journal)
 };
 
@@ -163,7 +167,7 @@ inline bool decode_superblock(std::span<const std::uint8_t> copy, std::uint32_t 
                              &s.checkpoint_checksum, &s.checkpoint_size}) {
         if (!r.read_u64(*v)) return false;
     }
-    return s.cluster == cluster && s.checkpoint_zone <= 1 && s.recovering <= 1 && s.sequence > 0;
+    return s.cluster == cluster && s.checkpoint_zone <= checkpoint_in_machine && s.recovering <= 1 && s.sequence > 0;
 }
 
 /// What a restart finds on disk.
@@ -240,7 +244,8 @@ public:
         view_ = best.view;
         last_normal_view_ = best.last_normal_view;
         recovering_ = best.recovering != 0;
-        if (best.checkpoint_op != 0 && !load_checkpoint(best, out.checkpoint)) {
+        if (best.checkpoint_op != 0 && best.checkpoint_zone != checkpoint_in_machine &&
+            !load_checkpoint(best, out.checkpoint)) {
             return damaged(out, "the checkpoint image does not match its checksum");
         }
         return walk(best, out);
@@ -439,21 +444,27 @@ private:
 
     /// The zone a new image goes to: the one the durable superblock does not name.
     std::uint8_t next_checkpoint_index() const noexcept {
-        return superblock_.checkpoint_op == 0 ? 0 : static_cast<std::uint8_t>(1 - superblock_.checkpoint_zone);
+        return superblock_.checkpoint_op == 0 || superblock_.checkpoint_zone > 1
+                   ? 0
+                   : static_cast<std::uint8_t>(1 - superblock_.checkpoint_zone);
     }
     zone next_checkpoint_zone() const noexcept {
         return next_checkpoint_index() == 0 ? zone::checkpoint_0 : zone::checkpoint_1;
     }
 
     /// Writes image bytes [0, unwritten_to) (the rest is there already) and names the image in
-    /// the next superblock.
+    /// the next superblock. An image the state machine keeps is durable already (its store
+    /// committed it): only the superblock names it.
     void stage_checkpoint(const checkpoint_image& image, std::size_t unwritten_to) {
-        const std::uint8_t target = next_checkpoint_index();
-        const zone z = next_checkpoint_zone();
-        if (!storage_.write(z, 0, std::span<const std::uint8_t>(image.bytes).first(unwritten_to))) io_error_ = true;
-        written_ = true;
+        std::uint8_t target = checkpoint_in_machine;
+        if (!image.state_in_machine()) {
+            target = next_checkpoint_index();
+            const zone z = next_checkpoint_zone();
+            if (!storage_.write(z, 0, std::span<const std::uint8_t>(image.bytes).first(unwritten_to))) io_error_ = true;
+            written_ = true;
+        }
         checkpoint_next_ = checkpoint_image{image.op, image.view, image.timestamp_ns, image.checksum, {}};
-        checkpoint_next_size_ = image.bytes.size();
+        checkpoint_next_size_ = image.size();
         checkpoint_next_zone_ = target;
         checkpoint_pending_ = true;
         dirty_ = true;

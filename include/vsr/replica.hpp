@@ -132,6 +132,9 @@ struct tick_timeout {
 template <state_machine StateMachine, message_bus MessageBus, time_source Time, random_source Random,
           storage Storage = memory_storage>
 class basic_replica {
+    /// The machine keeps its state in a store of its own: no images, commits instead.
+    static constexpr bool machine_stores_state = state_machine_with_stored_state<StateMachine>;
+
 public:
     /// `storage`: where the replica keeps its durable state (vsr/journal.hpp); a diskless one
     /// (memory_storage) keeps nothing. A persistent replica first loads what its storage holds:
@@ -223,6 +226,12 @@ public:
     void tick() {
         if (halted_) return;
         advance_image();
+        if constexpr (machine_stores_state) {
+            if (exporting_ && ++export_idle_ticks_ > config_.ticks(export_idle_ms)) {
+                machine_.export_end();
+                exporting_ = false;
+            }
+        }
         prepare_after_compaction();
         switch (status_) {
             case replica_status::normal: tick_normal(); break;
@@ -313,7 +322,10 @@ private:
         std::uint64_t view = 0;
         std::uint64_t checksum = 0;
         std::uint64_t image_size = 0;
-        std::vector<std::uint8_t> bytes;  // the first bytes.size() bytes of the image
+        std::uint64_t received = 0;        // the image's first bytes, in order
+        std::vector<std::uint8_t> bytes;   // what was received; only the head when the machine imports the rest
+        std::vector<std::uint8_t> cursor;  // where the last chunk ended in the sender's export
+        bool importing = false;            // the machine is importing the state section
     };
 
     struct held_message {
@@ -354,30 +366,54 @@ private:
         held_.clear();
     }
 
+    /// A machine with a store of its own whose store failed: the state is undefined, so the
+    /// replica halts (a restart reopens the store, or recovers from the peers if it is damaged).
+    bool machine_failed() {
+        if constexpr (machine_stores_state) {
+            if (machine_.failed()) {
+                halt("the state machine's store failed");
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// What a machine with a store of its own found there (machine_stores_state only).
+    struct stored_checkpoint {
+        stored_state state = stored_state::empty;
+        std::uint64_t op = 0;
+        std::vector<std::uint8_t> record;  // the image's head: header and client table
+    };
+
     /// A persistent replica: rejoin with what the disk holds, or recover from the peers when it
     /// holds nothing trustworthy (lost, damaged, or a recovery that never finished).
     void start_from_storage(bool recovering) {
         journal_contents contents;
         start_state_ = journal_.load(contents);
         start_damage_ = contents.damage;
+        stored_checkpoint stored;
+        if constexpr (machine_stores_state) stored.state = machine_.open_stored(stored.op, stored.record);
         switch (start_state_) {
             case journal_state::foreign: halt(contents.damage); return;
             case journal_state::empty:
                 if (!recovering) {
-                    journal_.format();  // a new cluster's replica: the first flush formats the disk
+                    // A new cluster's replica: the first flush formats the disk. A store left
+                    // beside an empty journal belongs to nothing it promised.
+                    if (!clear_machine_store(stored)) return;
+                    journal_.format();
                     start_normal_timeout();
                     return;
                 }
                 break;
             case journal_state::damaged:
-                if (config_.bug == planted_bug::damaged_replica_votes && restore_from_storage(contents)) {
+                if (config_.bug == planted_bug::damaged_replica_votes && restore_from_storage(contents, stored)) {
                     rejoin();
                     return;
                 }
                 break;
             case journal_state::loaded:
                 if (contents.durable.recovering != 0) break;
-                if (!restore_from_storage(contents)) {
+                if (!restore_from_storage(contents, stored)) {
                     start_state_ = journal_state::damaged;
                     start_damage_ = "the checkpoint on disk does not restore";
                     break;
@@ -386,11 +422,27 @@ private:
                 execute_committed_entries();
                 return;
         }
+        stored.state = stored_state::damaged;  // whatever it holds: recovery replaces it
+        if (!clear_machine_store(stored)) return;
         journal_.restart_empty();  // nothing was restored: the state is still the empty one
         start_recovery();
     }
 
-    bool restore_from_storage(journal_contents& contents) {
+    /// Empties the machine's store unless it is empty already; false (halted) if that failed.
+    bool clear_machine_store(const stored_checkpoint& stored) {
+        if constexpr (machine_stores_state) {
+            if (stored.state != stored_state::empty && !machine_.clear_stored()) {
+                halt("the state machine's store failed");
+                return false;
+            }
+        }
+        (void)stored;
+        return true;
+    }
+
+    bool restore_from_storage(journal_contents& contents, stored_checkpoint& stored) {
+        if constexpr (machine_stores_state) return restore_from_machine_store(contents, stored);
+        (void)stored;
         const superblock& durable = contents.durable;
         if (durable.checkpoint_op != 0) {
             checkpoint_contents image;
@@ -415,6 +467,66 @@ private:
         view_ = durable.view;
         last_normal_view_ = durable.last_normal_view;
         return true;
+    }
+
+    /// The machine's store holds the state of its last checkpoint, which is the superblock's or
+    /// a later one (the store commits before the superblock names it; a crash may fall between).
+    /// The journal's entries after the store's op follow it only if the journal holds the entry
+    /// at that op (same op and tag, so the same prefix); otherwise the log restarts after it,
+    /// which loses nothing acknowledged: an entry is acknowledged only once durable, and entries
+    /// after an op the journal does not hold were never durable. Execution only reaches
+    /// committed ops, so the store's state is committed state.
+    bool restore_from_machine_store(journal_contents& contents, stored_checkpoint& stored) {
+        if constexpr (!machine_stores_state) {
+            return false;
+        } else {
+            const superblock& durable = contents.durable;
+            std::uint64_t skip = 0;  // journal entries the store covers already
+            if (stored.state == stored_state::loaded) {
+                checkpoint_contents head;
+                std::uint64_t state_size = 0;
+                client_table clients(config_.clients_max);
+                if (stored.op < durable.checkpoint_op || !decode_checkpoint_head(stored.record, head, state_size) ||
+                    head.op != stored.op || !clients.restore(head.clients)) {
+                    return false;
+                }
+                const std::uint64_t image_checksum = vsr::checksum(stored.record, machine_.digest());
+                if (stored.op == durable.checkpoint_op && image_checksum != durable.checkpoint_checksum &&
+                    config_.bug != planted_bug::restore_unchecked_checkpoint) {
+                    return false;
+                }
+                clients_ = std::move(clients);
+                checkpoint_ = checkpoint_image{
+                    stored.op, head.view, head.timestamp_ns, image_checksum, std::move(stored.record), state_size};
+                skip = stored.op - durable.checkpoint_op;
+            } else if (stored.state != stored_state::empty || durable.checkpoint_op != 0) {
+                return false;  // damaged, or behind the checkpoint the superblock names
+            }
+            log_.reset(checkpoint_.op, checkpoint_.view, checkpoint_.timestamp_ns);
+            timestamp_last_ = checkpoint_.timestamp_ns;
+            const bool attach = skip == 0 || (skip <= contents.log.size() &&
+                                              read_entry_header(contents.log[skip - 1]).view == checkpoint_.view);
+            if (attach) {
+                for (std::size_t i = skip; i < contents.log.size(); ++i) {
+                    timestamp_last_ = std::max(timestamp_last_, read_entry_header(contents.log[i]).timestamp_ns);
+                    log_.append(std::move(contents.log[i]));
+                }
+            }
+            commit_executed_ = checkpoint_durable_op_ = checkpoint_.op;
+            commit_max_ = std::max(contents.commit, checkpoint_.op);
+            view_ = durable.view;
+            last_normal_view_ = durable.last_normal_view;
+            if (skip > 0) {
+                // The superblock catches up with the store at the next flush.
+                if (attach) {
+                    for (std::uint64_t i = 0; i < skip; ++i) journal_.drop_oldest();
+                    journal_.checkpoint(checkpoint_, 0);
+                } else {
+                    journal_.install(checkpoint_);
+                }
+            }
+            return true;
+        }
     }
 
     /// Back in the view the disk names: a backup carries on in it (its log holds everything it
@@ -665,6 +777,7 @@ private:
                 const pending_query& q = queries_.front();
                 result_buffer_.clear();
                 machine_.query(q.operation, result_buffer_);
+                if (machine_failed()) return;
                 header reply = make_header(command::reply, address_client);
                 reply.status = static_cast<std::uint8_t>(limit_result());
                 reply.op = commit_executed_;
@@ -929,7 +1042,7 @@ private:
     /// Executes every committed entry held, nothing else.
     void execute_committed_entries() {
         if (status_ == replica_status::recovering && !sync_.active) return;
-        while (commit_executed_ < committed_in_log()) execute_entry(commit_executed_ + 1);
+        while (!halted_ && commit_executed_ < committed_in_log()) execute_entry(commit_executed_ + 1);
         if (config_.bug == planted_bug::compact_past_commit) {
             // Reaches the next checkpoint with whatever is prepared, committed or not.
             const std::uint64_t next =
@@ -953,7 +1066,7 @@ private:
         request_iterator requests(entry);
         request_record r;
         const bool reply = status_ == replica_status::normal && is_primary();
-        for (std::uint32_t index = 0; requests.next(r); ++index) {
+        for (std::uint32_t index = 0; !halted_ && requests.next(r); ++index) {
             if (!inflight_requests_.empty()) {  // only a primary has any
                 const auto inflight = inflight_requests_.find(r.client_id);
                 if (inflight != inflight_requests_.end() && inflight->second <= r.request_number) {
@@ -966,6 +1079,7 @@ private:
                 execute_operation(r, eh, op, index, reply);
             }
         }
+        if (halted_) return;
         commit_executed_ = op;
         ++counters_.ops_executed;
         if (op % config_.checkpoint_interval == 0) reached_checkpoint(eh);
@@ -997,6 +1111,7 @@ private:
         result_buffer_.clear();
         const operation_context context{op, index, eh.timestamp_ns, r.client_id};
         machine_.execute(context, r.operation, result_buffer_);
+        if (machine_failed()) return;  // no answer: the result says nothing
         const reply_status outcome = limit_result();
         client_table::record_reply(*session, r.request_number, op, index, result_buffer_, outcome);
         if (reply) resend_reply(*session);
@@ -1447,7 +1562,7 @@ private:
             execute_committed_entries();                     // checkpoints on the way make room
         }
         counters_.entries_transferred += taken;
-        if (commit_executed_ >= transfer_.op) transfer_ = checkpoint_transfer{};  // entries got us past it
+        if (commit_executed_ >= transfer_.op) drop_transfer();  // entries got us past it
         execute_committed();
         if (sync_.active && log_.op() >= sync_.prev_op) {
             finish_sync();
@@ -1464,6 +1579,10 @@ private:
     /// image when a lagging replica asks for one (image_for_transfer), so it builds none here.
     void reached_checkpoint(const entry_header& eh) {
         ++counters_.checkpoints;
+        if constexpr (machine_stores_state) {
+            store_checkpoint(eh);
+            return;
+        }
         if (!journal_.persistent()) {
             checkpoint_durable_op_ = eh.op;
             return;
@@ -1471,10 +1590,53 @@ private:
         start_image(eh.op, eh.view, eh.timestamp_ns);
     }
 
+    /// A machine with a store of its own commits the store, with the image's head (header and
+    /// client table) as its record: its cost follows what changed since the last checkpoint,
+    /// whatever the size of the state. The commit is durable when store_checkpoint returns, so
+    /// a persistent replica's superblock names it at the next flush (and the log behind it may
+    /// go then); a diskless replica's log may drop what it covers at once. The image's state
+    /// section stays in the store, from which transfers export it.
+    void store_checkpoint(const entry_header& eh) {
+        checkpoint_image image;
+        image.op = eh.op;
+        image.view = eh.view;
+        image.timestamp_ns = eh.timestamp_ns;
+        begin_checkpoint(eh.op, eh.view, eh.timestamp_ns, image.bytes);
+        append_client_table(image.bytes);
+        const std::size_t clients_end = image.bytes.size();
+        if constexpr (machine_stores_state) {
+            image.machine_state_size = machine_.export_size();
+            finish_checkpoint_head(clients_end, image.machine_state_size, image.bytes);
+            image.checksum = vsr::checksum(image.bytes, machine_.digest());
+            if (!machine_.store_checkpoint(image.op, image.bytes)) {
+                halt("the state machine's store failed");
+                return;
+            }
+        }
+        ++counters_.checkpoint_images;
+        checkpoint_previous_ = std::move(checkpoint_);
+        checkpoint_ = std::move(image);
+        if (journal_.persistent()) {
+            journal_.checkpoint(checkpoint_, 0);
+        } else {
+            checkpoint_durable_op_ = checkpoint_.op;
+        }
+    }
+
+    void append_client_table(std::vector<std::uint8_t>& out) const {
+        if (config_.bug == planted_bug::checkpoint_without_client_table) {
+            client_table(config_.clients_max).snapshot(out);
+        } else {
+            clients_.snapshot(out);
+        }
+    }
+
     /// An image to send a replica behind our log: the latest, if the log still reaches back to
     /// it; else one of the state now (every entry up to it executed, so it is committed) is
-    /// started, and nullptr returned until it is built (the lagging replica asks again).
+    /// started, and nullptr returned until it is built (the lagging replica asks again). A
+    /// machine with a store of its own always has the latest checkpoint's in its store.
     const checkpoint_image* image_for_transfer() {
+        if constexpr (machine_stores_state) return checkpoint_.op != 0 ? &checkpoint_ : nullptr;
         if (checkpoint_.op != 0 && checkpoint_.op >= log_.base()) return &checkpoint_;
         if (image_building_) return nullptr;
         assert(!journal_.persistent());  // its log never reaches behind its durable checkpoint
@@ -1509,11 +1671,7 @@ private:
         building_.bytes.clear();
         building_.bytes.reserve(checkpoint_.bytes.size() + checkpoint_.bytes.size() / 8);
         begin_checkpoint(op, view, timestamp_ns, building_.bytes);
-        if (config_.bug == planted_bug::checkpoint_without_client_table) {
-            client_table(config_.clients_max).snapshot(building_.bytes);
-        } else {
-            clients_.snapshot(building_.bytes);
-        }
+        append_client_table(building_.bytes);
         building_clients_end_ = building_.bytes.size();
         image_building_ = true;
         if constexpr (state_machine_with_incremental_snapshot<StateMachine>) {
@@ -1595,29 +1753,54 @@ private:
         }
     }
 
-    void send_checkpoint_chunk(std::uint8_t target, const checkpoint_image& image, std::uint64_t offset) {
-        assert(image.op != 0 && offset <= image.bytes.size());
-        encode_checkpoint_chunk(image, offset, suffix_body_max(), suffix_buffer_);
+    /// Sends the chunk of `image` at `offset`. Past the head of an image whose state the machine
+    /// keeps, the bytes come from the machine's export, from `cursor` on. False if the machine no
+    /// longer holds that checkpoint (a newer one replaced it): nothing was sent.
+    bool send_checkpoint_chunk(std::uint8_t target, const checkpoint_image& image, std::uint64_t offset,
+                               std::span<const std::uint8_t> cursor) {
+        assert(image.op != 0 && offset <= image.size());
+        if (offset < image.bytes.size() || !image.state_in_machine()) {
+            encode_checkpoint_chunk(image, offset, suffix_body_max(), suffix_buffer_);
+        } else if constexpr (machine_stores_state) {
+            export_part_.clear();
+            export_cursor_.clear();
+            const std::size_t room = suffix_body_max() - checkpoint_chunk_header_size - export_cursor_size_max;
+            const export_status status = machine_.export_part(image.op, cursor, room, export_part_, export_cursor_);
+            if (machine_failed()) return true;
+            if (status == export_status::unavailable) return false;
+            exporting_ = true;
+            export_idle_ticks_ = 0;
+            const bool last = status == export_status::last;
+            if (offset + export_part_.size() > image.size() || last != (offset + export_part_.size() == image.size()) ||
+                export_cursor_.size() > export_cursor_size_max) {
+                halt("the state machine's export does not match its size");
+                return true;
+            }
+            begin_checkpoint_chunk(image, offset, export_cursor_, suffix_buffer_);
+            byte_writer(suffix_buffer_).bytes(export_part_);
+        }
         send_to_replica(make_header(command::checkpoint_chunk, target), suffix_buffer_);
         ++counters_.checkpoint_chunks_sent;
+        return true;
     }
 
     /// The chunk asked for, if we hold that image (op and checksum); else the start of another.
     void on_get_checkpoint(const header& h, std::span<const std::uint8_t> body) {
         if (status_ == replica_status::recovering || (checkpoint_.op == 0 && commit_executed_ == 0)) return;
-        if (body.size() != 8) {
+        if (body.size() < 8 || body.size() > 8 + export_cursor_size_max) {
             ++counters_.dropped_malformed_body;
             return;
         }
         const std::uint64_t wanted_checksum = load_le64(body.data());
+        const auto cursor = body.subspan(8);
         for (const checkpoint_image* image : {&checkpoint_, &checkpoint_previous_}) {
             if (image->op == h.op && image->op != 0 && image->checksum == wanted_checksum) {
-                if (h.extra > image->bytes.size()) {
+                if (h.extra > image->size() || (h.extra > image->bytes.size() && cursor.empty())) {
                     ++counters_.dropped_malformed_body;
                     return;
                 }
-                send_checkpoint_chunk(h.sender, *image, h.extra);
-                return;
+                if (send_checkpoint_chunk(h.sender, *image, h.extra, cursor)) return;
+                break;  // the machine dropped it: offer the latest
             }
         }
         offer_image(h.sender);
@@ -1626,7 +1809,7 @@ private:
     /// Sends the start of an image, or, while one is being built, nothing (the replica asks again).
     void offer_image(std::uint8_t target) {
         if (const checkpoint_image* image = image_for_transfer()) {
-            send_checkpoint_chunk(target, *image, 0);
+            send_checkpoint_chunk(target, *image, 0, {});
         } else {
             ++counters_.checkpoint_requests_deferred;
         }
@@ -1635,9 +1818,10 @@ private:
     void request_checkpoint_chunk(std::uint8_t target) {
         header h = make_header(command::get_checkpoint, target);
         h.op = transfer_.op;
-        h.extra = transfer_.bytes.size();
-        std::array<std::uint8_t, 8> body{};
+        h.extra = transfer_.received;
+        std::vector<std::uint8_t> body(8);
         store_le64(body.data(), transfer_.checksum);
+        body.insert(body.end(), transfer_.cursor.begin(), transfer_.cursor.end());
         state_request_inflight_ = true;
         ++counters_.state_transfer_requests;
         send_to_replica(h, body);
@@ -1663,16 +1847,70 @@ private:
                           chunk.view == transfer_.view && chunk.image_size == transfer_.image_size;
         if (!same) {
             if (chunk.offset != 0 || chunk.op < transfer_.op) return;  // only start a newer one
-            transfer_ = checkpoint_transfer{chunk.op, chunk.view, chunk.checksum, chunk.image_size, {}};
+            drop_transfer();
+            transfer_.op = chunk.op;
+            transfer_.view = chunk.view;
+            transfer_.checksum = chunk.checksum;
+            transfer_.image_size = chunk.image_size;
         }
-        if (chunk.offset == transfer_.bytes.size()) {
-            transfer_.bytes.insert(transfer_.bytes.end(), chunk.bytes.begin(), chunk.bytes.end());
+        if (chunk.offset == transfer_.received && !accept_checkpoint_chunk(chunk)) {
+            if (machine_failed()) return;
+            drop_transfer();
+            ++counters_.checkpoints_rejected;
+            rotate_state_source();
+            return;  // the retry timeout asks again, elsewhere
         }
-        if (transfer_.bytes.size() < transfer_.image_size) {
+        if (transfer_.received < transfer_.image_size) {
             request_checkpoint_chunk(h.sender);
             return;
         }
         install_checkpoint();
+    }
+
+    /// Takes the chunk at the end of what was received. An image held whole grows in memory; of
+    /// an image whose state the machine keeps, only the head does, and the state section goes
+    /// to the machine's import. False if the bytes are no image.
+    bool accept_checkpoint_chunk(const checkpoint_chunk& chunk) {
+        if constexpr (!machine_stores_state) {
+            transfer_.bytes.insert(transfer_.bytes.end(), chunk.bytes.begin(), chunk.bytes.end());
+            transfer_.received += chunk.bytes.size();
+            return true;
+        }
+        std::span<const std::uint8_t> rest = chunk.bytes;
+        while (!rest.empty()) {
+            const bool header_known = transfer_.bytes.size() >= checkpoint_header_size;
+            const std::uint64_t head_size = header_known ? checkpoint_head_size(transfer_.bytes) : 0;
+            if (header_known && (head_size == 0 || head_size > transfer_.image_size)) return false;
+            if (!header_known || transfer_.received < head_size) {
+                const std::uint64_t want =
+                    header_known ? head_size - transfer_.received : checkpoint_header_size - transfer_.bytes.size();
+                const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(want, rest.size()));
+                transfer_.bytes.insert(transfer_.bytes.end(), rest.begin(),
+                                       rest.begin() + static_cast<std::ptrdiff_t>(take));
+                transfer_.received += take;
+                rest = rest.subspan(take);
+                continue;
+            }
+            if constexpr (machine_stores_state) {
+                if (!transfer_.importing) {
+                    machine_.import_begin();
+                    transfer_.importing = true;
+                }
+                if (!machine_.import_part(rest)) return false;
+            }
+            transfer_.received += rest.size();
+            rest = {};
+        }
+        transfer_.cursor.assign(chunk.cursor.begin(), chunk.cursor.end());
+        return true;
+    }
+
+    /// Forgets the transfer in progress (and what the machine imported of it).
+    void drop_transfer() {
+        if constexpr (machine_stores_state) {
+            if (transfer_.importing) machine_.import_abandon();
+        }
+        transfer_ = checkpoint_transfer{};
     }
 
     /// The transfer is complete: check it, restore it, and carry on from its op.
@@ -1681,12 +1919,27 @@ private:
         transfer_ = checkpoint_transfer{};
         checkpoint_contents contents;
         client_table clients(config_.clients_max);
-        const bool checked = config_.bug == planted_bug::restore_unchecked_checkpoint ||
-                             vsr::checksum(received.bytes) == received.checksum;
-        const bool valid = checked && decode_checkpoint(received.bytes, contents) && contents.op == received.op &&
-                           contents.view == received.view && clients.restore(contents.clients);
-        if (valid) abandon_image();  // of the state about to be replaced
-        if (!valid || !machine_.restore(contents.state)) {
+        std::uint64_t machine_state_size = 0;
+        bool installed = false;
+        if constexpr (machine_stores_state) {
+            const bool checked = config_.bug == planted_bug::restore_unchecked_checkpoint ||
+                                 vsr::checksum(received.bytes, machine_.import_digest()) == received.checksum;
+            const bool valid =
+                received.importing && checked && decode_checkpoint_head(received.bytes, contents, machine_state_size) &&
+                contents.op == received.op && contents.view == received.view &&
+                received.bytes.size() + machine_state_size == received.image_size && clients.restore(contents.clients);
+            installed = valid && machine_.import_finish(received.op, received.bytes);
+            if (!valid && received.importing) machine_.import_abandon();
+            if (machine_failed()) return;
+        } else {
+            const bool checked = config_.bug == planted_bug::restore_unchecked_checkpoint ||
+                                 vsr::checksum(received.bytes) == received.checksum;
+            const bool valid = checked && decode_checkpoint(received.bytes, contents) && contents.op == received.op &&
+                               contents.view == received.view && clients.restore(contents.clients);
+            if (valid) abandon_image();  // of the state about to be replaced
+            installed = valid && machine_.restore(contents.state);
+        }
+        if (!installed) {
             ++counters_.checkpoints_rejected;
             rotate_state_source();
             return;  // the retry timeout asks again, elsewhere
@@ -1697,8 +1950,9 @@ private:
         commit_max_ = std::max(commit_max_, contents.op);
         timestamp_last_ = std::max(timestamp_last_, contents.timestamp_ns);
         checkpoint_previous_ = checkpoint_image{};
-        checkpoint_ = checkpoint_image{contents.op, contents.view, contents.timestamp_ns, received.checksum,
-                                       std::move(received.bytes)};
+        checkpoint_ = checkpoint_image{
+            contents.op,       contents.view, contents.timestamp_ns, received.checksum, std::move(received.bytes),
+            machine_state_size};
         if (journal_.persistent()) {
             journal_.install(checkpoint_);
         } else {
@@ -1822,6 +2076,12 @@ private:
     std::size_t building_written_ = 0;      // bytes of building_ handed to the journal
     std::uint64_t building_steps_ = 0;
     checkpoint_transfer transfer_;  // one being received
+    // exporting the state section of a machine with a store of its own
+    bool exporting_ = false;
+    std::uint64_t export_idle_ticks_ = 0;
+    std::vector<std::uint8_t> export_part_;
+    std::vector<std::uint8_t> export_cursor_;
+    static constexpr std::uint64_t export_idle_ms = 10'000;  // then the store may drop what it kept
 
     tick_timeout heartbeat_timeout_;
     tick_timeout prepare_resend_timeout_;

@@ -71,4 +71,64 @@ concept state_machine_with_incremental_snapshot = state_machine<T> &&
     machine.snapshot_abandon();
 };
 
+/// What a state machine with a store of its own found there at start (open_stored).
+enum class stored_state : std::uint8_t {
+    empty,    // nothing stored: the state is the empty one
+    loaded,   // the state of the last stored checkpoint, with its op and record
+    damaged,  // what is stored cannot be trusted; the machine is empty again
+};
+
+/// What export_part did.
+enum class export_status : std::uint8_t {
+    part,         // appended a part; more follow after next_cursor
+    last,         // appended the last part
+    unavailable,  // the store no longer holds the checkpoint asked for (a newer one replaced it)
+};
+
+/// Optional: a machine that keeps its state in a durable store of its own, which may be far
+/// larger than memory (the object store's metadata in SQLite). basic_replica then takes no
+/// images of it: a checkpoint is a commit of the store, a restart reopens the store, and state
+/// transfer streams the store from one replica into another's, a part at a time.
+/// - open_stored(op, record): what the store holds at start (stored_state), with the op and
+///   record of its last stored checkpoint when loaded. Persistent replicas call it once, first.
+/// - clear_stored(): the store becomes empty (a replica about to recover); false if it failed.
+/// - store_checkpoint(op, record): makes the state now durable together with `op` and the
+///   replica's `record` (client table and the like), atomically: after a crash, open_stored
+///   gives this checkpoint or an earlier one, never a mix. Its cost follows what changed since
+///   the last one, not the size of the state. False: the store failed.
+/// - failed(): the store failed (I/O error, full disk, damage found); the replica halts.
+/// - digest(): a digest of the state now, equal on replicas with equal states.
+/// - export_size(): the bytes an export of the state now takes.
+/// - export_part(op, cursor, size_max, out, next_cursor): appends the part of the export of
+///   stored checkpoint `op` that follows `cursor` (empty: the start), at most size_max bytes
+///   unless a single record is larger, and sets next_cursor (at most cursor_size_max bytes).
+///   Exports of one op are byte-identical on every replica, as are their cursors, so a transfer
+///   can continue from any replica holding the same checkpoint.
+/// - export_end(): no export is in progress (the store may drop what it kept for one).
+/// - import_begin(), import_part(bytes) (false: malformed; the import is abandoned),
+///   import_digest() (the digest of what was imported), import_finish(op, record) (the import
+///   replaces the state and is stored as checkpoint `op` with `record`, atomically; false:
+///   incomplete or the store failed, state unchanged), import_abandon().
+template <typename T>
+concept state_machine_with_stored_state = state_machine<T> &&
+    requires(T& machine, const T& const_machine, std::uint64_t op, std::span<const std::uint8_t> bytes,
+             std::vector<std::uint8_t>& out, std::size_t size_max) {
+    { machine.open_stored(op, out) } -> std::same_as<stored_state>;
+    { machine.clear_stored() } -> std::same_as<bool>;
+    { machine.store_checkpoint(op, bytes) } -> std::same_as<bool>;
+    { const_machine.failed() } -> std::same_as<bool>;
+    { const_machine.digest() } -> std::same_as<std::uint64_t>;
+    { const_machine.export_size() } -> std::same_as<std::uint64_t>;
+    { machine.export_part(op, bytes, size_max, out, out) } -> std::same_as<export_status>;
+    machine.export_end();
+    machine.import_begin();
+    { machine.import_part(bytes) } -> std::same_as<bool>;
+    { const_machine.import_digest() } -> std::same_as<std::uint64_t>;
+    { machine.import_finish(op, bytes) } -> std::same_as<bool>;
+    machine.import_abandon();
+};
+
+/// Cursors of export_part are at most this long.
+inline constexpr std::size_t export_cursor_size_max = 2048;
+
 }  // namespace vsr
