@@ -1,17 +1,23 @@
 // toastyfs-node: one storage node of a ToastyFS cluster.
 //
 //   toastyfs-node --index N --replicas host:port,... --chunk-listen host:port --data DIR
-//                 [--cluster ID] [--recovering] [--upload-lease-ms MS] [--disk-quota-bytes N]
-//                 [--scrub-bytes-per-second N] [--log-level debug|info|warn]
+//                 [--diskless] [--cluster ID] [--recovering] [--upload-lease-ms MS]
+//                 [--disk-quota-bytes N] [--scrub-bytes-per-second N] [--log-level debug|info|warn]
 //
 // Two threads that share nothing:
 // - the metadata thread runs a VSR replica of the metadata state machine over the TCP message
-//   bus, listening on its own entry of --replicas;
+//   bus, listening on its own entry of --replicas. Persistent (the default): the replica's
+//   journal and superblock go to DIR/vsr (platform::file_storage) and the machine's SQLite
+//   store to DIR/metadata, so a restart, even after kill -9 or a power loss, reloads what the
+//   node acknowledged. --diskless keeps the seed's mode: nothing of the metadata survives a
+//   restart (the store in DIR/metadata is scratch, emptied at start), and a restarted node
+//   recovers it from the others (--recovering).
 // - the chunk thread serves the chunk protocol on --chunk-listen from a chunk store under
 //   DIR/chunks, and scrubs it in the background (every stored chunk re-verified in turn).
 // Chunk I/O (fsync included) therefore never delays heartbeats or prepares.
-// --recovering restarts a node whose memory is gone (kill -9): VSR recovery runs first. The
-// chunks on disk survive a restart either way. SIGTERM/SIGINT exit cleanly.
+// --recovering says the node lost what it held (a diskless restart, or a persistent node whose
+// data directory is gone): VSR recovery runs first. The chunks on disk survive a restart either
+// way. SIGTERM/SIGINT exit cleanly.
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -26,7 +32,10 @@
 #include "platform/cli.hpp"
 #include "platform/crypto.hpp"
 #include "platform/event_loop.hpp"
+#include "platform/file.hpp"
+#include "platform/file_storage.hpp"
 #include "platform/log.hpp"
+#include "platform/metadata_disk_posix.hpp"
 #include "platform/process.hpp"
 #include "platform/real_time.hpp"
 #include "platform/replica_bus.hpp"
@@ -44,7 +53,7 @@ namespace {
 using platform::log;
 using platform::log_level;
 using replica_type = vsr::basic_replica<toastyfs::metadata_state_machine, platform::tcp_message_bus,
-                                        platform::real_time, vsr::xoshiro256>;
+                                        platform::real_time, vsr::xoshiro256, platform::file_storage>;
 using store_type = toastyfs::chunk_store<platform::posix_chunk_disk, platform::openssl_crypto>;
 
 struct arguments {
@@ -54,6 +63,7 @@ struct arguments {
     std::string data_directory;
     std::uint64_t cluster = 0;
     bool recovering = false;
+    bool diskless = false;
     std::uint64_t upload_lease_ms = 3'600'000;
     std::uint64_t disk_quota_bytes = 0;
     std::uint64_t scrub_bytes_per_second = 8ull << 20;
@@ -67,9 +77,13 @@ void usage(std::FILE* out) {
                  "  --index N                  this node's index into --replicas\n"
                  "  --replicas LIST            every node's metadata (VSR) address, host:port,... in index order\n"
                  "  --chunk-listen ADDRESS     where this node serves chunks (host:port)\n"
-                 "  --data DIR                 this node's data directory (created if missing)\n"
+                 "  --data DIR                 this node's data directory (created if missing): chunks,\n"
+                 "                             and unless --diskless the metadata journal and store\n"
+                 "  --diskless                 keep no metadata across restarts (the seed's mode): a\n"
+                 "                             restarted node recovers it from the others (--recovering)\n"
                  "  --cluster ID               cluster id, 0..4294967295 (default 0); all processes must agree\n"
-                 "  --recovering               restart after a crash (memory lost): run VSR recovery first\n"
+                 "  --recovering               this node lost its metadata (a diskless restart, or its data\n"
+                 "                             directory is gone): run VSR recovery first\n"
                  "  --upload-lease-ms MS       how long an upload may take to commit (default 3600000);\n"
                  "                             every node and proxy must agree\n"
                  "  --disk-quota-bytes N       refuse chunk writes beyond N bytes stored (default 0: disk size)\n"
@@ -91,6 +105,10 @@ int parse_arguments(int argc, char** argv, arguments& out) {
         }
         if (flag == "--recovering") {
             out.recovering = true;
+            continue;
+        }
+        if (flag == "--diskless") {
+            out.diskless = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -237,10 +255,12 @@ void report(const replica_type& replica, const platform::tcp_message_bus& bus) {
     const vsr::replica_counters& r = replica.counters();
     const platform::tcp_bus_counters& b = bus.counters();
     log(log_level::info,
-        "counters status=%s view=%llu op=%llu commit=%llu ops_executed=%llu view_changes_started=%llu "
-        "recoveries=%llu peers=%zu clients=%zu bus_closed=%llu bus_dropped_not_connected=%llu",
+        "counters status=%s view=%llu op=%llu commit=%llu checkpoint=%llu log_entries=%zu ops_executed=%llu "
+        "view_changes_started=%llu recoveries=%llu peers=%zu clients=%zu bus_closed=%llu "
+        "bus_dropped_not_connected=%llu",
         vsr::to_string(replica.status()), static_cast<unsigned long long>(replica.view()),
         static_cast<unsigned long long>(replica.op()), static_cast<unsigned long long>(replica.commit()),
+        static_cast<unsigned long long>(replica.checkpoint_durable_op()), replica.log().size(),
         static_cast<unsigned long long>(r.ops_executed), static_cast<unsigned long long>(r.view_changes_started),
         static_cast<unsigned long long>(r.recoveries_completed), bus.status().connected_replicas.size(),
         bus.status().client_connections, static_cast<unsigned long long>(b.closed_total()),
@@ -284,8 +304,47 @@ toastyfs::metadata_options metadata_options(const arguments& args, const vsr::co
     return options;
 }
 
+/// Where the metadata lives: DIR/vsr (journal) and DIR/metadata (SQLite), both persistent unless
+/// --diskless (then the store is scratch, emptied at start, and the journal is not kept).
+struct metadata_disks {
+    platform::file_storage journal;  // default-constructed: diskless
+    std::unique_ptr<platform::posix_metadata_disk> store;
+};
+
+bool open_metadata_disks(const arguments& args, metadata_disks& out) {
+    std::string error;
+    if (!args.diskless) {
+        const std::string journal = args.data_directory + "/vsr";
+        if (!platform::make_directories(journal, error) || !out.journal.open(journal, error)) {
+            log(log_level::warn, "journal in %s: %s", journal.c_str(), error.c_str());
+            return false;
+        }
+    }
+    out.store = std::make_unique<platform::posix_metadata_disk>(args.data_directory + "/metadata");
+    if (!out.store->is_open()) {
+        log(log_level::warn, "metadata store: %s", out.store->last_error().c_str());
+        return false;
+    }
+    return true;
+}
+
+void log_start(const arguments& args, const replica_type& replica) {
+    if (args.diskless) {
+        log(log_level::info, "metadata: diskless, %s", args.recovering ? "recovering from the other nodes" : "fresh");
+        return;
+    }
+    const vsr::journal_state found = replica.start_state();
+    log(found == vsr::journal_state::damaged ? log_level::warn : log_level::info,
+        "metadata: journal %s%s%s; view %llu, checkpoint op %llu, log op %llu, commit %llu, %llu objects, %s",
+        vsr::to_string(found), *replica.start_damage() != 0 ? ": " : "", replica.start_damage(),
+        static_cast<unsigned long long>(replica.view()),
+        static_cast<unsigned long long>(replica.checkpoint_durable_op()), static_cast<unsigned long long>(replica.op()),
+        static_cast<unsigned long long>(replica.commit()),
+        static_cast<unsigned long long>(replica.state_machine().object_count()), vsr::to_string(replica.status()));
+}
+
 /// The metadata thread: a VSR replica over the TCP bus until a shutdown is requested. Returns the
-/// exit code (1 when it cannot start).
+/// exit code (1 when it cannot start or its storage fails).
 int run_metadata_thread(const arguments& args, const vsr::config& cfg) {
     platform::event_loop loop;
     std::string error;
@@ -293,6 +352,8 @@ int run_metadata_thread(const arguments& args, const vsr::config& cfg) {
         log(log_level::warn, "event loop: %s", error.c_str());
         return 1;
     }
+    metadata_disks disks;
+    if (!open_metadata_disks(args, disks)) return 1;
     const std::uint64_t seed = toastyfs::process::random_seed();
     replica_type* replica_pointer = nullptr;
     auto bus = platform::start_replica_bus(
@@ -301,26 +362,44 @@ int run_metadata_thread(const arguments& args, const vsr::config& cfg) {
     if (bus == nullptr) return 1;
     platform::real_time time;
     vsr::xoshiro256 random(seed);
-    auto replica =
-        std::make_unique<replica_type>(cfg, static_cast<std::uint8_t>(args.index), *bus, time, random, args.recovering,
-                                       toastyfs::metadata_state_machine(metadata_options(args, cfg)));
+    toastyfs::metadata_store_options store;
+    store.durable = !args.diskless;
+    store.keep_existing = !args.diskless;
+    store.seed = seed;
+    auto replica = std::make_unique<replica_type>(
+        cfg, static_cast<std::uint8_t>(args.index), *bus, time, random, disks.journal, args.recovering,
+        toastyfs::metadata_state_machine(metadata_options(args, cfg), disks.store.get(), store));
+    if (replica->halted()) {
+        log(log_level::warn, "cannot start from %s: %s (%s)", args.data_directory.c_str(), replica->halt_reason(),
+            replica->state_machine().failure().c_str());
+        return 1;
+    }
     replica_pointer = replica.get();
     log(log_level::info, "started: metadata on %s, chunks on %s, data in %s, %u nodes, cluster %u, %s",
         platform::to_string(args.replicas[args.index]).c_str(), platform::to_string(args.chunk_listen).c_str(),
         args.data_directory.c_str(), unsigned{cfg.replica_count}, cfg.cluster,
-        args.recovering ? "recovering" : "fresh");
+        args.diskless ? "diskless" : "persistent");
+    log_start(args, *replica);
 
     status_watch watch{loop, *replica, *bus};
     toastyfs::process::ticker tick{loop, std::uint64_t{cfg.tick_ms} * 1'000'000, [&watch] { watch.tick(); }};
     tick.start();
-    platform::run_until_shutdown(loop, tick.period_ns);
+    bool failed = false;
+    platform::run_until_shutdown(loop, tick.period_ns, [&] {
+        replica->flush();  // one sync covers what the turn decided; then its messages go out
+        if (!replica->halted()) return true;
+        log(log_level::warn, "%s (journal: %s; store: %s): stopping; a restart loads what is durable",
+            replica->halt_reason(), disks.journal.error().c_str(), replica->state_machine().failure().c_str());
+        failed = true;
+        return false;
+    });
     report(*replica, *bus);
     tick.stop();
     replica_pointer = nullptr;
     bus->shutdown();
     bus.reset();
     replica.reset();
-    return 0;
+    return failed ? 1 : 0;
 }
 
 }  // namespace

@@ -507,7 +507,10 @@ void object_api::handle_status(std::shared_ptr<request_state> state) {
             body += "\",\"role\":\"";
             body += n.metadata.is_primary ? "primary" : "backup";
             body += "\",\"view\":" + std::to_string(n.metadata.view) + ",\"op\":" + std::to_string(n.metadata.op) +
-                    ",\"commit\":" + std::to_string(n.metadata.commit);
+                    ",\"commit\":" + std::to_string(n.metadata.commit) +
+                    ",\"checkpoint\":" + std::to_string(n.metadata.checkpoint_op) +
+                    ",\"log_entries\":" + std::to_string(n.metadata.log_entries) +
+                    ",\"log_entries_max\":" + std::to_string(n.metadata.log_entries_max);
         } else {
             body += ",\"status\":\"unreachable\"";
         }

@@ -1174,6 +1174,9 @@ private:
         s.commit = commit_max_;
         s.commit_executed = commit_executed_;
         s.clients = clients_.size();
+        s.checkpoint_op = checkpoint_durable_op_;
+        s.log_entries = log_.size();
+        s.log_entries_max = config_.log_entries_max;
         std::array<std::uint8_t, status_body_size> body{};
         encode_status_body(s, body);
         header reply = make_header(command::status_reply, address_client);

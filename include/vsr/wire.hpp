@@ -110,7 +110,7 @@ struct header {
 // Any replica answers a status_request (sender address_client, target its index, client_id
 // chosen by the asker) with one status_reply to that client_id, whatever its own status. It is
 // read-only introspection: it changes no protocol state. The reply header carries the replica's
-// view, op and commit like every replica message; the body is this fixed 56-byte struct:
+// view, op and commit like every replica message; the body is this fixed 80-byte struct:
 //
 //   offset size field
 //        0    1 status            replica_status: 0 normal, 1 view_change, 2 recovering
@@ -124,7 +124,10 @@ struct header {
 //       32    8 commit            highest op it knows to be committed
 //       40    8 commit_executed   highest op applied to its state machine
 //       48    8 clients           sessions in its client table
-inline constexpr std::size_t status_body_size = 56;
+//       56    8 checkpoint_op     its durable checkpoint: the log may drop what it covers
+//       64    8 log_entries       entries in its log window (a persistent replica's journal holds them)
+//       72    8 log_entries_max   the window's bound (config::log_entries_max)
+inline constexpr std::size_t status_body_size = 80;
 
 struct status_body {
     std::uint8_t status = 0;
@@ -137,6 +140,9 @@ struct status_body {
     std::uint64_t commit = 0;
     std::uint64_t commit_executed = 0;
     std::uint64_t clients = 0;
+    std::uint64_t checkpoint_op = 0;
+    std::uint64_t log_entries = 0;
+    std::uint64_t log_entries_max = 0;
 };
 
 // ---- encoding -------------------------------------------------------------------------------
@@ -267,6 +273,9 @@ inline void encode_status_body(const status_body& s, std::array<std::uint8_t, st
     store_le64(out.data() + 32, s.commit);
     store_le64(out.data() + 40, s.commit_executed);
     store_le64(out.data() + 48, s.clients);
+    store_le64(out.data() + 56, s.checkpoint_op);
+    store_le64(out.data() + 64, s.log_entries);
+    store_le64(out.data() + 72, s.log_entries_max);
 }
 
 /// False unless the body has exactly status_body_size bytes and reserved bytes are 0.
@@ -284,6 +293,9 @@ inline bool decode_status_body(std::span<const std::uint8_t> body, status_body& 
     out.commit = load_le64(p + 32);
     out.commit_executed = load_le64(p + 40);
     out.clients = load_le64(p + 48);
+    out.checkpoint_op = load_le64(p + 56);
+    out.log_entries = load_le64(p + 64);
+    out.log_entries_max = load_le64(p + 72);
     return true;
 }
 

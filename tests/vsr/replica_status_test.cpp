@@ -63,6 +63,9 @@ void expect_matches(const replica_type& r, const answered& a) {
     BOOST_TEST(a.body.commit == r.commit());
     BOOST_TEST(a.body.commit_executed == r.commit_executed());
     BOOST_TEST(a.body.clients == r.clients().size());
+    BOOST_TEST(a.body.checkpoint_op == r.checkpoint_durable_op());
+    BOOST_TEST(a.body.log_entries == r.log().size());
+    BOOST_TEST(a.body.log_entries_max == r.configuration().log_entries_max);
     BOOST_TEST(a.h.view == r.view());
     BOOST_TEST(a.h.op == r.op());
     BOOST_TEST(a.h.commit == r.commit());
@@ -82,6 +85,9 @@ BOOST_AUTO_TEST_CASE(status_body_round_trips) {
     s.commit = 1200;
     s.commit_executed = 1199;
     s.clients = 42;
+    s.checkpoint_op = 43;
+    s.log_entries = 44;
+    s.log_entries_max = 45;
     std::array<std::uint8_t, vsr::status_body_size> buffer{};
     vsr::encode_status_body(s, buffer);
     BOOST_TEST(buffer[8] == 7u);  // view, little-endian at offset 8
@@ -90,6 +96,9 @@ BOOST_AUTO_TEST_CASE(status_body_round_trips) {
     BOOST_TEST(out.view == 7u);
     BOOST_TEST(out.op == 1234u);
     BOOST_TEST(out.clients == 42u);
+    BOOST_TEST(out.checkpoint_op == 43u);
+    BOOST_TEST(out.log_entries == 44u);
+    BOOST_TEST(out.log_entries_max == 45u);
     BOOST_TEST(out.replica == 2u);
     buffer[4] = 1;  // reserved
     BOOST_TEST(!vsr::decode_status_body(buffer, out));
