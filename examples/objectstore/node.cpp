@@ -1,7 +1,7 @@
 // toastyfs-node: one storage node of a ToastyFS cluster.
 //
 //   toastyfs-node --index N --replicas host:port,... --chunk-listen host:port --data DIR
-//                 [--diskless] [--cluster ID] [--recovering] [--upload-lease-ms MS]
+//                 [--diskless] [--cluster ID] [--recovering] [--upload-lease-ms MS] [--inline-bytes-max N]
 //                 [--disk-quota-bytes N] [--scrub-bytes-per-second N] [--log-level debug|info|warn]
 //
 // Two threads that share nothing:
@@ -65,6 +65,7 @@ struct arguments {
     bool recovering = false;
     bool diskless = false;
     std::uint64_t upload_lease_ms = 3'600'000;
+    std::uint64_t inline_bytes_max = toastyfs::metadata_options{}.inline_bytes_max;
     std::uint64_t disk_quota_bytes = 0;
     std::uint64_t scrub_bytes_per_second = 8ull << 20;
     log_level level = log_level::info;
@@ -84,6 +85,9 @@ void usage(std::FILE* out) {
                  "  --cluster ID               cluster id, 0..4294967295 (default 0); all processes must agree\n"
                  "  --recovering               this node lost its metadata (a diskless restart, or its data\n"
                  "                             directory is gone): run VSR recovery first\n"
+                 "  --inline-bytes-max N       the metadata store's quota: bytes of small objects kept inline\n"
+                 "                             (default 68719476736); beyond it a PUT answers 507. Every\n"
+                 "                             node must agree\n"
                  "  --upload-lease-ms MS       how long an upload may take to commit (default 3600000);\n"
                  "                             every node and proxy must agree\n"
                  "  --disk-quota-bytes N       refuse chunk writes beyond N bytes stored (default 0: disk size)\n"
@@ -131,6 +135,8 @@ int parse_arguments(int argc, char** argv, arguments& out) {
             ok = have_data = !value.empty();
         else if (flag == "--cluster")
             ok = cli::parse_u64(value, 0, UINT32_MAX, out.cluster);
+        else if (flag == "--inline-bytes-max")
+            ok = cli::parse_u64(value, 0, UINT64_MAX, out.inline_bytes_max);
         else if (flag == "--upload-lease-ms")
             ok = cli::parse_u64(value, 1000, 7ull * 24 * 3600 * 1000, out.upload_lease_ms);
         else if (flag == "--disk-quota-bytes")
@@ -298,6 +304,7 @@ struct status_watch {
 toastyfs::metadata_options metadata_options(const arguments& args, const vsr::config& cfg) {
     toastyfs::metadata_options options;
     options.upload_lease_ns = args.upload_lease_ms * 1'000'000;
+    options.inline_bytes_max = args.inline_bytes_max;
     options.bug = args.bug;
     if (args.bug != toastyfs::planted_bug::none) log(log_level::warn, "a planted bug is active: for tests only");
     options.result_size_max = static_cast<std::uint32_t>(cfg.operation_size_max());

@@ -24,6 +24,7 @@
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -291,6 +292,9 @@ inline status metadata_state_machine::check_put(const vsr::operation_context& co
 
     const metadata_totals& t = s_->totals();
     if (existing == nullptr && t.objects >= options.objects_max) return status::store_full;
+    // The logical bytes stay countable (a store of many 5 TiB objects would overflow them).
+    const std::uint64_t logical_rest = t.logical_bytes - (existing ? existing->size : 0);
+    if (op.size > std::numeric_limits<std::uint64_t>::max() - logical_rest) return status::store_full;
     const std::uint64_t inline_after =
         t.inline_bytes - (existing ? existing->inline_data.size() : 0) + op.inline_data.size();
     if (inline_after > options.inline_bytes_max) return status::store_full;
@@ -535,7 +539,8 @@ inline bool metadata_state_machine::restore(std::span<const std::uint8_t> bytes)
         stored_object object;
         valid = detail::read_sized_string(r, key, 1, key_size_max) && r.read_u64(version) &&
                 metadata_rows::read_meta_and_data(options, r, object) && version >= 1 &&
-                version < totals.next_version && (i == 0 || previous_key < key) && versions.insert(version).second;
+                version < totals.next_version && (i == 0 || previous_key < key) && versions.insert(version).second &&
+                object.size <= std::numeric_limits<std::uint64_t>::max() - s_->totals().logical_bytes;
         if (!valid) break;
         for (const auto& chunk : object.chunks) {
             auto [it, inserted] = implied.try_emplace(chunk.sha256, stored_chunk{chunk.size, 0, 0});

@@ -56,18 +56,20 @@ namespace toastyfs {
 /// Capacity limits. Every replica must use the same values (they decide results).
 struct metadata_options {
     /// Objects stored. When reached, a put of a new key answers store_full; overwrites of
-    /// existing keys still succeed.
-    std::uint64_t objects_max = std::uint64_t{1} << 20;
+    /// existing keys still succeed. The rows live on disk, so this bounds disk, not memory.
+    std::uint64_t objects_max = std::uint64_t{1} << 32;
     /// Distinct chunks in the index. When reached, a put that would add a chunk the index does
     /// not hold answers store_full.
-    std::uint64_t chunks_max = std::uint64_t{1} << 22;
+    std::uint64_t chunks_max = std::uint64_t{1} << 32;
     /// Chunks in one object's list. A put with more answers too_large.
     std::uint32_t chunks_per_object_max = 2048;
     /// Largest object stored inline in the metadata. Larger inline data answers too_large (the
     /// proxy stores such objects as chunks).
     std::uint32_t inline_size_max = 4096;
-    /// Sum of inline data over all objects. A put that would exceed it answers store_full.
-    std::uint64_t inline_bytes_max = std::uint64_t{1} << 30;
+    /// Sum of inline data over all objects: the metadata store's disk quota, since inline
+    /// bytes are most of its rows. A put that would exceed it answers store_full (HTTP 507).
+    /// toastyfs-node's --inline-bytes-max; every node must agree.
+    std::uint64_t inline_bytes_max = std::uint64_t{64} << 30;
     /// Largest logical object size (the S3 maximum, 5 TiB). Larger answers too_large.
     std::uint64_t object_size_max = std::uint64_t{5} << 40;
     /// How long after lease_begin_ns a put with chunks, or an add_holder, is still accepted.
@@ -87,8 +89,7 @@ struct metadata_options {
 
     bool valid() const noexcept {
         return objects_max >= 1 && chunks_max >= 1 && chunks_per_object_max >= 1 && object_size_max >= 1 &&
-               upload_lease_ns >= 1 && objects_max <= std::numeric_limits<std::uint64_t>::max() / object_size_max &&
-               chunks_max <= std::numeric_limits<std::uint64_t>::max() / 0xFFFF'FFFFu &&
+               upload_lease_ns >= 1 && chunks_max <= std::numeric_limits<std::uint64_t>::max() / 0xFFFF'FFFFu &&
                object_result_size_max(inline_size_max, chunks_per_object_max) <= result_size_max &&
                list_result_bytes_max >=
                    list_objects_result_header_size + list_objects_entry_encoded_size(key_size_max) &&
@@ -896,6 +897,7 @@ inline bool metadata_store::import_part(std::span<const std::uint8_t> bytes) {
             valid = detail::read_sized_string(r, key, 1, key_size_max) && r.read_u64(object.version) &&
                     metadata_rows::read_meta_and_data(options_, r, object) && object.version >= 1 &&
                     object.version < t.next_version &&
+                    object.size <= std::numeric_limits<std::uint64_t>::max() - t.logical_bytes &&
                     (in.objects_seen == 0 || std::string_view(reinterpret_cast<const char*>(in.last.data()),
                                                               in.last.size()) < std::string_view(key));
             if (!valid) break;

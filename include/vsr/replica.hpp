@@ -100,6 +100,11 @@ struct replica_counters {
     std::uint64_t checkpoint_chunks_sent = 0;
     std::uint64_t checkpoints_restored = 0;  // installed from state transfer
     std::uint64_t checkpoints_rejected = 0;  // transferred image failed its checksum or restore
+    // A machine with a store of its own, restarted with its store past the superblock's
+    // checkpoint (a crash fell between the store's commit and the superblock naming it): the
+    // journal's entries after the store's op attached, or the log restarted after it.
+    std::uint64_t store_ahead_at_start = 0;
+    std::uint64_t store_ahead_log_restarted = 0;
     std::uint64_t prepares_resent = 0;
     std::uint64_t recoveries_completed = 0;
     std::uint64_t ops_executed = 0;
@@ -518,6 +523,8 @@ private:
             last_normal_view_ = durable.last_normal_view;
             if (skip > 0) {
                 // The superblock catches up with the store at the next flush.
+                ++counters_.store_ahead_at_start;
+                counters_.store_ahead_log_restarted += attach ? 0 : 1;
                 if (attach) {
                     for (std::uint64_t i = 0; i < skip; ++i) journal_.drop_oldest();
                     journal_.checkpoint(checkpoint_, 0);

@@ -70,6 +70,29 @@ public:
 static_assert(vsr::state_machine_with_incremental_snapshot<state_machine_with_incremental_snapshot>);
 static_assert(!vsr::state_machine_with_incremental_snapshot<state_machine>);
 
+/// vsr::state_machine_with_stored_state: the base archetype plus a store that holds nothing.
+class state_machine_with_stored_state : public state_machine {
+public:
+    vsr::stored_state open_stored(std::uint64_t&, std::vector<std::uint8_t>&) { return vsr::stored_state::empty; }
+    bool clear_stored() { return true; }
+    bool store_checkpoint(std::uint64_t, std::span<const std::uint8_t>) { return true; }
+    bool failed() const { return false; }
+    std::uint64_t digest() const { return 0; }
+    std::uint64_t export_size() const { return 0; }
+    vsr::export_status export_part(std::uint64_t, std::span<const std::uint8_t>, std::size_t,
+                                   std::vector<std::uint8_t>&, std::vector<std::uint8_t>&) {
+        return vsr::export_status::unavailable;
+    }
+    void export_end() {}
+    void import_begin() {}
+    bool import_part(std::span<const std::uint8_t>) { return false; }
+    std::uint64_t import_digest() const { return 0; }
+    bool import_finish(std::uint64_t, std::span<const std::uint8_t>) { return false; }
+    void import_abandon() {}
+};
+static_assert(vsr::state_machine_with_stored_state<state_machine_with_stored_state>);
+static_assert(!vsr::state_machine_with_stored_state<state_machine>);
+
 /// vsr::message_bus. Drops every message (the concept allows it).
 class message_bus {
 public:

@@ -28,6 +28,10 @@ template class vsr::basic_replica<archetypes::state_machine, archetypes::message
                                   archetypes::random_source, archetypes::storage>;
 template class vsr::basic_replica<archetypes::state_machine_with_incremental_snapshot, archetypes::message_bus,
                                   archetypes::time_source, archetypes::random_source, archetypes::storage>;
+template class vsr::basic_replica<archetypes::state_machine_with_stored_state, archetypes::message_bus,
+                                  archetypes::time_source, archetypes::random_source, archetypes::storage>;
+template class vsr::basic_replica<archetypes::state_machine_with_stored_state, archetypes::message_bus,
+                                  archetypes::time_source, archetypes::random_source>;
 template class vsr::basic_client<archetypes::message_bus, archetypes::random_source>;
 
 using replica_type = vsr::basic_replica<archetypes::state_machine, archetypes::message_bus, archetypes::time_source,
@@ -79,6 +83,11 @@ struct machine_with_step_without_result : archetypes::state_machine {
     void snapshot_abandon();
 };
 static_assert(!vsr::state_machine_with_incremental_snapshot<machine_with_step_without_result>);
+
+struct machine_whose_store_cannot_fail : archetypes::state_machine_with_stored_state {
+    bool failed() = delete;  // the replica must learn that its store failed
+};
+static_assert(!vsr::state_machine_with_stored_state<machine_whose_store_cannot_fail>);
 
 struct bus_without_client_path {
     void send_to_replica(std::uint8_t, std::span<const std::uint8_t>);
