@@ -29,6 +29,7 @@ sim::seed_report run(const sim::simulation_options& options) {
                                            {"checkpoints", r.checkpoints_taken},
                                            {"restored", r.checkpoints_restored},
                                            {"stepped_images", r.images_built_in_steps},
+                                           {"from_journal", r.entries_from_journal},
                                            {"cluster_crashes", r.cluster_crashes},
                                            {"disks_lost", r.disks_lost},
                                            {"disk_faults", r.storage_faults},

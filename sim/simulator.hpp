@@ -55,6 +55,7 @@ struct simulation_result {
     std::uint64_t checkpoints_taken = 0;
     std::uint64_t images_built_in_steps = 0;    // checkpoint images that took more than one step (tick)
     std::uint64_t image_requests_deferred = 0;  // image asked for while one was being built
+    std::uint64_t entries_from_journal = 0;     // executed entries served from a journal, not memory
     std::uint64_t checkpoints_restored = 0;     // installed by state transfer
     std::uint64_t recoveries = 0;
     std::uint64_t sessions_evicted = 0;

@@ -289,6 +289,23 @@ public:
         pending_.push_back(std::move(record));
     }
 
+    /// Reads back the entry at `op` of the window, as appended and made durable: false if the
+    /// record there is not that one (its checksum is not the one appended for op) or the body
+    /// does not check out.
+    bool read_entry(std::uint64_t op, std::vector<std::uint8_t>& out) {
+        const std::uint64_t expected = record_checksum(op);
+        if (!persistent() || expected == 0 || op <= base_op_) return false;
+        const std::uint64_t offset = slot(op) * superblock_.body_slot_size;
+        record_header h;
+        if (!read_header(zone::journal_bodies, offset, h) || h.checksum != expected || h.op != op ||
+            h.body_size > config_.entry_size_max()) {
+            return false;
+        }
+        out.resize(h.body_size);
+        return storage_.read(zone::journal_bodies, offset + record_header_size, out) &&
+               checksum(out) == h.body_checksum;
+    }
+
     /// Drops the records after `op` (op >= the durable checkpoint).
     void truncate(std::uint64_t op) {
         if (!persistent() || op >= base_op_ + record_checksums_.size()) return;

@@ -98,8 +98,10 @@ struct replica_counters {
     std::uint64_t checkpoint_images_hurried = 0;     // the next checkpoint came first: built at once
     std::uint64_t checkpoint_requests_deferred = 0;  // asked for an image while one was being built
     std::uint64_t checkpoint_chunks_sent = 0;
-    std::uint64_t checkpoints_restored = 0;  // installed from state transfer
-    std::uint64_t checkpoints_rejected = 0;  // transferred image failed its checksum or restore
+    std::uint64_t checkpoints_restored = 0;        // installed from state transfer
+    std::uint64_t checkpoints_rejected = 0;        // transferred image failed its checksum or restore
+    std::uint64_t entries_read_from_journal = 0;   // executed entries sent from disk (released from memory)
+    std::uint64_t journal_entries_unreadable = 0;  // ... that did not read back (the suffix stopped there)
     // A machine with a store of its own, restarted with its store past the superblock's
     // checkpoint (a crash fell between the store's commit and the superblock naming it): the
     // journal's entries after the store's op attached, or the log restarted after it.
@@ -639,6 +641,7 @@ private:
         if (retry_timeout_.tick() && (sync_.active || commit_max_ > log_.op())) {
             rotate_state_source();
             state_request_inflight_ = false;
+            state_request_retried_ = true;  // ask the others too: the primary may be unable to answer
             request_state();
         }
     }
@@ -1502,7 +1505,7 @@ private:
     void request_state() {
         if (config_.replica_count == 1 || state_request_inflight_) return;
         state_request_inflight_ = true;
-        std::uint8_t target = sync_.active ? sync_.source : primary_index(view_);
+        std::uint8_t target = sync_.active || state_request_retried_ ? sync_.source : primary_index(view_);
         if (target == index_) {
             rotate_state_source();
             target = sync_.source;
@@ -1528,7 +1531,15 @@ private:
         const std::uint64_t limit = h.extra == 0 ? committed_in_log() : std::min(h.extra, committed_in_log());
         if (h.op >= limit) return;  // nothing committed to give
         header reply = make_header(command::new_state, h.sender);
-        reply.op = log_.encode_suffix(h.op, limit, suffix_body_max(), suffix_buffer_);
+        reply.op = log_.encode_suffix(h.op, limit, suffix_body_max(), suffix_buffer_,
+                                      [this](std::uint64_t op, std::vector<std::uint8_t>& scratch) {
+                                          ++counters_.entries_read_from_journal;
+                                          if (journal_.read_entry(op, scratch))
+                                              return std::span<const std::uint8_t>(scratch);
+                                          ++counters_.journal_entries_unreadable;
+                                          return std::span<const std::uint8_t>();
+                                      });
+        if (reply.op == h.op) return;  // the first entry could not be read: let another replica answer
         reply.commit = committed_in_log();
         send_to_replica(reply, suffix_buffer_);
     }
@@ -1572,6 +1583,7 @@ private:
             execute_committed_entries();                     // checkpoints on the way make room
         }
         counters_.entries_transferred += taken;
+        if (taken > 0) state_request_retried_ = false;
         if (commit_executed_ >= transfer_.op) drop_transfer();  // entries got us past it
         execute_committed();
         if (sync_.active && log_.op() >= sync_.prev_op) {
@@ -1732,6 +1744,11 @@ private:
         }
         checkpoint_durable_op_ = std::min(checkpoint_.op, journal_.checkpoint_durable_op());
         assert(checkpoint_durable_op_ >= log_.base());
+        // Executed entries are durable now: the journal serves them, memory need not hold them.
+        // Those executed since the previous flush stay one flush longer, so whoever watches
+        // the replica (the simulator's checkers) sees every executed entry in memory once.
+        log_.release_through(std::min(executed_at_last_flush_, committed_in_log()));
+        executed_at_last_flush_ = commit_executed_;
         for (const held_message& m : held_) {
             if (m.to_client) {
                 bus_.send_to_client(m.target, m.bytes);
@@ -2077,9 +2094,12 @@ private:
     std::array<recovery_record, replicas_max> recoveries_{};
     sync_target sync_;
     bool state_request_inflight_ = false;
-    checkpoint_image checkpoint_;           // the latest: served to lagging replicas
-    checkpoint_image checkpoint_previous_;  // the one before, for transfers that started on it
-    checkpoint_image building_;             // being built (image_building_), step by step
+    bool state_request_retried_ = false;
+    std::uint64_t executed_at_last_flush_ = 0;  // entries up to here may leave memory at the next flush  // a request
+                                                // went unanswered: ask others than the primary
+    checkpoint_image checkpoint_;               // the latest: served to lagging replicas
+    checkpoint_image checkpoint_previous_;      // the one before, for transfers that started on it
+    checkpoint_image building_;                 // being built (image_building_), step by step
     bool image_building_ = false;
     std::uint64_t compaction_seen_ = 0;     // compaction_op() when prepare_after_compaction last looked
     std::size_t building_clients_end_ = 0;  // where the client table ends in building_.bytes

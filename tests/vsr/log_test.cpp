@@ -233,3 +233,47 @@ BOOST_AUTO_TEST_CASE(reset_starts_after_a_restored_checkpoint) {
     BOOST_TEST(log.op() == 101u);
     BOOST_TEST(log.view_at(101) == 8u);
 }
+
+// A persistent replica releases executed entries to its journal: their bytes leave memory, their
+// tag and timestamp stay, and a suffix reads them back through the loader it is given.
+BOOST_AUTO_TEST_CASE(released_entries_are_read_through_the_loader) {
+    vsr::operation_log log = make_log({0, 0, 1, 1, 2});
+    const std::size_t before = log.bytes();
+    log.release_through(3);
+    BOOST_TEST(log.bytes() == before - make_entry(1, 0).size() - make_entry(2, 0).size() - make_entry(3, 1).size());
+    BOOST_TEST(!log.in_memory(1));
+    BOOST_TEST(!log.in_memory(3));
+    BOOST_TEST(log.in_memory(4));
+    BOOST_TEST(log.view_at(3) == 1u);          // the tag stays
+    BOOST_TEST(log.timestamp_at(2) == 2000u);  // and the timestamp
+    log.release_through(2);                    // releasing less again changes nothing
+    BOOST_TEST(!log.in_memory(3));
+
+    std::vector<std::uint64_t> loaded;
+    auto loader = [&](std::uint64_t op, bytes& scratch) {
+        loaded.push_back(op);
+        scratch = make_entry(op, log.view_at(op));
+        return std::span<const std::uint8_t>(scratch);
+    };
+    bytes body;
+    BOOST_TEST(log.encode_suffix(1, 5, 1 << 20, body, loader) == 5u);
+    BOOST_TEST((loaded == std::vector<std::uint64_t>{2, 3}));
+    vsr::log_suffix suffix;
+    BOOST_TEST_REQUIRE(vsr::decode_suffix(body, entry_size_max, suffix));
+    BOOST_TEST_REQUIRE(suffix.entries.size() == 4u);
+    BOOST_TEST(as_vector(suffix.entries[1]) == make_entry(3, 1), boost::test_tools::per_element());
+
+    // An entry that does not read back ends the suffix before it.
+    auto unreadable = [](std::uint64_t, bytes&) { return std::span<const std::uint8_t>(); };
+    BOOST_TEST(log.encode_suffix(0, 5, 1 << 20, body, unreadable) == 0u);
+
+    // Dropping released entries and truncating work as for the others.
+    log.drop_oldest();
+    BOOST_TEST(log.base() == 1u);
+    BOOST_TEST(log.bytes() == before - make_entry(1, 0).size() - make_entry(2, 0).size() - make_entry(3, 1).size());
+    log.truncate(2);
+    BOOST_TEST(log.op() == 2u);
+    BOOST_TEST(log.bytes() == 0u);
+    log.append(make_entry(3, 4));
+    BOOST_TEST(log.in_memory(3));  // a new entry at a released op is held again
+}
