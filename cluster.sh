@@ -2,15 +2,27 @@
 # Runs a local ToastyFS cluster: 3 storage nodes and the HTTP proxy on 127.0.0.1:3000.
 #
 #   ./cluster.sh start        build if needed, start the nodes and the proxy, wait until ready
-#   ./cluster.sh status       pid, role, view, commit and disk use of each node; proxy health
-#   ./cluster.sh stop         stop everything (the metadata lives in memory: it goes too)
+#   ./cluster.sh status       pid, role, view, commit, checkpoint, journal use and disk use of each
+#                             node; proxy health
+#   ./cluster.sh stop         stop everything; the metadata stays on disk: start reloads it
 #   ./cluster.sh restart      stop, then start
 #   ./cluster.sh clean        stop, then delete the data and logs
 #   ./cluster.sh kill N       kill -9 node N (1, 2, 3): watch the cluster carry on
-#   ./cluster.sh revive N     restart node N after a kill; it recovers its state from the others
+#   ./cluster.sh kill all     kill -9 every node at once (a power loss); the proxy keeps running
+#   ./cluster.sh revive N     restart node N after a kill: it reloads its disk and catches up from
+#                             the others (or recovers from them if its metadata is gone)
+#   ./cluster.sh revive all   restart every node that is not running
 #
-# State lives in $TOASTYFS_HOME (default .cluster/ next to this script): data/nodeN/ (chunks),
-# logs/nodeN.log and logs/proxy.log (written line by line: tail -f them), pids/.
+# The nodes are persistent: node N keeps its metadata journal in data/nodeN/vsr and its metadata
+# store in data/nodeN/metadata, and reloads them on start or revive, even after a kill -9. Once
+# the cluster has started, data/initialized marks it: a node of that cluster whose
+# data/nodeN/vsr/superblock is missing or empty lost its metadata and is started with
+# --recovering (VSR recovery from the other nodes: a majority must run with theirs), never
+# formatted as a new replica. With --diskless in TOASTYFS_NODE_ARGS the metadata lives in memory:
+# stop loses it, and revive always passes --recovering.
+#
+# State lives in $TOASTYFS_HOME (default .cluster/ next to this script): data/nodeN/ (metadata
+# and chunks), logs/nodeN.log and logs/proxy.log (written line by line: tail -f them), pids/.
 # Settings (environment): TOASTYFS_NODES (3), TOASTYFS_PROXY (127.0.0.1:3000),
 # TOASTYFS_PORT_BASE (7000: node N listens on BASE+N for metadata and BASE+100+N for chunks),
 # TOASTYFS_CLUSTER (cluster id, 1), TOASTYFS_PROXY_ARGS and TOASTYFS_NODE_ARGS (extra flags),
@@ -28,6 +40,11 @@ node_bin=$build/examples/objectstore/toastyfs-node
 proxy_bin=$build/examples/objectstore/toastyfs-proxy
 read -r -a node_args <<<"${TOASTYFS_NODE_ARGS:-}"
 read -r -a proxy_args <<<"${TOASTYFS_PROXY_ARGS:-}"
+initialized_marker=$home/data/initialized
+diskless=0
+for arg in "${node_args[@]}"; do
+    if [ "$arg" = --diskless ]; then diskless=1; fi
+done
 
 replicas=""
 chunk_nodes=""
@@ -53,7 +70,8 @@ running() {
 alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && running "$p"; }
 
 check_node_number() {
-    [[ "${1:-}" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$nodes" ] || die "node must be a number from 1 to $nodes"
+    if [[ "${1:-}" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$nodes" ]; then return 0; fi
+    die "node must be a number from 1 to $nodes, or all"
 }
 
 # build.sh (dependencies, then build/) for the default build directory; another TOASTYFS_BUILD
@@ -70,6 +88,28 @@ build_if_needed() {
     "${command[@]}" >"$home/logs/build.log" 2>&1 || { tail -n 40 "$home/logs/build.log" >&2; die "build failed (see $home/logs/build.log)"; }
 }
 
+# must_recover start|revive N: node N is to be started with --recovering, having lost its metadata.
+# A diskless node has lost it whenever it is revived (on start, the whole cluster starts empty). A
+# persistent node has lost it when the cluster was initialised and its superblock is missing or
+# empty; otherwise it reloads its disk, or (a new cluster) formats it.
+must_recover() {
+    if [ "$diskless" = 1 ]; then
+        [ "$1" = revive ]
+        return
+    fi
+    [ -e "$initialized_marker" ] && [ ! -s "$home/data/node$2/vsr/superblock" ]
+}
+
+# check_recoverable COUNT: die unless COUNT nodes started with --recovering can recover: VSR
+# recovery needs answers from f + 1 other nodes that kept their metadata.
+check_recoverable() {
+    local f=$(((nodes - 1) / 2))
+    [ "$1" -le $((nodes - f - 1)) ] && return 0
+    local fresh="./cluster.sh clean starts a new, empty cluster"
+    [ "$diskless" = 1 ] && fresh="./cluster.sh restart starts a new, empty cluster"
+    die "$1 of $nodes nodes have lost their metadata; recovery needs $((f + 1)) others that kept it, so the cluster's metadata is lost. $fresh"
+}
+
 # start_node N [--recovering]
 start_node() {
     local n=$1
@@ -79,6 +119,31 @@ start_node() {
         --data "$home/data/node$n" --cluster "$cluster_id" "${node_args[@]}" "$@" \
         >>"$home/logs/node$n.log" 2>&1 &
     echo $! >"$home/pids/node$n.pid"
+}
+
+# start_nodes start|revive N...: starts those nodes, each with --recovering if must_recover says
+# so (and says which; they are left in recovering_nodes), after checking that they can recover.
+recovering_nodes=()
+start_nodes() {
+    local why=$1 n
+    shift
+    recovering_nodes=()
+    for n in "$@"; do
+        if must_recover "$why" "$n"; then recovering_nodes+=("$n"); fi
+    done
+    check_recoverable "${#recovering_nodes[@]}"
+    for n in "$@"; do
+        if [[ " ${recovering_nodes[*]} " == *" $n "* ]]; then
+            if [ "$diskless" = 1 ]; then
+                say "node $n is diskless: starting it with --recovering (it recovers its metadata from the other nodes)"
+            else
+                say "node $n lost its metadata ($home/data/node$n/vsr/superblock is missing or empty): starting it with --recovering (it recovers from the other nodes)"
+            fi
+            start_node "$n" --recovering
+        else
+            start_node "$n"
+        fi
+    done
 }
 
 start_proxy() {
@@ -118,17 +183,25 @@ cmd_start() {
         alive "$name" && die "already running ($name, pid $(pid_of "$name")); use ./cluster.sh status or stop"
     done
     build_if_needed
-    for ((i = 1; i <= nodes; i++)); do start_node "$i"; done
+    start_nodes start $(seq 1 "$nodes")
     start_proxy
-    local ready=0
-    wait_ready 20 || ready=$?
+    # A recovering node may need a checkpoint sent over from the others first.
+    local ready=0 limit=20
+    [ "${#recovering_nodes[@]}" -eq 0 ] || limit=60
+    wait_ready "$limit" || ready=$?
     if [ "$ready" -eq 0 ]; then
+        # From now on a node without its superblock lost the metadata of a running cluster: it
+        # must recover it from the others, never format itself as a new replica. (A diskless
+        # cluster starts empty every time: nothing to mark.)
+        if [ "$diskless" = 0 ] && [ ! -e "$initialized_marker" ]; then
+            echo "cluster $cluster_id of $nodes nodes, first started $(date -u +%FT%TZ)" >"$initialized_marker"
+        fi
         say "started $nodes nodes and the proxy on http://$proxy_address (logs in $home/logs)"
         return 0
     fi
     # Leave nothing half-started behind: a second start would refuse ("already running").
     cmd_stop >/dev/null
-    [ "$ready" -eq 1 ] && die "the cluster did not become ready within 20 s; stopped it again; see $home/logs"
+    [ "$ready" -eq 1 ] && die "the cluster did not become ready within $limit s; stopped it again; see $home/logs"
     die "start failed; stopped the processes that were started"
 }
 
@@ -167,21 +240,32 @@ field() { sed -n "s/.*\"$2\":\"\{0,1\}\([^\",}]*\).*/\1/p" <<<"$1"; }
 cmd_status() {
     local json
     json=$(status_json)
-    printf '%-6s %-8s %-12s %-8s %-6s %-10s %-8s %s\n' NODE PID STATUS ROLE VIEW COMMIT CHUNKS DISK
+    local format='%-6s %-8s %-12s %-8s %-6s %-10s %-10s %-12s %-8s %s\n'
+    # shellcheck disable=SC2059  # the format is the one above
+    printf "$format" NODE PID STATUS ROLE VIEW COMMIT CHECKPOINT JOURNAL CHUNKS DISK
     for ((i = 1; i <= nodes; i++)); do
-        local p line state role view commit chunks disk
+        local p line state role view commit checkpoint entries entries_max journal chunks disk
         p=$(pid_of "node$i")
         alive "node$i" || p="-"
         line=$(grep -o "{\"node\":$i,[^}]*}" <<<"$json" || true)
         state=$(field "$line" status); role=$(field "$line" role)
         view=$(field "$line" view); commit=$(field "$line" commit); chunks=$(field "$line" chunks)
+        checkpoint=$(field "$line" checkpoint)
+        entries=$(field "$line" log_entries); entries_max=$(field "$line" log_entries_max)
+        journal=-
+        [ -n "$entries" ] && journal=$entries/${entries_max:-?}
         [ "$p" = "-" ] && state=down
         disk=$(du -sh "$home/data/node$i" 2>/dev/null | cut -f1)
-        printf '%-6s %-8s %-12s %-8s %-6s %-10s %-8s %s\n' "$i" "$p" "${state:-unknown}" "${role:--}" "${view:--}" \
-            "${commit:--}" "${chunks:--}" "${disk:-0}"
+        # shellcheck disable=SC2059
+        printf "$format" "$i" "$p" "${state:-unknown}" "${role:--}" "${view:--}" "${commit:--}" "${checkpoint:--}" \
+            "$journal" "${chunks:--}" "${disk:-0}"
     done
-    if alive proxy && [ -n "$json" ]; then
-        say "proxy pid $(pid_of proxy) on http://$proxy_address: reaches $(field "$json" replicas_connected) of $nodes nodes, healthy"
+    local reached quorum
+    reached=$(field "$json" replicas_connected); quorum=$(field "$json" quorum)
+    if alive proxy && [ -n "$json" ] && [ "${reached:-0}" -ge "${quorum:-1}" ]; then
+        say "proxy pid $(pid_of proxy) on http://$proxy_address: reaches $reached of $nodes nodes, healthy"
+    elif alive proxy && [ -n "$json" ]; then
+        say "proxy pid $(pid_of proxy) on http://$proxy_address: reaches $reached of $nodes nodes, fewer than a majority ($quorum): requests fail"
     elif alive proxy; then
         say "proxy pid $(pid_of proxy) is running but not answering on http://$proxy_address"
     else
@@ -189,25 +273,60 @@ cmd_status() {
     fi
 }
 
+# cmd_kill N|all: kill -9 of node N, or of every running node at once (every signal is sent before
+# waiting for any process to go), then up to 5 s until they are gone and their ports released.
 cmd_kill() {
-    check_node_number "${1:-}"
-    local p
-    p=$(pid_of "node$1")
-    alive "node$1" || die "node $1 is not running"
-    kill -9 "$p"
-    rm -f "$home/pids/node$1.pid"
-    for _ in $(seq 50); do running "$p" || break; sleep 0.1; done  # gone, its ports released
-    say "killed node $1 (pid $p) with SIGKILL"
+    local n p killed=() pids=()
+    if [ "${1:-}" = all ]; then
+        for ((n = 1; n <= nodes; n++)); do
+            if alive "node$n"; then killed+=("$n"); fi
+        done
+        [ "${#killed[@]}" -gt 0 ] || die "no node is running"
+    else
+        check_node_number "${1:-}"
+        alive "node$1" || die "node $1 is not running"
+        killed=("$1")
+    fi
+    for n in "${killed[@]}"; do pids+=("$(pid_of "node$n")"); done
+    kill -9 "${pids[@]}" 2>/dev/null || true  # one signal each, in one call; one may have just exited
+    for n in "${killed[@]}"; do rm -f "$home/pids/node$n.pid"; done
+    for _ in $(seq 50); do
+        local left=0
+        for p in "${pids[@]}"; do if running "$p"; then left=1; fi; done
+        [ "$left" -eq 0 ] && break
+        sleep 0.1
+    done
+    for ((n = 0; n < ${#killed[@]}; n++)); do say "killed node ${killed[n]} (pid ${pids[n]}) with SIGKILL"; done
 }
 
+# cmd_revive N|all: starts node N, or every node that is not running. A persistent node reloads its
+# metadata from its disk and catches up from the others; one that lost it (see must_recover)
+# recovers it from them.
 cmd_revive() {
-    check_node_number "${1:-}"
-    alive "node$1" && die "node $1 is running"
+    local n revived=()
+    if [ "${1:-}" = all ]; then
+        for ((n = 1; n <= nodes; n++)); do
+            if ! alive "node$n"; then revived+=("$n"); fi
+        done
+        [ "${#revived[@]}" -gt 0 ] || die "every node is running"
+    else
+        check_node_number "${1:-}"
+        alive "node$1" && die "node $1 is running"
+        revived=("$1")
+    fi
     [ -x "$node_bin" ] || die "not built"
-    start_node "$1" --recovering
+    start_nodes revive "${revived[@]}"
     sleep 0.2
-    alive "node$1" || { tail -n 5 "$home/logs/node$1.log" >&2; die "node $1 exited at once; see $home/logs/node$1.log"; }
-    say "revived node $1 (pid $(pid_of "node$1")); it recovers its metadata from the other nodes"
+    for n in "${revived[@]}"; do
+        alive "node$n" || { tail -n 5 "$home/logs/node$n.log" >&2; die "node $n exited at once; see $home/logs/node$n.log"; }
+    done
+    for n in "${revived[@]}"; do
+        if [[ " ${recovering_nodes[*]} " == *" $n "* ]]; then
+            say "revived node $n (pid $(pid_of "node$n")); it recovers its metadata from the other nodes"
+        else
+            say "revived node $n (pid $(pid_of "node$n")); it reloads its metadata from its disk and catches up"
+        fi
+    done
 }
 
 case "${1:-}" in

@@ -7,41 +7,19 @@
 #   big_object.sh path/to/cluster.sh      (TOASTYFS_BUILD: the build directory)
 # E2E_BIG_BYTES overrides the size (default 1 GiB).
 bytes=${E2E_BIG_BYTES:-$((1 << 30))}
-# The source and two replicas of it need 4x the object's size: put them under the first of
-# $TMPDIR, /var/tmp and the build directory with that much room (lib.sh makes its work directory
-# in $TMPDIR). With no room anywhere the test skips (77), except under CI=true: a test CI is
-# meant to run must not pass by skipping.
-need_kb=$((bytes / 1024 * 4))
-room=""
-for dir in "${TMPDIR:-/tmp}" /var/tmp "${TOASTYFS_BUILD:-}"; do
-    [ -n "$dir" ] && [ -d "$dir" ] && [ -w "$dir" ] || continue
-    free_kb=$(df -Pk "$dir" | awk 'NR == 2 {print $4}')
-    if [ "${free_kb:-0}" -ge "$need_kb" ]; then room=$dir; break; fi
-done
-if [ -z "$room" ]; then
-    echo "no room for the test's $((need_kb / 1024)) MB in ${TMPDIR:-/tmp}, /var/tmp or ${TOASTYFS_BUILD:-the build directory}"
-    [ "${CI:-}" = true ] && { echo "FAIL: CI=true, and this test must run in CI"; exit 1; }
-    echo "SKIP"
-    exit 77
-fi
-export TMPDIR=$room
+# The source and two replicas of it need 4x the object's size: lib.sh finds the room (or skips,
+# or fails under CI=true).
+room_needed_kb=$((bytes * 4 / 1024))
 source "$(dirname "$0")/lib.sh"
 watchdog 270
 
 start_cluster
 
-# The source: pseudo-random bytes (AES-CTR of zeros is ~10x faster than /dev/urandom), written to
-# $TMPDIR and hashed in the same pass. Random, so no two chunks deduplicate.
+# The source: pseudo-random bytes in $TMPDIR, hashed in the same pass.
 src=$work/big.bin
 started=$(now_ms)
-if command -v openssl >/dev/null; then
-    openssl enc -aes-128-ctr -nosalt -pass "pass:e2e$RANDOM" -pbkdf2 </dev/zero 2>/dev/null | head -c "$bytes" |
-        tee "$src" | sha256sum | cut -d' ' -f1 >"$work/src.sha"
-else
-    head -c "$bytes" /dev/urandom | tee "$src" | sha256sum | cut -d' ' -f1 >"$work/src.sha"
-fi
+src_sha=$(random_file "$src" "$bytes")
 expect "source size" "$bytes" "$(stat -c %s "$src")"
-src_sha=$(cat "$work/src.sha")
 say "source: $bytes bytes in $(($(now_ms) - started)) ms, sha256 $src_sha"
 
 # sample_rss: VmRSS of every process every 200 ms into $work/rss (max kept per name), until killed.
@@ -80,11 +58,9 @@ hwm_put="proxy=$(peak_rss_mb proxy) node1=$(peak_rss_mb node1) node2=$(peak_rss_
 expect "HEAD status" 200 "$(http_code -I "$url/big")"
 expect "HEAD Content-Length" "$bytes" "$(header Content-Length)"
 started=$(now_ms)
-got=$(curl -sS --max-time "$CURL_MAX_TIME" -o >(sha256sum | cut -d' ' -f1 >"$work/got.sha") -w '%{http_code} %{size_download}' "$url/big")
+got=$(get_sha256 big)
 get_ms=$(($(now_ms) - started))
-expect "GET status and size" "200 $bytes" "$got"
-for _ in $(seq 50); do [ -s "$work/got.sha" ] && break; sleep 0.1; done  # the process substitution
-expect "GET sha256" "$src_sha" "$(cat "$work/got.sha")"
+expect "GET status, size and sha256" "200 $bytes $src_sha" "$got"
 say "GET 1 object of $bytes bytes: $get_ms ms, $(mbps "$bytes" "$get_ms") MB/s"
 
 # A range from the middle, byte-exact.

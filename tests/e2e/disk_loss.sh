@@ -2,10 +2,10 @@
 # Disk loss on a backup, repaired by the janitor. The proxy runs short janitor settings
 # (--janitor-interval-ms 500 --node-down-grace-ms 1000) and 64 KiB chunks. Objects are written,
 # every chunk has two copies; a backup is killed, its data directory deleted, and it is revived
-# (--recovering) with an empty disk. The janitor must restore two copies of every chunk (the
-# repairs counter of /?status grows; the per-node chunk counts and the chunk files on disk show
-# it). Then a DIFFERENT node is killed, and every object still reads back byte-exact: the repaired
-# copies exist and are served.
+# with an empty disk (cluster.sh passes --recovering: its superblock is gone). The janitor must
+# restore two copies of every chunk (the repairs counter of /?status grows; the per-node chunk
+# counts and the chunk files on disk show it). Then a DIFFERENT node is killed, and every object
+# still reads back byte-exact: the repaired copies exist and are served.
 #
 #   disk_loss.sh path/to/cluster.sh      (TOASTYFS_BUILD: the build directory)
 source "$(dirname "$0")/lib.sh"
@@ -25,16 +25,9 @@ for f in "$work"/values/*; do
     expect "PUT $(basename "$f")" 200 "$(http_code -T "$f" "$url/obj/$(basename "$f")")"
 done
 
-# copies: "name count" per chunk file on the nodes' disks (names are 64 hex digits).
-copies() {
-    local n
-    for n in "$@"; do
-        find "$data/node$n/chunks" -type f 2>/dev/null | sed -n 's|.*/\([0-9a-f]\{64\}\)$|\1|p' | sort -u
-    done | sort | uniq -c
-}
-distinct=$(copies 1 2 3 | wc -l)
+distinct=$(chunk_copies 1 2 3 | wc -l)
 [ "$distinct" -ge 24 ] || fail "only $distinct chunks on disk"
-under=$(copies 1 2 3 | awk '$1 < 2' | wc -l)
+under=$(chunk_copies 1 2 3 | awk '$1 < 2' | wc -l)
 expect "chunks with fewer than 2 copies after the PUTs" 0 "$under"
 say "$distinct chunks, each with 2 or more copies"
 
@@ -47,7 +40,7 @@ wait_status_current() {
     while :; do
         stale=""
         for n in 1 2 3; do
-            [ "$(node_chunks "$n")" = "$(copies "$n" | wc -l)" ] || stale+=" node$n"
+            [ "$(node_chunks "$n")" = "$(chunk_copies "$n" | wc -l)" ] || stale+=" node$n"
         done
         [ -z "$stale" ] && return 0
         [ $SECONDS -lt $deadline ] || fail "/?status chunk counts differ from the disks after 30 s:$stale ($(chunk_counts))"
@@ -62,7 +55,7 @@ p=$(primary)
 victim=$((p % 3 + 1))      # a backup
 other=$((victim % 3 + 1))  # the node killed later
 [ "$other" != "$victim" ] || fail "bad node choice"
-held=$(copies "$victim" | wc -l)
+held=$(chunk_copies "$victim" | wc -l)
 [ "$held" -gt 0 ] || fail "node $victim holds no chunk"
 wait_status_current  # so the counts below are current
 repairs_before=$(repairs)
@@ -73,11 +66,12 @@ cluster kill "$victim" || fail "cluster.sh kill $victim failed"
 rm -rf "${data:?}/node$victim"
 lost_ms=$(now_ms)
 revive_and_wait "$victim"
+grep -q -- "--recovering" <<<"$revive_output" || fail "cluster.sh revive $victim, whose data directory is gone, did not pass --recovering"
 say "node $victim killed, its data directory deleted, revived; it is normal again"
 
 deadline=$((SECONDS + 40))
 while :; do
-    under=$(copies 1 2 3 | awk '$1 < 2' | wc -l)
+    under=$(chunk_copies 1 2 3 | awk '$1 < 2' | wc -l)
     r=$(repairs)
     [ "$under" -eq 0 ] && [ "${r:-0}" -gt "$repairs_before" ] && break
     [ $SECONDS -lt $deadline ] ||
@@ -91,7 +85,7 @@ repairs_after=$(repairs)
 total=0
 for n in 1 2 3; do total=$((total + $(node_chunks "$n"))); done
 [ "$total" -ge $((2 * distinct)) ] || fail "status shows $total chunk copies in all, fewer than 2 x $distinct"
-say "replication restored in $repair_ms ms: $((repairs_after - repairs_before)) repairs; counts $(chunk_counts); node $victim holds $(copies "$victim" | wc -l) chunks"
+say "replication restored in $repair_ms ms: $((repairs_after - repairs_before)) repairs; counts $(chunk_counts); node $victim holds $(chunk_copies "$victim" | wc -l) chunks"
 echo "E2E-FIGURES disk_loss_repair_ms=$repair_ms repairs=$((repairs_after - repairs_before))"
 
 # read_all_back WHAT: every object reads back byte-exact. Right after a kill a GET may meet a view
@@ -111,7 +105,7 @@ read_all_back() {
 cluster kill "$other" || fail "cluster.sh kill $other failed"
 survivors=("$p" "$victim")  # the two nodes left (other != p, other != victim)
 say "node $other killed; reading everything back from nodes ${survivors[*]}"
-expect "distinct chunks on the surviving disks" "$distinct" "$(copies "${survivors[@]}" | wc -l)"
+expect "distinct chunks on the surviving disks" "$distinct" "$(chunk_copies "${survivors[@]}" | wc -l)"
 read_all_back "node $other down"
 say "all $(ls "$work/values" | wc -l) objects read back byte-exact with node $other down"
 printf 'written with node %s down' "$other" >"$work/v"
@@ -122,14 +116,15 @@ cp "$work/v" "$work/values/late"
 # copies every chunk that only one live node holds onto it. Then revive node $other, kill the
 # third node, and read everything from the disk-loss node and node $other.
 third=$((6 - victim - other))
-distinct=$(copies 1 2 3 | wc -l)
+distinct=$(chunk_copies 1 2 3 | wc -l)
 deadline=$((SECONDS + 40))
-until [ "$(copies "$victim" | wc -l)" -eq "$distinct" ]; do
-    [ $SECONDS -lt $deadline ] || fail "node $victim holds $(copies "$victim" | wc -l) of $distinct chunks after 40 s"
+until [ "$(chunk_copies "$victim" | wc -l)" -eq "$distinct" ]; do
+    [ $SECONDS -lt $deadline ] || fail "node $victim holds $(chunk_copies "$victim" | wc -l) of $distinct chunks after 40 s"
     sleep 0.5
 done
 say "node $victim (disk lost) now holds all $distinct chunks; repairs $(repairs)"
 revive_and_wait "$other"
+grep -q -- "--recovering" <<<"$revive_output" && fail "cluster.sh revive $other passed --recovering, yet its disk is intact"
 [ "$(node_status "$victim")" = normal ] || fail "node $victim is $(node_status "$victim")"
 cluster kill "$third" || fail "cluster.sh kill $third failed"
 say "node $other revived, node $third killed"

@@ -3,8 +3,9 @@
 # inline ones and 20 KB chunked ones) and record which got 200. After the kill and a while of
 # writing under the new primary, every acknowledged object reads back identically; an object
 # whose PUT failed either reads back as exactly its value or is absent. Reports the time from the
-# kill to the first successful PUT sent after it. Then the killed node is revived
-# (--recovering), returns to normal, and everything reads back again.
+# kill to the first successful PUT sent after it. Then the killed node is revived: it reloads its
+# journal from its disk (no --recovering), catches up, returns to normal, and everything reads
+# back again.
 #
 #   kill_primary.sh path/to/cluster.sh      (TOASTYFS_BUILD: the build directory)
 source "$(dirname "$0")/lib.sh"
@@ -101,7 +102,10 @@ verify() {
 verify "after the kill"
 
 revive_and_wait "$victim"
-say "node $victim recovered"
+grep -q -- "--recovering" <<<"$revive_output" && fail "cluster.sh revive $victim passed --recovering, yet its disk is intact"
+grep "node=$victim metadata: journal " "$TOASTYFS_HOME/logs/node$victim.log" | tail -n 1 | grep -q "journal loaded;" ||
+    fail "node $victim did not load its journal at its revival: $(grep "metadata: journal " "$TOASTYFS_HOME/logs/node$victim.log" | tail -n 1)"
+say "node $victim is back"
 printf 'after revival' >"$work/v"
 expect "PUT after revival" 200 "$(http_code -T "$work/v" "$url/after-revival")"
 verify "after the revival"
