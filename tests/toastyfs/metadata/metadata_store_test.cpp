@@ -671,7 +671,8 @@ struct big_store {
     }
 
     test_disk disk;
-    harness h{&disk, metadata_store_options{.cache_kib = 64}};
+    // SQLite copies WAL pages into the database every 1000 pages here, so the flips hit both files.
+    harness h{&disk, metadata_store_options{.cache_kib = 64, .wal_copy_pages = 1000}};
 };
 
 /// The page number (1-based) of a table b-tree leaf in the middle of the database file.
@@ -934,7 +935,8 @@ void deterministic_history(harness& h) {
 BOOST_AUTO_TEST_CASE(same_seed_same_operations_same_files) {
     test_disk disk_a, disk_b;
     auto run = [](test_disk& disk) {
-        harness h(&disk, metadata_store_options{.cache_kib = 64, .seed = 42});
+        // Pages reach the database file too (copied from the WAL every 1000 pages).
+        harness h(&disk, metadata_store_options{.cache_kib = 64, .seed = 42, .wal_copy_pages = 1000});
         deterministic_history(h);
         return std::tuple{h.snapshot(), h.machine.digest(), disk.contents(database_name), disk.contents(wal_name)};
     };
