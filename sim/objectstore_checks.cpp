@@ -6,27 +6,117 @@ namespace sim::objectstore_internal {
 
 // ---- checkers ---------------------------------------------------------------------------------
 
-/// VSR's own invariant, cheaply: a replica's view never goes back (per incarnation). The
-/// replicas' agreement is checked by on_execute against the canonical execution.
+/// After every step of a replica (per incarnation): its view never goes back, nor does what it
+/// executed; its metadata state after each op it executed (or restored: from its own store at a
+/// restart, or from a peer's by state transfer) is the canonical state at that op (equal digests);
+/// a new primary holds every committed op; and its checkpoints agree with the other replicas'.
+/// So durability holds across every restart: a node that reopened its store at the wrong state,
+/// or a cluster that lost a committed op in a power loss, fails here, and an acknowledged PUT
+/// lost after any number of them fails the read-back (linearizability, content) at the end.
 void objectstore_simulation::check_replica(std::uint32_t index) {
     node_state& node = nodes_[index];
-    if (const auto failure = check_view(index, node.last_view, node.replica->view())) fail("safety", *failure);
+    const sim_replica& replica = *node.replica;
+    if (replica.halted()) return;  // its store's state is undefined; it is restarted
+    if (const auto failure = check_view(index, node.last_view, replica.view())) {
+        fail("safety", *failure);
+        return;
+    }
+    const std::uint64_t executed = replica.commit_executed();
+    if (executed < node.checked_executed) {
+        fail("safety", "node " + std::to_string(index) + " executed op went back from " +
+                           std::to_string(node.checked_executed) + " to " + std::to_string(executed));
+        return;
+    }
+    if (executed > node.checked_executed) {
+        if (commit_view_bound_.size() < executed) commit_view_bound_.resize(executed, UINT64_MAX);
+        for (std::uint64_t op = node.checked_executed + 1; op <= executed; ++op) {
+            commit_view_bound_[op - 1] = std::min(commit_view_bound_[op - 1], replica.view());
+        }
+        node.checked_executed = executed;
+        const std::uint64_t digest = replica.state_machine().digest();
+        if (digest != canonical_digest(executed)) {
+            fail("safety", "node " + std::to_string(index) + "'s metadata state after op " + std::to_string(executed) +
+                               " (start " + vsr::to_string(replica.start_state()) + ", checkpoint op " +
+                               std::to_string(replica.checkpoint().op) + ") differs from the canonical state");
+            return;
+        }
+    }
+    if (!impaired(node)) node.after_halt = node.damage_found = false;
+    check_primary(index);
+    check_checkpoint(index);
+}
+
+/// The shadow's digest after op `op`: after the last op at or before it that executed anything.
+std::uint64_t objectstore_simulation::canonical_digest(std::uint64_t op) const {
+    const auto after = canonical_digests_.upper_bound(op);
+    return after == canonical_digests_.begin() ? tfs::metadata_totals{}.digest() : std::prev(after)->second;
+}
+
+/// VSR's view-change safety: a new primary's log holds every op committed in an earlier view.
+/// An op a replica executed in view w was committed in a view <= w (commit_view_bound_).
+void objectstore_simulation::check_primary(std::uint32_t index) {
+    node_state& node = nodes_[index];
+    const sim_replica& replica = *node.replica;
+    if (replica.status() != vsr::replica_status::normal || !replica.is_primary() || replica.syncing() ||
+        replica.view() <= node.checked_primary_view) {
+        return;
+    }
+    node.checked_primary_view = replica.view();
+    std::uint64_t committed = commit_view_bound_.size();
+    while (committed > 0 && commit_view_bound_[committed - 1] >= replica.view()) --committed;
+    if (replica.op() < committed) {
+        fail("safety", "node " + std::to_string(index) + " became primary of view " + std::to_string(replica.view()) +
+                           " with log op " + std::to_string(replica.op()) + ", without committed op " +
+                           std::to_string(committed));
+    }
+}
+
+/// Checkpoints: every replica's checkpoint at one op (taken, restored from its store at a
+/// restart, or installed by state transfer) has the same checksum: the head (client table) and
+/// the machine's digest agree.
+void objectstore_simulation::check_checkpoint(std::uint32_t index) {
+    node_state& node = nodes_[index];
+    const vsr::checkpoint_image& image = node.replica->checkpoint();
+    if (image.op == node.checked_checkpoint_op) return;
+    node.checked_checkpoint_op = image.op;
+    const auto [it, first] = checkpoint_checksums_.emplace(image.op, image.checksum);
+    if (first) return;
+    if (it->second == image.checksum) {
+        ++result_.checkpoints_compared;
+        return;
+    }
+    fail("safety", "node " + std::to_string(index) + "'s checkpoint at op " + std::to_string(image.op) +
+                       " differs from one taken elsewhere at that op");
 }
 
 /// Every execution of a log position by any replica. The first one is canonical: it is
-/// executed again on the shadow state machine and must give the same result (replicas agree).
-/// Committed puts and add_holders feed the chunk checkers.
-void objectstore_simulation::on_execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes,
-                                        const std::vector<std::uint8_t>& out) {
+/// executed again on the shadow state machine and must give the same result (replicas agree),
+/// and every later execution of that position (another replica, or a restarted one replaying
+/// its journal) must see the same operation and give the same result. Committed puts and
+/// add_holders feed the chunk checkers.
+void objectstore_simulation::on_execute(std::uint32_t executor, const vsr::operation_context& context,
+                                        std::span<const std::uint8_t> bytes, const std::vector<std::uint8_t>& out) {
     const std::uint64_t position = context.op << 20 | context.index;
-    if (position <= shadow_position_) return;
+    const std::uint64_t execution = vsr::checksum(out, vsr::checksum(bytes, context.timestamp_ns));
+    if (position <= shadow_position_) {
+        const auto canonical = canonical_results_.find(position);
+        if (canonical == canonical_results_.end() || canonical->second != execution) {
+            fail("safety", "node " + std::to_string(executor) + " executed op " + std::to_string(context.op) +
+                               " index " + std::to_string(context.index) +
+                               (canonical == canonical_results_.end() ? ", a position never executed before"
+                                                                      : " unlike its first execution"));
+        }
+        return;
+    }
     shadow_position_ = position;
+    canonical_results_.emplace(position, execution);
     metadata_now_ns_ = context.timestamp_ns;
     shadow_out_.clear();
     shadow_.execute(context, bytes, shadow_out_);
+    canonical_digests_[context.op] = shadow_.digest();
     if (shadow_out_ != out) {
-        fail("safety",
-             "a replica's result at op " + std::to_string(context.op) + " differs from the canonical execution");
+        fail("safety", "node " + std::to_string(executor) + "'s result at op " + std::to_string(context.op) +
+                           " differs from the canonical execution");
         return;
     }
     if (bytes.empty() || out.empty()) return;
@@ -112,10 +202,11 @@ void objectstore_simulation::check_put_durability(std::uint64_t put_id) {
     }
 }
 
-std::uint64_t objectstore_simulation::copies_on_nodes(const tfs::sha256_digest& sha, tfs::node_set among) const {
+std::uint64_t objectstore_simulation::copies_on_nodes(const tfs::sha256_digest& sha, tfs::node_set among,
+                                                      bool down_too) const {
     std::uint64_t copies = 0;
     for (std::uint8_t node = 0; node < options_.replicas; ++node) {
-        if (!tfs::contains(among, node) || !nodes_[node].store) continue;
+        if (!tfs::contains(among, node) || (!nodes_[node].store && !down_too)) continue;
         const auto& files = nodes_[node].disk->files();
         const auto it = files.find(tfs::detail::chunk_path(sha));
         if (it != files.end() && crypto::sha256(it->second.bytes) == sha) ++copies;
@@ -132,7 +223,9 @@ std::uint64_t objectstore_simulation::copies_on_nodes(const tfs::sha256_digest& 
 void objectstore_simulation::check_final_loss(std::uint32_t user) {
     const user_state& u = users_[user];
     for (const tfs::chunk_location& c : u.object.chunks) {
-        if (copies_on_nodes(c.sha256, static_cast<tfs::node_set>((1u << options_.replicas) - 1)) != 0) continue;
+        // A copy on the disk of a node that is down (after healing: restarting, or halted again
+        // by its store) is out of reach, not lost.
+        if (copies_on_nodes(c.sha256, static_cast<tfs::node_set>((1u << options_.replicas) - 1), true) != 0) continue;
         const chunk_fate fate = fates_.contains(c.sha256) ? fates_.at(c.sha256) : chunk_fate{};
         tfs::node_set collected = 0;
         for (std::uint8_t node = 0; node < options_.replicas; ++node) {
@@ -141,7 +234,7 @@ void objectstore_simulation::check_final_loss(std::uint32_t user) {
         if ((fate.ever_holders & ~fate.destroyed & ~collected) != 0) {
             std::string how;
             for (std::uint8_t node = 0; node < options_.replicas; ++node) {
-                if (!tfs::contains(fate.ever_holders & ~fate.destroyed, node)) continue;
+                if (!tfs::contains(fate.ever_holders & ~fate.destroyed, node) || !nodes_[node].store) continue;
                 const auto stats = nodes_[node].store->stats();
                 how += "; node " + std::to_string(node) +
                        (gc_removed_.contains({node, c.sha256}) ? " removed by a remove frame" : "") +
@@ -205,6 +298,13 @@ void objectstore_simulation::check_success(std::uint32_t user, tfs::service_stat
     // A metadata request waiting from before gets its next retry within 1.5 retry_max_ms.
     const std::uint64_t settle_grace_ns = (vsr::client_options{}.retry_max_ms * 3 / 2 + 500) * ns_per_ms;
     if (invoked_ns(u) < settled_ns_ && (settled_ns_ == UINT64_MAX || now_ < settled_ns_ + settle_grace_ns)) return;
+    // Excused too within that grace: invoked after, while its proxy's metadata client still had a
+    // request from before waiting for that retry, which the operation's requests may have queued
+    // behind (every session busy): after a power loss every session backs off at once, and a
+    // short upload lease may expire in the queue.
+    if (now_ < settled_ns_ + settle_grace_ns && proxies_[u.proxy].adapter.waited_behind_unsettled(invoked_ns(u))) {
+        return;
+    }
     const std::string what =
         u.op == user_op::list ? "LIST #" + std::to_string(u.history) : describe_op(history_[u.history]);
     fail("liveness", "user " + std::to_string(user) + "'s " + what + " (invoked at " +

@@ -1,7 +1,11 @@
 // toastyfs-sim: runs the object store simulator for one seed or a range of seeds.
 //
 //   toastyfs-sim --seed N [--replicas 3|5] [--requests R] [--verbose] [--bug NAME]
+//                [--storage diskless|persistent]
 //   toastyfs-sim --seeds A..B [--replicas 3|5] [--requests R] [--bug NAME] [--check-determinism] [--quiet]
+//                [--storage diskless|persistent]
+//
+// Each seed draws diskless or persistent metadata replicas unless --storage forces one.
 //
 // Each seed prints one line ending in trace-hash=<hex> (--quiet: failures only). A failure
 // prints the property, the profile, the trace tail and the command that replays it, and the
@@ -31,8 +35,18 @@ sim::seed_report run(const sim::objectstore_options& options) {
                            {"repairs", r.repairs},
                            {"collected", r.chunks_collected},
                            {"wrong_stale", r.holders_removed_while_held},
-                           {"restored", r.checkpoints_restored}}),
-            ""};
+                           {"restored", r.checkpoints_restored},
+                           {"power_losses", r.power_losses},
+                           {"disks_lost", r.disks_lost},
+                           {"halts", r.halts},
+                           {"md_faults", r.metadata_disk_faults},
+                           {"md_rot", r.metadata_rot},
+                           {"journal_faults", r.journal_faults},
+                           {"loaded", r.loaded_restarts},
+                           {"reopened", r.stores_reopened},
+                           {"damaged", r.damaged_restarts},
+                           {"checkpoints_compared", r.checkpoints_compared}}),
+            r.storage};
 }
 
 }  // namespace

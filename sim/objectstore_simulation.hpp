@@ -28,6 +28,8 @@
 #include "sim/objectstore_simulator.hpp"
 #include "sim/replica_cluster.hpp"
 #include "sim/sim_chunk_disk.hpp"
+#include "sim/sim_metadata_disk.hpp"
+#include "sim/sim_storage.hpp"
 #include "toastyfs/chunk_server.hpp"
 #include "toastyfs/chunk_store.hpp"
 #include "toastyfs/janitor.hpp"
@@ -73,13 +75,18 @@ using sim_bus = sim::sim_bus<objectstore_simulation>;
 
 /// The metadata state machine, with the simulator watching every execution: the first
 /// execution of each log position anywhere is the canonical history (checked against a shadow
-/// copy, and used by the checkers).
+/// copy, and used by the checkers), and every later one must give the same result. It keeps its
+/// state in its store as in production (a stored-state machine: checkpoints commit the store,
+/// restarts reopen it, state transfer exports and imports it), and tells the simulator what a
+/// restart found there.
 struct observed_machine {
     tfs::metadata_state_machine machine;
     objectstore_simulation* observer = nullptr;
+    std::uint32_t node = 0;
     observed_machine() = default;
-    observed_machine(const tfs::metadata_options& options, objectstore_simulation* watcher)
-        : machine(options), observer(watcher) {}
+    observed_machine(const tfs::metadata_options& options, tfs::metadata_disk* disk,
+                     const tfs::metadata_store_options& store, objectstore_simulation* watcher, std::uint32_t index)
+        : machine(options, disk, store), observer(watcher), node(index) {}
     void execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes,
                  std::vector<std::uint8_t>& out);
     void snapshot(std::vector<std::uint8_t>& out) const { machine.snapshot(out); }
@@ -89,22 +96,55 @@ struct observed_machine {
     // the primary without a log entry, so the observer never sees them.
     bool is_query(std::span<const std::uint8_t> bytes) const noexcept { return machine.is_query(bytes); }
     void query(std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>& out) const { machine.query(bytes, out); }
+    // vsr::state_machine_with_stored_state, forwarded.
+    vsr::stored_state open_stored(std::uint64_t& op, std::vector<std::uint8_t>& record);
+    bool clear_stored() { return machine.clear_stored(); }
+    bool store_checkpoint(std::uint64_t op, std::span<const std::uint8_t> record) {
+        return machine.store_checkpoint(op, record);
+    }
+    bool failed() const noexcept { return machine.failed(); }
+    std::uint64_t digest() const noexcept { return machine.digest(); }
+    std::uint64_t export_size() const noexcept { return machine.export_size(); }
+    vsr::export_status export_part(std::uint64_t op, std::span<const std::uint8_t> cursor, std::size_t size_max,
+                                   std::vector<std::uint8_t>& out, std::vector<std::uint8_t>& next_cursor) {
+        return machine.export_part(op, cursor, size_max, out, next_cursor);
+    }
+    void export_end() { machine.export_end(); }
+    void import_begin() { machine.import_begin(); }
+    bool import_part(std::span<const std::uint8_t> bytes) { return machine.import_part(bytes); }
+    std::uint64_t import_digest() const noexcept { return machine.import_digest(); }
+    bool import_finish(std::uint64_t op, std::span<const std::uint8_t> record) {
+        return machine.import_finish(op, record);
+    }
+    void import_abandon() { machine.import_abandon(); }
 };
 static_assert(vsr::state_machine_with_queries<observed_machine>);
+static_assert(vsr::state_machine_with_stored_state<observed_machine>);
 
-using sim_replica = vsr::basic_replica<observed_machine, sim_bus, sim_clock, vsr::xoshiro256>;
+/// Diskless nodes run it over a default sim_storage (persistent() false), persistent ones over
+/// their own, which outlives the replica.
+using sim_replica = vsr::basic_replica<observed_machine, sim_bus, sim_clock, vsr::xoshiro256, sim_storage>;
 using sim_client = vsr::basic_client<sim_bus, vsr::xoshiro256>;
 
 /// The proxy's metadata client: the VSR client, remembering where the result being delivered
-/// executed (the linearizability oracle's order).
+/// executed (the linearizability oracle's order), and when its requests were submitted (the
+/// liveness check's excuse for an operation queued behind requests from before the cluster
+/// settled, still waiting for their next retry).
 struct metadata_adapter {
     sim_client* client = nullptr;
-    std::uint64_t position = 0;  // op << 20 | index of the result being delivered, else 0
+    const std::uint64_t* now_ns = nullptr;
+    const std::uint64_t* settled_ns = nullptr;
+    std::uint64_t position = 0;                 // op << 20 | index of the result being delivered, else 0
+    std::multiset<std::uint64_t> submitted_ns;  // of the requests outstanding
+    std::uint64_t before_settled_done_ns = 0;   // when the last request submitted before settling ended
     vsr::submit_error submit(std::span<const std::uint8_t> operation,
                              std::function<void(const vsr::client_result&)> done, vsr::request_kind kind) {
-        return client->submit(
+        const std::uint64_t at = *now_ns;
+        const vsr::submit_error error = client->submit(
             operation,
-            [this, done = std::move(done)](const vsr::client_result& r) {
+            [this, at, done = std::move(done)](const vsr::client_result& r) {
+                submitted_ns.erase(submitted_ns.find(at));
+                if (at < *settled_ns) before_settled_done_ns = *now_ns;
                 const std::uint64_t saved = position;
                 // A query read the state after every request of entry op: it sorts after them all
                 // (batch indices stay below 2^20), tied with the other queries of that state.
@@ -114,6 +154,12 @@ struct metadata_adapter {
                 position = saved;
             },
             kind);
+        if (error == vsr::submit_error::none) submitted_ns.insert(at);
+        return error;
+    }
+    /// Some request submitted before the cluster settled was still outstanding at `when`.
+    bool waited_behind_unsettled(std::uint64_t when) const {
+        return before_settled_done_ns > when || (!submitted_ns.empty() && *submitted_ns.begin() < *settled_ns);
     }
 };
 static_assert(tfs::metadata_client<metadata_adapter>);
@@ -147,11 +193,13 @@ enum class event_kind : std::uint8_t {
     reconnect,
     keepalive,
     final_step,
+    flush,       // a persistent replica's writes become durable and its held messages leave
+    power_loss,  // every node crashes at once and restarts from its disks (traced; drawn by the fault step)
 };
-inline constexpr const char* event_names[] = {"deliver",        "replica_tick",   "proxy_tick", "chunk_to_node",
-                                              "chunk_to_proxy", "user_step",      "fault",      "restart/crash",
-                                              "resume",         "heal_partition", "heal_all",   "watchdog",
-                                              "reconnect",      "keepalive",      "final_step"};
+inline constexpr const char* event_names[] = {
+    "deliver",   "replica_tick",  "proxy_tick", "chunk_to_node",  "chunk_to_proxy", "user_step",
+    "fault",     "restart/crash", "resume",     "heal_partition", "heal_all",       "watchdog",
+    "reconnect", "keepalive",     "final_step", "flush",          "power_loss"};
 
 using event = sim_event<event_kind>;
 
@@ -162,10 +210,30 @@ struct trace_record {
     std::uint64_t b = 0, c = 0;
 };
 
+/// Why a node goes down.
+enum class crash_cause : std::uint8_t {
+    crash,       // a drawn crash (the fault schedule)
+    halt,        // its replica halted: a disk or the store failed
+    power_loss,  // the whole cluster at once
+};
+
+/// Faults the simulator injected into a node's metadata disks, counted: what excuses a restart
+/// that finds them damaged (damage at rest, or a read error while it starts).
+struct injected_damage {
+    std::uint64_t journal = 0;       // sim_storage: lost, misdirected and rotten writes
+    std::uint64_t metadata_rot = 0;  // sim_metadata_disk: bits flipped at rest in the store's files
+    std::uint64_t read_errors = 0;   // sim_metadata_disk: failed reads
+};
+
 struct node_state {
     sim_bus bus;
     sim_clock clock;
     std::unique_ptr<vsr::xoshiro256> random;
+    // the metadata replica's disks (persistent mode): the journal and the SQLite store, which
+    // survive the node's crashes unless lost; declared before the replica, which dies first
+    std::unique_ptr<vsr::xoshiro256> disk_random;
+    sim_storage storage;  // default (diskless) unless persistent
+    std::unique_ptr<sim_metadata_disk> metadata_disk;
     std::unique_ptr<sim_replica> replica;  // null while crashed
     std::unique_ptr<sim_chunk_disk> disk;
     std::unique_ptr<store_type> store;  // null while crashed
@@ -175,6 +243,17 @@ struct node_state {
     std::uint64_t tick_interval_ns = 0;
     std::uint64_t ticks = 0;
     std::uint64_t last_view = 0;
+    bool faulty_disk = false;  // rot, full disks (and lost or misdirected journal writes): at most f nodes
+    bool flush_scheduled = false;
+    bool down_in_power_loss = false;  // not counted against the crash budget: its disks are kept
+    bool after_halt = false;          // down, or not yet normal again, after its replica halted
+    bool damage_found = false;        // a restart found (excused) damage; the node has not recovered since
+    injected_damage damage_at_loss;   // the counts when its disks were last lost (or at setup)
+    vsr::stored_state opened = vsr::stored_state::empty;  // what the store held at the last start
+    // checker progress, per incarnation
+    std::uint64_t checked_executed = 0;
+    std::uint64_t checked_primary_view = 0;
+    std::uint64_t checked_checkpoint_op = 0;
 };
 
 struct chunk_frame {
@@ -275,14 +354,17 @@ public:
     bool chunk_connected(std::uint32_t proxy, std::uint8_t node) const {
         return node < options_.replicas && connections_[proxy * options_.replicas + node].up;
     }
-    void on_execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes,
+    void on_execute(std::uint32_t node, const vsr::operation_context& context, std::span<const std::uint8_t> bytes,
                     const std::vector<std::uint8_t>& out);
+    void on_open_stored(std::uint32_t node, vsr::stored_state state) { nodes_[node].opened = state; }
 
     // replica_cluster hooks
     std::uint32_t impaired_replicas() const;
+    static bool impaired(const node_state& node);
+    void note_impaired();
     bool replica_up(std::uint32_t index) const { return nodes_[index].replica != nullptr; }
     bool replica_paused(std::uint32_t index) const { return nodes_[index].paused; }
-    void crash_replica(std::uint32_t index) { crash_node(index, wipes_ && vsr::chance(random_, 1, 3)); }
+    void crash_replica(std::uint32_t index);
     std::uint64_t partition_side(std::uint64_t side) const { return side; }
     void partitioned(std::uint64_t side);
     void clogged() {}
@@ -294,6 +376,7 @@ public:
     }
     void resumed(std::uint32_t index) {
         for (std::uint32_t p = 0; p < proxies_.size(); ++p) flush_held(p * options_.replicas + index);
+        schedule_flush(index);
     }
     void partition_healed() {
         trace(event_kind::heal_partition, 0, 0, 0);
@@ -314,11 +397,17 @@ private:
     void setup_users();
     void describe_setup();
     void draw_disk_faults(node_state& node);
+    void setup_storage();
     void start_node(std::uint32_t index, bool recovering);
+    void count_restart(std::uint32_t index, const injected_damage& before_start);
+    injected_damage damage_injected(std::uint32_t index) const;
     void schedule(std::uint64_t delay_ns, event_kind kind, std::uint32_t a, std::uint64_t b = 0);
     void handle(const event& e);
     // VSR network
     void replica_tick(std::uint32_t index);
+    void schedule_flush(std::uint32_t index);
+    void flush_replica(std::uint32_t index);
+    bool restart_if_halted(std::uint32_t index);
     void proxy_tick(std::uint32_t index);
     // chunk connections
     connection& conn(std::uint32_t proxy, std::uint32_t node) { return connections_[proxy * options_.replicas + node]; }
@@ -358,13 +447,20 @@ private:
     }
     // faults
     void fault_step();
-    void crash_node(std::uint32_t index, bool wipe);
+    void disk_fault_step();
+    bool disk_may_be_lost(std::uint32_t index) const;
+    void crash_node(std::uint32_t index, bool wipe, bool lose_disks, crash_cause cause);
+    void power_loss();
+    void allow_halting_faults(bool allowed);
     void restart_node(std::uint32_t index);
     void heal_all();
     void destroy(std::uint32_t node, const tfs::sha256_digest& sha);
     void tamper_chunk_copies(bool garble);
     // checkers
     void check_replica(std::uint32_t index);
+    void check_primary(std::uint32_t index);
+    void check_checkpoint(std::uint32_t index);
+    std::uint64_t canonical_digest(std::uint64_t op) const;
     void check_put_durability(std::uint64_t put_id);
     void check_gc_remove(std::uint32_t node, const tfs::sha256_digest& sha);
     void check_reference(std::uint32_t node, const tfs::sha256_digest& sha, const char* what);
@@ -411,7 +507,8 @@ private:
     std::string format_trace() const;
     void mix_trace(std::uint64_t value) { trace_.mix(value); }
     replica_cluster<event_kind> cluster() { return {random_, profile_, network_, events_, now_, options_.replicas}; }
-    std::uint64_t copies_on_nodes(const tfs::sha256_digest& sha, tfs::node_set among) const;
+    /// Good copies of the chunk on the disks of nodes in `among` that are up (or down too).
+    std::uint64_t copies_on_nodes(const tfs::sha256_digest& sha, tfs::node_set among, bool down_too = false) const;
 
     objectstore_options options_;
     vsr::xoshiro256 random_;
@@ -427,6 +524,14 @@ private:
     vsr_network network_;
 
     std::vector<node_state> nodes_;
+    // the metadata replicas' storage, drawn from a stream of its own (the other draws stay as
+    // they were, whichever mode a seed runs)
+    vsr::xoshiro256 storage_random_{0};
+    bool persistent_ = false;
+    std::uint32_t rot_per_mille_ = 0;        // per fault step, on each faulty disk
+    std::uint32_t full_disk_per_mille_ = 0;  // per fault step, on each faulty metadata disk
+    std::uint64_t sync_latency_max_us_ = 1'000;
+    std::uint32_t power_down_ = 0;  // nodes down in a power loss, awaiting their restart
     std::vector<proxy_state> proxies_;
     std::vector<connection> connections_;  // [proxy * n + node]
     std::vector<user_state> users_;
@@ -464,6 +569,10 @@ private:
     // canonical execution (shadow) and chunk bookkeeping
     tfs::metadata_state_machine shadow_;
     std::uint64_t shadow_position_ = 0;
+    std::map<std::uint64_t, std::uint64_t> canonical_results_;     // position -> hash of operation and result
+    std::map<std::uint64_t, std::uint64_t> canonical_digests_;     // op -> the shadow's digest after it
+    std::vector<std::uint64_t> commit_view_bound_;                 // op - 1 -> it was committed in a view <= this
+    std::map<std::uint64_t, std::uint64_t> checkpoint_checksums_;  // op -> the first checkpoint's checksum
     std::uint64_t metadata_now_ns_ = 0;  // the metadata clock: timestamp of the latest canonical op
     std::uint64_t phase_start_metadata_ns_ = 0;
     std::vector<std::uint8_t> shadow_out_;

@@ -12,7 +12,11 @@
 // - faults, swarm-drawn per seed: the KV simulator's network faults, node crash + restart (disk
 //   kept, or wiped), pauses, connection breaks, disk faults (bit flips, lost/torn writes, EIO,
 //   full disk, rot at rest) and corrupted reply bodies (memory faults on a node), with at most
-//   f nodes down or recovering at once.
+//   f nodes down or recovering at once;
+// - the metadata replicas' storage, drawn per seed (as vsr-sim does): diskless, or persistent,
+//   with the journal on sim::sim_storage and the SQLite store on sim::sim_metadata_disk, both
+//   kept across crashes (unsynced writes torn) or, one crash in four, lost; whole-cluster power
+//   loss; rot and full disks on up to f faulty disks, which share that budget with lost disks.
 #include "sim/bug_names.hpp"
 #include "sim/objectstore_simulation.hpp"
 
@@ -24,7 +28,14 @@ namespace objectstore_internal {
 void observed_machine::execute(const vsr::operation_context& context, std::span<const std::uint8_t> bytes,
                                std::vector<std::uint8_t>& out) {
     machine.execute(context, bytes, out);
-    if (observer != nullptr) observer->on_execute(context, bytes, out);
+    // A failed store answers `invalid` and its replica halts without answering: no result.
+    if (observer != nullptr && !machine.failed()) observer->on_execute(node, context, bytes, out);
+}
+
+vsr::stored_state observed_machine::open_stored(std::uint64_t& op, std::vector<std::uint8_t>& record) {
+    const vsr::stored_state state = machine.open_stored(op, record);
+    if (observer != nullptr) observer->on_open_stored(node, state);
+    return state;
 }
 
 bool sim_transport::send(std::uint8_t node, const tfs::frame_header& header,
@@ -82,6 +93,7 @@ void objectstore_simulation::setup() {
     config_.pipeline_max = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 8));
     config_.batch_requests_max = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 64));
     config_.message_size_max = 1 << 20;  // results carry chunk lists up to result_size_max
+    config_.bug = options_.vsr_bug;
     // Most seeds checkpoint every few ops, so metadata snapshots are restored by state transfer.
     if (!vsr::chance(random_, 1, 4)) {
         config_.checkpoint_interval = static_cast<std::uint32_t>(vsr::uniform_between(random_, 2, 32));
@@ -124,10 +136,55 @@ void objectstore_simulation::setup() {
 
     keys_ = static_cast<std::uint32_t>(vsr::uniform_between(random_, 1, 6));
     for (std::uint32_t k = 0; k < keys_; ++k) key_names_.push_back((k % 2 == 0 ? "a/" : "b/") + std::to_string(k));
+    setup_storage();
     setup_nodes();
     setup_proxies();
     setup_users();
     describe_setup();
+}
+
+/// Diskless or persistent metadata replicas, and in persistent mode their disks' faults: a crash
+/// tears unsynced writes on every disk; rot, full disks, read errors (and lost and misdirected
+/// journal writes) only on up to f faulty disks, so a majority always holds what it acknowledged.
+/// All from a stream of its own.
+void objectstore_simulation::setup_storage() {
+    storage_random_ = vsr::xoshiro256(options_.seed ^ 0x5702A6E5702A6E57ULL);
+    vsr::xoshiro256& random = storage_random_;
+    const std::uint32_t n = options_.replicas;
+    persistent_ = vsr::chance(random, 1, 2);
+    if (options_.storage == "diskless") persistent_ = false;
+    if (options_.storage == "persistent") persistent_ = true;
+    result_.storage = persistent_ ? "persistent" : "diskless";
+    if (!persistent_) return;
+    const std::uint32_t torn_choices[] = {0, 300, 700, 1000};
+    const std::uint32_t torn = torn_choices[vsr::uniform_below(random, 4)];
+    const std::uint32_t vanish = static_cast<std::uint32_t>(vsr::uniform_below(random, 1001));
+    const std::uint32_t f = (n - 1) / 2;
+    nodes_.resize(n);
+    for (std::uint32_t i = 0, faulty = static_cast<std::uint32_t>(vsr::uniform_below(random, f + 1)); i < faulty; ++i) {
+        nodes_[vsr::uniform_below(random, n)].faulty_disk = true;
+    }
+    rot_per_mille_ = static_cast<std::uint32_t>(vsr::uniform_below(random, 100));
+    full_disk_per_mille_ = static_cast<std::uint32_t>(vsr::uniform_below(random, 30));
+    const std::uint64_t sync_latencies_us[] = {1'000, 5'000, 20'000};
+    sync_latency_max_us_ = sync_latencies_us[vsr::uniform_below(random, 3)];
+    for (node_state& node : nodes_) {
+        node.disk_random = std::make_unique<vsr::xoshiro256>(random.next_u64());
+        storage_faults journal;
+        journal.torn_on_crash_per_mille = torn;
+        metadata_disk_faults metadata;
+        metadata.torn_on_crash_per_mille = torn;
+        metadata.vanish_on_crash_per_mille = vanish;
+        if (node.faulty_disk) {
+            journal.lost_write_per_mille = static_cast<std::uint32_t>(vsr::uniform_below(random, 20));
+            journal.misdirected_write_per_mille = static_cast<std::uint32_t>(vsr::uniform_below(random, 10));
+            journal.full_disk_per_mille = static_cast<std::uint32_t>(vsr::uniform_below(random, 3));
+            metadata.read_error_per_mille =
+                vsr::chance(random, 1, 2) ? static_cast<std::uint32_t>(vsr::uniform_between(random, 1, 20)) : 0;
+        }
+        node.storage = sim_storage(node.disk_random.get(), journal);
+        node.metadata_disk = std::make_unique<sim_metadata_disk>(random.next_u64(), metadata);
+    }
 }
 
 void objectstore_simulation::setup_nodes() {
@@ -168,6 +225,8 @@ void objectstore_simulation::setup_proxies() {
         proxy.client = std::make_unique<sim_client>(client_options, proxy.bus, *proxy.random);
         for (const auto client_id : proxy.client->client_ids()) client_owner_.emplace(client_id, id);
         proxy.adapter.client = proxy.client.get();
+        proxy.adapter.now_ns = &now_;
+        proxy.adapter.settled_ns = &settled_ns_;
         proxy.transport = sim_transport{this, p};
         auto options = service_options_;
         options.request_id_seed = p + 1;
@@ -202,7 +261,16 @@ void objectstore_simulation::describe_setup() {
     const auto proxy_count = static_cast<std::uint32_t>(proxies_.size());
     const auto user_count = static_cast<std::uint32_t>(users_.size());
     std::ostringstream profile;
-    profile << profile_.describe() << " | wipes=" << wipes_ << " rot=" << disk_rot_ << " breaks=" << connection_breaks_
+    profile << profile_.describe() << " | storage=" << result_.storage;
+    if (persistent_) {
+        profile << " faulty=";
+        for (std::uint32_t i = 0; i < n; ++i) profile << (nodes_[i].faulty_disk ? "1" : "0");
+        const metadata_disk_faults& m = nodes_[0].metadata_disk->faults();
+        profile << " torn=" << m.torn_on_crash_per_mille << " vanish=" << m.vanish_on_crash_per_mille
+                << " rot=" << rot_per_mille_ << " full=" << full_disk_per_mille_ << " sync<=" << sync_latency_max_us_
+                << "us";
+    }
+    profile << " | wipes=" << wipes_ << " rot=" << disk_rot_ << " breaks=" << connection_breaks_
             << " keepalive=" << keepalive_ns_ / ns_per_ms << "ms chunk=" << service_options_.chunk_size
             << " rf=" << int{service_options_.replication_factor}
             << " copies_min=" << int{service_options_.write_copies_min}
@@ -228,11 +296,30 @@ void objectstore_simulation::describe_setup() {
     result_.users = user_count;
 }
 
+/// Starts (or restarts) a node: the metadata replica, on its disks when persistent (it reopens
+/// what they hold), else on a fresh memory disk; and the chunk store.
 void objectstore_simulation::start_node(std::uint32_t index, bool recovering) {
     node_state& node = nodes_[index];
     node.random = std::make_unique<vsr::xoshiro256>(random_.next_u64());
+    tfs::metadata_store_options store;
+    store.seed = node.random->next_u64();
+    store.keep_existing = persistent_;
+    store.durable = persistent_;
+    tfs::metadata_disk* disk = nullptr;
+    const injected_damage before = persistent_ ? damage_injected(index) : injected_damage{};
+    if (persistent_) {
+        node.metadata_disk->restart();
+        node.metadata_disk->end_full();  // the space was freed before the restart
+        disk = node.metadata_disk.get();
+    }
+    node.opened = vsr::stored_state::empty;
     node.replica = std::make_unique<sim_replica>(config_, static_cast<std::uint8_t>(index), node.bus, node.clock,
-                                                 *node.random, recovering, observed_machine(metadata_options_, this));
+                                                 *node.random, node.storage, recovering,
+                                                 observed_machine(metadata_options_, disk, store, this, index));
+    node.checked_executed = 0;
+    node.checked_primary_view = 0;
+    node.checked_checkpoint_op = 0;
+    if (persistent_ && recovering) count_restart(index, before);
     tfs::chunk_store_options store_options;
     store_options.chunk_size_max = service_options_.chunk_size;
     node.store = std::make_unique<store_type>(*node.disk, store_options);
@@ -242,6 +329,49 @@ void objectstore_simulation::start_node(std::uint32_t index, bool recovering) {
         fail("chunk_store", "node " + std::to_string(index) + " failed to open its store: " + error);
     node.last_view = 0;
     node.paused = false;
+    if (!node.replica->halted()) check_replica(index);  // what it restored is the canonical state
+    schedule_flush(index);
+}
+
+/// A persistent node's restart: what it found on its disks. Damage (a journal or a store that
+/// cannot be trusted) is excused only by damage the simulator injected: lost, misdirected or
+/// rotten journal writes since the disks were last lost, rot in the store's files (the database
+/// and its WAL, as faults_hit records it), or a read error while starting (the store then opens
+/// damaged and is emptied). Torn and dropped unsynced writes, and files that vanished unsynced,
+/// are no excuse: nothing unsynced was promised, and the journal and SQLite must both end
+/// cleanly at the last durable write.
+void objectstore_simulation::count_restart(std::uint32_t index, const injected_damage& before_start) {
+    node_state& node = nodes_[index];
+    const sim_replica& replica = *node.replica;
+    result_.loaded_restarts += replica.start_state() == vsr::journal_state::loaded;
+    result_.stores_reopened += node.opened == vsr::stored_state::loaded;
+    const bool damaged =
+        replica.start_state() == vsr::journal_state::damaged || node.opened == vsr::stored_state::damaged;
+    if (!damaged) return;
+    ++result_.damaged_restarts;
+    // The store's files as they were before the start: a damaged store is emptied while starting.
+    // Damage found and excused at an earlier start still excuses until the node has recovered:
+    // what it destroyed (an emptied store beside a journal that still names its checkpoint)
+    // stays behind if the replica halted before its recovery began.
+    if (node.damage_found || before_start.journal != node.damage_at_loss.journal || before_start.metadata_rot != 0 ||
+        damage_injected(index).read_errors != before_start.read_errors) {
+        node.damage_found = true;
+        return;
+    }
+    fail("durability", "node " + std::to_string(index) + " restarted damaged (journal " +
+                           vsr::to_string(replica.start_state()) + (*replica.start_damage() != 0 ? ": " : "") +
+                           replica.start_damage() + "; store " +
+                           (node.opened == vsr::stored_state::damaged ? "damaged" : "not damaged") +
+                           ") but no fault was injected into its disks since they were last lost");
+}
+
+injected_damage objectstore_simulation::damage_injected(std::uint32_t index) const {
+    const node_state& node = nodes_[index];
+    const storage_fault_counts& journal = node.storage.counts();
+    const std::string store = tfs::metadata_store_options{}.file_name;
+    const std::uint64_t store_rot =
+        node.metadata_disk->faults_hit(store).rot + node.metadata_disk->faults_hit(store + "-wal").rot;
+    return {journal.lost + journal.misdirected + journal.latent, store_rot, node.metadata_disk->counts().read_errors};
 }
 
 // ---- VSR messages (sim/replica_cluster.hpp delivers them, over sim/network.hpp) --------------
@@ -258,6 +388,36 @@ void objectstore_simulation::delivering(std::uint32_t to, std::uint32_t from, st
 
 void objectstore_simulation::replica_receive(std::uint32_t index, std::span<const std::uint8_t> message) {
     nodes_[index].replica->on_message(message);
+    if (restart_if_halted(index)) return;
+    check_replica(index);
+    schedule_flush(index);
+}
+
+/// A replica whose disk or store failed stops, as production does (the node process exits), and
+/// restarts later from what is durable.
+bool objectstore_simulation::restart_if_halted(std::uint32_t index) {
+    node_state& node = nodes_[index];
+    if (!node.replica || !node.replica->halted()) return false;
+    crash_node(index, false, false, crash_cause::halt);
+    schedule(vsr::uniform_between(random_, 50, 2'000) * ns_per_ms, event_kind::restart, index);
+    return true;
+}
+
+/// A persistent replica's writes take a moment to become durable (one sync for everything
+/// decided meanwhile: group commit), as in vsr-sim; a crash before then tears them.
+void objectstore_simulation::schedule_flush(std::uint32_t index) {
+    node_state& node = nodes_[index];
+    if (node.flush_scheduled || !node.replica || !node.replica->flush_pending()) return;
+    node.flush_scheduled = true;
+    schedule(vsr::uniform_between(*node.disk_random, 20, sync_latency_max_us_) * ns_per_us, event_kind::flush, index);
+}
+
+void objectstore_simulation::flush_replica(std::uint32_t index) {
+    node_state& node = nodes_[index];
+    node.flush_scheduled = false;
+    if (!node.replica || node.paused) return;  // a paused replica flushes when it resumes
+    node.replica->flush();
+    if (restart_if_halted(index)) return;
     check_replica(index);
 }
 
@@ -266,7 +426,9 @@ void objectstore_simulation::replica_tick(std::uint32_t index) {
     schedule(node.tick_interval_ns, event_kind::replica_tick, index);
     if (!node.replica || node.paused) return;
     node.replica->tick();
+    if (restart_if_halted(index)) return;
     check_replica(index);
+    schedule_flush(index);
     // The node's background scrub (as toastyfs-node runs it): every 100 ms a slice of the
     // stored chunks is re-verified, a whole pass every scrub_pass_slices_ slices; rotten copies
     // go to quarantine and leave the inventory.
@@ -305,6 +467,8 @@ void objectstore_simulation::handle(const event& e) {
         case event_kind::user_step: user_step(e.a, e.b); break;
         case event_kind::fault_step: fault_step(); break;
         case event_kind::restart: restart_node(e.a); break;
+        case event_kind::flush: flush_replica(e.a); break;
+        case event_kind::power_loss: power_loss(); break;
         case event_kind::resume: resume_replica(cluster(), e.a, *this); break;
         case event_kind::heal_partition: heal_partition(cluster(), *this); break;
         case event_kind::heal_all:
@@ -348,6 +512,9 @@ std::string objectstore_simulation::format_trace() const {
 }
 
 objectstore_result objectstore_simulation::run() {
+    // SQLite's process-wide generator (WAL salts) starts where this seed says, so a run is the
+    // same bytes whatever ran before it in the process.
+    tfs::sqlite_vfs::seed_process_randomness(static_cast<std::uint32_t>(mix64(options_.seed)));
     setup();
     schedule(100 * ns_per_ms, event_kind::final_step, 0);
     const std::uint64_t time_max = 900'000 * ns_per_ms;
@@ -374,6 +541,13 @@ objectstore_result objectstore_simulation::run() {
         const auto& d = node.disk->counters();
         result_.disk_faults += d.bit_flips_at_rest + d.bit_flips_on_read + d.lost_writes + d.torn_writes +
                                d.leftover_temporaries + d.read_errors + d.write_errors + d.remove_errors;
+        if (!persistent_) continue;
+        const metadata_disk_counts& m = node.metadata_disk->counts();
+        result_.metadata_disk_faults += m.faults();
+        result_.metadata_rot += m.rot;
+        result_.metadata_full_disks += m.full_disks;
+        result_.metadata_crash_effects += m.crash_effects();
+        result_.journal_faults += node.storage.counts().total();
     }
     for (const auto& proxy : proxies_) {
         const auto& j = proxy.janitor->counters();

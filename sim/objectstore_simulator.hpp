@@ -9,6 +9,7 @@
 #include <string>
 
 #include "toastyfs/planted_bug.hpp"
+#include "vsr/config.hpp"
 
 namespace sim {
 
@@ -22,6 +23,7 @@ enum class objectstore_tamper : std::uint8_t {
     garble_chunk_copies,     // before the read-back, every copy of one committed chunk gets a flipped bit (no fault)
     unavailable_after_heal,  // the first operation to end after healing is seen as ending unavailable
     list_hangs,              // the first LIST never reports back to its user
+    metadata_syncs_lost,     // persistent: node 0's metadata disk silently loses every sync from the first fault step
 };
 
 struct objectstore_options {
@@ -30,7 +32,10 @@ struct objectstore_options {
     std::uint32_t requests = 150;
     bool verbose = false;
     toastyfs::planted_bug bug = toastyfs::planted_bug::none;
+    vsr::planted_bug vsr_bug = vsr::planted_bug::none;  // tests: a planted bug in the metadata replicas
     objectstore_tamper tamper = objectstore_tamper::none;
+    /// "diskless" or "persistent" forces the metadata replicas' storage; empty: the seed draws it.
+    std::string storage;
     /// After healing, every outstanding operation completes, and the final phase (repair,
     /// read-back, garbage collection) ends, within this much simulated time.
     std::uint64_t liveness_bound_ms = 60'000;
@@ -66,6 +71,21 @@ struct objectstore_result {
     std::uint64_t view_changes = 0;
     std::uint64_t queries_answered = 0;      // reads answered by a primary without a log entry
     std::uint64_t checkpoints_restored = 0;  // metadata checkpoints installed by state transfer
+    // the metadata replicas' storage: "persistent" (journal on sim_storage, SQLite store on a
+    // sim_metadata_disk, both kept across crashes) or "diskless"
+    std::string storage;
+    std::uint64_t power_losses = 0;            // every node crashed at once, disks kept
+    std::uint64_t disks_lost = 0;              // crashes that took the journal and the metadata disk
+    std::uint64_t halts = 0;                   // replicas stopped by a failing disk or store (then restarted)
+    std::uint64_t loaded_restarts = 0;         // restarts from disk: the journal loaded (start_state loaded)
+    std::uint64_t stores_reopened = 0;         // restarts whose metadata store reopened loaded
+    std::uint64_t damaged_restarts = 0;        // restarts that found damage and recovered from the peers
+    std::uint64_t metadata_disk_faults = 0;    // rot, no_space and read errors on the metadata disks
+    std::uint64_t metadata_rot = 0;            // bits flipped at rest in metadata files
+    std::uint64_t metadata_full_disks = 0;     // metadata disks that filled up
+    std::uint64_t metadata_crash_effects = 0;  // unsynced metadata writes torn or dropped, files vanished
+    std::uint64_t journal_faults = 0;          // sim_storage: torn, lost, misdirected, rotten, full
+    std::uint64_t checkpoints_compared = 0;    // checkpoints whose digest matched one taken elsewhere
     // what this seed drew
     std::uint32_t chunk_size = 0;
     std::uint32_t replication_factor = 0;

@@ -447,10 +447,14 @@ public:
     }
 
     /// Records the first failure (the store is unusable from then on); false, for `return fail(..)`.
+    /// A page that failed its checksum is damage, not a passing error: the store says so on
+    /// disk, so that the next open reports it damaged (and the replica recovers from its peers)
+    /// instead of reading the same page again at every restart.
     bool fail(const std::string& what) {
         if (!failed_) {
             failed_ = true;
             failure_ = what + ": " + (writer_.is_open() ? writer_.last_error() : std::string("not open"));
+            if (vfs_.counters().page_checksum_failures > 0) mark_damaged();
         }
         return false;
     }
@@ -739,8 +743,17 @@ private:
         return check(reader_.open(store_.file_name, vfs_.name()), "open reader") && configure(reader_, true, false);
     }
 
+    std::string damage_marker_name() const { return store_.file_name + ".damaged"; }
+
+    /// A durable note that the store's pages failed their checksums.
+    void mark_damaged() {
+        metadata_io status = metadata_io::ok;
+        if (auto marker = disk_.open(damage_marker_name(), true, status)) marker->sync();
+    }
+
     /// A new, empty store under the file name (whatever was there is removed).
     void open_fresh() {
+        disk_.remove(damage_marker_name());
         opened_ = vsr::stored_state::empty;
         opened_op_ = 0;
         opened_record_.clear();
@@ -753,10 +766,11 @@ private:
     }
 
     /// What the disk holds: the rows, the totals and the last checkpoint. Damaged (then empty)
-    /// if it does not open, is not ours (no page checksums), or does not read back.
+    /// if a page failed its checksum before, it does not open, is not ours (no page checksums),
+    /// or does not read back.
     void open_existing() {
-        if (!check(writer_.open(store_.file_name, vfs_.name()), "open") || !configure(writer_, false, store_.durable) ||
-            !has_page_checksums() || !prepare_statements()) {
+        if (disk_.exists(damage_marker_name()) || !check(writer_.open(store_.file_name, vfs_.name()), "open") ||
+            !configure(writer_, false, store_.durable) || !has_page_checksums() || !prepare_statements()) {
             return damaged();
         }
         auto totals = writer_.prepare(
