@@ -279,6 +279,31 @@ std::string seconds_text(std::uint64_t ns) {
     return text;
 }
 
+bool kills_one_node(const fault_record& f) {
+    return f.kind == "kill" || f.kind == "kill_primary" || f.kind == "wipe_disk";
+}
+
+/// When the first injected kill_all after `from_ns` began (writes impossible from then until its
+/// revival), if any did.
+std::optional<std::uint64_t> next_cluster_kill(std::span<const fault_record> faults, std::uint64_t from_ns) {
+    std::optional<std::uint64_t> next;
+    for (const fault_record& f : faults)
+        if (f.injected && f.kind == "kill_all" && f.start_ns > from_ns && (!next || f.start_ns < *next))
+            next = f.start_ns;
+    return next;
+}
+
+/// From `from_ns` to the first write issued after it succeeding, cut off at the next kill_all;
+/// UINT64_MAX if none succeeded before the run (or that kill_all) ended.
+std::uint64_t write_resumed_after(std::span<const kv_history_op> history, std::span<const fault_record> faults,
+                                  std::uint64_t from_ns, bool& resumed) {
+    const auto first = first_write_issued_after(history, from_ns);
+    const auto outage = next_cluster_kill(faults, from_ns);
+    resumed = first && (!outage || *first <= *outage);
+    if (resumed) return *first - from_ns;
+    return outage ? *outage - from_ns : UINT64_MAX;
+}
+
 }  // namespace
 
 availability_report check_availability(std::span<const kv_history_op> history, std::span<const fault_record> faults,
@@ -287,15 +312,25 @@ availability_report check_availability(std::span<const kv_history_op> history, s
     for (const kv_history_op& h : history) report.acknowledged_writes += effective_write(h) ? 1 : 0;
     if (report.acknowledged_writes == 0) report.problems.push_back("no write was acknowledged in the whole run");
     for (const fault_record& f : faults) {
-        if (!f.injected || (f.kind != "kill" && f.kind != "kill_primary")) continue;
-        ++report.kills_checked;
-        const auto first = first_write_issued_after(history, f.start_ns);
-        const std::uint64_t took = first ? *first - f.start_ns : UINT64_MAX;
-        if (first) report.slowest_after_kill_ns = std::max(report.slowest_after_kill_ns, took);
-        if (took > bounds.after_kill_ns)
-            report.problems.push_back("writes did not resume within " + seconds_text(bounds.after_kill_ns) +
-                                      " of the kill -9 of " + f.detail +
-                                      (first ? " (first after " + seconds_text(took) + ")" : " (none afterwards)"));
+        const bool revival = f.kind == "kill_all";
+        if (!f.injected || !(revival || kills_one_node(f))) continue;
+        const std::uint64_t from = revival ? f.revived_ns : f.start_ns;
+        bool resumed = false;
+        const std::uint64_t took = write_resumed_after(history, faults, from, resumed);
+        ++(revival ? report.revivals_checked : report.kills_checked);
+        if (resumed) {
+            std::uint64_t& slowest = revival ? report.slowest_after_revival_ns : report.slowest_after_kill_ns;
+            slowest = std::max(slowest, took);
+        }
+        const std::uint64_t bound = revival ? bounds.after_revival_ns : bounds.after_kill_ns;
+        if (took <= bound) continue;
+        const std::string what =
+            revival ? "the restart of every node after their kill -9 (" + f.detail + ")" : "the kill -9 of " + f.detail;
+        const std::string when = resumed ? " (first after " + seconds_text(took) + ")"
+                                 : took != UINT64_MAX
+                                     ? " (none before every node was killed " + seconds_text(took) + " later)"
+                                     : " (none afterwards)";
+        report.problems.push_back("writes did not resume within " + seconds_text(bound) + " of " + what + when);
     }
     const auto after_heal = first_write_issued_after(history, healed_ns);
     report.resumed_after_heal = after_heal && *after_heal - healed_ns <= bounds.after_heal_ns;

@@ -73,20 +73,26 @@ fault_counts count_faults(std::span<const fault_record> faults);
 std::vector<std::string> check_faults_injected(const std::set<std::string>& requested, const fault_counts& counts);
 
 struct availability_bounds {
-    std::uint64_t after_kill_ns = 0;  // a write issued after a kill -9 of one node succeeds within this
-    std::uint64_t after_heal_ns = 0;  // a write issued after the last fault healed succeeds within this
+    std::uint64_t after_kill_ns = 0;     // a write issued after a kill -9 of one node succeeds within this
+    std::uint64_t after_heal_ns = 0;     // a write issued after the last fault healed succeeds within this
+    std::uint64_t after_revival_ns = 0;  // a write issued after a killed cluster restarted succeeds within this
 };
 struct availability_report {
     std::uint64_t acknowledged_writes = 0;  // PUT 200 and DELETE 204 in the whole history
     std::uint64_t kills_checked = 0;
     std::uint64_t slowest_after_kill_ns = 0;  // kill -9 to the first write issued after it succeeding
-    std::uint64_t after_heal_ns = 0;          // healed to the first write issued after it succeeding
+    std::uint64_t revivals_checked = 0;
+    std::uint64_t slowest_after_revival_ns = 0;  // restart of a killed cluster to the first write after it
+    std::uint64_t after_heal_ns = 0;             // healed to the first write issued after it succeeding
     bool resumed_after_heal = false;
     std::vector<std::string> problems;
 };
-/// Availability as properties: some write was acknowledged; after every injected kill or
-/// kill_primary, a write issued after the SIGKILL succeeded within bounds.after_kill_ns; after
-/// `healed_ns`, a write issued after it succeeded within bounds.after_heal_ns.
+/// Availability as properties: some write was acknowledged; after every injected kill -9 of one
+/// node (kill, kill_primary, wipe_disk), a write issued after the SIGKILL succeeded within
+/// bounds.after_kill_ns; after every injected kill_all, a write issued after every node was
+/// restarted (revived_ns) succeeded within bounds.after_revival_ns; after `healed_ns`, a write
+/// issued after it succeeded within bounds.after_heal_ns. A wait cut off by a later kill_all
+/// (writes impossible from its SIGKILL to its revival) counts only up to that SIGKILL.
 availability_report check_availability(std::span<const sim::kv_history_op> history,
                                        std::span<const fault_record> faults, std::uint64_t healed_ns,
                                        const availability_bounds& bounds);

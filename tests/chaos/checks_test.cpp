@@ -47,7 +47,14 @@ bool mentions(const std::vector<std::string>& lines, const std::string& text) {
     return false;
 }
 
-const chaos::availability_bounds bounds{8 * second, 15 * second};
+const chaos::availability_bounds bounds{8 * second, 15 * second, 10 * second};
+
+chaos::fault_record cluster_kill(std::uint64_t start_ns, std::uint64_t revived_ns, std::uint64_t end_ns) {
+    chaos::fault_record f = fault("kill_all", start_ns, end_ns);
+    f.detail = "3 nodes killed";
+    f.revived_ns = revived_ns;
+    return f;
+}
 
 }  // namespace
 
@@ -153,4 +160,50 @@ BOOST_AUTO_TEST_CASE(unexcused_fraction_measures_where_the_cut_get_check_is_on) 
     for (std::uint64_t t = 0; t < 40; t += 4) dense.push_back(fault("pause", t * second, (t + 2) * second));
     BOOST_TEST(chaos::unexcused_fraction(chaos::fault_excuse_windows(dense, 5 * second), 0, 40 * second) == 0.0,
                boost::test_tools::tolerance(1e-9));
+}
+
+BOOST_AUTO_TEST_CASE(writes_must_resume_after_a_whole_cluster_restart_within_the_bound) {
+    // Every node killed at 10 s and restarted at 16 s: nothing can be written in between, so the
+    // bound (10 s) counts from the restart. A write issued during the outage does not count.
+    const std::vector<chaos::fault_record> faults = {cluster_kill(10 * second, 16 * second, 18 * second)};
+    std::vector<kv_history_op> history = {write(1 * second, 2 * second, outcome::ok),
+                                          write(12 * second, 17 * second, outcome::ok),
+                                          write(27 * second, 27 * second + 1000, outcome::ok)};
+    auto report = chaos::check_availability(history, faults, 30 * second, bounds);
+    BOOST_TEST(report.revivals_checked == 1u);
+    BOOST_TEST(report.kills_checked == 0u);
+    BOOST_TEST(mentions(report.problems, "writes did not resume within 10.0 s of the restart of every node"));
+    BOOST_TEST(mentions(report.problems, "(first after 11.0 s)"));
+    // 12 s after the kill but 6 s after the restart: within the bound.
+    history.push_back(write(20 * second, 22 * second, outcome::ok));
+    history.push_back(write(31 * second, 32 * second, outcome::ok));
+    report = chaos::check_availability(history, faults, 30 * second, bounds);
+    BOOST_TEST(report.problems.empty());
+    BOOST_TEST(report.slowest_after_revival_ns == 6 * second);
+    // Nothing at all after the restart fails; a whole-cluster kill never injected is not checked.
+    report = chaos::check_availability({history.data(), 2}, faults, 30 * second, bounds);
+    BOOST_TEST(mentions(report.problems, "of the restart of every node after their kill -9 (3 nodes killed) (none"));
+    chaos::fault_record missed = faults[0];
+    missed.injected = false;
+    BOOST_TEST(chaos::check_availability(history, std::vector{missed}, 30 * second, bounds).revivals_checked == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_kill_is_bounded_until_the_whole_cluster_goes_down) {
+    // A wiped node is a node killed: bounded like a kill. Every node killed 3 s later: the wait
+    // after the first kill counts only up to then (the restart's own bound covers the rest).
+    std::vector<chaos::fault_record> faults = {fault("wipe_disk", 10 * second, 12 * second),
+                                               cluster_kill(13 * second, 20 * second, 22 * second)};
+    const std::vector<kv_history_op> history = {write(1 * second, 2 * second, outcome::ok),
+                                                write(21 * second, 23 * second, outcome::ok)};
+    auto report = chaos::check_availability(history, faults, 30 * second, bounds);
+    BOOST_TEST(report.kills_checked == 1u);
+    BOOST_TEST(report.revivals_checked == 1u);
+    BOOST_TEST(mentions(report.problems, "no write issued after healing"));
+    BOOST_TEST(report.problems.size() == 1u);
+    // No write for 9 s before the whole cluster went down: the kill's bound (8 s) was broken.
+    faults[1] = cluster_kill(19 * second, 20 * second, 22 * second);
+    report = chaos::check_availability(history, faults, 30 * second, bounds);
+    BOOST_TEST(mentions(report.problems,
+                        "within 8.0 s of the kill -9 of node 1 (none before every node was killed "
+                        "9.0 s later)"));
 }

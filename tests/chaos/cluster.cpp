@@ -125,6 +125,7 @@ std::vector<std::string> cluster::node_command(std::uint32_t node, bool recoveri
         options_.use_namespaces ? chunk_port : static_cast<std::uint16_t>(options_.port_base + 100 + node);
     argv.insert(argv.end(), {"--index", std::to_string(node), "--replicas", replica_list_, "--chunk-listen",
                              node_address(node) + ":" + std::to_string(chunks), "--data", node_data(node)});
+    if (options_.diskless) argv.push_back("--diskless");
     if (recovering) argv.push_back("--recovering");
     argv.insert(argv.end(), options_.node_extra_arguments.begin(), options_.node_extra_arguments.end());
     return argv;
@@ -155,6 +156,7 @@ bool cluster::start(std::string& error) {
     if (!options_.use_namespaces) proxy_port_ = static_cast<std::uint16_t>(options_.port_base + 200);
     pids_.assign(options_.nodes, -1);
     paused_.assign(options_.nodes, false);
+    lost_data_.assign(options_.nodes, false);
     for (std::uint32_t i = 0; i < options_.nodes; ++i) {
         pids_[i] = spawn(node_command(i, false), log_directory() + "/node" + std::to_string(i + 1) + ".log", error);
         if (pids_[i] < 0) return false;
@@ -198,10 +200,46 @@ void cluster::kill_node(std::uint32_t node) {
     paused_[node] = false;
 }
 
+std::uint32_t cluster::kill_all_nodes() {
+    std::uint32_t killed = 0;
+    for (std::uint32_t i = 0; i < pids_.size(); ++i)
+        if (pids_[i] > 0 && ::kill(pids_[i], SIGKILL) == 0) ++killed;
+    for (std::uint32_t i = 0; i < pids_.size(); ++i) kill_node(i);
+    return killed;
+}
+
 bool cluster::restart_node(std::uint32_t node, std::string& error) {
     if (pids_[node] > 0) return true;
-    pids_[node] = spawn(node_command(node, true), log_directory() + "/node" + std::to_string(node + 1) + ".log", error);
+    const bool recovering = options_.diskless || lost_data_[node];
+    pids_[node] =
+        spawn(node_command(node, recovering), log_directory() + "/node" + std::to_string(node + 1) + ".log", error);
     return pids_[node] > 0;
+}
+
+bool cluster::wipe_node(std::uint32_t node, std::uint64_t& removed, std::uint64_t& chunks_removed, std::string& error) {
+    const std::string data = node_data(node);
+    if (pids_[node] > 0) {
+        error = "cannot wipe " + data + ": node " + std::to_string(node + 1) + " is running";
+        return false;
+    }
+    removed = 0;
+    chunks_removed = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(data, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+        if (!it->is_regular_file(ec)) continue;
+        ++(it->path().string().starts_with(data + "/chunks/") ? chunks_removed : removed);
+    }
+    if (removed + chunks_removed == 0) {
+        error = "cannot wipe " + data + ": it holds no file";
+        return false;
+    }
+    lost_data_[node] = true;  // from here on a restart must recover, whatever is left
+    std::filesystem::remove_all(data, ec);
+    if (!ec) std::filesystem::create_directories(data, ec);
+    const bool empty = !ec && std::filesystem::is_empty(data, ec) && !ec;
+    if (!empty) error = "cannot wipe " + data + ": " + (ec ? ec.message() : std::string("files remain"));
+    return empty;
 }
 
 void cluster::pause_node(std::uint32_t node) {

@@ -25,6 +25,10 @@ struct cluster_options {
     std::uint32_t nodes = 3;
     bool use_namespaces = true;
     std::uint16_t port_base = 0;  // loopback mode only: node N on base+N, chunks base+100+N, proxy base+200
+    /// Nodes keep no metadata across restarts (toastyfs-node --diskless): every restart recovers
+    /// from the others (--recovering). Persistent nodes (the default) restart from their disks and
+    /// get --recovering only when their data directory was wiped.
+    bool diskless = false;
     std::vector<std::string> proxy_extra_arguments;
     std::vector<std::string> node_extra_arguments;
 };
@@ -72,10 +76,24 @@ public:
     std::string node_data(std::uint32_t node) const;
     std::string log_directory() const { return options_.work_directory + "/logs"; }
 
-    // ---- process faults ----
+    // ---- process and disk faults ----
+    bool diskless() const { return options_.diskless; }
     bool node_running(std::uint32_t node) const { return pids_[node] > 0; }
-    void kill_node(std::uint32_t node);                         // SIGKILL, reaped
-    bool restart_node(std::uint32_t node, std::string& error);  // --recovering
+    void kill_node(std::uint32_t node);  // SIGKILL, reaped
+    /// SIGKILL to every running node before any is reaped (a whole-cluster power loss). Returns
+    /// how many were running.
+    std::uint32_t kill_all_nodes();
+    /// Starts a stopped node: from its disk, or with --recovering when it is diskless or its data
+    /// directory was wiped and it has not recovered since (recovered()).
+    bool restart_node(std::uint32_t node, std::string& error);
+    /// Deletes a stopped node's whole data directory (journal, metadata store, chunks) and leaves
+    /// it empty; its restarts pass --recovering until recovered(node). `removed` counts the files
+    /// deleted (chunk files apart). False, with `error`, if the node runs or the directory was
+    /// empty or is not empty afterwards.
+    bool wipe_node(std::uint32_t node, std::uint64_t& removed, std::uint64_t& chunks_removed, std::string& error);
+    /// The node was seen normal since its wipe: its disk holds a recovered replica again.
+    void recovered(std::uint32_t node) { lost_data_[node] = false; }
+    bool lost_data(std::uint32_t node) const { return lost_data_[node]; }
     void pause_node(std::uint32_t node);
     void resume_node(std::uint32_t node);
     bool paused(std::uint32_t node) const { return paused_[node]; }
@@ -110,6 +128,7 @@ private:
     bool namespaces_created_ = false;
     std::vector<pid_t> pids_;
     std::vector<bool> paused_;
+    std::vector<bool> lost_data_;  // wiped and not yet recovered: restarts pass --recovering
     pid_t proxy_pid_ = -1;
     std::string replica_list_;
     std::string chunk_list_;

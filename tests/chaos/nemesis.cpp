@@ -3,9 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
+#include "platform/crypto.hpp"
 #include "process.hpp"
+#include "toastyfs/types.hpp"
 
 namespace chaos {
 
@@ -34,16 +39,57 @@ std::uint32_t nemesis::pick_node(bool prefer_primary) {
     return static_cast<std::uint32_t>(random_() % cluster_.nodes());
 }
 
-void nemesis::wait_recovered(std::uint32_t node) {
+bool nemesis::wait_recovered(std::uint32_t node) {
     constexpr std::uint64_t recovery_timeout_ms = 30'000;
     const std::uint64_t start = now_ns();
     while (now_ns() - start < recovery_timeout_ms * 1'000'000ull) {
-        if (const auto s = cluster_.status(); s && node < s->nodes.size() && s->nodes[node].normal) return;
+        if (const auto s = cluster_.status(); s && node < s->nodes.size() && s->nodes[node].normal) {
+            cluster_.recovered(node);
+            return true;
+        }
         hold(100);
-        if (cancelled_) return;
+        if (cancelled_) return false;
     }
     stuck_.push_back("node " + std::to_string(node + 1) + " was not normal " +
                      std::to_string(recovery_timeout_ms / 1000) + " s after its restart, with no other fault active");
+    return false;
+}
+
+bool nemesis::wait_repaired(std::uint64_t& took_ms) {
+    // With every node up from pass S on (S completed), pass S + 2 is the first to inventory the
+    // wiped node and finds its chunks missing (suspects, presumed fresh), pass S + 3 drops it as
+    // their holder and repairs (toastyfs/janitor.hpp), at most repairs_per_pass_max a pass. Done
+    // when a pass after S + 3 repaired nothing. Two passes were not enough: a second wipe 11 s
+    // later found chunks whose only copy it deleted (seed 5, 300 s, kill_all,wipe_disk,kill_primary).
+    constexpr std::uint64_t repair_timeout_ms = 90'000;
+    const std::uint64_t start = now_ns();
+    bool was_healthy = false;
+    std::uint64_t healthy_since = 0;  // passes completed when health last began
+    std::uint64_t passes_seen = 0;    // passes completed at the last poll, and repairs by then
+    std::uint64_t repairs_seen = 0;
+    std::string last = "no status from the proxy";
+    while (!cancelled_ && now_ns() - start < repair_timeout_ms * 1'000'000ull) {
+        const auto s = cluster_.status();
+        bool healthy = s && s->nodes.size() == cluster_.nodes();
+        for (std::size_t i = 0; healthy && i < s->nodes.size(); ++i)
+            healthy = s->nodes[i].normal && s->nodes[i].chunk_server_up;
+        if (healthy && !was_healthy) healthy_since = s->janitor_passes_completed;
+        was_healthy = healthy;
+        took_ms = (now_ns() - start) / 1'000'000;
+        if (healthy && s->janitor_passes_completed != passes_seen) {
+            const bool quiet_pass = passes_seen >= healthy_since + 3 && s->repairs == repairs_seen;
+            if (quiet_pass) return true;
+            passes_seen = s->janitor_passes_completed;
+            repairs_seen = s->repairs;
+            last = std::to_string(passes_seen - healthy_since) + " passes with every node up, " +
+                   std::to_string(repairs_seen) + " repairs in all";
+        }
+        hold(200);
+    }
+    if (!cancelled_)
+        stuck_.push_back("the janitor did not finish repairing a wiped node's chunks " +
+                         std::to_string(repair_timeout_ms / 1000) + " s after it recovered (" + last + ")");
+    return false;
 }
 
 void nemesis::kill_and_restart(fault_record& f, bool prefer_primary) {
@@ -203,6 +249,91 @@ void nemesis::corrupt_chunk(fault_record& f) {
     ::close(fd);
 }
 
+void nemesis::kill_everything(fault_record& f) {
+    if (cluster_.diskless()) {  // by design they would forget everything: not a fault to survive
+        f.detail = "diskless nodes";
+        f.injected = false;
+        return;
+    }
+    // What the cluster had committed: after the restart it must know at least that much.
+    std::uint64_t committed = 0;
+    if (const auto s = cluster_.status())
+        for (const node_status& n : s->nodes) committed = std::max(committed, n.commit);
+    f.start_ns = now_ns();
+    const std::uint32_t killed = cluster_.kill_all_nodes();
+    const std::uint64_t down_ms = between(200, options_.hold_ms_max);
+    hold(down_ms);
+    std::string error;
+    for (std::uint32_t n = 0; n < cluster_.nodes(); ++n)
+        if (!cluster_.restart_node(n, error)) note_error(error);
+    f.revived_ns = now_ns();
+    f.detail = std::to_string(killed) + " nodes killed, restarted after " + std::to_string(down_ms) + " ms";
+    if (killed != cluster_.nodes())
+        note_error("whole-cluster kill: only " + std::to_string(killed) + " of " + std::to_string(cluster_.nodes()) +
+                   " nodes were running");
+    bool back = true;
+    for (std::uint32_t n = 0; n < cluster_.nodes() && back; ++n) back = wait_recovered(n);
+    f.end_ns = now_ns();
+    const auto s = back ? cluster_.status() : std::nullopt;
+    if (!s) return;
+    std::uint64_t known = 0;
+    for (const node_status& n : s->nodes) known = std::max(known, n.op);
+    f.detail += ", back " + std::to_string((f.end_ns - f.revived_ns) / 1'000'000) + " ms later";
+    if (known < committed)
+        forgotten_.push_back("after the kill -9 of every node the cluster came back at op " + std::to_string(known) +
+                             ", but it had committed op " + std::to_string(committed) + " before");
+}
+
+std::vector<std::uint32_t> nemesis::wipe_candidates() {
+    std::vector<bool> allowed(cluster_.nodes(), true);
+    for (const std::string& name : corrupted_) {
+        std::vector<std::uint32_t> good;
+        for (std::uint32_t node = 0; node < cluster_.nodes(); ++node) {
+            std::ifstream file(cluster_.node_data(node) + "/chunks/" + name.substr(0, 2) + "/" + name,
+                               std::ios::binary);
+            if (!file) continue;
+            const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+            const auto digest =
+                platform::openssl_crypto::sha256({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
+            if (toastyfs::to_hex(digest) == name) good.push_back(node);
+        }
+        if (good.size() == 1) allowed[good[0]] = false;
+    }
+    std::vector<std::uint32_t> out;
+    for (std::uint32_t node = 0; node < cluster_.nodes(); ++node)
+        if (allowed[node]) out.push_back(node);
+    return out;
+}
+
+void nemesis::wipe_disk(fault_record& f) {
+    const std::vector<std::uint32_t> candidates = wipe_candidates();
+    if (candidates.empty()) {
+        f.detail = "every node holds the last good copy of a corrupted chunk";
+        f.injected = false;
+        return;
+    }
+    std::uint32_t node = candidates[random_() % candidates.size()];
+    if (random_() % 2 == 0)
+        if (const auto p = cluster_.primary();
+            p && std::find(candidates.begin(), candidates.end(), *p) != candidates.end())
+            node = *p;
+    f.detail = "node " + std::to_string(node + 1);
+    f.start_ns = now_ns();
+    cluster_.kill_node(node);
+    std::uint64_t files = 0;
+    std::uint64_t chunks = 0;
+    std::string error;
+    if (!cluster_.wipe_node(node, files, chunks, error)) note_error(error);
+    f.detail += ": " + std::to_string(files) + " metadata files and " + std::to_string(chunks) + " chunk files deleted";
+    hold(between(200, options_.hold_ms_max / 2));
+    if (!cluster_.restart_node(node, error)) note_error(error);
+    const bool back = wait_recovered(node);
+    f.end_ns = now_ns();
+    std::uint64_t repair_ms = 0;
+    if (back && wait_repaired(repair_ms))
+        f.detail += "; recovered, chunks repaired " + std::to_string(repair_ms) + " ms later";
+}
+
 bool nemesis::heal_all(std::string& error) {
     bool ok = true;
     for (std::uint32_t n = 0; n < cluster_.nodes(); ++n) {
@@ -218,12 +349,14 @@ namespace {
 struct kind {
     const char* name;
     std::uint32_t weight;
-    bool network;  // needs network namespaces
+    bool network;     // needs network namespaces
+    bool persistent;  // needs nodes that keep their metadata (not --diskless)
 };
 constexpr kind kinds[] = {
-    {"kill", 12, false},    {"kill_primary", 12, false}, {"pause", 12, false},
-    {"delay", 8, false},    {"partition", 16, true},     {"loss", 10, true},
-    {"duplicate", 6, true}, {"loss_and_crash", 8, true}, {"corrupt", 10, false},
+    {"kill", 12, false, false},    {"kill_primary", 12, false, false}, {"pause", 12, false, false},
+    {"delay", 8, false, false},    {"partition", 16, true, false},     {"loss", 10, true, false},
+    {"duplicate", 6, true, false}, {"loss_and_crash", 8, true, false}, {"corrupt", 10, false, false},
+    {"kill_all", 5, false, true},  {"wipe_disk", 5, false, false},
 };
 
 }  // namespace
@@ -237,6 +370,12 @@ std::vector<std::string> fault_kinds() {
 bool is_network_kind(const std::string& name) {
     for (const kind& k : kinds)
         if (name == k.name) return k.network;
+    return false;
+}
+
+bool needs_persistent_nodes(const std::string& name) {
+    for (const kind& k : kinds)
+        if (name == k.name) return k.persistent;
     return false;
 }
 
@@ -279,6 +418,10 @@ void nemesis::apply(fault_record& f) {
         duplication(f);
     else if (name == "loss_and_crash")
         loss_and_crash(f);
+    else if (name == "kill_all")
+        kill_everything(f);
+    else if (name == "wipe_disk")
+        wipe_disk(f);
     else
         corrupt_chunk(f);
     if (errors_.size() != errors_before) f.injected = false;
@@ -300,7 +443,7 @@ void nemesis::run() {
         f.kind = pick_kind(owed);
         f.start_ns = now_ns();
         apply(f);
-        f.end_ns = now_ns();
+        if (f.end_ns == 0) f.end_ns = now_ns();  // a wipe ends when its node recovered, before the repair
         if (f.injected) owed.erase(f.kind);
         faults_.push_back(std::move(f));
     }

@@ -4,7 +4,10 @@
 // and rests, until its deadline. Faults: kill -9 and restart (the primary half the time), SIGSTOP
 // and SIGCONT, bursts of short pauses (the delay fault: this kernel has no netem), partitions
 // (one node isolated from the others, from the proxy, or one way), packet loss, packet
-// duplication, a network fault together with a crash, and a chunk file corrupted on disk.
+// duplication, a network fault together with a crash, a chunk file corrupted on disk, kill -9 of
+// every node at once (a whole-cluster power loss: they restart from their disks after a drawn
+// pause), and a node's disk wiped (kill -9, its whole data directory deleted, a restart with
+// --recovering: VSR recovery and state transfer, then the janitor restores its chunks).
 // Every requested kind comes once before any repeats; every third rest is a quiet period.
 #include <atomic>
 #include <cstdint>
@@ -21,11 +24,12 @@
 namespace chaos {
 
 struct fault_record {
-    std::string kind;            // one of fault_kinds()
-    std::string detail;          // which node, which shape of partition, how much loss
-    std::uint64_t start_ns = 0;  // when it took effect (for a kill: the SIGKILL)
-    std::uint64_t end_ns = 0;    // healed (for a kill: restarted and recovered)
-    bool injected = true;        // false when applying it failed (see errors()) or found no target
+    std::string kind;              // one of fault_kinds()
+    std::string detail;            // which node, which shape of partition, how much loss
+    std::uint64_t start_ns = 0;    // when it took effect (for a kill: the SIGKILL)
+    std::uint64_t end_ns = 0;      // healed (for a kill: restarted and recovered)
+    bool injected = true;          // false when applying it failed (see errors()) or found no target
+    std::uint64_t revived_ns = 0;  // kill_all: every node restarted (writes were impossible before)
 };
 
 struct nemesis_options {
@@ -50,6 +54,9 @@ struct nemesis_options {
 std::vector<std::string> fault_kinds();
 /// Kinds that need network namespaces (nftables rules inside a node's namespace).
 bool is_network_kind(const std::string& kind);
+/// Kinds that need nodes that keep their metadata on disk (not --diskless): a whole-cluster kill
+/// of diskless nodes loses every acknowledged write by design.
+bool needs_persistent_nodes(const std::string& kind);
 
 class nemesis {
 public:
@@ -72,6 +79,9 @@ public:
     const std::vector<std::string>& errors() const { return errors_; }    // the nemesis itself failed
     const std::vector<std::string>& crashes() const { return crashes_; }  // processes that died unasked
     const std::vector<std::string>& stuck() const { return stuck_; }      // restarted nodes that never recovered
+    /// Whole-cluster kills after which the cluster came back knowing fewer operations than it had
+    /// committed before (persistent nodes that forgot).
+    const std::vector<std::string>& forgotten() const { return forgotten_; }
     /// (node, chunk name) pairs the nemesis corrupted.
     const std::set<std::pair<std::uint32_t, std::string>>& corrupted_copies() const { return corrupted_copies_; }
 
@@ -86,8 +96,17 @@ private:
 
     void kill_and_restart(fault_record& f, bool prefer_primary);
     /// After a restart: waits until the node is normal again, so that no two nodes are ever
-    /// without their memory at once (recovery needs both others; f = 1).
-    void wait_recovered(std::uint32_t node);
+    /// without their memory at once (recovery needs both others; f = 1). False if it was not
+    /// (noted in stuck()) or the nemesis was cancelled.
+    bool wait_recovered(std::uint32_t node);
+    /// After a wipe: waits until every node is normal with its chunk server up and, with that
+    /// holding throughout, a janitor pass that could repair the wiped node's chunks repaired
+    /// nothing: no chunk is left short of copies, so the next fault is again a single one. False
+    /// (noted in stuck()) on timeout.
+    bool wait_repaired(std::uint64_t& took_ms);
+    /// Nodes whose wipe destroys no chunk's last good copy: not the only good holder of a chunk
+    /// the nemesis corrupted elsewhere (a second fault R = 2 is not meant to survive).
+    std::vector<std::uint32_t> wipe_candidates();
     void pause(fault_record& f);
     void delay_by_pauses(fault_record& f);
     void partition(fault_record& f);
@@ -95,6 +114,8 @@ private:
     void duplication(fault_record& f);
     void loss_and_crash(fault_record& f);
     void corrupt_chunk(fault_record& f);
+    void kill_everything(fault_record& f);
+    void wipe_disk(fault_record& f);
 
     cluster& cluster_;
     nemesis_options options_;
@@ -105,6 +126,7 @@ private:
     std::vector<std::string> errors_;
     std::vector<std::string> crashes_;
     std::vector<std::string> stuck_;
+    std::vector<std::string> forgotten_;
     std::set<std::pair<std::uint32_t, std::string>> corrupted_copies_;
     std::set<std::string> corrupted_;  // chunk digests: each is corrupted on at most one node, once
 };

@@ -93,9 +93,9 @@ public:
     void stop();  // signals and joins
 
     /// After stop(): one GET of every key used, sequentially, each retried until it is answered
-    /// (200 with exactly a written value, or 404) or `deadline_ns`. Returns key -> value name
-    /// ("" for 404); what failed goes to `problems`. With `record`, the GETs join the history
-    /// (the final reads the linearizability checker sees).
+    /// (200 with exactly a written value, or 404), for 60 s at most and not past `deadline_ns`.
+    /// Returns key -> value name ("" for 404); what failed goes to `problems`. With `record`, the
+    /// GETs join the history (the final reads the linearizability checker sees).
     std::map<std::string, std::string> read_all(bool record, std::uint64_t deadline_ns,
                                                 std::vector<std::string>& problems);
     static constexpr std::uint32_t final_reader = 1000;  // client id of read_all's GETs
