@@ -281,12 +281,15 @@ struct status_watch {
     vsr::replica_status last_status = replica.status();
     std::uint64_t last_view = replica.view();
     bool last_primary = replica.is_primary();
+    bool status_logged = false;  // the first tick logs the status the node starts in
     std::uint64_t next_report_ns = loop.monotonic_ns() + report_interval_ns;
     static constexpr std::uint64_t report_interval_ns = 10'000'000'000ull;
 
     void tick() {
         replica.tick();
-        if (replica.status() != last_status || replica.view() != last_view || replica.is_primary() != last_primary) {
+        if (!status_logged || replica.status() != last_status || replica.view() != last_view ||
+            replica.is_primary() != last_primary) {
+            status_logged = true;
             log(log_level::info, "status %s view %llu role %s op=%llu commit=%llu", vsr::to_string(replica.status()),
                 static_cast<unsigned long long>(replica.view()), replica.is_primary() ? "primary" : "backup",
                 static_cast<unsigned long long>(replica.op()), static_cast<unsigned long long>(replica.commit()));
