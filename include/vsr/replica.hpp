@@ -185,8 +185,13 @@ public:
     /// Makes what the last calls decided durable, then sends the messages that waited for it.
     /// A diskless replica has nothing to do. If the storage fails the replica halts.
     void flush() {
+        // Requests that gathered during the turn go out as one prepare while the pipeline has
+        // room: the next batch is on the wire while the backups still sync the previous one.
+        // Nothing executes here: what the turn executed stays in memory until the next flush.
+        if (!halted_ && status_ == replica_status::normal && is_primary()) prepare_queued();
         flush_journal();
         if (prepare_after_compaction()) flush_journal();  // the prepares it made
+        release_executed();
     }
 
     /// Stopped for good: its storage failed or belongs to someone else (halt_reason()). The
@@ -869,9 +874,16 @@ private:
         return image_building_ ? std::min(checkpoint_durable_op_, building_.op) : checkpoint_durable_op_;
     }
 
+    /// Turns queued requests into prepares while the pipeline has room, then commits what a
+    /// quorum holds (a lone replica commits at once).
+    void flush_requests() {
+        prepare_queued();
+        update_commit();
+    }
+
     /// Turns queued requests into prepares while the pipeline has room. Under load the queue
     /// grows while the pipeline is full, so batches grow with load.
-    void flush_requests() {
+    void prepare_queued() {
         while (!request_queue_.empty() && log_.op() - commit_max_ < config_.pipeline_max &&
                log_.op() < op_prepare_max()) {
             const std::size_t size_max = config_.entry_size_max();
@@ -889,7 +901,6 @@ private:
             header h = make_header(command::prepare, 0);
             send_to_other_replicas(h, log_.entry(log_.op()));
         }
-        update_commit();
     }
 
     /// Bytes the next entry will take (at most size_max), so it is allocated once.
@@ -1744,11 +1755,6 @@ private:
         }
         checkpoint_durable_op_ = std::min(checkpoint_.op, journal_.checkpoint_durable_op());
         assert(checkpoint_durable_op_ >= log_.base());
-        // Executed entries are durable now: the journal serves them, memory need not hold them.
-        // Those executed since the previous flush stay one flush longer, so whoever watches
-        // the replica (the simulator's checkers) sees every executed entry in memory once.
-        log_.release_through(std::min(executed_at_last_flush_, committed_in_log()));
-        executed_at_last_flush_ = commit_executed_;
         for (const held_message& m : held_) {
             if (m.to_client) {
                 bus_.send_to_client(m.target, m.bytes);
@@ -1757,6 +1763,15 @@ private:
             }
         }
         held_.clear();
+    }
+
+    /// Executed entries are durable once flush() synced: the journal serves them, memory need not
+    /// hold them. Those executed since the previous flush() stay one flush longer, so whoever
+    /// watches the replica (the simulator's checkers) sees every executed entry in memory once.
+    void release_executed() {
+        if (halted_ || !journal_.persistent() || journal_.dirty()) return;
+        log_.release_through(std::min(executed_at_last_flush_, committed_in_log()));
+        executed_at_last_flush_ = commit_executed_;
     }
 
     /// The log may drop more than when last looked: a primary that stopped at op_prepare_max
