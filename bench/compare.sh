@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # ToastyFS side by side with real peers, on this machine, in one run:
-#   toastyfs      3 nodes + the proxy from cluster.sh, default settings
+#   toastyfs      3 nodes + the proxy from cluster.sh, default settings (persistent: every write
+#                 synced to the nodes' journals before it is acknowledged)
+#   toastyfs-diskless  the same with --diskless (the seed's mode: metadata in memory only)
 #   nginx         one worker: static GET, WebDAV PUT (the unreplicated upper bound for an HTTP front)
 #   etcd          3 members on loopback through the HTTP JSON gateway, default settings (fsync on)
 #   etcd-nofsync  the same with --unsafe-no-fsync (ToastyFS's VSR log is in memory, not on disk)
@@ -11,14 +13,16 @@
 # and the targets of issue 6, and writes it with a gnuplot PNG to bench/results/.
 #
 #   bench/compare.sh                 install what is missing (as root), build, run everything
-# Environment: DURATION (10), BIG_MB (1024), SYSTEMS ("toastyfs nginx etcd etcd-nofsync"),
+# Environment: DURATION (10), BIG_MB (1024), SYSTEMS ("toastyfs toastyfs-diskless nginx etcd etcd-nofsync"),
 # RESULTS (bench/results), TOASTYFS_BUILD (build; set TOASTYFS_SKIP_BUILD=1 to use it as it is).
 # The clients share the cores with the servers: compare ratios from one run, not absolute numbers.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 duration=${DURATION:-10}
 big_mb=${BIG_MB:-1024}
-systems=${SYSTEMS:-toastyfs nginx etcd etcd-nofsync}
+systems=${SYSTEMS:-toastyfs toastyfs-diskless nginx etcd etcd-nofsync}
+# The diskless figures landed in 2685bcd (issue 6): each persistent row must be at least as good.
+baseline=${BASELINE:-$root/bench/results/compare-2026-11-26T2149Z.tsv}
 results=${RESULTS:-$root/bench/results}
 build=${TOASTYFS_BUILD:-$root/build}
 keys_1k=1000  # preloaded 1 KiB objects the GET rows read
@@ -222,9 +226,11 @@ big_transfer() {
 }
 
 # --- the systems --------------------------------------------------------------------------------
+# run_toastyfs SYSTEM [NODE FLAGS]
 run_toastyfs() {
-    local base url pid pids=()
-    export TOASTYFS_HOME=$work/toastyfs TOASTYFS_BUILD=$build TOASTYFS_SKIP_BUILD=1
+    local system=$1 base url pid pids=()
+    shift
+    export TOASTYFS_HOME=$work/$system TOASTYFS_BUILD=$build TOASTYFS_SKIP_BUILD=1 TOASTYFS_NODE_ARGS="$*"
     for attempt in 1 2 3; do
         base=$(free_port_base)
         export TOASTYFS_PORT_BASE=$base TOASTYFS_PROXY=127.0.0.1:$((base + 300))
@@ -234,10 +240,10 @@ run_toastyfs() {
     done
     url=http://$TOASTYFS_PROXY
     for name in proxy node1 node2 node3; do pids+=("$(cat "$TOASTYFS_HOME/pids/$name.pid")"); done
-    run_rows toastyfs http "$url"
-    big_transfer toastyfs "$url" "${pids[@]}"
+    run_rows "$system" http "$url"
+    big_transfer "$system" "$url" "${pids[@]}"
     stop_servers
-    rm -rf "$work/toastyfs"
+    rm -rf "${work:?}/$system"
 }
 
 run_nginx() {
@@ -326,7 +332,8 @@ say "work directory $work; systems: $systems; ${duration} s per row"
 for system in $systems; do
     sync  # the previous system's dirty pages are not this one's cost
     case $system in
-        toastyfs) BENCH_PREFIX_BASE=t run_toastyfs ;;
+        toastyfs) BENCH_PREFIX_BASE=t run_toastyfs toastyfs ;;
+        toastyfs-diskless) BENCH_PREFIX_BASE=d run_toastyfs toastyfs-diskless --diskless ;;
         nginx) BENCH_PREFIX_BASE=n run_nginx ;;
         etcd) BENCH_PREFIX_BASE=e run_etcd etcd ;;
         etcd-nofsync) BENCH_PREFIX_BASE=f run_etcd etcd-nofsync --unsafe-no-fsync ;;
@@ -345,7 +352,8 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
     echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)."
     echo "Command: \`DURATION=$duration BIG_MB=$big_mb SYSTEMS=\"$systems\" bench/compare.sh\`."
     echo "Peers: $(nginx -v 2>&1 | sed 's/.*: //'), etcd $(etcd --version | awk '/etcd Version/{print $3}'), $(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}')."
-    echo "etcd = defaults (fsync on); etcd-nofsync = --unsafe-no-fsync. Cells: ops/s (MB/s for curl rows), p50 / p99 ms."
+    echo "toastyfs = defaults (persistent); toastyfs-diskless = --diskless; etcd = defaults (fsync on); etcd-nofsync = --unsafe-no-fsync."
+    echo "Cells: ops/s (MB/s for curl rows), p50 / p99 ms."
     echo
     awk -F'\t' -v systems="$systems" '
         BEGIN { n = split(systems, sys, " ") }
@@ -373,7 +381,7 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
     echo
     [ -f "$work/rss.tsv" ] && awk -F'\t' '{printf "- %s, %s: %s\n", $1, $2, $3}' "$work/rss.tsv"
     echo
-    echo "Targets (issue 6):"
+    echo "Targets (issues 6 and 14; toastyfs is the persistent default):"
     awk -F'\t' -v big="$big_mb" '
         { v[$1, $2] = $3 }
         function check(what, w, peer, want) {
@@ -381,12 +389,21 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
             r = v["toastyfs", w] / v[peer, w]
             printf "- %s: %.2f (target >= %.2f) %s\n", what, r, want, (r >= want ? "met" : "MISSED") }
         END {
-            check("1 KiB PUT at 64 conns vs nginx", "1 KiB PUT, 64 conns", "nginx", 0.75)
-            check("1 KiB PUT at 64 conns vs etcd (fsync)", "1 KiB PUT, 64 conns", "etcd", 3)
+            check("1 KiB PUT at 64 conns vs nginx", "1 KiB PUT, 64 conns", "nginx", 1)
+            check("1 KiB PUT at 64 conns vs etcd (fsync)", "1 KiB PUT, 64 conns", "etcd", 5)
             check("1 KiB GET at 64 conns vs nginx", "1 KiB GET, 64 conns", "nginx", 0.5)
             check("1 KiB GET at 64 conns vs etcd (fsync)", "1 KiB GET, 64 conns", "etcd", 4)
             check(big " MiB PUT vs nginx", big " MiB PUT (curl)", "nginx", 0.4)
             check(big " MiB GET vs nginx", big " MiB GET (curl)", "nginx", 0.5) }' "$rows"
+    if [ -f "$baseline" ]; then
+        # Every other row against the diskless figures of the baseline run (same workloads).
+        awk -F'\t' -v name="$(basename "$baseline")" '
+            FNR == NR { if ($1 == "toastyfs") base[$2] = $3; next }
+            $1 == "toastyfs" && $2 != "1 KiB PUT, 64 conns" && ($2 in base) && base[$2] > 0 {
+                r = $3 / base[$2]
+                printf "- %s vs the diskless baseline (%s): %s / %s = %.2f (target >= 1.00) %s\n", $2, name, $3, base[$2], r,
+                    (r >= 1 ? "met" : "MISSED") }' "$baseline" "$rows"
+    fi
     awk -F'\t' '$1 == "toastyfs" { n = split($3, parts, ", "); for (i = 1; i <= n; i++) if (parts[i] ~ /^toastyfs-proxy /) {
         split(parts[i], f, " "); printf "- proxy peak RSS: %s MiB (target <= 256) %s\n", f[2], (f[2] <= 256 ? "met" : "MISSED") } }' \
         "$work/rss.tsv" 2>/dev/null || true

@@ -216,6 +216,11 @@ public:
     bool persistent() const noexcept { return storage_.persistent(); }
     /// Writes are waiting for flush().
     bool dirty() const noexcept { return dirty_; }
+    /// Every entry up to `op`, the view and the checkpoint are durable: only later entries wait.
+    bool durable_through(std::uint64_t op) const noexcept {
+        return !dirty_ || (!epoch_pending_ && !view_pending_ && !checkpoint_pending_ &&
+                           (pending_.empty() || pending_.front().op > op));
+    }
     std::uint64_t checkpoint_durable_op() const noexcept { return superblock_.checkpoint_op; }
     const superblock& durable() const noexcept { return superblock_; }
     std::uint64_t syncs() const noexcept { return syncs_; }

@@ -596,10 +596,14 @@ private:
 
     /// Every message leaves through here: at once if nothing is waiting to be durable, else
     /// after flush(). The view is staged first, so no message ever reflects a view (or a log)
-    /// the disk does not hold yet.
-    void emit(bool to_client, std::uint64_t target, std::span<const std::uint8_t> message) {
+    /// the disk does not hold yet. A message to a client that reflects only ops up to
+    /// `client_op` (a reply) need not wait for later entries: it leaves at once when those ops
+    /// and the view are durable here, a sync earlier on the way back to the client.
+    void emit(bool to_client, std::uint64_t target, std::span<const std::uint8_t> message,
+              std::uint64_t client_op = UINT64_MAX) {
         journal_.set_view(view_, last_normal_view_);
-        if (!journal_.dirty() || config_.bug == planted_bug::ack_before_durable) {
+        const bool durable = to_client ? journal_.durable_through(client_op) : !journal_.dirty();
+        if (durable || config_.bug == planted_bug::ack_before_durable) {
             if (to_client) {
                 bus_.send_to_client(target, message);
             } else {
@@ -801,7 +805,7 @@ private:
                 reply.request_number = q.request_number;
                 reply.extra = reply_index_query;
                 encode_message(reply, result_buffer_, send_buffer_);
-                emit(true, q.client_id, send_buffer_);
+                emit(true, q.client_id, send_buffer_, commit_executed_);
                 ++counters_.queries_answered;
                 queries_.pop_front();
             }
@@ -1157,7 +1161,7 @@ private:
         h.extra = s.reply_index;
         h.status = static_cast<std::uint8_t>(s.reply_outcome);
         encode_message(h, s.reply, send_buffer_);
-        emit(true, s.client_id, send_buffer_);
+        emit(true, s.client_id, send_buffer_, s.reply_op);
         ++counters_.replies_resent;
     }
 
