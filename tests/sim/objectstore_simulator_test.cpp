@@ -147,7 +147,7 @@ BOOST_AUTO_TEST_CASE(copies_reported_corrupt_without_a_fault_are_not_excused) {
 }
 
 BOOST_AUTO_TEST_CASE(an_operation_unavailable_after_healing_is_a_liveness_failure) {
-    expect_caught(planted_bug::none, sim::objectstore_tamper::unavailable_after_heal, "liveness", 5);
+    expect_caught(planted_bug::none, sim::objectstore_tamper::unavailable_after_heal, "liveness", 40);
 }
 
 BOOST_AUTO_TEST_CASE(a_hanging_list_is_caught_by_the_watchdog) {
@@ -324,7 +324,7 @@ BOOST_AUTO_TEST_CASE(a_damaged_replica_voting_is_caught_by_the_primary_check) {
 BOOST_AUTO_TEST_CASE(compacting_past_the_commit_is_caught_by_the_execution_check) {
     // A checkpoint that ran past the commit executed ops the log later replaced: an execution of
     // a position unlike its first one.
-    expect_persistent_caught(vsr::planted_bug::compact_past_commit, sim::objectstore_tamper::none, {"safety"}, 150);
+    expect_persistent_caught(vsr::planted_bug::compact_past_commit, sim::objectstore_tamper::none, {"safety"}, 600);
 }
 
 BOOST_AUTO_TEST_CASE(a_checkpoint_without_its_client_table_is_caught_by_the_state_check) {
