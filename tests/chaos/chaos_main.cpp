@@ -425,7 +425,9 @@ bool prepare_network(arguments& args, const std::set<std::string>& requested, re
     if (args.namespaces)
         if (const std::uint32_t stale = chaos::cluster::remove_stale_namespaces())
             std::printf("removed %u network namespaces left by an earlier run that was killed\n", stale);
-    if (args.port_base == 0) args.port_base = static_cast<std::uint16_t>(20000 + (::getpid() % 400) * 100);
+    // Below Linux's ephemeral range (32768-60999): a restarted node's port is never taken meanwhile
+    // by someone's outgoing connection.
+    if (args.port_base == 0) args.port_base = static_cast<std::uint16_t>(20000 + (::getpid() % 120) * 100);
     return true;
 }
 
