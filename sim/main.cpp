@@ -32,6 +32,7 @@ sim::seed_report run(const sim::simulation_options& options) {
                                            {"from_journal", r.entries_from_journal},
                                            {"cluster_crashes", r.cluster_crashes},
                                            {"disks_lost", r.disks_lost},
+                                           {"unsynced_primary_crashes", r.primaries_crashed_before_sync},
                                            {"disk_faults", r.storage_faults},
                                            {"loaded", r.loaded_restarts},
                                            {"damaged", r.damaged_restarts}}),

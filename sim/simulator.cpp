@@ -413,6 +413,7 @@ void kv_simulation::crash_cluster() {
     for (std::uint32_t i = 0; i < options_.replicas; ++i) {
         if (!replicas_[i].replica) continue;
         record_trace(event_kind::cluster_crash, i, i, {});
+        if (replicas_[i].replica->prepared_not_durable() > 0) ++result_.primaries_crashed_before_sync;
         replicas_[i].replica.reset();
         replicas_[i].storage.crash();
         replicas_[i].flush_scheduled = false;
@@ -587,6 +588,7 @@ void kv_simulation::crash_replica(std::uint32_t index, bool may_lose_disk) {
     record_trace(event_kind::restart, index, index, {});
     mix_trace(0xC0 + index);
     replica_node& node = replicas_[index];
+    if (node.replica && node.replica->prepared_not_durable() > 0) ++result_.primaries_crashed_before_sync;
     node.replica.reset();
     node.flush_scheduled = false;
     for (auto& other : replicas_) other.storage.allow_full_disk(false);  // until all are well again

@@ -62,12 +62,13 @@ struct simulation_result {
     std::uint64_t queries_answered = 0;  // reads answered by a primary without a log entry
     std::string storage;                 // the mode the seed ran with
     // persistent mode: what the simulated disks did
-    std::uint64_t cluster_crashes = 0;   // every replica at once, disks kept
-    std::uint64_t disks_lost = 0;        // crashes that took the disk
-    std::uint64_t storage_faults = 0;    // torn, lost, misdirected, rotten, full (sim_storage counts)
-    std::uint64_t damaged_restarts = 0;  // restarts that found damage and recovered from peers
-    std::uint64_t halts = 0;             // replicas stopped by a failing disk (then restarted)
-    std::uint64_t loaded_restarts = 0;   // restarts that rejoined with their disk
+    std::uint64_t cluster_crashes = 0;                // every replica at once, disks kept
+    std::uint64_t disks_lost = 0;                     // crashes that took the disk
+    std::uint64_t primaries_crashed_before_sync = 0;  // crashed while their prepares were out, unsynced
+    std::uint64_t storage_faults = 0;                 // torn, lost, misdirected, rotten, full (sim_storage counts)
+    std::uint64_t damaged_restarts = 0;               // restarts that found damage and recovered from peers
+    std::uint64_t halts = 0;                          // replicas stopped by a failing disk (then restarted)
+    std::uint64_t loaded_restarts = 0;                // restarts that rejoined with their disk
     bool profile_crashes = false;
     bool profile_partitions = false;
     bool profile_pauses = false;

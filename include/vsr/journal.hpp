@@ -24,7 +24,8 @@
 //   3. bodies appended after that truncation;
 //   4. the redundant headers of every body written, and the superblock if the view or the
 //      checkpoint changed.
-// Only then does the replica send what it decided (vsr/replica.hpp, flush()).
+// Only then does the replica send what it decided (vsr/replica.hpp, flush()), except a primary's
+// prepares, which wait only for the view (view_durable; see replica.hpp, emit()).
 //
 // Recovery walks from the checkpoint: record op must have the right op, chain to the record
 // before it (parent), and carry a valid epoch. A body that does not check out is lost if its
@@ -220,6 +221,20 @@ public:
     bool durable_through(std::uint64_t op) const noexcept {
         return !dirty_ || (!epoch_pending_ && !view_pending_ && !checkpoint_pending_ &&
                            (pending_.empty() || pending_.front().op > op));
+    }
+    /// The highest op whose entry, and every one before it, is durable in the view on disk, for
+    /// a log that ends at `last_op`; 0 while a new epoch or view waits (nothing is claimed until
+    /// the flush).
+    std::uint64_t durable_op(std::uint64_t last_op) const noexcept {
+        if (!dirty_) return last_op;
+        if (epoch_pending_ || view_pending_) return 0;
+        return pending_.empty() ? last_op : pending_.front().op - 1;
+    }
+    /// The superblock on disk names this view and last normal view, and no new log epoch waits:
+    /// what is appended now belongs to a view a restart finds (see replica.hpp, prepares).
+    bool view_durable(std::uint64_t view, std::uint64_t last_normal_view) const noexcept {
+        return superblock_.sequence != 0 && !view_pending_ && !epoch_pending_ && superblock_.view == view &&
+               superblock_.last_normal_view == last_normal_view;
     }
     std::uint64_t checkpoint_durable_op() const noexcept { return superblock_.checkpoint_op; }
     const superblock& durable() const noexcept { return superblock_; }

@@ -191,6 +191,7 @@ public:
         if (!halted_ && status_ == replica_status::normal && is_primary()) prepare_queued();
         flush_journal();
         if (prepare_after_compaction()) flush_journal();  // the prepares it made
+        if (commit_now_durable()) flush_journal();        // the prepares the commit made room for
         release_executed();
     }
 
@@ -207,6 +208,14 @@ public:
     /// The disk says a recovery is under way: a restart now would recover again.
     bool recovering_on_disk() const noexcept { return journal_.persistent() && journal_.durable().recovering != 0; }
     std::uint64_t storage_syncs() const noexcept { return journal_.syncs(); }
+    /// Ops a primary has sent in prepares that are not durable here yet (emit()).
+    std::uint64_t prepared_not_durable() const noexcept {
+        if (halted_ || status_ != replica_status::normal || !is_primary() ||
+            !journal_.view_durable(view_, last_normal_view_)) {
+            return 0;
+        }
+        return log_.op() - journal_.durable_op(log_.op());
+    }
 
     // ---- introspection (tests, simulator, status reports) ----
     std::uint8_t index() const noexcept { return index_; }
@@ -599,10 +608,17 @@ private:
     /// the disk does not hold yet. A message to a client that reflects only ops up to
     /// `client_op` (a reply) need not wait for later entries: it leaves at once when those ops
     /// and the view are durable here, a sync earlier on the way back to the client.
+    /// A primary's prepare (`prepare`) waits only for the view: the backups sync the entry while
+    /// the primary does, so a commit costs one sync on the way, not two. That is safe because
+    /// the primary counts itself in a quorum only for ops durable here (update_commit), and a
+    /// primary that restarts never leads its old view again (rejoin): an entry it loses in a
+    /// crash before its sync is never replaced by another one with the same view and op.
     void emit(bool to_client, std::uint64_t target, std::span<const std::uint8_t> message,
-              std::uint64_t client_op = UINT64_MAX) {
+              std::uint64_t client_op = UINT64_MAX, bool prepare = false) {
         journal_.set_view(view_, last_normal_view_);
-        const bool durable = to_client ? journal_.durable_through(client_op) : !journal_.dirty();
+        const bool durable = to_client ? journal_.durable_through(client_op)
+                             : prepare ? !journal_.dirty() || journal_.view_durable(view_, last_normal_view_)
+                                       : !journal_.dirty();
         if (durable || config_.bug == planted_bug::ack_before_durable) {
             if (to_client) {
                 bus_.send_to_client(target, message);
@@ -620,6 +636,13 @@ private:
             h.target = r;
             send_to_replica(h, body);
         }
+    }
+
+    /// A prepare of the primary's own log, in its view: see emit().
+    void send_prepare(header h, std::span<const std::uint8_t> entry) {
+        assert(h.cmd == command::prepare && is_primary());
+        encode_message(h, entry, send_buffer_);
+        emit(false, h.target, send_buffer_, UINT64_MAX, true);
     }
 
     std::size_t suffix_body_max() const noexcept { return config_.message_size_max - header_size; }
@@ -903,7 +926,11 @@ private:
             assert(appended);  // op_prepare_max() leaves room
             (void)appended;
             header h = make_header(command::prepare, 0);
-            send_to_other_replicas(h, log_.entry(log_.op()));
+            for (std::uint8_t r = 0; r < config_.replica_count; ++r) {
+                if (r == index_) continue;
+                h.target = r;
+                send_prepare(h, log_.entry(log_.op()));
+            }
         }
     }
 
@@ -986,12 +1013,13 @@ private:
         update_commit();
     }
 
-    /// The primary's commit number: the highest op held by a quorum (counting itself).
+    /// The primary's commit number: the highest op held by a quorum, counting itself for what
+    /// is durable here (its prepares may leave before its own sync: emit()).
     void update_commit() {
         if (status_ != replica_status::normal || !is_primary()) return;
         std::array<std::uint64_t, replicas_max> held{};
         for (std::uint8_t r = 0; r < config_.replica_count; ++r) {
-            held[r] = r == index_ ? log_.op() : ack_op_[r];
+            held[r] = r == index_ ? journal_.durable_op(log_.op()) : ack_op_[r];
         }
         std::sort(held.begin(), held.begin() + config_.replica_count, std::greater<>());
         std::uint64_t quorum_op = held[config_.quorum() - 1];
@@ -1031,7 +1059,7 @@ private:
             for (std::uint64_t op = first; op <= last; ++op) {
                 header h = make_header(command::prepare, r);
                 h.op = op;
-                send_to_replica(h, log_.entry(op));
+                send_prepare(h, log_.entry(op));
                 ++counters_.prepares_resent;
             }
             if (first > last) send_to_replica(make_header(command::commit, r), {});
@@ -1767,6 +1795,15 @@ private:
             }
         }
         held_.clear();
+    }
+
+    /// After a flush: acknowledgements that came before our own copies were durable count now.
+    /// True if the commit prepared more (they wait for the next flush_journal).
+    bool commit_now_durable() {
+        if (halted_ || status_ != replica_status::normal || !is_primary()) return false;
+        const std::uint64_t op_before = log_.op();
+        update_commit();
+        return log_.op() != op_before;
     }
 
     /// Executed entries are durable once flush() synced: the journal serves them, memory need not

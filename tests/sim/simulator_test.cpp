@@ -83,8 +83,10 @@ BOOST_AUTO_TEST_CASE(query_without_round_five_replicas) {
 BOOST_AUTO_TEST_CASE(ack_before_durable) {  // 107; 158 with 5 replicas
     expect_caught(vsr::planted_bug::ack_before_durable, 3, 400, "persistent");
 }
-BOOST_AUTO_TEST_CASE(compact_past_commit) {  // 93; 419 diskless
-    expect_caught(vsr::planted_bug::compact_past_commit, 3, 300, "persistent");
+// 256 since prepares leave before the primary's sync (fewer entries held by the primary alone,
+// which a view change would drop); 61 before.
+BOOST_AUTO_TEST_CASE(compact_past_commit) {
+    expect_caught(vsr::planted_bug::compact_past_commit, 3, 600, "persistent");
 }
 BOOST_AUTO_TEST_CASE(damaged_replica_votes) {  // 89
     expect_caught(vsr::planted_bug::damaged_replica_votes, 3, 300, "persistent");
@@ -168,12 +170,13 @@ BOOST_AUTO_TEST_CASE(controls_are_honoured) {
 // Executed entries leave memory once durable, and lagging replicas get them from journals.
 BOOST_AUTO_TEST_CASE(storage_faults_happen) {
     std::uint64_t cluster_crashes = 0, disks_lost = 0, faults = 0, loaded = 0, damaged = 0, restored = 0;
-    std::uint64_t from_journal = 0;
+    std::uint64_t from_journal = 0, unsynced_primaries = 0;
     for (std::uint64_t seed = 1; seed <= 150; ++seed) {
         const auto r = run(seed, 3, vsr::planted_bug::none, 300, "persistent");
         BOOST_TEST_REQUIRE(r.ok, "seed " << seed << ": " << r.property << " " << r.detail);
         BOOST_TEST(r.storage == "persistent");
         cluster_crashes += r.cluster_crashes;
+        unsynced_primaries += r.primaries_crashed_before_sync;
         disks_lost += r.disks_lost;
         faults += r.storage_faults;
         loaded += r.loaded_restarts;
@@ -182,6 +185,7 @@ BOOST_AUTO_TEST_CASE(storage_faults_happen) {
         from_journal += r.entries_from_journal;
     }
     BOOST_TEST(cluster_crashes > 0u);
+    BOOST_TEST(unsynced_primaries > 0u);  // a primary lost prepares the backups already had
     BOOST_TEST(from_journal > 0u);
     BOOST_TEST(disks_lost > 0u);
     BOOST_TEST(faults > 0u);
