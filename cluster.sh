@@ -18,7 +18,8 @@
 # the cluster has started, data/initialized marks it: a node of that cluster whose
 # data/nodeN/vsr/superblock is missing or empty lost its metadata and is started with
 # --recovering (VSR recovery from the other nodes: a majority must run with theirs), never
-# formatted as a new replica. With --diskless in TOASTYFS_NODE_ARGS the metadata lives in memory:
+# formatted as a new replica (before that, a node without a superblock starts with --format; the
+# node refuses to start without one of the two). With --diskless in TOASTYFS_NODE_ARGS the metadata lives in memory:
 # stop loses it, and revive always passes --recovering.
 #
 # State lives in $TOASTYFS_HOME (default .cluster/ next to this script): data/nodeN/ (metadata
@@ -140,6 +141,8 @@ start_nodes() {
                 say "node $n lost its metadata ($home/data/node$n/vsr/superblock is missing or empty): starting it with --recovering (it recovers from the other nodes)"
             fi
             start_node "$n" --recovering
+        elif [ "$diskless" = 0 ] && [ ! -s "$home/data/node$n/vsr/superblock" ]; then
+            start_node "$n" --format  # a new cluster's node (must_recover said so): it creates its journal
         else
             start_node "$n"
         fi

@@ -1,7 +1,7 @@
 // toastyfs-node: one storage node of a ToastyFS cluster.
 //
 //   toastyfs-node --index N --replicas host:port,... --chunk-listen host:port --data DIR
-//                 [--diskless] [--cluster ID] [--recovering] [--upload-lease-ms MS] [--inline-bytes-max N]
+//                 [--format | --recovering | --diskless] [--cluster ID] [--upload-lease-ms MS] [--inline-bytes-max N]
 //                 [--disk-quota-bytes N] [--scrub-bytes-per-second N] [--log-level debug|info|warn]
 //
 // Two threads that share nothing:
@@ -16,7 +16,11 @@
 //   DIR/chunks, and scrubs it in the background (every stored chunk re-verified in turn).
 // Chunk I/O (fsync included) therefore never delays heartbeats or prepares.
 // --recovering says the node lost what it held (a diskless restart, or a persistent node whose
-// data directory is gone): VSR recovery runs first. The chunks on disk survive a restart either
+// data directory is gone): VSR recovery runs first. A persistent node that finds no journal
+// starts only with --format (a new cluster's node, first start) or --recovering: with neither, a
+// node whose data directory was lost would come back as a new, empty replica and vote, and its
+// votes could drop what the cluster acknowledged. --format on a journal that exists is refused
+// too, so a script that always passes it cannot defeat the check. The chunks on disk survive a restart either
 // way. SIGTERM/SIGINT exit cleanly.
 #include <atomic>
 #include <cstdio>
@@ -63,6 +67,7 @@ struct arguments {
     std::string data_directory;
     std::uint64_t cluster = 0;
     bool recovering = false;
+    bool format = false;  // a new cluster's persistent node: may create its journal
     bool diskless = false;
     std::uint64_t upload_lease_ms = 3'600'000;
     std::uint64_t inline_bytes_max = toastyfs::metadata_options{}.inline_bytes_max;
@@ -83,6 +88,9 @@ void usage(std::FILE* out) {
                  "  --diskless                 keep no metadata across restarts (the seed's mode): a\n"
                  "                             restarted node recovers it from the others (--recovering)\n"
                  "  --cluster ID               cluster id, 0..4294967295 (default 0); all processes must agree\n"
+                 "  --format                   a new cluster's node, first start: create the metadata journal\n"
+                 "                             (refused if DIR holds one). A persistent node that finds no\n"
+                 "                             journal needs --format or --recovering\n"
                  "  --recovering               this node lost its metadata (a diskless restart, or its data\n"
                  "                             directory is gone): run VSR recovery first\n"
                  "  --inline-bytes-max N       the metadata store's quota: bytes of small objects kept inline\n"
@@ -113,6 +121,10 @@ int parse_arguments(int argc, char** argv, arguments& out) {
         }
         if (flag == "--diskless") {
             out.diskless = true;
+            continue;
+        }
+        if (flag == "--format") {
+            out.format = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -162,6 +174,11 @@ int parse_arguments(int argc, char** argv, arguments& out) {
     if (!have_index || !have_replicas || !have_chunk || !have_data) {
         std::fprintf(stderr, "toastyfs-node: --index, --replicas, --chunk-listen and --data are required\n");
         usage(stderr);
+        return cli::exit_usage;
+    }
+    if (out.format && (out.recovering || out.diskless)) {
+        std::fprintf(stderr,
+                     "toastyfs-node: --format is for a new persistent node: not with --recovering or --diskless\n");
         return cli::exit_usage;
     }
     if (out.index >= out.replicas.size()) {
@@ -353,6 +370,19 @@ void log_start(const arguments& args, const replica_type& replica) {
         static_cast<unsigned long long>(replica.state_machine().object_count()), vsr::to_string(replica.status()));
 }
 
+/// Why a persistent node must not start with the journal it found (nullptr: it may). Nothing is
+/// written before the first flush, so refusing here leaves the disk as it was.
+const char* journal_refusal(const arguments& args, vsr::journal_state found) {
+    if (args.diskless) return nullptr;
+    const bool empty = found == vsr::journal_state::empty;
+    if (empty && !args.format && !args.recovering) {
+        return "it holds no metadata journal. A new cluster's node starts with --format; a node that "
+               "lost its data directory starts with --recovering (it recovers from the other nodes)";
+    }
+    if (!empty && args.format) return "--format, but it holds a metadata journal already (start it without --format)";
+    return nullptr;
+}
+
 /// The metadata thread: a VSR replica over the TCP bus until a shutdown is requested. Returns the
 /// exit code (1 when it cannot start or its storage fails).
 int run_metadata_thread(const arguments& args, const vsr::config& cfg) {
@@ -382,6 +412,10 @@ int run_metadata_thread(const arguments& args, const vsr::config& cfg) {
     if (replica->halted()) {
         log(log_level::warn, "cannot start from %s: %s (%s)", args.data_directory.c_str(), replica->halt_reason(),
             replica->state_machine().failure().c_str());
+        return 1;
+    }
+    if (const char* refusal = journal_refusal(args, replica->start_state())) {
+        log(log_level::warn, "refusing to start from %s: %s", args.data_directory.c_str(), refusal);
         return 1;
     }
     replica_pointer = replica.get();

@@ -208,13 +208,13 @@ public:
     /// The disk says a recovery is under way: a restart now would recover again.
     bool recovering_on_disk() const noexcept { return journal_.persistent() && journal_.durable().recovering != 0; }
     std::uint64_t storage_syncs() const noexcept { return journal_.syncs(); }
-    /// Ops a primary has sent in prepares that are not durable here yet (emit()).
+    /// Ops whose prepares this primary sent before they were durable here (emit()) and that are
+    /// still not durable: what a crash now would lose here while the backups may hold it.
     std::uint64_t prepared_not_durable() const noexcept {
-        if (halted_ || status_ != replica_status::normal || !is_primary() ||
-            !journal_.view_durable(view_, last_normal_view_)) {
-            return 0;
-        }
-        return log_.op() - journal_.durable_op(log_.op());
+        if (halted_ || status_ != replica_status::normal || !is_primary()) return 0;
+        const std::uint64_t sent = std::min(prepared_early_op_, log_.op());
+        const std::uint64_t durable = journal_.durable_op(log_.op());
+        return sent > durable ? sent - durable : 0;
     }
 
     // ---- introspection (tests, simulator, status reports) ----
@@ -603,6 +603,15 @@ private:
         emit(false, h.target, send_buffer_);
     }
 
+    /// A prepare of the primary's own log, in its view: see emit().
+    void send_prepare(header h, std::span<const std::uint8_t> entry) {
+        assert(h.cmd == command::prepare && is_primary());
+        encode_message(h, entry, send_buffer_);
+        if (emit(false, h.target, send_buffer_, UINT64_MAX, true) && journal_.durable_op(h.op) < h.op) {
+            prepared_early_op_ = std::max(prepared_early_op_, h.op);
+        }
+    }
+
     /// Every message leaves through here: at once if nothing is waiting to be durable, else
     /// after flush(). The view is staged first, so no message ever reflects a view (or a log)
     /// the disk does not hold yet. A message to a client that reflects only ops up to
@@ -613,7 +622,8 @@ private:
     /// the primary counts itself in a quorum only for ops durable here (update_commit), and a
     /// primary that restarts never leads its old view again (rejoin): an entry it loses in a
     /// crash before its sync is never replaced by another one with the same view and op.
-    void emit(bool to_client, std::uint64_t target, std::span<const std::uint8_t> message,
+    /// True if the message left now, false if it waits for flush().
+    bool emit(bool to_client, std::uint64_t target, std::span<const std::uint8_t> message,
               std::uint64_t client_op = UINT64_MAX, bool prepare = false) {
         journal_.set_view(view_, last_normal_view_);
         const bool durable = to_client ? journal_.durable_through(client_op)
@@ -625,24 +635,22 @@ private:
             } else {
                 bus_.send_to_replica(static_cast<std::uint8_t>(target), message);
             }
-            return;
+            return true;
         }
         held_.push_back(held_message{to_client, target, std::vector<std::uint8_t>(message.begin(), message.end())});
+        return false;
     }
 
     void send_to_other_replicas(header h, std::span<const std::uint8_t> body) {
         for (std::uint8_t r = 0; r < config_.replica_count; ++r) {
             if (r == index_) continue;
             h.target = r;
-            send_to_replica(h, body);
+            if (h.cmd == command::prepare) {
+                send_prepare(h, body);
+            } else {
+                send_to_replica(h, body);
+            }
         }
-    }
-
-    /// A prepare of the primary's own log, in its view: see emit().
-    void send_prepare(header h, std::span<const std::uint8_t> entry) {
-        assert(h.cmd == command::prepare && is_primary());
-        encode_message(h, entry, send_buffer_);
-        emit(false, h.target, send_buffer_, UINT64_MAX, true);
     }
 
     std::size_t suffix_body_max() const noexcept { return config_.message_size_max - header_size; }
@@ -925,12 +933,7 @@ private:
             const bool appended = append_entry(entry_builder_.finish());
             assert(appended);  // op_prepare_max() leaves room
             (void)appended;
-            header h = make_header(command::prepare, 0);
-            for (std::uint8_t r = 0; r < config_.replica_count; ++r) {
-                if (r == index_) continue;
-                h.target = r;
-                send_prepare(h, log_.entry(log_.op()));
-            }
+            send_to_other_replicas(make_header(command::prepare, 0), log_.entry(log_.op()));
         }
     }
 
@@ -2150,9 +2153,9 @@ private:
     std::array<recovery_record, replicas_max> recoveries_{};
     sync_target sync_;
     bool state_request_inflight_ = false;
-    bool state_request_retried_ = false;
-    std::uint64_t executed_at_last_flush_ = 0;  // entries up to here may leave memory at the next flush  // a request
-                                                // went unanswered: ask others than the primary
+    bool state_request_retried_ = false;        // a request went unanswered: ask others than the primary
+    std::uint64_t executed_at_last_flush_ = 0;  // entries up to here may leave memory at the next flush
+    std::uint64_t prepared_early_op_ = 0;       // the highest op whose prepare left before its sync here
     checkpoint_image checkpoint_;               // the latest: served to lagging replicas
     checkpoint_image checkpoint_previous_;      // the one before, for transfers that started on it
     checkpoint_image building_;                 // being built (image_building_), step by step

@@ -117,7 +117,7 @@ bool cluster::setup_namespaces(std::string& error) {
     return true;
 }
 
-std::vector<std::string> cluster::node_command(std::uint32_t node, bool recovering) const {
+std::vector<std::string> cluster::node_command(std::uint32_t node, node_start how) const {
     std::vector<std::string> argv;
     if (options_.use_namespaces) argv = {"/usr/bin/env", "ip", "netns", "exec", node_namespace(node)};
     argv.push_back(options_.node_binary);
@@ -126,7 +126,8 @@ std::vector<std::string> cluster::node_command(std::uint32_t node, bool recoveri
     argv.insert(argv.end(), {"--index", std::to_string(node), "--replicas", replica_list_, "--chunk-listen",
                              node_address(node) + ":" + std::to_string(chunks), "--data", node_data(node)});
     if (options_.diskless) argv.push_back("--diskless");
-    if (recovering) argv.push_back("--recovering");
+    if (how == node_start::recovering) argv.push_back("--recovering");
+    if (how == node_start::first && !options_.diskless) argv.push_back("--format");
     argv.insert(argv.end(), options_.node_extra_arguments.begin(), options_.node_extra_arguments.end());
     return argv;
 }
@@ -158,7 +159,8 @@ bool cluster::start(std::string& error) {
     paused_.assign(options_.nodes, false);
     lost_data_.assign(options_.nodes, false);
     for (std::uint32_t i = 0; i < options_.nodes; ++i) {
-        pids_[i] = spawn(node_command(i, false), log_directory() + "/node" + std::to_string(i + 1) + ".log", error);
+        pids_[i] = spawn(node_command(i, node_start::first), log_directory() + "/node" + std::to_string(i + 1) + ".log",
+                         error);
         if (pids_[i] < 0) return false;
     }
     std::vector<std::string> proxy = {options_.proxy_binary,
@@ -211,8 +213,8 @@ std::uint32_t cluster::kill_all_nodes() {
 bool cluster::restart_node(std::uint32_t node, std::string& error) {
     if (pids_[node] > 0) return true;
     const bool recovering = options_.diskless || lost_data_[node];
-    pids_[node] =
-        spawn(node_command(node, recovering), log_directory() + "/node" + std::to_string(node + 1) + ".log", error);
+    pids_[node] = spawn(node_command(node, recovering ? node_start::recovering : node_start::reload),
+                        log_directory() + "/node" + std::to_string(node + 1) + ".log", error);
     return pids_[node] > 0;
 }
 

@@ -118,7 +118,10 @@ public:
 private:
     bool setup_namespaces(std::string& error);
     bool in_namespace(std::uint32_t node, const std::string& nft_script, std::string& error);
-    std::vector<std::string> node_command(std::uint32_t node, bool recovering) const;
+    /// How a node starts: a new cluster's node (--format when persistent), a restart that
+    /// reloads its disk, or one that lost its metadata (--recovering).
+    enum class node_start { first, reload, recovering };
+    std::vector<std::string> node_command(std::uint32_t node, node_start how) const;
     std::string node_address(std::uint32_t node) const;
     std::string namespace_name(const std::string& suffix) const;
     std::string node_namespace(std::uint32_t node) const;
