@@ -1,7 +1,7 @@
 // kv-server: one replica of the KV example cluster as a real process.
 //
 //   kv-server --replica N --replicas host:port,host:port,host:port --cluster ID
-//             [--data DIR] [--recovering] [--log-level debug|info|warn]
+//             [--data DIR [--format]] [--recovering] [--log-level debug|info|warn]
 //
 // The replica listens on its own entry of --replicas. It runs a platform::event_loop, a
 // platform::tcp_message_bus (role replica) and a vsr::basic_replica over kv::state_machine, ticked
@@ -9,7 +9,9 @@
 // it writes its journal, checkpoints and superblock to DIR and syncs once per loop turn before
 // it sends anything; restarted, it loads them and rejoins. Without --data it is diskless.
 // --recovering restarts a replica that lost what it held (diskless, or its data directory gone):
-// it runs the VSR recovery protocol before taking part. SIGTERM/SIGINT exit cleanly
+// it runs the VSR recovery protocol before taking part. A persistent replica whose DIR holds no
+// journal starts only with --format (a new cluster's replica) or --recovering (vsr::start_refusal).
+// SIGTERM/SIGINT exit cleanly
 // (platform/process.hpp).
 #include <cstdio>
 #include <memory>
@@ -43,15 +45,17 @@ using platform::log_level;
 void usage(std::FILE* out) {
     std::fprintf(out,
                  "usage: kv-server --replica N --replicas host:port,host:port,... --cluster ID\n"
-                 "                 [--data DIR] [--recovering] [--log-level debug|info|warn]\n"
+                 "                 [--data DIR [--format]] [--recovering] [--log-level debug|info|warn]\n"
                  "  --replica N       this replica's index into --replicas (its listen address)\n"
                  "  --replicas LIST   every replica's address, in index order (a.b.c.d:port or localhost:port)\n"
                  "  --cluster ID      cluster id (0..4294967295); all replicas and clients must agree\n"
                  "  --data DIR        persistent: keep the journal and checkpoints in DIR (created if\n"
                  "                    missing); a restart loads them. Without it the replica is diskless\n"
+                 "  --format          with --data, a new cluster's replica: create the journal in DIR\n"
+                 "                    (refused if DIR holds one). A DIR without a journal needs --format\n"
+                 "                    or --recovering\n"
                  "  --recovering      this replica lost what it held (diskless restart, or DIR lost):\n"
-                 "                    it recovers from the others first. An empty DIR without it is a new\n"
-                 "                    cluster's replica\n"
+                 "                    it recovers from the others first\n"
                  "  --log-level L     debug, info (default) or warn\n");
 }
 
@@ -60,7 +64,8 @@ struct arguments {
     std::vector<platform::socket_address> replicas;
     std::uint64_t cluster = 0;
     bool recovering = false;
-    std::string data;  // empty: diskless
+    bool format = false;  // with --data: a new cluster's replica may create its journal
+    std::string data;     // empty: diskless
     log_level level = log_level::info;
 };
 
@@ -73,8 +78,8 @@ int parse_arguments(int argc, char** argv, arguments& out) {
             usage(stdout);
             return 0;
         }
-        if (flag == "--recovering") {
-            out.recovering = true;
+        if (flag == "--recovering" || flag == "--format") {
+            (flag == "--format" ? out.format : out.recovering) = true;
             continue;
         }
         if (flag != "--replica" && flag != "--replicas" && flag != "--cluster" && flag != "--log-level" &&
@@ -122,6 +127,10 @@ int parse_arguments(int argc, char** argv, arguments& out) {
     if (!have_replica || !have_replicas || !have_cluster) {
         std::fprintf(stderr, "kv-server: --replica, --replicas and --cluster are required\n");
         usage(stderr);
+        return kv::cli::exit_usage;
+    }
+    if (out.format && (out.recovering || out.data.empty())) {
+        std::fprintf(stderr, "kv-server: --format is for a new persistent replica: needs --data, not --recovering\n");
         return kv::cli::exit_usage;
     }
     if (out.replica >= out.replicas.size()) {
@@ -252,6 +261,12 @@ int run_replica(const arguments& args, const vsr::config& cfg, platform::event_l
                                                   storage, args.recovering);
     if (replica->halted()) {
         log(log_level::warn, "cannot start from %s: %s", args.data.c_str(), replica->halt_reason());
+        return 1;
+    }
+    const char* refusal =
+        args.data.empty() ? nullptr : vsr::start_refusal(replica->start_state(), args.format, args.recovering);
+    if (refusal != nullptr) {  // nothing is written before the first flush: DIR is as it was
+        log(log_level::warn, "refusing to start from %s: %s", args.data.c_str(), refusal);
         return 1;
     }
     replica_pointer = replica.get();

@@ -370,19 +370,6 @@ void log_start(const arguments& args, const replica_type& replica) {
         static_cast<unsigned long long>(replica.state_machine().object_count()), vsr::to_string(replica.status()));
 }
 
-/// Why a persistent node must not start with the journal it found (nullptr: it may). Nothing is
-/// written before the first flush, so refusing here leaves the disk as it was.
-const char* journal_refusal(const arguments& args, vsr::journal_state found) {
-    if (args.diskless) return nullptr;
-    const bool empty = found == vsr::journal_state::empty;
-    if (empty && !args.format && !args.recovering) {
-        return "it holds no metadata journal. A new cluster's node starts with --format; a node that "
-               "lost its data directory starts with --recovering (it recovers from the other nodes)";
-    }
-    if (!empty && args.format) return "--format, but it holds a metadata journal already (start it without --format)";
-    return nullptr;
-}
-
 /// The metadata thread: a VSR replica over the TCP bus until a shutdown is requested. Returns the
 /// exit code (1 when it cannot start or its storage fails).
 int run_metadata_thread(const arguments& args, const vsr::config& cfg) {
@@ -414,7 +401,9 @@ int run_metadata_thread(const arguments& args, const vsr::config& cfg) {
             replica->state_machine().failure().c_str());
         return 1;
     }
-    if (const char* refusal = journal_refusal(args, replica->start_state())) {
+    const char* refusal =
+        args.diskless ? nullptr : vsr::start_refusal(replica->start_state(), args.format, args.recovering);
+    if (refusal != nullptr) {  // nothing is written before the first flush: the disk is as it was
         log(log_level::warn, "refusing to start from %s: %s", args.data_directory.c_str(), refusal);
         return 1;
     }

@@ -189,6 +189,22 @@ inline const char* to_string(journal_state s) noexcept {
     return "unknown";
 }
 
+/// Why a persistent replica must not start with the journal it found (nullptr: it may start). A
+/// driver asks its operator to say what an empty journal means: `format`, a new cluster's replica,
+/// or `recovering`, a replica that lost its disk. Guessing "new" would let a replica whose data
+/// directory was lost come back empty and vote, and its votes could drop acknowledged entries.
+/// `format` on a journal that exists is refused too, so a start script that always passes it
+/// cannot defeat the check.
+inline const char* start_refusal(journal_state found, bool format, bool recovering) noexcept {
+    const bool empty = found == journal_state::empty;
+    if (empty && !format && !recovering) {
+        return "it holds no journal. A new cluster's replica starts with --format; one that lost its data "
+               "directory starts with --recovering (it recovers from the others)";
+    }
+    if (!empty && format) return "--format, but it holds a journal already (start it without --format)";
+    return nullptr;
+}
+
 struct journal_contents {
     superblock durable;
     std::vector<std::uint8_t> checkpoint;        // the image at durable.checkpoint_op (empty if 0)

@@ -80,6 +80,11 @@ kill -9 "${pid[$lost]}"
 wait "${pid[$lost]}" 2>/dev/null
 rm -rf "$work/data$lost"
 for n in 1 2 3 4; do kv --timeout-ms 10000 put "while-lost-$n" "l$n" >/dev/null || fail "put with $lost down"; done
+# Without --recovering it must not come back as a new, empty replica that votes: it refuses.
+out=$(timeout 10 "$server" --replica "$lost" --replicas "$replicas" --cluster "$cluster" --data "$work/data$lost" 2>&1)
+rc=$?
+[ "$rc" -eq 1 ] && grep -q "holds no journal" <<<"$out" ||
+    fail "replica $lost started without its journal and without --recovering (exit $rc): $out"
 start_replica "$lost" --recovering
 wait_all_normal 15000
 grep -q "disk: empty" "$work/replica$lost.log" || fail "replica $lost did not start from an empty disk"

@@ -55,14 +55,20 @@ fail() {
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # start_replica INDEX [--recovering]: starts one server; its pid goes to pid[INDEX]. With
-# persistent=1 each replica keeps its data in $work/data<INDEX> (kv-server --data).
+# persistent=1 each replica keeps its data in $work/data<INDEX> (kv-server --data, and --format
+# the first time).
 declare -a pid
 persistent=0
 start_replica() {
     local index=$1
     shift
     local data=()
-    [ "$persistent" = 1 ] && data=(--data "$work/data$index")
+    if [ "$persistent" = 1 ]; then
+        data=(--data "$work/data$index")
+        # A new replica (no journal yet, and not told it lost one) formats; kv-server refuses
+        # to guess (vsr::start_refusal).
+        [ -s "$work/data$index/superblock" ] || [[ " $* " == *" --recovering "* ]] || data+=(--format)
+    fi
     "$server" --replica "$index" --replicas "$replicas" --cluster "$cluster" --log-level "${LOG_LEVEL:-debug}" \
         "${data[@]}" "$@" >>"$work/replica$index.log" 2>&1 &
     pid[$index]=$!

@@ -42,18 +42,18 @@ runs() {
     kill -TERM "$pid"; wait "$pid" || fail "toastyfs-node $* did not exit cleanly on SIGTERM"
 }
 
-refused "holds no metadata journal"                       # a new node without --format
+refused "holds no journal"                       # a new node without --format
 [ -s "$superblock" ] && fail "the refused start wrote a superblock"
 out=$(timeout 10 "$node" "${args[@]}" --format --recovering 2>&1); rc=$?
 [ "$rc" -eq 2 ] || fail "--format --recovering: exit $rc (want 2, a usage error): $out"
 out=$(timeout 10 "$node" "${args[@]}" --format --diskless 2>&1); rc=$?
 [ "$rc" -eq 2 ] || fail "--format --diskless: exit $rc (want 2, a usage error): $out"
 runs --format                                              # a new cluster's node
-refused --format "holds a metadata journal already"        # formatting twice
+refused --format "holds a journal already"        # formatting twice
 runs                                                       # a restart reloads its journal
 grep -q "journal loaded" "$work/run.log" || fail "the restart did not log 'journal loaded':$(tail -3 "$work/run.log")"
 rm -rf "$work/data/vsr"                                    # the journal lost: the guard again
-refused "holds no metadata journal"
+refused "holds no journal"
 
 [ "$failures" -eq 0 ] && echo "node_format_guard: all checks passed"
 exit $((failures > 0))
