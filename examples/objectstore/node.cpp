@@ -89,8 +89,9 @@ void usage(std::FILE* out) {
                  "                             restarted node recovers it from the others (--recovering)\n"
                  "  --cluster ID               cluster id, 0..4294967295 (default 0); all processes must agree\n"
                  "  --format                   a new cluster's node, first start: create the metadata journal\n"
-                 "                             (refused if DIR holds one). A persistent node that finds no\n"
-                 "                             journal needs --format or --recovering\n"
+                 "                             (refused if DIR holds one; ignored with --diskless). A\n"
+                 "                             persistent node that finds no journal needs --format or\n"
+                 "                             --recovering\n"
                  "  --recovering               this node lost its metadata (a diskless restart, or its data\n"
                  "                             directory is gone): run VSR recovery first\n"
                  "  --inline-bytes-max N       the metadata store's quota: bytes of small objects kept inline\n"
@@ -176,9 +177,8 @@ int parse_arguments(int argc, char** argv, arguments& out) {
         usage(stderr);
         return cli::exit_usage;
     }
-    if (out.format && (out.recovering || out.diskless)) {
-        std::fprintf(stderr,
-                     "toastyfs-node: --format is for a new persistent node: not with --recovering or --diskless\n");
+    if (out.format && out.recovering) {  // (--diskless ignores it: there is no journal to create)
+        std::fprintf(stderr, "toastyfs-node: --format is for a new node: not with --recovering\n");
         return cli::exit_usage;
     }
     if (out.index >= out.replicas.size()) {

@@ -46,8 +46,6 @@ refused "holds no journal"                       # a new node without --format
 [ -s "$superblock" ] && fail "the refused start wrote a superblock"
 out=$(timeout 10 "$node" "${args[@]}" --format --recovering 2>&1); rc=$?
 [ "$rc" -eq 2 ] || fail "--format --recovering: exit $rc (want 2, a usage error): $out"
-out=$(timeout 10 "$node" "${args[@]}" --format --diskless 2>&1); rc=$?
-[ "$rc" -eq 2 ] || fail "--format --diskless: exit $rc (want 2, a usage error): $out"
 runs --format                                              # a new cluster's node
 refused --format "holds a journal already"        # formatting twice
 runs                                                       # a restart reloads its journal
