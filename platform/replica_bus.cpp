@@ -35,10 +35,15 @@ std::unique_ptr<tcp_message_bus> start_replica_bus(event_loop& loop, tcp_bus_opt
     return bus;
 }
 
-void run_until_shutdown(event_loop& loop, std::uint64_t turn_ns, const std::function<bool()>& after_turn) {
+void run_until_shutdown(event_loop& loop, std::uint64_t turn_ns, const std::function<after_turn_result()>& after_turn) {
+    std::uint64_t wait_ns = turn_ns;
     while (!shutdown_requested()) {
-        loop.run_once(turn_ns);
-        if (after_turn && !after_turn()) return;
+        loop.run_once(wait_ns);
+        wait_ns = turn_ns;
+        if (!after_turn) continue;
+        const after_turn_result next = after_turn();
+        if (next == after_turn_result::stop) return;
+        if (next == after_turn_result::next_turn_at_once) wait_ns = 0;
     }
     log(log_level::info, "%s: shutting down", shutdown_reason());
 }

@@ -35,10 +35,18 @@ std::function<void(std::span<const std::uint8_t>)> deliver_to(replica_type* cons
 /// Makes and starts the bus; when it cannot listen, logs why (warn) and returns null.
 std::unique_ptr<tcp_message_bus> start_replica_bus(event_loop& loop, tcp_bus_options options);
 
+/// What run_until_shutdown does after a turn.
+enum class after_turn_result {
+    next_turn,          // the next turn may wait up to turn_ns for something to happen
+    next_turn_at_once,  // work is pending (a replica's flush_pending()): the next turn does not wait
+    stop,
+};
+
 /// Runs `loop` in turns of at most turn_ns until a shutdown is requested (platform/process.hpp),
 /// then logs what requested it. After each turn `after_turn` runs, if given: a persistent replica
-/// flushes there, one sync for everything the turn decided (group commit). When it returns false
-/// the loop ends.
-void run_until_shutdown(event_loop& loop, std::uint64_t turn_ns, const std::function<bool()>& after_turn = {});
+/// flushes there, one sync for everything the turn decided (group commit), and asks for the next
+/// turn at once while its flush has more to sync.
+void run_until_shutdown(event_loop& loop, std::uint64_t turn_ns,
+                        const std::function<after_turn_result()>& after_turn = {});
 
 }  // namespace platform

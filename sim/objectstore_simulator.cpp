@@ -419,6 +419,7 @@ void objectstore_simulation::flush_replica(std::uint32_t index) {
     node.replica->flush();
     if (restart_if_halted(index)) return;
     check_replica(index);
+    schedule_flush(index);  // the redundant headers it wrote wait for the next sync
 }
 
 void objectstore_simulation::replica_tick(std::uint32_t index) {

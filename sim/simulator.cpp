@@ -406,6 +406,7 @@ void kv_simulation::flush_replica(std::uint32_t index) {
     node.replica->flush();
     if (restart_if_halted(index)) return;
     check_replica(index);
+    schedule_flush(index);  // the redundant headers it wrote wait for the next sync
 }
 
 /// Every replica loses power at once; the disks keep what was synced.

@@ -298,11 +298,14 @@ int run_replica(const arguments& args, const vsr::config& cfg, platform::event_l
     bool storage_failed = false;
     platform::run_until_shutdown(loop, srv.tick_ns, [&] {
         replica->flush();
-        if (!replica->halted()) return true;
+        if (!replica->halted()) {
+            return replica->flush_pending() ? platform::after_turn_result::next_turn_at_once
+                                            : platform::after_turn_result::next_turn;
+        }
         log(log_level::warn, "%s (%s): stopping; a restart loads what is durable", replica->halt_reason(),
             storage.error().c_str());
         storage_failed = true;
-        return false;
+        return platform::after_turn_result::stop;
     });
     srv.report();
     if (srv.tick_pending) loop.cancel(srv.tick_completion);

@@ -420,11 +420,14 @@ int run_metadata_thread(const arguments& args, const vsr::config& cfg) {
     bool failed = false;
     platform::run_until_shutdown(loop, tick.period_ns, [&] {
         replica->flush();  // one sync covers what the turn decided; then its messages go out
-        if (!replica->halted()) return true;
+        if (!replica->halted()) {
+            return replica->flush_pending() ? platform::after_turn_result::next_turn_at_once
+                                            : platform::after_turn_result::next_turn;
+        }
         log(log_level::warn, "%s (journal: %s; store: %s): stopping; a restart loads what is durable",
             replica->halt_reason(), disks.journal.error().c_str(), replica->state_machine().failure().c_str());
         failed = true;
-        return false;
+        return platform::after_turn_result::stop;
     });
     report(*replica, *bus);
     tick.stop();

@@ -90,6 +90,9 @@ struct config {
 
     /// Smallest operation every valid configuration must accept.
     static constexpr std::size_t operation_size_min = 4096;
+    /// Most log slots: a storage may lay the journal's zones out with room for this many
+    /// (platform::file_storage puts the redundant headers and the bodies in one file).
+    static constexpr std::uint64_t log_entries_limit = std::uint64_t{1} << 20;
 
     /// Rejects configurations the protocol cannot run with.
     bool valid() const noexcept {
@@ -98,8 +101,8 @@ struct config {
                entry_size_max() >= 128 + operation_size_min && batch_requests_max >= 1 && clients_max >= 1 &&
                request_queue_max >= 1 && checkpoint_interval >= 1 &&
                log_entries_max >= std::uint64_t{2} * checkpoint_interval + pipeline_max &&
-               checkpoint_size_max >= checkpoint_header_size && checkpoint_step_size >= 1 &&
-               heartbeat_ms < view_change_timeout_ms;
+               log_entries_max <= log_entries_limit && checkpoint_size_max >= checkpoint_header_size &&
+               checkpoint_step_size >= 1 && heartbeat_ms < view_change_timeout_ms;
     }
 };
 

@@ -353,6 +353,8 @@ private:
         bool to_client;
         std::uint64_t target;  // replica index or client id
         std::vector<std::uint8_t> bytes;
+        std::uint64_t flushes_before = 0;      // journal flushes begun when it was held
+        std::uint64_t client_op = UINT64_MAX;  // a reply: the ops it reflects (emit())
     };
 
     struct queued_request {
@@ -637,7 +639,8 @@ private:
             }
             return true;
         }
-        held_.push_back(held_message{to_client, target, std::vector<std::uint8_t>(message.begin(), message.end())});
+        held_.push_back(held_message{to_client, target, std::vector<std::uint8_t>(message.begin(), message.end()),
+                                     journal_flushes_, client_op});
         return false;
     }
 
@@ -1784,20 +1787,36 @@ private:
     /// prepares nothing (prepare_after_compaction does, from the top level).
     void flush_journal() {
         if (halted_ || !journal_.dirty()) return;
+        ++journal_flushes_;
         if (!journal_.flush()) {
             halt("storage failed");
             return;
         }
         checkpoint_durable_op_ = std::min(checkpoint_.op, journal_.checkpoint_durable_op());
         assert(checkpoint_durable_op_ >= log_.base());
-        for (const held_message& m : held_) {
-            if (m.to_client) {
+        send_durable_held();
+    }
+
+    /// Sends the held messages whose state is durable now: all of them if nothing waits; else
+    /// those held before the previous flush began (what they reflect was staged then, and that
+    /// flush wrote the last of it, the redundant headers, which this one synced), and replies
+    /// whose ops are durable. The rest keep their order.
+    void send_durable_held() {
+        const bool all = !journal_.dirty();
+        std::size_t kept = 0;
+        for (held_message& m : held_) {
+            const bool durable = all || m.flushes_before + 2 <= journal_flushes_ ||
+                                 (m.to_client && journal_.durable_through(m.client_op));
+            if (!durable) {
+                if (&held_[kept] != &m) held_[kept] = std::move(m);
+                ++kept;
+            } else if (m.to_client) {
                 bus_.send_to_client(m.target, m.bytes);
             } else {
                 bus_.send_to_replica(static_cast<std::uint8_t>(m.target), m.bytes);
             }
         }
-        held_.clear();
+        held_.resize(kept);
     }
 
     /// After a flush: acknowledgements that came before our own copies were durable count now.
@@ -1813,8 +1832,8 @@ private:
     /// hold them. Those executed since the previous flush() stay one flush longer, so whoever
     /// watches the replica (the simulator's checkers) sees every executed entry in memory once.
     void release_executed() {
-        if (halted_ || !journal_.persistent() || journal_.dirty()) return;
-        log_.release_through(std::min(executed_at_last_flush_, committed_in_log()));
+        if (halted_ || !journal_.persistent()) return;
+        log_.release_through(std::min({executed_at_last_flush_, committed_in_log(), journal_.durable_op(log_.op())}));
         executed_at_last_flush_ = commit_executed_;
     }
 
@@ -2156,6 +2175,7 @@ private:
     bool state_request_retried_ = false;        // a request went unanswered: ask others than the primary
     std::uint64_t executed_at_last_flush_ = 0;  // entries up to here may leave memory at the next flush
     std::uint64_t prepared_early_op_ = 0;       // the highest op whose prepare left before its sync here
+    std::uint64_t journal_flushes_ = 0;         // begun: held messages wait for the one after theirs
     checkpoint_image checkpoint_;               // the latest: served to lagging replicas
     checkpoint_image checkpoint_previous_;      // the one before, for transfers that started on it
     checkpoint_image building_;                 // being built (image_building_), step by step

@@ -57,7 +57,7 @@ wait "$writer_a" "$writer_b" 2>/dev/null
 count=$(wc -l <"$acked")
 echo "killed all three replicas after $count acknowledged puts"
 for i in 0 1 2; do
-    [ -s "$work/data$i/journal_bodies" ] || fail "replica $i wrote no journal in $work/data$i"
+    [ -s "$work/data$i/journal" ] || fail "replica $i wrote no journal in $work/data$i"
 done
 for i in 0 1 2; do start_replica "$i"; done  # from their disks: no --recovering
 wait_all_normal 15000

@@ -99,6 +99,40 @@ BOOST_AUTO_TEST_CASE(flushed_entries_view_and_checkpoint_come_back) {
     BOOST_TEST(contents.log[1] == make_entry(6, 2));
 }
 
+BOOST_AUTO_TEST_CASE(headers_are_synced_by_the_next_flush) {
+    // Appends alone: a flush syncs the bodies and writes their redundant headers, and the next
+    // flush's one sync makes those durable along with the bodies appended since. Until then the
+    // entries do not count as durable, and a crash leaves a log that loads whole.
+    disk d;
+    journal j(d.storage, small_config(), 1);
+    append(j, 1, 1, 1);  // the first flush writes the superblock: everything synced
+    BOOST_TEST(!j.dirty());
+    const std::uint64_t syncs = j.syncs();
+    j.append(make_entry(2, 1), 2);
+    BOOST_TEST_REQUIRE(j.flush());
+    BOOST_TEST(j.dirty());  // op 2's header waits for a sync
+    BOOST_TEST(j.durable_through(1));
+    BOOST_TEST(!j.durable_through(2));
+    BOOST_TEST(j.durable_op(2) == 1u);
+    j.append(make_entry(3, 1), 3);
+    BOOST_TEST_REQUIRE(j.flush());  // one sync: body 3 and header 2
+    BOOST_TEST(j.durable_op(3) == 2u);
+    BOOST_TEST_REQUIRE(j.flush());  // header 3
+    BOOST_TEST(!j.dirty());
+    BOOST_TEST(j.durable_op(3) == 3u);
+    BOOST_TEST(j.syncs() - syncs == 3u);  // one per flush (two each when headers were synced at once)
+
+    // A crash while a header waits: the body is durable, so the entry is there and nothing is damaged.
+    j.append(make_entry(4, 1), 4);
+    BOOST_TEST_REQUIRE(j.flush());
+    BOOST_TEST(j.dirty());
+    d.storage.crash();
+    vsr::journal_contents contents;
+    BOOST_TEST_REQUIRE((reload(d.storage, contents) == vsr::journal_state::loaded));
+    BOOST_TEST_REQUIRE(contents.log.size() == 4u);
+    BOOST_TEST(contents.log[3] == make_entry(4, 1));
+}
+
 BOOST_AUTO_TEST_CASE(unsynced_tail_is_not_damage) {
     // Power loss during a flush: the bodies of the last entries never reached the disk.
     vsr::xoshiro256 random{3};
