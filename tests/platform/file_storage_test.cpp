@@ -11,37 +11,17 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <set>
 #include <string>
 #include <vector>
 
+#include "../temporary_directory.hpp"
+
 namespace {
+
+using test_support::temporary_directory;
 
 namespace fs = std::filesystem;
 using bytes = std::vector<std::uint8_t>;
-
-// A fresh directory per test case, removed afterwards.
-struct temporary_directory {
-    fs::path path;
-
-    temporary_directory() {
-        const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        for (int attempt = 0;; attempt++) {
-            path = fs::temp_directory_path() /
-                   ("toastyfs_file_storage_test_" + std::to_string(stamp) + "_" + std::to_string(attempt));
-            if (fs::create_directory(path)) break;
-        }
-    }
-    ~temporary_directory() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    std::set<std::string> entries() const {
-        std::set<std::string> names;
-        for (const auto& entry : fs::directory_iterator(path)) names.insert(entry.path().filename().string());
-        return names;
-    }
-};
 
 bytes pattern(std::size_t size, std::uint8_t seed) {
     bytes out(size);
@@ -52,7 +32,7 @@ bytes pattern(std::size_t size, std::uint8_t seed) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(zones_come_back_after_reopen) {
-    temporary_directory dir;
+    temporary_directory dir{"toastyfs_file_storage_test"};
     const vsr::zone zones[] = {vsr::zone::superblock, vsr::zone::journal_headers, vsr::zone::journal_bodies,
                                vsr::zone::checkpoint_0, vsr::zone::checkpoint_1};
     {
@@ -67,7 +47,7 @@ BOOST_AUTO_TEST_CASE(zones_come_back_after_reopen) {
     }
     // Headers and bodies share one file, so one fdatasync covers both (file_storage.hpp).
     BOOST_TEST(
-        (dir.entries() == std::set<std::string>{"lock", "superblock", "journal", "checkpoint_0", "checkpoint_1"}));
+        (dir.entries() == std::vector<std::string>{"checkpoint_0", "checkpoint_1", "journal", "lock", "superblock"}));
     BOOST_TEST(fs::file_size(dir.path / "journal") == platform::file_storage::journal_bodies_offset + 200 + 300);
 
     platform::file_storage storage;
@@ -87,7 +67,7 @@ BOOST_AUTO_TEST_CASE(zones_come_back_after_reopen) {
 }
 
 BOOST_AUTO_TEST_CASE(a_second_process_is_locked_out) {
-    temporary_directory dir;
+    temporary_directory dir{"toastyfs_file_storage_test"};
     platform::file_storage first;
     std::string error;
     BOOST_TEST_REQUIRE(first.open(dir.path.string(), error), error);
@@ -100,7 +80,7 @@ BOOST_AUTO_TEST_CASE(an_older_layout_is_refused_not_misread) {
     // Before headers and bodies shared `journal`, each had its own file. Reading such a
     // directory as the new layout would find no records and call the disk damaged.
     for (const char* old_file : {"journal_bodies", "journal_headers"}) {
-        temporary_directory dir;
+        temporary_directory dir{"toastyfs_file_storage_test"};
         std::ofstream(dir.path / old_file) << "old";
         platform::file_storage storage;
         std::string error;

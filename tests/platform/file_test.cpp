@@ -13,36 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "../temporary_directory.hpp"
+
 namespace {
 
+using test_support::temporary_directory;
+
 namespace fs = std::filesystem;
-
-// A fresh directory per test case, removed afterwards.
-struct temporary_directory {
-    fs::path path;
-
-    temporary_directory() {
-        const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        for (int attempt = 0;; attempt++) {
-            path = fs::temp_directory_path() /
-                   ("toastyfs_file_test_" + std::to_string(stamp) + "_" + std::to_string(attempt));
-            if (fs::create_directory(path)) break;
-        }
-    }
-    ~temporary_directory() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-
-    std::vector<std::string> entries() const {
-        std::vector<std::string> names;
-        for (const auto& entry : fs::directory_iterator(path)) {
-            names.push_back(entry.path().filename().string());
-        }
-        return names;
-    }
-};
 
 std::vector<std::uint8_t> pattern(std::size_t size, std::uint8_t seed) {
     std::vector<std::uint8_t> bytes(size);
@@ -53,7 +30,7 @@ std::vector<std::uint8_t> pattern(std::size_t size, std::uint8_t seed) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(round_trip) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_file_test"};
     const std::string path = directory.file("data");
     const auto data = pattern(100'000, 7);
     std::string error;
@@ -64,7 +41,7 @@ BOOST_AUTO_TEST_CASE(round_trip) {
 }
 
 BOOST_AUTO_TEST_CASE(empty_file_round_trip) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_file_test"};
     const std::string path = directory.file("empty");
     std::string error;
     BOOST_REQUIRE_MESSAGE(platform::write_file_atomically(path, {}, error), error);
@@ -74,7 +51,7 @@ BOOST_AUTO_TEST_CASE(empty_file_round_trip) {
 }
 
 BOOST_AUTO_TEST_CASE(replaces_existing_content_and_leaves_no_temporary_files) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_file_test"};
     const std::string path = directory.file("data");
     std::string error;
     BOOST_REQUIRE(platform::write_file_atomically(path, pattern(5000, 1), error));
@@ -87,7 +64,7 @@ BOOST_AUTO_TEST_CASE(replaces_existing_content_and_leaves_no_temporary_files) {
 }
 
 BOOST_AUTO_TEST_CASE(missing_directory_is_an_error) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_file_test"};
     const std::string path = directory.file("missing/data");
     std::string error;
     BOOST_TEST(!platform::write_file_atomically(path, pattern(10, 3), error));
@@ -96,7 +73,7 @@ BOOST_AUTO_TEST_CASE(missing_directory_is_an_error) {
 }
 
 BOOST_AUTO_TEST_CASE(path_naming_a_directory_is_an_error) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_file_test"};
     std::string error;
     BOOST_TEST(!platform::write_file_atomically(directory.path.string() + "/", {}, error));
     BOOST_TEST(!error.empty());
@@ -106,7 +83,7 @@ BOOST_AUTO_TEST_CASE(path_naming_a_directory_is_an_error) {
 }
 
 BOOST_AUTO_TEST_CASE(read_refuses_oversize_files) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_file_test"};
     const std::string path = directory.file("data");
     const auto data = pattern(100, 4);
     std::string error;
@@ -120,7 +97,7 @@ BOOST_AUTO_TEST_CASE(read_refuses_oversize_files) {
 }
 
 BOOST_AUTO_TEST_CASE(read_of_a_missing_file_is_an_error) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_file_test"};
     std::string error;
     std::vector<std::uint8_t> read;
     BOOST_TEST(!platform::read_file(directory.file("nothing"), 100, read, error));

@@ -21,6 +21,8 @@
 #include "toastyfs/metadata_codec.hpp"
 #include "toastyfs/metadata_state_machine.hpp"
 
+#include "../temporary_directory.hpp"
+
 namespace toastyfs {
 inline std::ostream& boost_test_print_type(std::ostream& os, metadata_io v) {
     switch (v) {
@@ -36,27 +38,11 @@ inline std::ostream& boost_test_print_type(std::ostream& os, status v) { return 
 
 namespace {
 
+using test_support::temporary_directory;
+
 namespace fs = std::filesystem;
 using toastyfs::metadata_io;
 using bytes = std::vector<std::uint8_t>;
-
-// A fresh directory per test case, removed afterwards.
-struct temporary_directory {
-    fs::path path;
-
-    temporary_directory() {
-        const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        for (int attempt = 0;; attempt++) {
-            path = fs::temp_directory_path() /
-                   ("toastyfs_metadata_disk_test_" + std::to_string(stamp) + "_" + std::to_string(attempt));
-            if (fs::create_directory(path)) break;
-        }
-    }
-    ~temporary_directory() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-};
 
 bytes pattern(std::size_t size, std::uint8_t seed) {
     bytes out(size);
@@ -95,7 +81,7 @@ std::uintmax_t size_on_disk(const fs::path& path) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(write_then_read_back_with_zeros_past_the_end) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_metadata_disk_test"};
     platform::posix_metadata_disk disk(directory.path.string());
     BOOST_TEST_REQUIRE(disk.is_open(), disk.last_error());
     auto file = open_file(disk, "data", true);
@@ -143,7 +129,7 @@ BOOST_AUTO_TEST_CASE(write_then_read_back_with_zeros_past_the_end) {
 }
 
 BOOST_AUTO_TEST_CASE(truncate_size_and_sync) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_metadata_disk_test"};
     platform::posix_metadata_disk disk(directory.path.string());
     BOOST_TEST_REQUIRE(disk.is_open(), disk.last_error());
     auto file = open_file(disk, "data", true);
@@ -174,7 +160,7 @@ BOOST_AUTO_TEST_CASE(truncate_size_and_sync) {
 }
 
 BOOST_AUTO_TEST_CASE(reopening_sees_the_data) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_metadata_disk_test"};
     const bytes data = pattern(3000, 9);
     {
         platform::posix_metadata_disk disk(directory.path.string());
@@ -195,7 +181,7 @@ BOOST_AUTO_TEST_CASE(reopening_sees_the_data) {
 }
 
 BOOST_AUTO_TEST_CASE(open_without_create_of_a_missing_file_is_not_found) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_metadata_disk_test"};
     platform::posix_metadata_disk disk(directory.path.string());
     BOOST_TEST_REQUIRE(disk.is_open(), disk.last_error());
     metadata_io status = metadata_io::ok;
@@ -212,7 +198,7 @@ BOOST_AUTO_TEST_CASE(open_without_create_of_a_missing_file_is_not_found) {
 }
 
 BOOST_AUTO_TEST_CASE(remove_is_not_found_the_second_time) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_metadata_disk_test"};
     platform::posix_metadata_disk disk(directory.path.string());
     BOOST_TEST_REQUIRE(disk.is_open(), disk.last_error());
     auto file = open_file(disk, "data", true);
@@ -230,7 +216,7 @@ BOOST_AUTO_TEST_CASE(remove_is_not_found_the_second_time) {
 }
 
 BOOST_AUTO_TEST_CASE(rename_replaces_the_target) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_metadata_disk_test"};
     platform::posix_metadata_disk disk(directory.path.string());
     BOOST_TEST_REQUIRE(disk.is_open(), disk.last_error());
     BOOST_TEST_REQUIRE(open_file(disk, "old", true)->write(0, text("old content")) == metadata_io::ok);
@@ -254,7 +240,7 @@ BOOST_AUTO_TEST_CASE(rename_replaces_the_target) {
 }
 
 BOOST_AUTO_TEST_CASE(names_that_are_not_plain_are_rejected) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_metadata_disk_test"};
     const fs::path inside = directory.path / "store";
     platform::posix_metadata_disk disk(inside.string());
     BOOST_TEST_REQUIRE(disk.is_open(), disk.last_error());
@@ -288,7 +274,7 @@ BOOST_AUTO_TEST_CASE(names_that_are_not_plain_are_rejected) {
 }
 
 BOOST_AUTO_TEST_CASE(only_regular_files_open) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_metadata_disk_test"};
     platform::posix_metadata_disk disk(directory.path.string());
     BOOST_TEST_REQUIRE(disk.is_open(), disk.last_error());
     fs::create_directory(directory.path / "sub");
@@ -307,7 +293,7 @@ BOOST_AUTO_TEST_CASE(only_regular_files_open) {
 }
 
 BOOST_AUTO_TEST_CASE(missing_directories_are_created) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_metadata_disk_test"};
     const fs::path nested = directory.path / "a" / "b" / "c";
     {
         platform::posix_metadata_disk disk(nested.string() + "/");
@@ -323,7 +309,7 @@ BOOST_AUTO_TEST_CASE(missing_directories_are_created) {
 }
 
 BOOST_AUTO_TEST_CASE(a_directory_that_cannot_be_created_is_reported) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_metadata_disk_test"};
     std::ofstream(directory.path / "plain") << "a file, not a directory";
     for (const fs::path& path : {directory.path / "plain" / "store", directory.path / "plain"}) {
         BOOST_TEST_CONTEXT("path " << path) {
@@ -345,7 +331,7 @@ BOOST_AUTO_TEST_CASE(a_directory_that_cannot_be_created_is_reported) {
 
 BOOST_AUTO_TEST_CASE(metadata_state_machine_runs_on_the_disk) {
     using namespace toastyfs;
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_metadata_disk_test"};
     platform::posix_metadata_disk disk(directory.path.string());
     BOOST_TEST_REQUIRE(disk.is_open(), disk.last_error());
     metadata_state_machine machine(metadata_options{}, &disk);

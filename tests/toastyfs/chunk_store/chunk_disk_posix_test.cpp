@@ -20,6 +20,8 @@
 
 #include <sys/resource.h>
 
+#include "../../temporary_directory.hpp"
+
 namespace toastyfs {
 // Lets Boost.Test print statuses in failure messages.
 std::ostream& operator<<(std::ostream& out, disk_status status) { return out << to_string(status); }
@@ -27,35 +29,11 @@ std::ostream& operator<<(std::ostream& out, disk_status status) { return out << 
 
 namespace {
 
+using test_support::temporary_directory;
+
 namespace fs = std::filesystem;
 using platform::posix_chunk_disk;
 using toastyfs::disk_status;
-
-// A fresh directory per test case, removed afterwards.
-struct temporary_directory {
-    fs::path path;
-
-    temporary_directory() {
-        const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        for (int attempt = 0;; attempt++) {
-            path = fs::temp_directory_path() /
-                   ("toastyfs_chunk_disk_posix_test_" + std::to_string(stamp) + "_" + std::to_string(attempt));
-            if (fs::create_directory(path)) break;
-        }
-    }
-    ~temporary_directory() {
-        std::error_code ignored;
-        fs::remove_all(path, ignored);
-    }
-    std::vector<std::string> entries(const std::string& directory = ".") const {
-        std::vector<std::string> names;
-        for (const auto& entry : fs::directory_iterator(path / directory)) {
-            names.push_back(entry.path().filename().string());
-        }
-        std::sort(names.begin(), names.end());
-        return names;
-    }
-};
 
 std::vector<std::uint8_t> pattern(std::size_t size, std::uint8_t seed) {
     std::vector<std::uint8_t> bytes(size);
@@ -68,7 +46,7 @@ constexpr std::uint64_t token_a = 1'700'000'000'123'456'789;  // nanoseconds, la
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(write_read_stat_round_trip_with_exact_token) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_chunk_disk_posix_test"};
     posix_chunk_disk disk((directory.path / "root").string());  // created when missing
     BOOST_REQUIRE_MESSAGE(disk.is_open(), disk.last_error());
     BOOST_TEST(disk.make_directory("d") == disk_status::ok);
@@ -85,7 +63,7 @@ BOOST_AUTO_TEST_CASE(write_read_stat_round_trip_with_exact_token) {
 }
 
 BOOST_AUTO_TEST_CASE(replace_leaves_no_temporaries_and_tokens_survive_reopen) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_chunk_disk_posix_test"};
     {
         posix_chunk_disk disk(directory.path.string());
         BOOST_TEST(disk.make_directory("d") == disk_status::ok);
@@ -104,7 +82,7 @@ BOOST_AUTO_TEST_CASE(replace_leaves_no_temporaries_and_tokens_survive_reopen) {
 }
 
 BOOST_AUTO_TEST_CASE(missing_things_are_not_found) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_chunk_disk_posix_test"};
     posix_chunk_disk disk(directory.path.string());
     std::vector<std::uint8_t> read;
     std::vector<std::string> names;
@@ -120,7 +98,7 @@ BOOST_AUTO_TEST_CASE(missing_things_are_not_found) {
 }
 
 BOOST_AUTO_TEST_CASE(read_refuses_oversize_files_and_directories) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_chunk_disk_posix_test"};
     posix_chunk_disk disk(directory.path.string());
     BOOST_TEST(disk.make_directory("d") == disk_status::ok);
     BOOST_TEST(disk.write_durably("file", pattern(100, 1), token_a) == disk_status::ok);
@@ -135,7 +113,7 @@ BOOST_AUTO_TEST_CASE(read_refuses_oversize_files_and_directories) {
 }
 
 BOOST_AUTO_TEST_CASE(remove_rename_and_list) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_chunk_disk_posix_test"};
     posix_chunk_disk disk(directory.path.string());
     BOOST_TEST(disk.make_directory("a") == disk_status::ok);
     BOOST_TEST(disk.make_directory("a") == disk_status::ok);  // idempotent
@@ -161,7 +139,7 @@ BOOST_AUTO_TEST_CASE(remove_rename_and_list) {
 }
 
 BOOST_AUTO_TEST_CASE(names_that_could_escape_the_root_are_refused) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_chunk_disk_posix_test"};
     posix_chunk_disk disk((directory.path / "root").string());
     for (const char* name : {"", "/etc/passwd", "../outside", "a/../../outside", "a//b", "./x", "x/"}) {
         BOOST_TEST(disk.write_durably(name, pattern(1, 1), token_a) == disk_status::io_error, name);
@@ -172,14 +150,14 @@ BOOST_AUTO_TEST_CASE(names_that_could_escape_the_root_are_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(make_directory_over_a_file_is_an_error) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_chunk_disk_posix_test"};
     posix_chunk_disk disk(directory.path.string());
     BOOST_TEST(disk.write_durably("file", pattern(1, 1), token_a) == disk_status::ok);
     BOOST_TEST(disk.make_directory("file") == disk_status::io_error);
 }
 
 BOOST_AUTO_TEST_CASE(unusable_root_makes_every_call_an_io_error) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_chunk_disk_posix_test"};
     std::ofstream(directory.path / "plain") << "not a directory";
     posix_chunk_disk disk((directory.path / "plain").string());
     BOOST_TEST(!disk.is_open());
@@ -199,7 +177,7 @@ BOOST_AUTO_TEST_CASE(unusable_root_makes_every_call_an_io_error) {
 }
 
 BOOST_AUTO_TEST_CASE(file_size_limit_is_no_space_and_leaves_nothing_behind) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_chunk_disk_posix_test"};
     posix_chunk_disk disk(directory.path.string());
     BOOST_TEST(disk.write_durably("old", pattern(10, 1), token_a) == disk_status::ok);
     // RLIMIT_FSIZE makes write() fail with EFBIG, like a file system that cannot hold the file.
@@ -220,7 +198,7 @@ BOOST_AUTO_TEST_CASE(file_size_limit_is_no_space_and_leaves_nothing_behind) {
 }
 
 BOOST_AUTO_TEST_CASE(tokens_the_file_system_cannot_store_fail_cleanly) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_chunk_disk_posix_test"};
     posix_chunk_disk disk(directory.path.string());
     const std::uint64_t token = std::numeric_limits<std::uint64_t>::max();  // year 2554
     const disk_status status = disk.write_durably("f", pattern(1, 1), token);
@@ -235,7 +213,7 @@ BOOST_AUTO_TEST_CASE(tokens_the_file_system_cannot_store_fail_cleanly) {
 }
 
 BOOST_AUTO_TEST_CASE(free_bytes_token_now_and_temporary_names) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_chunk_disk_posix_test"};
     posix_chunk_disk disk(directory.path.string());
     std::uint64_t free = 0;
     BOOST_TEST(disk.free_bytes(free) == disk_status::ok);
@@ -253,7 +231,7 @@ BOOST_AUTO_TEST_CASE(free_bytes_token_now_and_temporary_names) {
 }
 
 BOOST_AUTO_TEST_CASE(failed_rename_removes_its_temporary) {
-    temporary_directory directory;
+    temporary_directory directory{"toastyfs_chunk_disk_posix_test"};
     posix_chunk_disk disk(directory.path.string());
     BOOST_TEST(disk.make_directory("target") == disk_status::ok);
     BOOST_TEST(disk.write_durably("target/inner", pattern(1, 1), token_a) == disk_status::ok);
