@@ -475,9 +475,7 @@ public:
         if (!view_pending_ && !checkpoint_pending_ && superblock_.sequence != 0) {
             return !io_error_;  // the headers are synced by the next flush's step 1
         }
-        if (view_pending_ || checkpoint_pending_ || superblock_.sequence == 0) {
-            if (!write_superblock(next_superblock())) return false;
-        }
+        if (!write_superblock(next_superblock())) return false;  // the view or checkpoint changed, or the first
         if (written_ && !sync()) return false;
         pending_.clear();
         view_pending_ = false;
